@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+/**
+ * `onnx-sidecar <command>`: one binary, three commands (SPEC "What it is").
+ * Each command module owns its option table and returns an exit code.
+ */
+import { ConfigError } from '../common/config.js'
+
+const USAGE = `usage: onnx-sidecar <command> [options]
+
+Commands:
+  serve     serve a model repository over the Open Inference Protocol (the sidecar)
+  webhook   the injector: HTTPS AdmissionReview v1 endpoint
+  inject    offline injection of manifests: inject -f FILE|-
+
+Run 'onnx-sidecar <command> --help' for the options of a command.
+`
+
+type Command = (argv: string[]) => Promise<number>
+
+const commands: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import('../sidecar/serve-command.js')).serveCommand
+}
+
+async function main (argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(USAGE)
+    return name === undefined ? 2 : 0
+  }
+  const load = commands[name]
+  if (load === undefined) {
+    process.stderr.write(`onnx-sidecar: unknown command '${name}'\n\n${USAGE}`)
+    return 2
+  }
+  try {
+    return await (await load())(rest)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`onnx-sidecar ${name}: ${err.message}\n`)
+      return 2
+    }
+    throw err
+  }
+}
+
+main(process.argv.slice(2)).then(code => {
+  // Servers keep the process alive on their own; a finished command sets the code and lets the loop drain.
+  process.exitCode = code
+}, (err: unknown) => {
+  process.stderr.write(`onnx-sidecar: ${(err as Error).stack ?? String(err)}\n`)
+  process.exitCode = 1
+})

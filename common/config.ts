@@ -1,0 +1,169 @@
+/**
+ * The one place that reads `process.env`.
+ *
+ * Every command declares its options in a table of `Option`s (flag, environment
+ * variable, default, parser, help text). `readConfig` resolves each option once at
+ * start-up with the precedence flag > environment variable > default, and throws a
+ * `ConfigError` naming the flag or variable when a value does not parse. The rest of
+ * the code receives plain typed objects and never looks at the environment itself.
+ */
+
+export class ConfigError extends Error {
+  readonly code = 'ERR_CONFIG'
+  constructor (message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+export interface Option<T> {
+  /** Long flag, e.g. `--port`. */
+  flag: string
+  /** Optional one-letter alias, e.g. `-f`. */
+  short?: string
+  /** Environment variable, e.g. `ONNX_SIDECAR_PORT`; empty string for flag-only options. */
+  env: string
+  description: string
+  default: T
+  /** Text shown for the default in `--help` when `String(default)` would mislead. */
+  defaultText?: string
+  /** True for flags that take no value (`--help`). */
+  boolean?: boolean
+  /** Parses the raw string; throws an Error whose message says what is wrong. */
+  parse: (raw: string) => T
+}
+
+export type OptionTable = Record<string, Option<any>>
+export type Resolved<D extends OptionTable> = { [K in keyof D]: D[K] extends Option<infer T> ? T : never }
+
+/** A snapshot of the process environment: callers pass it around instead of reading it. */
+export function processEnv (): Readonly<Record<string, string | undefined>> {
+  return { ...process.env }
+}
+
+export function readConfig<D extends OptionTable> (
+  table: D,
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = processEnv()
+): Resolved<D> & { _: string[] } {
+  const byFlag = new Map<string, [string, Option<unknown>]>()
+  for (const [key, opt] of Object.entries(table)) {
+    byFlag.set(opt.flag, [key, opt])
+    if (opt.short !== undefined) byFlag.set(opt.short, [key, opt])
+  }
+  const raw = new Map<string, { value: string, source: string }>()
+  const positional: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string
+    if (arg === '--') {
+      positional.push(...argv.slice(i + 1))
+      break
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      positional.push(arg)
+      continue
+    }
+    const eq = arg.indexOf('=')
+    const name = eq === -1 ? arg : arg.slice(0, eq)
+    const entry = byFlag.get(name)
+    if (entry === undefined) throw new ConfigError(`unknown flag '${name}' (see --help)`)
+    const [key, opt] = entry
+    let value: string
+    if (eq !== -1) {
+      value = arg.slice(eq + 1)
+    } else if (opt.boolean === true) {
+      value = 'true'
+    } else {
+      const next = argv[i + 1]
+      if (next === undefined) throw new ConfigError(`flag '${name}' needs a value`)
+      value = next
+      i++
+    }
+    raw.set(key, { value, source: `flag ${opt.flag}` })
+  }
+
+  const out: Record<string, unknown> = { _: positional }
+  for (const [key, opt] of Object.entries(table)) {
+    let given = raw.get(key)
+    if (given === undefined && opt.env !== '') {
+      const fromEnv = env[opt.env]
+      if (fromEnv !== undefined && fromEnv !== '') given = { value: fromEnv, source: `environment variable ${opt.env}` }
+    }
+    if (given === undefined) {
+      out[key] = opt.default
+      continue
+    }
+    try {
+      out[key] = opt.parse(given.value)
+    } catch (err) {
+      throw new ConfigError(`${given.source}: ${(err as Error).message}`)
+    }
+  }
+  return out as Resolved<D> & { _: string[] }
+}
+
+export function helpText (usage: string, table: OptionTable): string {
+  const rows = Object.values(table).map(opt => {
+    const names = [opt.short, opt.flag].filter(Boolean).join(', ')
+    const env = opt.env === '' ? '' : `  [env ${opt.env}]`
+    const def = opt.boolean === true ? '' : `  (default: ${opt.defaultText ?? JSON.stringify(opt.default)})`
+    return `  ${names}\n      ${opt.description}${def}${env}`
+  })
+  return `${usage}\n\nOptions:\n${rows.join('\n')}\n`
+}
+
+// ---- parsers ---------------------------------------------------------------
+
+export const parse = {
+  string: (raw: string): string => raw,
+  int (min: number, max: number) {
+    return (raw: string): number => {
+      if (!/^-?\d+$/.test(raw.trim())) throw new Error(`'${raw}' is not an integer`)
+      const n = Number(raw)
+      if (n < min || n > max) throw new Error(`${n} is outside ${min}..${max}`)
+      return n
+    }
+  },
+  port (raw: string): number {
+    return parse.int(1, 65535)(raw)
+  },
+  bool (raw: string): boolean {
+    const v = raw.trim().toLowerCase()
+    if (['1', 'true', 'yes', 'on'].includes(v)) return true
+    if (['0', 'false', 'no', 'off'].includes(v)) return false
+    throw new Error(`'${raw}' is not a boolean (true/false)`)
+  },
+  oneOf<T extends string> (...allowed: T[]) {
+    return (raw: string): T => {
+      if (!(allowed as string[]).includes(raw)) throw new Error(`'${raw}' is not one of ${allowed.join(', ')}`)
+      return raw as T
+    }
+  },
+  /** Byte sizes such as `64mb`, `512kb`, `1048576`. */
+  bytes (raw: string): number {
+    const m = /^(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?$/i.exec(raw.trim())
+    if (m === null) throw new Error(`'${raw}' is not a size (examples: 1048576, 512kb, 64mb)`)
+    const unit = (m[2] ?? 'b').toLowerCase()
+    const mult: Record<string, number> = { b: 1, kb: 1024, kib: 1024, mb: 1024 ** 2, mib: 1024 ** 2, gb: 1024 ** 3, gib: 1024 ** 3 }
+    return Number(m[1]) * (mult[unit] as number)
+  }
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = typeof LOG_LEVELS[number]
+
+/** Options every command shares. */
+export function commonOptions () {
+  return {
+    help: { flag: '--help', short: '-h', env: '', description: 'show this help', default: false, boolean: true, parse: parse.bool } as Option<boolean>,
+    logLevel: { flag: '--log-level', env: 'ONNX_SIDECAR_LOG_LEVEL', description: `log level (${LOG_LEVELS.join(', ')})`, default: 'info', parse: parse.oneOf(...LOG_LEVELS) } as Option<LogLevel>
+  }
+}
+
+/** OpenTelemetry is on only when one of the standard variables asks for an exporter. */
+export function otelRequested (env: Readonly<Record<string, string | undefined>>): boolean {
+  if (env.OTEL_SDK_DISABLED === 'true') return false
+  const traces = env.OTEL_TRACES_EXPORTER
+  if (traces !== undefined && traces !== '' && traces !== 'none') return true
+  return ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'].some(k => (env[k] ?? '') !== '')
+}

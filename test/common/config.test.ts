@@ -1,0 +1,53 @@
+import t from 'tap'
+import { readConfig, parse, helpText, ConfigError, otelRequested, type Option } from '../../common/config.js'
+
+const table = {
+  port: { flag: '--port', env: 'X_PORT', description: 'port', default: 8500, parse: parse.port } as Option<number>,
+  name: { flag: '--name', short: '-n', env: 'X_NAME', description: 'name', default: 'a', parse: parse.string } as Option<string>,
+  verbose: { flag: '--verbose', env: '', description: 'chatty', default: false, boolean: true, parse: parse.bool } as Option<boolean>,
+  size: { flag: '--size', env: 'X_SIZE', description: 'size', default: 1024, parse: parse.bytes } as Option<number>,
+  mode: { flag: '--mode', env: 'X_MODE', description: 'mode', default: 'a', parse: parse.oneOf('a', 'b') } as Option<'a' | 'b'>
+}
+
+t.test('flag beats environment beats default', async t => {
+  t.same(readConfig(table, [], {}).port, 8500)
+  t.same(readConfig(table, [], { X_PORT: '9000' }).port, 9000)
+  t.same(readConfig(table, ['--port', '9100'], { X_PORT: '9000' }).port, 9100)
+  t.same(readConfig(table, ['--port=9200'], {}).port, 9200)
+  t.same(readConfig(table, ['-n', 'b'], {}).name, 'b')
+  t.same(readConfig(table, ['--verbose'], {}).verbose, true)
+  t.same(readConfig(table, ['x', '--', '--port'], {})._, ['x', '--port'])
+  t.same(readConfig(table, ['-'], {})._, ['-'])
+  t.same(readConfig(table, [], { X_PORT: '' }).port, 8500, 'an empty variable counts as unset')
+})
+
+t.test('errors name the flag or the variable', async t => {
+  t.throws(() => readConfig(table, ['--port', '0'], {}), new ConfigError('flag --port: 0 is outside 1..65535'))
+  t.throws(() => readConfig(table, [], { X_PORT: 'http' }), /environment variable X_PORT: 'http' is not an integer/)
+  t.throws(() => readConfig(table, ['--nope'], {}), /unknown flag '--nope'/)
+  t.throws(() => readConfig(table, ['--port'], {}), /flag '--port' needs a value/)
+  t.throws(() => readConfig(table, ['--mode', 'c'], {}), /'c' is not one of a, b/)
+  t.throws(() => readConfig(table, ['--size', 'lots'], {}), /is not a size/)
+})
+
+t.test('parsers', async t => {
+  t.equal(parse.bytes('64mb'), 64 * 1024 * 1024)
+  t.equal(parse.bytes('512KiB'), 512 * 1024)
+  t.equal(parse.bytes('10'), 10)
+  t.equal(parse.bool('off'), false)
+  t.throws(() => parse.bool('maybe'), /not a boolean/)
+})
+
+t.test('help lists flags, defaults and variables', async t => {
+  const text = helpText('usage: x', table)
+  t.match(text, /--port\n\s+port {2}\(default: 8500\) {2}\[env X_PORT\]/)
+  t.match(text, /-n, --name/)
+})
+
+t.test('OpenTelemetry is off unless an exporter is configured', async t => {
+  t.equal(otelRequested({}), false)
+  t.equal(otelRequested({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }), true)
+  t.equal(otelRequested({ OTEL_TRACES_EXPORTER: 'none' }), false)
+  t.equal(otelRequested({ OTEL_TRACES_EXPORTER: 'console' }), true)
+  t.equal(otelRequested({ OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'otlp' }), false)
+})
