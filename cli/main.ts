@@ -18,7 +18,8 @@ Run 'onnx-sidecar <command> --help' for the options of a command.
 type Command = (argv: string[]) => Promise<number>
 
 const commands: Record<string, () => Promise<Command>> = {
-  serve: async () => (await import('../sidecar/serve-command.js')).serveCommand
+  serve: async () => (await import('../sidecar/serve-command.js')).serveCommand,
+  inject: async () => (await import('../injector/inject-command.js')).injectCommand
 }
 
 async function main (argv: string[]): Promise<number> {

@@ -1,0 +1,53 @@
+/**
+ * Every error the injector reports is created here, with a stable code, an HTTP status
+ * and a message. Annotation problems become `allowed: false` admission responses whose
+ * message is the error's message (kubectl prints it after "denied the request:"); HTTP
+ * problems with the AdmissionReview itself become plain HTTP errors `{"error": "..."}`.
+ *
+ * Each code is documented in README.md ("Error codes"); a test checks that.
+ */
+
+export class InjectorError extends Error {
+  readonly code: string
+  readonly statusCode: number
+
+  constructor (code: string, statusCode: number, message: string) {
+    super(message)
+    this.name = 'InjectorError'
+    this.code = code
+    this.statusCode = statusCode
+  }
+}
+
+type Factory<A extends unknown[]> = ((...args: A) => InjectorError) & { code: string, statusCode: number }
+
+function define<A extends unknown[]> (code: string, statusCode: number, message: (...args: A) => string): Factory<A> {
+  const make = (...args: A): InjectorError => new InjectorError(code, statusCode, message(...args))
+  return Object.assign(make, { code, statusCode })
+}
+
+export const errors = {
+  // The pod asks for something the injector cannot do: the admission is denied.
+  INVALID_ANNOTATION: define('OS_ERR_INJ_INVALID_ANNOTATION', 400,
+    (key: string, value: string, detail: string) => `annotation ${key}: ${JSON.stringify(value)} ${detail}`),
+  PORT_CLASH: define('OS_ERR_INJ_PORT_CLASH', 400,
+    (key: string, port: number, detail: string) => `annotation ${key}: port ${port} ${detail}`),
+  UNKNOWN_VOLUME: define('OS_ERR_INJ_UNKNOWN_VOLUME', 400,
+    (key: string, value: string, volumes: string[]) => `annotation ${key}: ${JSON.stringify(value)} is not a volume of this pod (volumes: ${volumes.length === 0 ? 'none' : volumes.join(', ')})`),
+  INVALID_POD: define('OS_ERR_INJ_INVALID_POD', 400, (detail: string) => `cannot inject this pod: ${detail}`),
+  // Offline injection: the input is not a manifest.
+  INVALID_MANIFEST: define('OS_ERR_INJ_INVALID_MANIFEST', 400, (where: string, detail: string) => `${where}: ${detail}`),
+  // The injection config file (the chart's ConfigMap) is wrong; the webhook keeps its previous config.
+  INVALID_CONFIG: define('OS_ERR_INJ_INVALID_CONFIG', 500, (file: string, detail: string) => `injection config ${file}: ${detail}`),
+  // HTTP problems with the request that carries the AdmissionReview.
+  BAD_REVIEW: define('OS_ERR_INJ_BAD_REVIEW', 400, (detail: string) => `not an AdmissionReview: ${detail}`),
+  NOT_FOUND: define('OS_ERR_INJ_NOT_FOUND', 404, (method: string, path: string) => `no route for ${method} ${path}`),
+  METHOD_NOT_ALLOWED: define('OS_ERR_INJ_METHOD_NOT_ALLOWED', 405, (method: string, path: string) => `${method} is not allowed on ${path}`),
+  BODY_TOO_LARGE: define('OS_ERR_INJ_BODY_TOO_LARGE', 413, (limit: number) => `request body exceeds the limit of ${limit} bytes`),
+  UNSUPPORTED_MEDIA_TYPE: define('OS_ERR_INJ_UNSUPPORTED_MEDIA_TYPE', 415, (type: string) => `content-type '${type}' is not supported (use application/json)`),
+  // A bug: the admission is denied (the chart's failurePolicy is Fail anyway) and the detail goes to the log.
+  INTERNAL: define('OS_ERR_INJ_INTERNAL', 500, () => 'internal error in the onnx-sidecar injector (see its log)')
+} as const
+
+/** Every code, for the documentation test. */
+export const ERROR_CODES: readonly string[] = Object.values(errors).map(e => e.code)

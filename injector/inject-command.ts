@@ -1,0 +1,67 @@
+/**
+ * `onnx-sidecar inject -f FILE|-`: offline injection, like `istioctl kube-inject`.
+ * The injected manifests go to stdout, warnings and errors to stderr; an invalid
+ * manifest or annotation exits 1.
+ */
+import { readFile } from 'node:fs/promises'
+import { readConfig, helpText, parse, processEnv, type Option } from '../common/config.js'
+import { InjectorError } from './errors.js'
+import { loadInjectionConfig } from './injection-config.js'
+import { injectManifests } from './manifests.js'
+
+export const INJECT_OPTIONS = {
+  file: { flag: '--filename', short: '-f', env: '', description: 'manifest file to inject (YAML or JSON, multi-document), - for stdin', default: '', parse: parse.string } as Option<string>,
+  config: { flag: '--config', env: 'ONNX_SIDECAR_CONFIG', description: 'injection config file (YAML or JSON); built-in defaults without it', default: '', defaultText: 'built-in defaults', parse: parse.string } as Option<string>,
+  help: { flag: '--help', short: '-h', env: '', description: 'show this help', default: false, boolean: true, parse: parse.bool } as Option<boolean>
+}
+
+const USAGE = 'usage: onnx-sidecar inject -f FILE|- [--config FILE]'
+
+export interface InjectIo {
+  stdin: NodeJS.ReadableStream
+  stdout: { write: (s: string) => unknown }
+  stderr: { write: (s: string) => unknown }
+  env: Readonly<Record<string, string | undefined>>
+}
+
+async function readAll (stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+export async function runInject (argv: string[], io: InjectIo): Promise<number> {
+  const opts = readConfig(INJECT_OPTIONS, argv, io.env)
+  if (opts.help) {
+    io.stdout.write(helpText(USAGE, INJECT_OPTIONS))
+    return 0
+  }
+  const file = opts.file !== '' ? opts.file : opts._[0]
+  if (file === undefined || file === '') {
+    io.stderr.write(`onnx-sidecar inject: -f FILE or -f - (stdin) is required\n${USAGE}\n`)
+    return 2
+  }
+  try {
+    const config = loadInjectionConfig(opts.config)
+    const text = file === '-' ? await readAll(io.stdin) : await readFile(file, 'utf8')
+    const result = injectManifests(text, config)
+    for (const w of result.warnings) io.stderr.write(`warning: ${w}\n`)
+    io.stdout.write(result.output)
+    return 0
+  } catch (err) {
+    if (err instanceof InjectorError) {
+      io.stderr.write(`onnx-sidecar inject: ${err.message}\n`)
+      return 1
+    }
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'EISDIR' || code === 'EACCES') {
+      io.stderr.write(`onnx-sidecar inject: ${(err as Error).message}\n`)
+      return 1
+    }
+    throw err
+  }
+}
+
+export async function injectCommand (argv: string[]): Promise<number> {
+  return await runInject(argv, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: processEnv() })
+}
