@@ -1,0 +1,67 @@
+/**
+ * Every error the sidecar reports to a client is created here, with a stable code,
+ * an HTTP status and a message. The HTTP layer turns a `SidecarError` into
+ * `{"error": "<message>"}` with its status; anything else is a bug and becomes a 500
+ * whose detail goes to the log only.
+ *
+ * Each code is documented in README.md ("Error codes"); a test checks that.
+ */
+
+export class SidecarError extends Error {
+  readonly code: string
+  readonly statusCode: number
+  readonly headers: Record<string, string>
+
+  constructor (code: string, statusCode: number, message: string, headers: Record<string, string> = {}) {
+    super(message)
+    this.name = 'SidecarError'
+    this.code = code
+    this.statusCode = statusCode
+    this.headers = headers
+  }
+}
+
+type Factory<A extends unknown[]> = ((...args: A) => SidecarError) & { code: string, statusCode: number }
+
+function define<A extends unknown[]> (code: string, statusCode: number, message: (...args: A) => string, headers?: (...args: A) => Record<string, string>): Factory<A> {
+  const make = (...args: A): SidecarError => new SidecarError(code, statusCode, message(...args), headers?.(...args))
+  return Object.assign(make, { code, statusCode })
+}
+
+export const errors = {
+  // 400: the request is wrong
+  BAD_JSON: define('OS_ERR_BAD_JSON', 400, (detail: string) => `request body is not valid JSON: ${detail}`),
+  BAD_REQUEST: define('OS_ERR_BAD_REQUEST', 400, (detail: string) => detail),
+  BAD_INPUT: define('OS_ERR_BAD_INPUT', 400, (input: string, detail: string) => `input '${input}': ${detail}`),
+  BAD_OUTPUT: define('OS_ERR_BAD_OUTPUT', 400, (output: string, detail: string) => `output '${output}': ${detail}`),
+  BAD_BINARY: define('OS_ERR_BAD_BINARY', 400, (detail: string) => `binary tensor data: ${detail}`),
+  BAD_VERSION: define('OS_ERR_BAD_VERSION', 400, (version: string) => `version '${version}' is not a positive integer`),
+  // 404: nothing there
+  NOT_FOUND: define('OS_ERR_NOT_FOUND', 404, (method: string, path: string) => `no route for ${method} ${path}`),
+  MODEL_NOT_FOUND: define('OS_ERR_MODEL_NOT_FOUND', 404, (model: string) => `unknown model '${model}'`),
+  VERSION_NOT_FOUND: define('OS_ERR_VERSION_NOT_FOUND', 404, (model: string, version: string) => `model '${model}' has no version '${version}'`),
+  // 405, 413
+  METHOD_NOT_ALLOWED: define('OS_ERR_METHOD_NOT_ALLOWED', 405, (method: string, path: string, _allow: string) => `${method} is not allowed on ${path}`,
+    (_method: string, _path: string, allow: string) => ({ allow })),
+  BODY_TOO_LARGE: define('OS_ERR_BODY_TOO_LARGE', 413, (limit: number) => `request body exceeds the limit of ${limit} bytes`),
+  // 503: try again later
+  MODEL_NOT_READY: define('OS_ERR_MODEL_NOT_READY', 503, (model: string, version: string, reason: string) => `model '${model}' version ${version} is not ready: ${reason}`),
+  OVERLOADED: define('OS_ERR_OVERLOADED', 503, (model: string, size: number) => `model '${model}' queue is full (${size} requests); retry later`, () => ({ 'retry-after': '1' })),
+  SHUTTING_DOWN: define('OS_ERR_SHUTTING_DOWN', 503, () => 'the sidecar is shutting down', () => ({ 'retry-after': '1', connection: 'close' })),
+  DEADLINE_EXCEEDED: define('OS_ERR_DEADLINE_EXCEEDED', 504, (ms: number) => `request waited longer than its ${ms} ms deadline and was dropped before inference`),
+  // 500: the model itself failed on valid input
+  INFERENCE_FAILED: define('OS_ERR_INFERENCE_FAILED', 500, (model: string, detail: string) => `model '${model}' failed: ${detail}`),
+  INTERNAL: define('OS_ERR_INTERNAL', 500, () => 'internal error (see the sidecar log)')
+} as const
+
+/** Problems with the model repository; logged and shown by the repository index, never sent as a request error. */
+export class ModelLoadError extends Error {
+  readonly code: string
+  constructor (code: 'OS_ERR_MODEL_CONFIG' | 'OS_ERR_MODEL_LOAD' | 'OS_ERR_MODEL_MISSING', message: string) {
+    super(message)
+    this.name = 'ModelLoadError'
+    this.code = code
+  }
+}
+
+export const MODEL_LOAD_CODES = ['OS_ERR_MODEL_CONFIG', 'OS_ERR_MODEL_LOAD', 'OS_ERR_MODEL_MISSING'] as const

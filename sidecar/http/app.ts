@@ -1,0 +1,242 @@
+/**
+ * The inference HTTP server: Open Inference Protocol v2 REST on loopback.
+ * `buildInferenceApp(deps)` returns an unstarted `http.Server`; the caller listens.
+ *
+ *   GET  /v2                                   server metadata
+ *   GET  /v2/health/live | /v2/health/ready
+ *   GET  /v2/models/{m}[/versions/{v}]         model metadata
+ *   GET  /v2/models/{m}[/versions/{v}]/ready
+ *   POST /v2/models/{m}[/versions/{v}]/infer
+ *   POST /v2/repository/index
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import { SpanKind, SpanStatusCode, type Tracer } from '@opentelemetry/api'
+import type { Logger } from '../../common/logger.js'
+import { errors, SidecarError } from '../errors.js'
+import { decodeInferRequest } from '../infer-request.js'
+import { encodeInferResponse } from '../infer-response.js'
+import type { ModelManager } from '../model-manager.js'
+import type { ModelVersion } from '../model-version.js'
+import type { SidecarMetrics } from '../metrics.js'
+import { AbandonedError } from '../runtime/batcher.js'
+import { extractContext, trace } from '../tracing.js'
+import { parseInferBody, readBody } from './body.js'
+import { serverMetadata, modelMetadata, health } from './metadata.js'
+
+export interface InferenceAppDeps {
+  manager: ModelManager
+  metrics: SidecarMetrics
+  logger: Logger
+  tracer: Tracer
+  bodyLimit: number
+  /** True once shutdown began: readiness fails and new requests get 503. */
+  isShuttingDown: () => boolean
+  version: string
+}
+
+export interface InferenceApp {
+  server: http.Server
+  /** Requests being handled right now. */
+  inFlight: () => number
+  /** Resolves when no request is in flight. */
+  idle: () => Promise<void>
+}
+
+const HEADERS_TIMEOUT = 10_000 // 10 seconds to send request headers
+const REQUEST_TIMEOUT = 120_000 // 2 minutes for a whole request, body included
+const KEEP_ALIVE_TIMEOUT = 65_000 // 65 seconds idle keep-alive (longer than common client pools' 60 s)
+
+function send (res: ServerResponse, status: number, body: Buffer | string, headers: Record<string, string>): void {
+  if (res.headersSent || res.destroyed) return
+  const buf = typeof body === 'string' ? Buffer.from(body) : body
+  res.writeHead(status, { ...headers, 'content-length': String(buf.byteLength) })
+  res.end(buf)
+}
+
+export function sendJson (res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  send(res, status, JSON.stringify(value), { 'content-type': 'application/json', ...headers })
+}
+
+export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
+  const log = deps.logger.child({ component: 'http' })
+  let active = 0
+  let idleWaiters: Array<() => void> = []
+  let nextId = 1
+
+  const finished = (): void => {
+    active--
+    if (active === 0) {
+      const w = idleWaiters
+      idleWaiters = []
+      for (const f of w) f()
+    }
+  }
+
+  async function infer (req: IncomingMessage, res: ServerResponse, model: string, version: string | undefined, requestId: string): Promise<void> {
+    const started = process.hrtime.bigint()
+    const parent = extractContext(req.headers)
+    const span = deps.tracer.startSpan('inference', { kind: SpanKind.SERVER, attributes: { 'onnx_sidecar.model': model } }, parent)
+    const spanCtx = trace.setSpan(parent, span)
+    let mv: ModelVersion | undefined
+    let status = 200
+    try {
+      const body = await readBody(req, deps.bodyLimit)
+      const parsed = parseInferBody(body, req.headers['inference-header-content-length'])
+      mv = deps.manager.resolve(model, version)
+      span.setAttribute('onnx_sidecar.version', mv.version)
+      const pre = deps.tracer.startSpan('preprocess', {}, spanCtx)
+      let request
+      try {
+        request = decodeInferRequest(parsed.json, parsed.binary, mv)
+      } finally {
+        pre.end()
+      }
+      const enqueuedNs = process.hrtime.bigint()
+      const result = await mv.batcher.submit({
+        rows: request.rows,
+        feeds: request.feeds,
+        fetches: mv.outputs.map(o => o.name),
+        enqueuedNs,
+        deadlineNs: request.timeoutUs > 0 ? enqueuedNs + BigInt(request.timeoutUs) * 1000n : 0n,
+        abandoned: () => res.destroyed || req.socket.destroyed
+      })
+      // Queue and compute happened on the batcher and a worker thread; record them with their real times.
+      const t0 = Date.now() - Number(process.hrtime.bigint() - enqueuedNs) / 1e6
+      const queueEnd = t0 + result.queueNs / 1e6
+      deps.tracer.startSpan('queue', { startTime: t0 }, spanCtx).end(queueEnd)
+      deps.tracer.startSpan('inference.compute', { startTime: queueEnd, attributes: { 'onnx_sidecar.batch_rows': result.batchRows } }, spanCtx).end(queueEnd + result.computeNs / 1e6)
+      const labels = { model: mv.name, version: String(mv.version) }
+      deps.metrics.queueDuration.observe(labels, result.queueNs / 1e9)
+      deps.metrics.computeDuration.observe(labels, result.computeNs / 1e9)
+      const post = deps.tracer.startSpan('postprocess', {}, spanCtx)
+      const encoded = encodeInferResponse(mv, request, result.outputs)
+      post.end()
+      send(res, 200, encoded.body, encoded.headers)
+    } catch (err) {
+      status = reply(res, err, requestId)
+      const serverFault = status >= 500 && status !== 503
+      if (serverFault) span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message })
+      log[serverFault ? 'error' : 'info']({ reqId: requestId, model, version: mv?.version, status, code: (err as SidecarError).code, reason: (err as Error).message }, 'inference request failed')
+    } finally {
+      span.setAttribute('http.response.status_code', status)
+      span.end()
+      const labels = { model: mv?.name ?? (deps.manager.has(model) ? model : '_unknown'), version: mv === undefined ? '' : String(mv.version) }
+      deps.metrics.requests.inc({ ...labels, code: String(status) })
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9
+      if (mv !== undefined) deps.metrics.requestDuration.observe(labels, seconds)
+      if (status < 400) log.debug({ reqId: requestId, model, version: mv?.version, status, durationMs: seconds * 1000 }, 'inference')
+    }
+  }
+
+  function reply (res: ServerResponse, err: unknown, requestId: string): number {
+    if (err instanceof AbandonedError) {
+      res.destroy()
+      return err.statusCode
+    }
+    if (err instanceof SidecarError) {
+      const headers = err.statusCode === 413 ? { ...err.headers, connection: 'close' } : err.headers
+      sendJson(res, err.statusCode, { error: err.message }, headers)
+      return err.statusCode
+    }
+    log.error({ reqId: requestId, err }, 'unexpected error')
+    sendJson(res, 500, { error: errors.INTERNAL().message })
+    return 500
+  }
+
+  function route (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> | void {
+    const url = req.url ?? '/'
+    const q = url.indexOf('?')
+    const path = q === -1 ? url : url.slice(0, q)
+    const parts = path.split('/').filter(p => p !== '').map(p => { try { return decodeURIComponent(p) } catch { return p } })
+    const method = req.method ?? 'GET'
+    const allow = (m: string): boolean => {
+      if (method === m || (m === 'GET' && method === 'HEAD')) return true
+      throw errors.METHOD_NOT_ALLOWED(method, path, m)
+    }
+    if (parts[0] !== 'v2') throw errors.NOT_FOUND(method, path)
+    if (parts.length === 1) { allow('GET'); return sendJson(res, 200, serverMetadata(deps.version)) }
+    if (parts[1] === 'health' && parts.length === 3) {
+      allow('GET')
+      const h = health(parts[2] as string, deps.manager, deps.isShuttingDown())
+      if (h === undefined) throw errors.NOT_FOUND(method, path)
+      return sendJson(res, h.status, h.body)
+    }
+    if (parts[1] === 'repository' && parts[2] === 'index' && parts.length === 3) {
+      allow('POST')
+      return readBody(req, deps.bodyLimit).then(body => {
+        let readyOnly = false
+        if (body.length > 0) {
+          const parsed = parseInferBody(body, undefined).json as { ready?: unknown }
+          if (typeof parsed !== 'object' || parsed === null) throw errors.BAD_REQUEST('request body must be a JSON object')
+          if (parsed.ready !== undefined && typeof parsed.ready !== 'boolean') throw errors.BAD_REQUEST('ready must be a boolean')
+          readyOnly = parsed.ready === true
+        }
+        sendJson(res, 200, deps.manager.index().filter(e => !readyOnly || e.state === 'READY'))
+      })
+    }
+    if (parts[1] === 'models' && parts.length >= 3) {
+      const model = parts[2] as string
+      let rest = parts.slice(3)
+      let version: string | undefined
+      if (rest[0] === 'versions') {
+        if (rest.length < 2) throw errors.NOT_FOUND(method, path)
+        version = rest[1]
+        rest = rest.slice(2)
+      }
+      if (rest.length === 0) {
+        allow('GET')
+        return sendJson(res, 200, modelMetadata(deps.manager, model, version))
+      }
+      if (rest.length === 1 && rest[0] === 'ready') {
+        allow('GET')
+        if (!deps.manager.has(model)) throw errors.MODEL_NOT_FOUND(model)
+        let ready = true
+        try { deps.manager.resolve(model, version) } catch (err) {
+          if ((err as SidecarError).statusCode === 404 || (err as SidecarError).statusCode === 400) throw err
+          ready = false
+        }
+        return sendJson(res, ready ? 200 : 503, { name: model, ready })
+      }
+      if (rest.length === 1 && rest[0] === 'infer') {
+        allow('POST')
+        if (deps.isShuttingDown()) throw errors.SHUTTING_DOWN()
+        return infer(req, res, model, version, requestId)
+      }
+    }
+    throw errors.NOT_FOUND(method, path)
+  }
+
+  const server = http.createServer({
+    headersTimeout: HEADERS_TIMEOUT,
+    requestTimeout: REQUEST_TIMEOUT,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT
+  }, (req, res) => {
+    active++
+    res.once('close', finished)
+    const header = req.headers['x-request-id']
+    const requestId = typeof header === 'string' && header.length <= 128 ? header : String(nextId++)
+    try {
+      const p = route(req, res, requestId)
+      if (p !== undefined) {
+        p.catch(err => {
+          reply(res, err, requestId)
+          req.resume()
+        })
+      }
+    } catch (err) {
+      reply(res, err, requestId)
+      req.resume()
+    }
+  })
+  server.on('clientError', (err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+    else socket.destroy(err)
+  })
+
+  return {
+    server,
+    inFlight: () => active,
+    idle: () => (active === 0 ? Promise.resolve() : new Promise(resolve => idleWaiters.push(resolve)))
+  }
+}
+

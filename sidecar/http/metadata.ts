@@ -1,0 +1,31 @@
+/** Bodies of the metadata and health endpoints (Open Inference Protocol shapes). */
+import type { ModelManager } from '../model-manager.js'
+
+export const EXTENSIONS = ['binary_tensor_data', 'classification', 'model_repository']
+
+export function serverMetadata (version: string): object {
+  return { name: 'onnx-sidecar', version, extensions: EXTENSIONS }
+}
+
+export function modelMetadata (manager: ModelManager, model: string, version: string | undefined): object {
+  const mv = manager.resolve(model, version)
+  const versions = manager.index().filter(e => e.name === model && e.state === 'READY').map(e => e.version)
+  return {
+    name: mv.name,
+    versions,
+    platform: 'onnxruntime_onnx',
+    inputs: mv.inputs.map(i => ({ name: i.name, datatype: i.datatype, shape: i.shape })),
+    outputs: mv.outputs.map(o => ({ name: o.name, datatype: o.datatype, shape: o.shape })),
+    parameters: { max_batch_size: mv.maxBatchSize, version: String(mv.version) }
+  }
+}
+
+/** `/v2/health/live` and `/v2/health/ready`; undefined for any other name. */
+export function health (which: string, manager: ModelManager, shuttingDown: boolean): { status: number, body: object } | undefined {
+  if (which === 'live') return { status: 200, body: { live: true } }
+  if (which === 'ready') {
+    const ready = !shuttingDown && manager.ready()
+    return { status: ready ? 200 : 503, body: { ready } }
+  }
+  return undefined
+}

@@ -1,0 +1,230 @@
+/**
+ * Turns an Open Inference Protocol request body (JSON, plus Triton's binary tensor
+ * extension) into validated tensors for one model version. Pure: every problem is a
+ * 400 `SidecarError` naming the input or field; nothing here touches the model.
+ */
+import { errors } from './errors.js'
+import { allocate, elementCount, fromBytes, isOipDatatype, ortFromOip, typeInfo, type OipDatatype, type TensorData } from './datatypes.js'
+import { numberToHalf } from './float16.js'
+import { normalize } from './preprocess.js'
+import type { ModelVersion, TensorSpec } from './model-version.js'
+import type { WireTensor } from './runtime/protocol.js'
+
+export interface OutputRequest {
+  name: string
+  binary: boolean
+  /** 0: plain tensor; k > 0: top-k classification strings. */
+  classification: number
+}
+
+export interface InferRequest {
+  id: string | undefined
+  rows: number
+  feeds: Record<string, WireTensor>
+  outputs: OutputRequest[]
+  /** Triton's request `timeout` parameter, microseconds; 0 for none. */
+  timeoutUs: number
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+const fmtShape = (s: readonly number[]): string => `[${s.join(',')}]`
+
+function checkShape (input: string, shape: unknown, spec: TensorSpec): number[] {
+  if (!Array.isArray(shape) || !shape.every(d => Number.isSafeInteger(d) && d >= 0)) {
+    throw errors.BAD_INPUT(input, `shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`)
+  }
+  const dims = shape as number[]
+  const matches = dims.length === spec.shape.length && dims.every((d, i) => spec.shape[i] === -1 || spec.shape[i] === d)
+  if (!matches) throw errors.BAD_INPUT(input, `shape ${fmtShape(dims)} does not match model shape ${fmtShape(spec.shape)}`)
+  return dims
+}
+
+function fillNumbers (input: string, datatype: OipDatatype, values: unknown[], n: number): TensorData {
+  const info = typeInfo(datatype)
+  const out = allocate(datatype, n)
+  const bad = (i: number, what: string): never => {
+    throw errors.BAD_INPUT(input, `data[${i}] = ${JSON.stringify(values[i]) ?? String(values[i])} ${what}`)
+  }
+  switch (info.kind) {
+    case 'float': {
+      const arr = out as Float32Array | Float64Array | Uint16Array
+      const half = datatype === 'FP16'
+      for (let i = 0; i < n; i++) {
+        const v = values[i]
+        if (typeof v !== 'number') bad(i, `is not a number (datatype ${datatype})`)
+        arr[i] = half ? numberToHalf(v as number) : v as number
+      }
+      return out
+    }
+    case 'int': {
+      const arr = out as Int32Array
+      const min = info.min as number
+      const max = info.max as number
+      for (let i = 0; i < n; i++) {
+        const v = values[i]
+        if (typeof v !== 'number' || !Number.isInteger(v)) bad(i, `is not an integer (datatype ${datatype})`)
+        if ((v as number) < min || (v as number) > max) bad(i, `is out of range for ${datatype} (${min}..${max})`)
+        arr[i] = v as number
+      }
+      return out
+    }
+    case 'bigint': {
+      // INT64/UINT64: safe integers as JSON numbers, anything larger as a decimal string.
+      const arr = out as BigInt64Array
+      for (let i = 0; i < n; i++) {
+        const v = values[i]
+        let b: bigint
+        if (typeof v === 'number') {
+          if (!Number.isInteger(v)) bad(i, `is not an integer (datatype ${datatype})`)
+          if (!Number.isSafeInteger(v)) bad(i, `is beyond 2^53 and lost precision in JSON; send it as a string ("${BigInt(v as number)}")`)
+          b = BigInt(v as number)
+        } else if (typeof v === 'string' && /^-?\d{1,20}$/.test(v)) {
+          b = BigInt(v)
+        } else {
+          bad(i, `is not an integer (datatype ${datatype})`)
+        }
+        if (b! < (info.min as bigint) || b! > (info.max as bigint)) bad(i, `is out of range for ${datatype}`)
+        arr[i] = b!
+      }
+      return out
+    }
+    case 'bool': {
+      const arr = out as Uint8Array
+      for (let i = 0; i < n; i++) {
+        const v = values[i]
+        if (typeof v !== 'boolean') bad(i, 'is not a boolean (datatype BOOL)')
+        arr[i] = v === true ? 1 : 0
+      }
+      return out
+    }
+    case 'bytes': {
+      const arr = out as string[]
+      for (let i = 0; i < n; i++) {
+        const v = values[i]
+        if (typeof v !== 'string') bad(i, 'is not a string (datatype BYTES)')
+        arr[i] = v as string
+      }
+      return out
+    }
+  }
+}
+
+function decodeInput (raw: unknown, index: number, mv: ModelVersion, binary: BinaryCursor): WireTensor & { name: string } {
+  if (!isObject(raw)) throw errors.BAD_REQUEST(`inputs[${index}] must be an object`)
+  const name = raw.name
+  if (typeof name !== 'string' || name === '') throw errors.BAD_REQUEST(`inputs[${index}].name must be a non-empty string`)
+  const spec = mv.inputByName.get(name)
+  if (spec === undefined) throw errors.BAD_INPUT(name, `model '${mv.name}' has no such input (inputs: ${mv.inputs.map(i => i.name).join(', ')})`)
+  const datatype = raw.datatype
+  if (!isOipDatatype(datatype)) throw errors.BAD_INPUT(name, `datatype ${JSON.stringify(datatype)} is not an Open Inference Protocol datatype`)
+  if (datatype !== spec.datatype) throw errors.BAD_INPUT(name, `datatype ${datatype} does not match model datatype ${spec.datatype}`)
+  const dims = checkShape(name, raw.shape, spec)
+  const n = elementCount(dims)
+  const params = raw.parameters
+  if (params !== undefined && !isObject(params)) throw errors.BAD_INPUT(name, 'parameters must be an object')
+  const binarySize = params?.binary_data_size
+
+  let data: TensorData
+  if (binarySize !== undefined) {
+    if (raw.data !== undefined) throw errors.BAD_INPUT(name, 'has both data and parameters.binary_data_size')
+    if (!Number.isSafeInteger(binarySize) || (binarySize as number) < 0) throw errors.BAD_INPUT(name, `parameters.binary_data_size must be a non-negative integer, got ${JSON.stringify(binarySize)}`)
+    const bytes = binary.take(name, binarySize as number)
+    const size = typeInfo(datatype).size
+    if (size > 0 && bytes.byteLength !== n * size) throw errors.BAD_INPUT(name, `binary_data_size is ${bytes.byteLength} bytes but shape ${fmtShape(dims)} of ${datatype} needs ${n * size}`)
+    try {
+      data = fromBytes(datatype, bytes)
+    } catch (err) {
+      throw errors.BAD_INPUT(name, `binary BYTES data is malformed: ${(err as Error).message}`)
+    }
+    if (Array.isArray(data) && data.length !== n) throw errors.BAD_INPUT(name, `binary data holds ${data.length} strings but shape ${fmtShape(dims)} needs ${n}`)
+    if (datatype === 'BOOL') (data as Uint8Array).forEach((v, i, a) => { a[i] = v === 0 ? 0 : 1 })
+  } else {
+    if (raw.data === undefined) throw errors.BAD_INPUT(name, 'has no data (give data, or parameters.binary_data_size with a binary body)')
+    if (!Array.isArray(raw.data)) throw errors.BAD_INPUT(name, 'data must be an array (flat or nested)')
+    const flat = raw.data.flat(Infinity) as unknown[]
+    if (flat.length !== n) throw errors.BAD_INPUT(name, `data has ${flat.length} elements but shape ${fmtShape(dims)} needs ${n}`)
+    data = fillNumbers(name, datatype, flat, n)
+  }
+  const norm = mv.preprocess.get(name)
+  if (norm !== undefined) normalize(data as Float32Array, norm)
+  return { name, type: ortFromOip(datatype), dims, data }
+}
+
+/** Hands out consecutive slices of the binary part of a request body. */
+class BinaryCursor {
+  #buf: Uint8Array
+  #offset = 0
+  constructor (buf: Uint8Array | undefined) { this.#buf = buf ?? new Uint8Array(0) }
+  take (input: string, size: number): Uint8Array {
+    if (this.#offset + size > this.#buf.byteLength) {
+      throw errors.BAD_BINARY(`input '${input}' needs ${size} bytes at offset ${this.#offset} but the body has only ${this.#buf.byteLength - this.#offset} left`)
+    }
+    const out = this.#buf.subarray(this.#offset, this.#offset + size)
+    this.#offset += size
+    return out
+  }
+
+  finish (): void {
+    if (this.#offset !== this.#buf.byteLength) throw errors.BAD_BINARY(`${this.#buf.byteLength - this.#offset} bytes after the last tensor are not claimed by any binary_data_size`)
+  }
+}
+
+function decodeOutputs (raw: unknown, mv: ModelVersion, binaryDefault: boolean): OutputRequest[] {
+  if (raw === undefined) return mv.outputs.map(o => ({ name: o.name, binary: binaryDefault, classification: 0 }))
+  if (!Array.isArray(raw)) throw errors.BAD_REQUEST('outputs must be an array')
+  const seen = new Set<string>()
+  return raw.map((o, i) => {
+    if (!isObject(o)) throw errors.BAD_REQUEST(`outputs[${i}] must be an object`)
+    const name = o.name
+    if (typeof name !== 'string' || name === '') throw errors.BAD_REQUEST(`outputs[${i}].name must be a non-empty string`)
+    const spec = mv.outputByName.get(name)
+    if (spec === undefined) throw errors.BAD_OUTPUT(name, `model '${mv.name}' has no such output (outputs: ${mv.outputs.map(x => x.name).join(', ')})`)
+    if (seen.has(name)) throw errors.BAD_OUTPUT(name, 'requested twice')
+    seen.add(name)
+    const p = o.parameters
+    if (p !== undefined && !isObject(p)) throw errors.BAD_OUTPUT(name, 'parameters must be an object')
+    const binary = p?.binary_data ?? binaryDefault
+    if (typeof binary !== 'boolean') throw errors.BAD_OUTPUT(name, `parameters.binary_data must be a boolean, got ${JSON.stringify(binary)}`)
+    const k = p?.classification ?? 0
+    if (!Number.isSafeInteger(k) || (k as number) < 0) throw errors.BAD_OUTPUT(name, `parameters.classification must be a positive integer, got ${JSON.stringify(k)}`)
+    if ((k as number) > 0 && spec.datatype === 'BYTES') throw errors.BAD_OUTPUT(name, 'classification needs a numeric output, this one is BYTES')
+    return { name, binary, classification: k as number }
+  })
+}
+
+export function decodeInferRequest (body: unknown, binary: Uint8Array | undefined, mv: ModelVersion): InferRequest {
+  if (!isObject(body)) throw errors.BAD_REQUEST('request body must be a JSON object')
+  const id = body.id
+  if (id !== undefined && typeof id !== 'string') throw errors.BAD_REQUEST('id must be a string')
+  const params = body.parameters
+  if (params !== undefined && !isObject(params)) throw errors.BAD_REQUEST('parameters must be an object')
+  const binaryOut = params?.binary_data_output ?? false
+  if (typeof binaryOut !== 'boolean') throw errors.BAD_REQUEST(`parameters.binary_data_output must be a boolean, got ${JSON.stringify(binaryOut)}`)
+  const timeout = params?.timeout ?? 0
+  if (!Number.isSafeInteger(timeout) || (timeout as number) < 0) throw errors.BAD_REQUEST(`parameters.timeout must be a non-negative integer (microseconds), got ${JSON.stringify(timeout)}`)
+
+  const inputs = body.inputs
+  if (!Array.isArray(inputs) || inputs.length === 0) throw errors.BAD_REQUEST('inputs must be a non-empty array')
+  const cursor = new BinaryCursor(binary)
+  const feeds: Record<string, WireTensor> = {}
+  inputs.forEach((raw, i) => {
+    const t = decodeInput(raw, i, mv, cursor)
+    if (feeds[t.name] !== undefined) throw errors.BAD_INPUT(t.name, 'given more than once')
+    feeds[t.name] = { type: t.type, dims: t.dims, data: t.data }
+  })
+  cursor.finish()
+  const missing = mv.inputs.filter(s => feeds[s.name] === undefined).map(s => s.name)
+  if (missing.length > 0) throw errors.BAD_INPUT(missing[0] as string, `missing (model '${mv.name}' needs inputs: ${mv.inputs.map(s => s.name).join(', ')})`)
+
+  let rows = 1
+  if (mv.maxBatchSize > 0) {
+    const entries = Object.entries(feeds)
+    rows = (entries[0] as [string, WireTensor])[1].dims[0] as number
+    for (const [name, t] of entries) {
+      if (t.dims[0] !== rows) throw errors.BAD_INPUT(name, `batch size ${t.dims[0]} differs from input '${(entries[0] as [string, WireTensor])[0]}' (${rows})`)
+    }
+    if (rows === 0) throw errors.BAD_INPUT((entries[0] as [string, WireTensor])[0], 'batch dimension is 0; send at least one row')
+    if (rows > mv.maxBatchSize) throw errors.BAD_INPUT((entries[0] as [string, WireTensor])[0], `batch of ${rows} rows exceeds max_batch_size ${mv.maxBatchSize}`)
+  }
+  return { id, rows, feeds, outputs: decodeOutputs(body.outputs, mv, binaryOut), timeoutUs: timeout as number }
+}

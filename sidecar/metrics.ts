@@ -1,0 +1,40 @@
+/**
+ * The sidecar's Prometheus metrics, in a registry of its own (never prom-client's
+ * global one, so tests and embedders can build several apps in one process).
+ * Names and labels are the contract in SPEC.md "Metrics"; label values are model
+ * names and versions from the repository, and status codes: all bounded.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] // seconds
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+const LOAD_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] // seconds
+
+export interface SidecarMetrics {
+  registry: Registry
+  requests: Counter<'model' | 'version' | 'code'>
+  requestDuration: Histogram<'model' | 'version'>
+  queueDuration: Histogram<'model' | 'version'>
+  computeDuration: Histogram<'model' | 'version'>
+  batchSize: Histogram<'model' | 'version'>
+  modelReady: Gauge<'model' | 'version'>
+  modelLoadDuration: Histogram<'model' | 'version'>
+  modelLoadFailures: Counter<'model'>
+}
+
+export function createSidecarMetrics (opts: { defaultMetrics?: boolean } = {}): SidecarMetrics {
+  const registry = new Registry()
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
+  const registers = [registry]
+  return {
+    registry,
+    requests: new Counter({ name: 'onnx_sidecar_inference_requests_total', help: 'Inference requests by model, version and HTTP status code.', labelNames: ['model', 'version', 'code'], registers }),
+    requestDuration: new Histogram({ name: 'onnx_sidecar_inference_request_duration_seconds', help: 'Time from request received to response sent.', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers }),
+    queueDuration: new Histogram({ name: 'onnx_sidecar_inference_queue_duration_seconds', help: 'Time a request waited in the batching queue.', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers }),
+    computeDuration: new Histogram({ name: 'onnx_sidecar_inference_compute_duration_seconds', help: 'ONNX Runtime session.run time of the batch that carried the request.', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers }),
+    batchSize: new Histogram({ name: 'onnx_sidecar_inference_batch_size', help: 'Rows per executed batch.', labelNames: ['model', 'version'], buckets: BATCH_BUCKETS, registers }),
+    modelReady: new Gauge({ name: 'onnx_sidecar_model_ready', help: '1 when the model version is loaded and serving.', labelNames: ['model', 'version'], registers }),
+    modelLoadDuration: new Histogram({ name: 'onnx_sidecar_model_load_duration_seconds', help: 'Time to load and warm up a model version.', labelNames: ['model', 'version'], buckets: LOAD_BUCKETS, registers }),
+    modelLoadFailures: new Counter({ name: 'onnx_sidecar_model_load_failures_total', help: 'Model versions or configs that failed to load (the previous version keeps serving).', labelNames: ['model'], registers })
+  }
+}

@@ -1,0 +1,342 @@
+/**
+ * Keeps the served models in step with the repository on disk.
+ *
+ * `reconcile()` scans the repository and, per assigned model: loads versions that
+ * appeared or changed (new generation, warmed up before it is routed to), swaps them in
+ * atomically, and unloads versions the version policy no longer wants once their queued
+ * requests have finished. A broken config, a broken or half-written file, or a missing
+ * model never takes a serving version down: the failure is logged, counted, shown in
+ * the repository index, and retried when the file changes (or after a back-off).
+ * Reconciles run one at a time: on start, on file-system events, and on a timer.
+ */
+import { watch, type FSWatcher } from 'node:fs'
+import path from 'node:path'
+import type { Logger } from '../common/logger.js'
+import { errors, ModelLoadError } from './errors.js'
+import { parseModelConfig, selectVersions, type ModelConfig } from './model-config.js'
+import { loadModelVersion, unloadModelVersion, type ModelVersion } from './model-version.js'
+import { listModels, scanModel, type ScannedModel } from './repository.js'
+import type { SidecarMetrics } from './metrics.js'
+import type { WorkerPool } from './runtime/worker-pool.js'
+
+export interface AssignedModel {
+  name: string
+  /** Pinned version; undefined follows the model's version policy. */
+  version?: number
+}
+
+export type VersionState = 'LOADING' | 'READY' | 'UNAVAILABLE' | 'UNLOADING'
+
+export interface IndexEntry {
+  name: string
+  version: string
+  state: VersionState
+  reason: string
+}
+
+interface Failure {
+  key: string
+  reason: string
+  at: number
+}
+
+interface ModelEntry {
+  name: string
+  /** Serving versions, by number. */
+  versions: Map<number, ModelVersion>
+  /** Why the model as a whole cannot serve (missing, bad config); '' when fine. */
+  reason: string
+  /** Load failures by version number, remembered with what failed to load. */
+  failures: Map<number, Failure>
+  loading: Set<number>
+  unloading: Set<number>
+}
+
+export interface ModelManagerOptions {
+  repository: string
+  /** Undefined or empty: every model in the repository. */
+  assigned?: AssignedModel[]
+  pool: WorkerPool
+  logger: Logger
+  metrics: SidecarMetrics
+  /** Periodic rescan; 0 disables the timer (tests call reconcile()). */
+  pollIntervalMs: number
+  /** Watch the repository for changes (in addition to the timer). */
+  watch: boolean
+  /** How long a failed load is left alone when its files do not change. */
+  retryAfterMs?: number
+}
+
+export class ModelManager {
+  #opts: ModelManagerOptions
+  #log: Logger
+  #models = new Map<string, ModelEntry>()
+  #generation = 0
+  #running: Promise<void> | undefined
+  #again = false
+  #timer: NodeJS.Timeout | undefined
+  #watcher: FSWatcher | undefined
+  #debounce: NodeJS.Timeout | undefined
+  #closed = false
+
+  constructor (opts: ModelManagerOptions) {
+    this.#opts = opts
+    this.#log = opts.logger.child({ component: 'model-manager' })
+    for (const a of opts.assigned ?? []) this.#entry(a.name)
+  }
+
+  async start (): Promise<void> {
+    await this.reconcile()
+    if (this.#opts.pollIntervalMs > 0) {
+      this.#timer = setInterval(() => { this.reconcile().catch(() => {}) }, this.#opts.pollIntervalMs)
+      this.#timer.unref()
+    }
+    if (this.#opts.watch) {
+      try {
+        this.#watcher = watch(this.#opts.repository, { recursive: true }, () => this.#onChange())
+        this.#watcher.on('error', (err) => this.#log.warn({ err }, 'repository watch failed; relying on the periodic rescan'))
+      } catch (err) {
+        this.#log.warn({ err }, 'cannot watch the repository; relying on the periodic rescan')
+      }
+    }
+  }
+
+  #onChange (): void {
+    if (this.#debounce !== undefined) clearTimeout(this.#debounce)
+    // Writers touch several files in a row (a new version dir, then the model file): settle first.
+    this.#debounce = setTimeout(() => { this.reconcile().catch(() => {}) }, 200)
+    this.#debounce.unref()
+  }
+
+  #entry (name: string): ModelEntry {
+    let e = this.#models.get(name)
+    if (e === undefined) {
+      e = { name, versions: new Map(), reason: '', failures: new Map(), loading: new Set(), unloading: new Set() }
+      this.#models.set(name, e)
+    }
+    return e
+  }
+
+  /** Brings the served set in line with the disk. Concurrent calls coalesce into one more pass. */
+  reconcile (): Promise<void> {
+    if (this.#running !== undefined) {
+      this.#again = true
+      return this.#running
+    }
+    this.#running = (async () => {
+      do {
+        this.#again = false
+        try {
+          await this.#reconcileOnce()
+        } catch (err) {
+          this.#log.error({ err }, 'repository scan failed')
+        }
+      } while (this.#again && !this.#closed)
+    })().finally(() => { this.#running = undefined })
+    return this.#running
+  }
+
+  async #reconcileOnce (): Promise<void> {
+    if (this.#closed) return
+    const assigned = this.#opts.assigned
+    let names: string[]
+    if (assigned !== undefined && assigned.length > 0) {
+      names = assigned.map(a => a.name)
+    } else {
+      names = await listModels(this.#opts.repository).catch((err: Error) => {
+        this.#log.warn({ err: err.message, repository: this.#opts.repository }, 'cannot read the model repository')
+        return [...this.#models.keys()]
+      })
+      for (const gone of [...this.#models.keys()].filter(n => !names.includes(n))) {
+        const e = this.#models.get(gone) as ModelEntry
+        await this.#unloadAll(e, 'model removed from the repository')
+        this.#models.delete(gone)
+      }
+    }
+    for (const name of names) this.#entry(name)
+    for (const name of names) {
+      await this.#reconcileModel(this.#entry(name), assigned?.find(a => a.name === name)?.version)
+    }
+  }
+
+  async #reconcileModel (e: ModelEntry, pinned: number | undefined): Promise<void> {
+    const scanned = await scanModel(this.#opts.repository, e.name)
+    if (scanned === undefined) {
+      this.#setReason(e, `model directory '${path.join(this.#opts.repository, e.name)}' not found in the repository`)
+      await this.#unloadAll(e, 'model directory removed')
+      return
+    }
+    const configFile = path.join(scanned.dir, 'config.yaml')
+    let config: ModelConfig
+    try {
+      config = parseModelConfig(scanned.configText, configFile)
+    } catch (err) {
+      // A broken config never replaces a working one: keep serving what is loaded.
+      this.#setReason(e, (err as Error).message, true)
+      return
+    }
+    const available = scanned.versions.map(v => v.version)
+    const wanted = pinned !== undefined ? available.filter(v => v === pinned) : selectVersions(config.versionPolicy, available)
+    if (wanted.length === 0) {
+      const why = pinned !== undefined
+        ? `version ${pinned} not found in '${scanned.dir}'`
+        : `no version directory with a model.onnx in '${scanned.dir}'`
+      this.#setReason(e, why)
+      await this.#unloadAll(e, why)
+      return
+    }
+    this.#setReason(e, '')
+
+    for (const v of wanted) await this.#ensureLoaded(e, scanned, v, config, configFile)
+
+    // Serve what the policy selects among the versions that actually loaded; a version
+    // that failed does not push a working one out.
+    const loaded = [...e.versions.keys()].filter(v => available.includes(v))
+    const keep = new Set(pinned !== undefined ? loaded.filter(v => v === pinned) : selectVersions(config.versionPolicy, loaded))
+    for (const [v, mv] of e.versions) {
+      if (!keep.has(v)) await this.#unload(e, v, mv, 'no longer selected by the version policy')
+    }
+    for (const v of e.failures.keys()) if (!available.includes(v)) e.failures.delete(v)
+  }
+
+  async #ensureLoaded (e: ModelEntry, scanned: ScannedModel, version: number, config: ModelConfig, configFile: string): Promise<void> {
+    const sv = scanned.versions.find(x => x.version === version)
+    if (sv === undefined) return
+    const current = e.versions.get(version)
+    if (current !== undefined && current.fingerprint === sv.fingerprint && current.settingsFingerprint === scanned.settingsFingerprint) return
+    const failureKey = `${sv.fingerprint}|${scanned.settingsFingerprint}`
+    const failed = e.failures.get(version)
+    if (failed !== undefined && failed.key === failureKey && Date.now() - failed.at < (this.#opts.retryAfterMs ?? 60_000)) return
+
+    const labels = { model: e.name, version: String(version) }
+    const started = process.hrtime.bigint()
+    e.loading.add(version)
+    try {
+      const mv = await loadModelVersion({
+        pool: this.#opts.pool,
+        name: e.name,
+        version,
+        file: sv.file,
+        fingerprint: sv.fingerprint,
+        settingsFingerprint: scanned.settingsFingerprint,
+        config,
+        configFile,
+        labels: scanned.labels,
+        generation: ++this.#generation,
+        onBatch: rows => this.#opts.metrics.batchSize.observe(labels, rows)
+      })
+      this.#opts.metrics.modelLoadDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9)
+      // The swap: from here on new requests get the new generation; the old one drains.
+      e.versions.set(version, mv)
+      e.failures.delete(version)
+      this.#opts.metrics.modelReady.set(labels, 1)
+      this.#log.info({ model: e.name, version, inputs: mv.inputs.map(i => i.name), maxBatchSize: mv.maxBatchSize, replaced: current !== undefined }, 'model version ready')
+      if (current !== undefined) await this.#retire(e, version, current)
+    } catch (err) {
+      const reason = err instanceof ModelLoadError ? err.message : `unexpected error: ${(err as Error).message}`
+      e.failures.set(version, { key: failureKey, reason, at: Date.now() })
+      this.#opts.metrics.modelLoadFailures.inc({ model: e.name })
+      this.#log.error({ model: e.name, version, code: (err as ModelLoadError).code, reason, stillServing: current !== undefined }, 'model version failed to load')
+    } finally {
+      e.loading.delete(version)
+    }
+  }
+
+  async #retire (e: ModelEntry, version: number, old: ModelVersion): Promise<void> {
+    e.unloading.add(version)
+    try {
+      await unloadModelVersion(this.#opts.pool, old)
+    } finally {
+      e.unloading.delete(version)
+    }
+  }
+
+  async #unload (e: ModelEntry, version: number, mv: ModelVersion, why: string): Promise<void> {
+    e.versions.delete(version)
+    this.#opts.metrics.modelReady.set({ model: e.name, version: String(version) }, 0)
+    this.#log.info({ model: e.name, version, why }, 'unloading model version')
+    await this.#retire(e, version, mv)
+  }
+
+  async #unloadAll (e: ModelEntry, why: string): Promise<void> {
+    for (const [v, mv] of e.versions) await this.#unload(e, v, mv, why)
+  }
+
+  #setReason (e: ModelEntry, reason: string, failure = false): void {
+    if (reason !== '' && reason !== e.reason) {
+      if (failure) this.#opts.metrics.modelLoadFailures.inc({ model: e.name })
+      this.#log.error({ model: e.name, reason, stillServing: e.versions.size > 0 }, 'model cannot be loaded')
+    }
+    e.reason = reason
+  }
+
+  // ---- what the HTTP layer asks -------------------------------------------------
+
+  /** The version to run: the pinned one, or the highest ready one. Throws 404/503 errors. */
+  resolve (name: string, version?: string): ModelVersion {
+    const e = this.#models.get(name)
+    if (e === undefined) throw errors.MODEL_NOT_FOUND(name)
+    if (version !== undefined) {
+      if (!/^[1-9]\d{0,8}$/.test(version)) throw errors.BAD_VERSION(version)
+      const mv = e.versions.get(Number(version))
+      if (mv !== undefined) return mv
+      const n = Number(version)
+      if (e.loading.has(n)) throw errors.MODEL_NOT_READY(name, version, 'loading')
+      const failed = e.failures.get(n)
+      if (failed !== undefined) throw errors.MODEL_NOT_READY(name, version, failed.reason)
+      throw errors.VERSION_NOT_FOUND(name, version)
+    }
+    let best: ModelVersion | undefined
+    for (const mv of e.versions.values()) if (best === undefined || mv.version > best.version) best = mv
+    if (best !== undefined) return best
+    throw errors.MODEL_NOT_READY(name, 'latest', this.#whyNotReady(e))
+  }
+
+  #whyNotReady (e: ModelEntry): string {
+    if (e.reason !== '') return e.reason
+    if (e.loading.size > 0) return 'loading'
+    const f = [...e.failures.values()][0]
+    return f?.reason ?? 'not loaded yet'
+  }
+
+  /** The model is known (assigned, or present in the repository). */
+  has (name: string): boolean {
+    return this.#models.has(name)
+  }
+
+  /** Every known model has at least one serving version. */
+  ready (): boolean {
+    if (this.#models.size === 0) return false
+    for (const e of this.#models.values()) if (e.versions.size === 0) return false
+    return true
+  }
+
+  index (): IndexEntry[] {
+    const out: IndexEntry[] = []
+    for (const e of [...this.#models.values()].sort((a, b) => a.name.localeCompare(b.name))) {
+      const versions = new Set([...e.versions.keys(), ...e.loading, ...e.failures.keys(), ...e.unloading])
+      if (versions.size === 0) out.push({ name: e.name, version: '', state: 'UNAVAILABLE', reason: this.#whyNotReady(e) })
+      for (const v of [...versions].sort((a, b) => b - a)) {
+        const serving = e.versions.has(v)
+        let state: VersionState = 'UNAVAILABLE'
+        let reason = e.failures.get(v)?.reason ?? ''
+        if (e.loading.has(v)) state = 'LOADING'
+        else if (serving) state = 'READY'
+        else if (e.unloading.has(v)) state = 'UNLOADING'
+        if (serving && e.reason !== '') reason = `still serving; ${e.reason}`
+        else if (serving && reason !== '') reason = `still serving the previous file; ${reason}`
+        out.push({ name: e.name, version: String(v), state, reason })
+      }
+    }
+    return out
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    if (this.#debounce !== undefined) clearTimeout(this.#debounce)
+    this.#watcher?.close()
+    await this.#running
+    for (const e of this.#models.values()) await this.#unloadAll(e, 'shutting down')
+  }
+}

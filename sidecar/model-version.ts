@@ -1,0 +1,155 @@
+/**
+ * Loading one model version: read the file, create a session in every worker, turn the
+ * session's metadata into OIP tensor specs, check config.yaml against it, warm it up,
+ * and hand back a `ModelVersion` ready to take requests.
+ */
+import { readFile } from 'node:fs/promises'
+import { ModelLoadError } from './errors.js'
+import { allocate, elementCount, oipFromOrt, type OipDatatype } from './datatypes.js'
+import { DEFAULT_MAX_BATCH_SIZE, type ModelConfig, type Normalizer } from './model-config.js'
+import { Batcher } from './runtime/batcher.js'
+import type { WireTensor, ValueMeta } from './runtime/protocol.js'
+import type { WorkerPool } from './runtime/worker-pool.js'
+
+export interface TensorSpec {
+  name: string
+  datatype: OipDatatype
+  /** -1 marks a dynamic dimension. */
+  shape: number[]
+}
+
+export interface ModelVersion {
+  name: string
+  version: number
+  key: string
+  file: string
+  fingerprint: string
+  settingsFingerprint: string
+  inputs: TensorSpec[]
+  outputs: TensorSpec[]
+  inputByName: Map<string, TensorSpec>
+  outputByName: Map<string, TensorSpec>
+  /** 0: no batching; requests carry whole tensors. */
+  maxBatchSize: number
+  preprocess: Map<string, Normalizer>
+  labels: string[] | undefined
+  batcher: Batcher
+}
+
+function specs (list: ValueMeta[], kind: 'input' | 'output', file: string): TensorSpec[] {
+  const out: TensorSpec[] = []
+  for (const m of list) {
+    const datatype = oipFromOrt(m.type)
+    if (datatype === undefined) {
+      // Outputs such as scikit-learn's ZipMap (a sequence of maps) cannot travel over OIP; inputs must.
+      if (kind === 'output') continue
+      throw new ModelLoadError('OS_ERR_MODEL_LOAD', `${file}: input '${m.name}' has type '${m.type}', which the Open Inference Protocol cannot carry`)
+    }
+    out.push({ name: m.name, datatype, shape: m.shape })
+  }
+  if (out.length === 0) throw new ModelLoadError('OS_ERR_MODEL_LOAD', `${file}: the model has no ${kind} tensors the Open Inference Protocol can carry`)
+  return out
+}
+
+function checkPreprocess (preprocess: Map<string, Normalizer>, inputs: Map<string, TensorSpec>, configFile: string): void {
+  for (const [name, norm] of preprocess) {
+    const where = `${configFile}: key 'preprocess.${name}'`
+    const input = inputs.get(name)
+    if (input === undefined) throw new ModelLoadError('OS_ERR_MODEL_CONFIG', `${where}: the model has no input '${name}' (inputs: ${[...inputs.keys()].join(', ')})`)
+    if (input.datatype !== 'FP32' && input.datatype !== 'FP64') throw new ModelLoadError('OS_ERR_MODEL_CONFIG', `${where}: input '${name}' is ${input.datatype}; normalisation needs FP32 or FP64`)
+    const features = input.shape[input.shape.length - 1]
+    const given = norm.kind === 'minmax' ? norm.min.length : norm.mean.length
+    if (features === undefined || features === -1) throw new ModelLoadError('OS_ERR_MODEL_CONFIG', `${where}: input '${name}' has no fixed feature dimension to normalise (shape [${input.shape.join(',')}])`)
+    if (features !== given) throw new ModelLoadError('OS_ERR_MODEL_CONFIG', `${where}: ${given} values given but input '${name}' has ${features} features (shape [${input.shape.join(',')}])`)
+  }
+}
+
+export interface LoadParams {
+  pool: WorkerPool
+  name: string
+  version: number
+  file: string
+  fingerprint: string
+  settingsFingerprint: string
+  config: ModelConfig
+  configFile: string
+  labels: string[] | undefined
+  generation: number
+  onBatch: (rows: number) => void
+}
+
+export async function loadModelVersion (p: LoadParams): Promise<ModelVersion> {
+  const bytes = await readFile(p.file).catch((err: Error) => {
+    throw new ModelLoadError('OS_ERR_MODEL_MISSING', `${p.file}: ${err.message}`)
+  })
+  if (bytes.length === 0) throw new ModelLoadError('OS_ERR_MODEL_LOAD', `${p.file}: the file is empty`)
+  const key = `${p.name}/${p.version}#${p.generation}`
+  let meta: { inputs: ValueMeta[], outputs: ValueMeta[] }
+  try {
+    meta = await p.pool.load(key, bytes)
+  } catch (err) {
+    throw new ModelLoadError('OS_ERR_MODEL_LOAD', `${p.file}: ONNX Runtime cannot load it: ${(err as Error).message}`)
+  }
+  try {
+    const inputs = specs(meta.inputs, 'input', p.file)
+    const outputs = specs(meta.outputs, 'output', p.file)
+    const inputByName = new Map(inputs.map(s => [s.name, s]))
+    checkPreprocess(p.config.preprocess, inputByName, p.configFile)
+
+    const batchable = [...inputs, ...outputs].every(s => s.shape.length >= 1 && s.shape[0] === -1)
+    let maxBatchSize = p.config.maxBatchSize ?? (batchable ? DEFAULT_MAX_BATCH_SIZE : 0)
+    if (maxBatchSize > 0 && !batchable) {
+      const fixed = [...inputs, ...outputs].find(s => s.shape.length === 0 || s.shape[0] !== -1) as TensorSpec
+      throw new ModelLoadError('OS_ERR_MODEL_CONFIG', `${p.configFile}: key 'max_batch_size' is ${maxBatchSize} but '${fixed.name}' has shape [${fixed.shape.join(',')}] with no dynamic first (batch) dimension; set max_batch_size: 0`)
+    }
+    if (!batchable) maxBatchSize = 0
+
+    if (p.config.warmup) {
+      const feeds: Record<string, WireTensor> = {}
+      for (const s of inputs) {
+        const dims = s.shape.map(d => (d === -1 ? 1 : d))
+        feeds[s.name] = { type: meta.inputs.find(m => m.name === s.name)?.type as string, dims, data: allocate(s.datatype, elementCount(dims)) }
+      }
+      try {
+        await p.pool.run(key, feeds, outputs.map(o => o.name))
+      } catch (err) {
+        throw new ModelLoadError('OS_ERR_MODEL_LOAD', `${p.file}: warm-up inference failed: ${(err as Error).message}`)
+      }
+    }
+
+    const batcher = new Batcher(p.pool, {
+      model: p.name,
+      key,
+      maxBatchSize,
+      maxQueueDelayMicros: p.config.maxQueueDelayMicros,
+      maxQueueSize: p.config.maxQueueSize,
+      onBatch: p.onBatch
+    })
+    return {
+      name: p.name,
+      version: p.version,
+      key,
+      file: p.file,
+      fingerprint: p.fingerprint,
+      settingsFingerprint: p.settingsFingerprint,
+      inputs,
+      outputs,
+      inputByName,
+      outputByName: new Map(outputs.map(s => [s.name, s])),
+      maxBatchSize,
+      preprocess: p.config.preprocess,
+      labels: p.labels,
+      batcher
+    }
+  } catch (err) {
+    await p.pool.unload(key)
+    throw err
+  }
+}
+
+/** Stops routing to a version: waits for its queued and running requests, then frees its sessions. */
+export async function unloadModelVersion (pool: WorkerPool, mv: ModelVersion): Promise<void> {
+  await mv.batcher.drain()
+  mv.batcher.close()
+  await pool.unload(mv.key)
+}

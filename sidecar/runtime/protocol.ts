@@ -1,0 +1,28 @@
+/** Messages between the main thread and inference workers. */
+import type { TensorData } from '../datatypes.js'
+
+export interface WireTensor {
+  /** ONNX Runtime type name (`float32`, `int64`, `string`, …). */
+  type: string
+  dims: number[]
+  data: TensorData
+}
+
+export interface ValueMeta {
+  name: string
+  /** ONNX Runtime type, or `non-tensor` for sequences and maps. */
+  type: string
+  /** -1 marks a dynamic or symbolic dimension. */
+  shape: number[]
+}
+
+export type WorkerRequest =
+  | { op: 'load', id: number, key: string, bytes: SharedArrayBuffer | ArrayBuffer, threads: number }
+  | { op: 'unload', id: number, key: string }
+  | { op: 'run', id: number, key: string, feeds: Record<string, WireTensor>, fetches: string[] }
+
+export type WorkerResponse =
+  | { id: number, ok: true, kind: 'load', inputs: ValueMeta[], outputs: ValueMeta[] }
+  | { id: number, ok: true, kind: 'run', outputs: Record<string, WireTensor>, computeNs: number }
+  | { id: number, ok: true, kind: 'unload' }
+  | { id: number, ok: false, error: string }

@@ -1,0 +1,34 @@
+/** The `serve` command's options: flags, environment variables, defaults (SPEC "What it is"). */
+import { commonOptions, parse, type Option } from '../common/config.js'
+import { MODEL_NAME } from './repository.js'
+import type { AssignedModel } from './model-manager.js'
+
+/** `name[:version],...` as in `--model ranker:3,ctr`. */
+export function parseModelList (raw: string): AssignedModel[] {
+  const out: AssignedModel[] = []
+  for (const item of raw.split(',').map(s => s.trim()).filter(s => s !== '')) {
+    const m = /^([^:]+)(?::(\d+))?$/.exec(item)
+    if (m === null || !MODEL_NAME.test(m[1] as string)) throw new Error(`'${item}' is not a model name[:version]`)
+    if (m[2] !== undefined && !/^[1-9]\d{0,8}$/.test(m[2])) throw new Error(`'${item}': the version must be a positive integer`)
+    if (out.some(a => a.name === m[1])) throw new Error(`model '${m[1]}' is listed twice`)
+    out.push(m[2] === undefined ? { name: m[1] as string } : { name: m[1] as string, version: Number(m[2]) })
+  }
+  return out
+}
+
+export function serveOptions () {
+  return {
+    ...commonOptions(),
+    modelRepository: { flag: '--model-repository', env: 'ONNX_SIDECAR_MODEL_REPOSITORY', description: 'directory holding <model>/<version>/model.onnx', default: '/models', parse: parse.string } as Option<string>,
+    model: { flag: '--model', env: 'ONNX_SIDECAR_MODEL', description: 'models to serve, name[:version],... (empty: every model in the repository)', default: [], defaultText: 'every model', parse: parseModelList } as Option<AssignedModel[]>,
+    host: { flag: '--host', env: 'ONNX_SIDECAR_HOST', description: 'inference address; keep it on loopback', default: '127.0.0.1', parse: parse.string } as Option<string>,
+    port: { flag: '--port', env: 'ONNX_SIDECAR_PORT', description: 'inference port (Open Inference Protocol REST)', default: 8500, parse: parse.port } as Option<number>,
+    metricsHost: { flag: '--metrics-host', env: 'ONNX_SIDECAR_METRICS_HOST', description: 'metrics and health address', default: '0.0.0.0', parse: parse.string } as Option<string>,
+    metricsPort: { flag: '--metrics-port', env: 'ONNX_SIDECAR_METRICS_PORT', description: 'metrics and health port (/metrics, /v2/health/*)', default: 9464, parse: parse.port } as Option<number>,
+    threads: { flag: '--threads', env: 'ONNX_SIDECAR_THREADS', description: 'ONNX Runtime intra-op threads per worker', default: 0, defaultText: 'CPU limit - 1, at least 1', parse: parse.int(1, 256) } as Option<number>,
+    workers: { flag: '--workers', env: 'ONNX_SIDECAR_WORKERS', description: 'inference worker threads (each holds a session per model version)', default: 1, parse: parse.int(1, 64) } as Option<number>,
+    bodyLimit: { flag: '--body-limit', env: 'ONNX_SIDECAR_BODY_LIMIT', description: 'largest request body (413 above it)', default: 64 * 1024 * 1024, defaultText: '64mb', parse: parse.bytes } as Option<number>,
+    pollInterval: { flag: '--poll-interval', env: 'ONNX_SIDECAR_POLL_INTERVAL_MS', description: 'repository rescan period in ms (file events also trigger a rescan); 0 disables', default: 5000, parse: parse.int(0, 3_600_000) } as Option<number>,
+    shutdownGrace: { flag: '--shutdown-grace', env: 'ONNX_SIDECAR_SHUTDOWN_GRACE_MS', description: 'ms to let in-flight requests finish on SIGTERM', default: 20_000, parse: parse.int(0, 600_000) } as Option<number>
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * Assembles a sidecar from its parts (worker pool, model manager, metrics, tracing and
+ * the two HTTP servers) without listening. `serve-command.ts` listens and handles
+ * signals; tests build one in-process and talk to it over HTTP.
+ */
+import type { AddressInfo } from 'node:net'
+import type { Tracer } from '@opentelemetry/api'
+import type { Logger } from '../common/logger.js'
+import { buildInferenceApp, type InferenceApp } from './http/app.js'
+import { buildMetricsApp } from './http/metrics-app.js'
+import { createSidecarMetrics, type SidecarMetrics } from './metrics.js'
+import { ModelManager, type AssignedModel } from './model-manager.js'
+import { WorkerPool } from './runtime/worker-pool.js'
+import { trace } from '@opentelemetry/api'
+import type http from 'node:http'
+
+export interface SidecarOptions {
+  repository: string
+  models?: AssignedModel[]
+  workers: number
+  threads: number
+  bodyLimit: number
+  pollIntervalMs: number
+  watch: boolean
+  logger: Logger
+  tracer?: Tracer
+  version?: string
+  defaultMetrics?: boolean
+}
+
+export interface Sidecar {
+  manager: ModelManager
+  metrics: SidecarMetrics
+  pool: WorkerPool
+  inference: InferenceApp
+  metricsServer: http.Server
+  /** Loads the models (the servers answer "not ready" meanwhile if already listening). */
+  start: () => Promise<void>
+  /** Stops taking requests, lets in-flight ones finish (up to graceMs), then frees everything. */
+  close: (graceMs?: number) => Promise<void>
+  shuttingDown: () => boolean
+}
+
+export function createSidecar (opts: SidecarOptions): Sidecar {
+  let shutting = false
+  const metrics = createSidecarMetrics({ defaultMetrics: opts.defaultMetrics })
+  const pool = new WorkerPool({ workers: opts.workers, threads: opts.threads, logger: opts.logger })
+  const manager = new ModelManager({
+    repository: opts.repository,
+    assigned: opts.models,
+    pool,
+    logger: opts.logger,
+    metrics,
+    pollIntervalMs: opts.pollIntervalMs,
+    watch: opts.watch
+  })
+  const isShuttingDown = (): boolean => shutting
+  const inference = buildInferenceApp({
+    manager,
+    metrics,
+    logger: opts.logger,
+    tracer: opts.tracer ?? trace.getTracer('onnx-sidecar'),
+    bodyLimit: opts.bodyLimit,
+    isShuttingDown,
+    version: opts.version ?? '0.0.0'
+  })
+  const metricsServer = buildMetricsApp({ registry: metrics.registry, manager, isShuttingDown })
+
+  return {
+    manager,
+    metrics,
+    pool,
+    inference,
+    metricsServer,
+    start: async () => { await manager.start() },
+    shuttingDown: isShuttingDown,
+    close: async (graceMs = 20_000) => {
+      shutting = true
+      const closed = (server: http.Server): Promise<void> => new Promise(resolve => {
+        if (!server.listening) return resolve()
+        server.close(() => resolve())
+        server.closeIdleConnections()
+      })
+      const inferenceClosed = closed(inference.server)
+      // In-flight requests finish; keep-alive sockets close as soon as they go idle.
+      const drained = inference.idle().then(() => { inference.server.closeIdleConnections() })
+      const timer = new Promise<void>(resolve => setTimeout(resolve, graceMs).unref())
+      await Promise.race([Promise.all([inferenceClosed, drained]), timer])
+      inference.server.closeAllConnections()
+      await manager.close()
+      await pool.close()
+      await closed(metricsServer)
+      metricsServer.closeAllConnections()
+    }
+  }
+}
+
+export function portOf (server: http.Server): number {
+  return (server.address() as AddressInfo).port
+}

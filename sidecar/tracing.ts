@@ -1,0 +1,40 @@
+/**
+ * OpenTelemetry tracing through @opentelemetry/sdk-node, configured by the standard
+ * OTEL_* variables (exporter, endpoint, sampler, resource attributes). Off unless an
+ * exporter is configured, so a default sidecar does no tracing work at all. Tests pass
+ * their own span processor (an in-memory exporter).
+ */
+import { trace, propagation, context, ROOT_CONTEXT, type Context, type Tracer } from '@opentelemetry/api'
+import { NodeSDK, type tracing } from '@opentelemetry/sdk-node'
+import type { IncomingHttpHeaders } from 'node:http'
+
+export interface Tracing {
+  tracer: Tracer
+  shutdown: () => Promise<void>
+}
+
+export function startTracing (opts: { enabled: boolean, serviceName?: string, spanProcessors?: tracing.SpanProcessor[] }): Tracing {
+  if (!opts.enabled) {
+    return { tracer: trace.getTracer('onnx-sidecar'), shutdown: async () => {} }
+  }
+  const sdk = new NodeSDK({
+    serviceName: opts.serviceName ?? 'onnx-sidecar',
+    instrumentations: [],
+    // Metrics and logs have their own paths (Prometheus, pino); only traces go out over OTLP.
+    metricReaders: [],
+    logRecordProcessors: [],
+    ...(opts.spanProcessors !== undefined ? { spanProcessors: opts.spanProcessors } : {})
+  })
+  sdk.start()
+  return {
+    tracer: trace.getTracer('onnx-sidecar'),
+    shutdown: async () => { await sdk.shutdown() }
+  }
+}
+
+/** The caller's trace context from a W3C `traceparent` header, if any. */
+export function extractContext (headers: IncomingHttpHeaders): Context {
+  return propagation.extract(ROOT_CONTEXT, headers)
+}
+
+export { context, trace }
