@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { availableCpus } from '../common/cpu.js'
 import { helpText, otelRequested, processEnv, readConfig } from '../common/config.js'
 import { createLogger } from '../common/logger.js'
-import { createSidecar } from './sidecar.js'
+import { createSidecar, portOf } from './sidecar.js'
 import { serveOptions } from './serve-options.js'
 import { startTracing } from './tracing.js'
 
@@ -50,7 +50,9 @@ export async function serveCommand (argv: string[]): Promise<number> {
   })
   await listen(sidecar.metricsServer, opts.metricsPort, opts.metricsHost)
   await listen(sidecar.inference.server, opts.port, opts.host)
-  logger.info({ version, repository: opts.modelRepository, models: opts.model.length === 0 ? 'all' : opts.model, inference: `http://${opts.host}:${opts.port}`, metrics: `http://${opts.metricsHost}:${opts.metricsPort}/metrics`, cpus, workers: opts.workers, threads }, 'onnx-sidecar serving')
+  const inferencePort = portOf(sidecar.inference.server)
+  const metricsPort = portOf(sidecar.metricsServer)
+  logger.info({ version, repository: opts.modelRepository, models: opts.model.length === 0 ? 'all' : opts.model, inference: `http://${opts.host}:${inferencePort}`, metrics: `http://${opts.metricsHost}:${metricsPort}/metrics`, cpus, workers: opts.workers, threads }, 'onnx-sidecar serving')
   if (opts.host !== '127.0.0.1' && opts.host !== '::1' && opts.host !== 'localhost') {
     logger.warn({ host: opts.host }, 'inference is listening off loopback: anything that can reach this address can run the models')
   }

@@ -1,0 +1,85 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import path from 'node:path'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { request } from 'undici'
+import { ROOT, EXAMPLE_REPO, FIXTURE_REPO, startSidecar } from '../fixtures/sidecar.js'
+
+const CLI = path.join(ROOT, 'dist', 'cli', 'main.js')
+
+t.test('serve: SIGTERM lets in-flight requests finish, then exits 0', async t => {
+  const child = spawn(process.execPath, [CLI, 'serve', '--model-repository', FIXTURE_REPO, '--model', 'slow,add', '--port', '0', '--metrics-port', '0', '--metrics-host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const lines: Array<Record<string, any>> = []
+  const rl = createInterface({ input: child.stdout })
+  let url = ''
+  let metrics = ''
+  const serving = new Promise<void>(resolve => rl.on('line', line => {
+    const rec = JSON.parse(line)
+    lines.push(rec)
+    if (rec.msg === 'onnx-sidecar serving') { url = rec.inference; metrics = rec.metrics.replace(/\/metrics$/, ''); resolve() }
+  }))
+  await serving
+  for (let i = 0; i < 100; i++) {
+    const r = await request(`${metrics}/v2/health/ready`)
+    await r.body.dump()
+    if (r.statusCode === 200) break
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  const body = JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 256], data: new Array(256).fill(0.5) }] })
+  const inflight = Array.from({ length: 3 }, async () => {
+    const r = await request(`${url}/v2/models/slow/infer`, { method: 'POST', body })
+    return { status: r.statusCode, json: await r.body.json() as any }
+  })
+  await new Promise(resolve => setTimeout(resolve, 50))
+  child.kill('SIGTERM')
+  const results = await Promise.all(inflight)
+  t.same(results.map(r => r.status), [200, 200, 200], 'requests accepted before SIGTERM all complete')
+  t.equal(results[0]?.json.outputs[0].shape.join(','), '1,256')
+  const [code] = await once(child, 'exit')
+  t.equal(code, 0, 'exit code 0')
+  t.ok(lines.some(l => l.msg === 'shutting down: finishing in-flight requests'))
+  t.ok(lines.some(l => l.msg === 'stopped'))
+})
+
+t.test('serve --help lists every flag with its variable and default', async t => {
+  const child = spawn(process.execPath, [CLI, 'serve', '--help'])
+  let out = ''
+  child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+  const [code] = await once(child, 'exit')
+  t.equal(code, 0)
+  for (const flag of ['--model-repository', '--model', '--host', '--port', '--metrics-port', '--threads', '--log-level', '--body-limit']) t.match(out, flag)
+  t.match(out, /\(default: 8500\) {2}\[env ONNX_SIDECAR_PORT\]/)
+})
+
+t.test('serve rejects a bad flag value with a message naming it', async t => {
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', 'http'])
+  let err = ''
+  child.stderr.on('data', (c: Buffer) => { err += c.toString() })
+  const [code] = await once(child, 'exit')
+  t.equal(code, 2)
+  t.match(err, /flag --port: 'http' is not an integer/)
+})
+
+t.test('health and metrics keep answering while a slow model computes', async t => {
+  const s = await startSidecar({ repository: FIXTURE_REPO, models: [{ name: 'slow' }] })
+  t.teardown(s.close)
+  const body = { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 256], data: new Array(256).fill(0.1) }] }
+  let slowDone = 0
+  const slow = Array.from({ length: 4 }, async () => { const r = await s.post('/v2/models/slow/infer', body); slowDone++; return r.status })
+  await new Promise(resolve => setTimeout(resolve, 20))
+  for (let i = 0; i < 5; i++) {
+    const ready = await s.get('/v2/health/ready')
+    t.equal(ready.status, 200, 'health answers while inference runs on a worker thread')
+  }
+  t.equal(slowDone, 0, 'the slow requests were still running while health answered')
+  t.same(await Promise.all(slow), [200, 200, 200, 200])
+})
+
+t.test('the example repository serves both models', async t => {
+  const s = await startSidecar({ repository: EXAMPLE_REPO })
+  t.teardown(s.close)
+  const index = await s.post('/v2/repository/index', {})
+  t.same(index.body.map((e: any) => `${e.name}:${e.version}:${e.state}`), ['digits:1:READY', 'iris:1:READY'])
+})
