@@ -19,7 +19,8 @@ type Command = (argv: string[]) => Promise<number>
 
 const commands: Record<string, () => Promise<Command>> = {
   serve: async () => (await import('../sidecar/serve-command.js')).serveCommand,
-  inject: async () => (await import('../injector/inject-command.js')).injectCommand
+  inject: async () => (await import('../injector/inject-command.js')).injectCommand,
+  webhook: async () => (await import('../injector/webhook-command.js')).webhookCommand
 }
 
 async function main (argv: string[]): Promise<number> {
