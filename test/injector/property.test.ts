@@ -1,0 +1,111 @@
+/**
+ * Property-based: over random pod shapes, the webhook's patch applies cleanly to the
+ * original and gives exactly `inject`'s result, the result is a valid Kubernetes Pod,
+ * fields unknown to this code survive, and injecting twice equals injecting once.
+ */
+import t from 'tap'
+import fc from 'fast-check'
+import jsonpatch from 'fast-json-patch'
+import { Pod } from 'kubernetes-models/v1'
+import { admit } from '../../injector/admission.js'
+import { inject } from '../../injector/inject-pod.js'
+import { DEFAULT_CONFIG } from '../../injector/injection-config.js'
+import { admissionReview } from '../fixtures/injector/helpers.js'
+
+const port = fc.constantFrom(80, 8080, 8080, 8500, 8600, 9464, 9565, 15001)
+const envVar = fc.oneof(
+  fc.record({ name: fc.constantFrom('A', 'B', 'LOG_LEVEL'), value: fc.string({ maxLength: 8 }) }),
+  fc.constant({ name: 'ONNX_SIDECAR_URL', value: 'http://127.0.0.1:1234' }),
+  fc.constant({ name: 'POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } })
+)
+const container = (name: string) => fc.record({
+  name: fc.constant(name),
+  image: fc.constantFrom('app:1', 'registry.example/x/y@sha256:abc'),
+  env: fc.option(fc.uniqueArray(envVar, { selector: e => e.name, maxLength: 3 }), { nil: undefined }),
+  ports: fc.option(fc.uniqueArray(port.map(p => ({ containerPort: p })), { selector: p => p.containerPort, maxLength: 2 }), { nil: undefined }),
+  futureContainerField: fc.option(fc.constant({ enabled: true }), { nil: undefined })
+}, { requiredKeys: ['name', 'image'] })
+const annotations = fc.record({
+  'onnx-sidecar.io/model': fc.constantFrom('iris', 'ranker:3,ctr', 'digits:1', 'a.b_c-d'),
+  'onnx-sidecar.io/port': fc.constantFrom('8500', '8600', '8600', '8600', '70000'),
+  'onnx-sidecar.io/metrics-port': fc.constantFrom('9464', '9565'),
+  'onnx-sidecar.io/native-sidecar': fc.constantFrom('true', 'false'),
+  'onnx-sidecar.io/volume': fc.constantFrom('data', 'data', 'data', 'missing'),
+  'onnx-sidecar.io/inject': fc.constantFrom('true', 'true', 'false'),
+  'onnx-sidecar.io/cpu-limit': fc.constantFrom('500m', '3', '2.5'),
+  'onnx-sidecar.io/threads': fc.constantFrom('1', '8'),
+  'example.com/other': fc.string({ maxLength: 10 }),
+  'prometheus.io/port': fc.constantFrom('8080', '9464')
+}, { requiredKeys: ['onnx-sidecar.io/model'] })
+
+const podArb = fc.record({
+  name: fc.option(fc.constantFrom('web', 'api-0'), { nil: undefined }),
+  generateName: fc.option(fc.constant('web-7d9f8-'), { nil: undefined }),
+  namespace: fc.option(fc.constantFrom('', 'shop'), { nil: undefined }),
+  annotations: fc.option(annotations, { nil: undefined }),
+  nullAnnotations: fc.boolean(),
+  containers: fc.integer({ min: 1, max: 3 }),
+  appContainers: fc.array(container('x'), { minLength: 3, maxLength: 3 }),
+  init: fc.option(fc.constantFrom('regular', 'native'), { nil: undefined }),
+  volumes: fc.option(fc.constantFrom<string[]>([], ['data'], ['data', 'cache'], ['data']), { nil: undefined }),
+  override: fc.option(fc.record({ image: fc.constant('custom:1'), env: fc.constant([{ name: 'EXTRA', value: '1' }]), resources: fc.constant({ limits: { memory: '2Gi' } }) }, { requiredKeys: [] }), { nil: undefined }),
+  overrideIn: fc.constantFrom('containers', 'initContainers'),
+  hostNetwork: fc.option(fc.boolean(), { nil: undefined }),
+  restartPolicy: fc.option(fc.constantFrom('Always', 'Never', 'OnFailure'), { nil: undefined })
+}).map(p => {
+  const metadata: Record<string, unknown> = {}
+  if (p.name !== undefined) metadata.name = p.name
+  if (p.generateName !== undefined) metadata.generateName = p.generateName
+  if (p.namespace !== undefined) metadata.namespace = p.namespace
+  if (p.annotations !== undefined) metadata.annotations = p.annotations
+  else if (p.nullAnnotations) metadata.annotations = null
+  const containers: Array<Record<string, unknown>> = p.appContainers.slice(0, p.containers).map((c, i) => ({ ...c, name: `app-${i}` }))
+  const spec: Record<string, unknown> = { containers, futureSpecField: { mode: 'x' } }
+  if (p.init === 'regular') spec.initContainers = [{ name: 'setup', image: 'busybox', command: ['true'] }]
+  if (p.init === 'native') spec.initContainers = [{ name: 'proxy', image: 'proxy', restartPolicy: 'Always', ports: [{ containerPort: 15001 }] }]
+  if (p.volumes !== undefined) spec.volumes = p.volumes.map(name => ({ name, emptyDir: {} }))
+  if (p.override !== undefined) {
+    const list = (spec[p.overrideIn] ??= []) as unknown[]
+    list.push({ name: 'onnx-sidecar', ...p.override })
+  }
+  if (p.hostNetwork !== undefined) spec.hostNetwork = p.hostNetwork
+  if (p.restartPolicy !== undefined) spec.restartPolicy = p.restartPolicy
+  // what the API server sends is JSON: no undefined values
+  return JSON.parse(JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata, spec })) as Record<string, any>
+})
+
+t.test('random pods: patch applies, result is a valid Pod, injection is idempotent', async t => {
+  let injected = 0
+  let denied = 0
+  fc.assert(fc.property(podArb, pod => {
+    const original = structuredClone(pod)
+    const out = admit(admissionReview(pod, { namespace: 'shop' }), DEFAULT_CONFIG)
+    const response = out.review.response as Record<string, any>
+    if (!(out.result !== 'error')) throw new Error(`unexpected error: ${String(out.reason)}`)
+    if (!jsonpatch._areEquals(pod, original)) throw new Error('the input was modified')
+    if (response.allowed === false) {
+      denied++
+      if (!/annotation onnx-sidecar\.io\/[a-z-]+: /.test(response.status.message)) throw new Error(`message does not name the annotation: ${String(response.status.message)}`)
+      return
+    }
+    if (response.patch === undefined) {
+      if (inject(pod, DEFAULT_CONFIG).outcome === 'injected') throw new Error('injectable pod got no patch')
+      return
+    }
+    injected++
+    const patch = JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8'))
+    const error = jsonpatch.validate(patch, structuredClone(original))
+    if (error !== undefined) throw error
+    const patched = jsonpatch.applyPatch(structuredClone(original), patch, true).newDocument as Record<string, any>
+    if (!jsonpatch._areEquals(patched, inject(pod, DEFAULT_CONFIG, 'shop').pod)) throw new Error('patched pod differs from inject()')
+    new Pod(patched as any).validate()
+    if (patched.spec.futureSpecField?.mode !== 'x') throw new Error('unknown spec field lost')
+    // twice == once
+    const again = inject(patched, DEFAULT_CONFIG, 'shop')
+    if (!jsonpatch._areEquals(again.pod, patched)) throw new Error('second injection changed the pod')
+    const second = admit(admissionReview(patched), DEFAULT_CONFIG).review.response as Record<string, unknown>
+    if (second.patch !== undefined || second.allowed !== true) throw new Error('second admission sent a patch')
+  }), { numRuns: 1000, seed: Number(process.env.FC_SEED ?? 20261125) })
+  t.ok(injected > 150, `many pods injected (${injected})`)
+  t.ok(denied > 100, `many pods denied (${denied})`)
+})
