@@ -30,8 +30,8 @@ t.test('the client drives a running sidecar over keep-alive HTTP', async t => {
   t.same(index.map(e => [e.name, e.state]), [['digits', 'READY'], ['iris', 'READY']])
 
   await t.rejects(client.infer('nope', []), new SidecarRequestError(404, "unknown model 'nope'"))
-  await t.rejects(client.modelReady('nope'), { status: 404 })
-  await t.rejects(client.infer('iris', [{ name: 'input', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }]), { status: 400, message: /shape \[1,3\] does not match model shape \[-1,4\]/ })
+  await t.rejects(client.modelReady('nope'), new SidecarRequestError(404, "unknown model 'nope'"))
+  await t.rejects(client.infer('iris', [{ name: 'input', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }]), new SidecarRequestError(400, "input 'input': shape [1,3] does not match model shape [-1,4]"))
 
   // Many requests share a handful of keep-alive connections.
   const many = await Promise.all(Array.from({ length: 50 }, async () => await client.infer('iris', [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [5.1, 3.5, 1.4, 0.2] }])))
