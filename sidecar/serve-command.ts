@@ -1,6 +1,6 @@
 /** `onnx-sidecar serve`: run the sidecar until SIGTERM/SIGINT, then drain and exit 0. */
 import { readFileSync } from 'node:fs'
-import { availableCpus } from '../common/cpu.js'
+import { availableCpus, defaultParallelism } from '../common/cpu.js'
 import { helpText, otelRequested, processEnv, readConfig } from '../common/config.js'
 import { createLogger } from '../common/logger.js'
 import { createSidecar, portOf } from './sidecar.js'
@@ -33,13 +33,15 @@ export async function serveCommand (argv: string[]): Promise<number> {
   }
   const logger = createLogger({ level: opts.logLevel, name: 'onnx-sidecar' })
   const cpus = availableCpus()
-  const threads = opts.threads > 0 ? opts.threads : Math.max(1, cpus - 1)
+  const defaults = defaultParallelism(cpus)
+  const workers = opts.workers > 0 ? opts.workers : defaults.workers
+  const threads = opts.threads > 0 ? opts.threads : Math.max(1, Math.floor((cpus - 1) / workers))
   const tracing = startTracing({ enabled: otelRequested(env) })
   const version = packageVersion()
   const sidecar = createSidecar({
     repository: opts.modelRepository,
     models: opts.model,
-    workers: opts.workers,
+    workers,
     threads,
     bodyLimit: opts.bodyLimit,
     pollIntervalMs: opts.pollInterval,
@@ -52,7 +54,7 @@ export async function serveCommand (argv: string[]): Promise<number> {
   await listen(sidecar.inference.server, opts.port, opts.host)
   const inferencePort = portOf(sidecar.inference.server)
   const metricsPort = portOf(sidecar.metricsServer)
-  logger.info({ version, repository: opts.modelRepository, models: opts.model.length === 0 ? 'all' : opts.model, inference: `http://${opts.host}:${inferencePort}`, metrics: `http://${opts.metricsHost}:${metricsPort}/metrics`, cpus, workers: opts.workers, threads }, 'onnx-sidecar serving')
+  logger.info({ version, repository: opts.modelRepository, models: opts.model.length === 0 ? 'all' : opts.model, inference: `http://${opts.host}:${inferencePort}`, metrics: `http://${opts.metricsHost}:${metricsPort}/metrics`, cpus, workers, threads }, 'onnx-sidecar serving')
   if (opts.host !== '127.0.0.1' && opts.host !== '::1' && opts.host !== 'localhost') {
     logger.warn({ host: opts.host }, 'inference is listening off loopback: anything that can reach this address can run the models')
   }
