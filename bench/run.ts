@@ -1,0 +1,560 @@
+/**
+ * `npm run bench`: measures the sidecar against its baselines in one run on this machine
+ * and checks the targets of issue 3.
+ *
+ *  1. Generates three synthetic ONNX models (bench/onnx-builder.ts, seeded) into a
+ *     temporary model repository: `mlp` (32→256→256→10), `cnn` ([N,1,28,28], two conv
+ *     blocks, Gemm → 10) and `mlp5m` (512→2048→2048→10, ≈5.3M parameters).
+ *  2. In-process ONNX Runtime `session.run` (batch 1 and 32, one intra-op thread).
+ *  3. Baselines, each its own process: the naive main-thread server and the same server
+ *     without inference (bench/baseline-server.ts).
+ *  4. The sidecar (`node dist/cli/main.js serve`, compiled; `npm run bench` builds first).
+ *  5. Idle RSS with the example iris model and 1, 2, 3 workers.
+ *  6. 10 version swaps during 30 s of load at 32 connections.
+ *
+ * Load always comes from a separate process (bench/load-generator.ts).
+ * Prints a table and the targets, writes bench/results/latest.json and latest.md.
+ *
+ * Environment: BENCH_DURATION_S (recorded seconds per load cell, default 5),
+ * BENCH_WARMUP_S (default 1), BENCH_ORT_DURATION_S (default 3), BENCH_SWAP_S (default 30),
+ * BENCH_WORKERS / BENCH_THREADS (sidecar --workers / --threads, default 1 / 1),
+ * BENCH_PROFILE=1 (CPU-profile the sidecar into bench/results/profiles/),
+ * BENCH_ONLY=ort,baselines,sidecar,rss,swap (run a subset while iterating).
+ */
+import { fork, spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { mkdtemp, mkdir, rename, rm, writeFile, readFile } from 'node:fs/promises'
+import { once } from 'node:events'
+import os from 'node:os'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import ort from 'onnxruntime-node'
+import { request } from 'undici'
+import { benchModels, mlp, type SyntheticModel } from './onnx-builder.js'
+import type { CellResult, CellSpec, Target } from './load-generator.js'
+import { stats, type LatencyStats } from './stats.js'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const RESULTS = path.join(ROOT, 'bench', 'results')
+const env = process.env
+const num = (name: string, dflt: number): number => {
+  const v = env[name]
+  if (v === undefined || v === '') return dflt
+  const n = Number(v)
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v} is not a non-negative number`)
+  return n
+}
+const DURATION_S = num('BENCH_DURATION_S', 5)
+const WARMUP_S = num('BENCH_WARMUP_S', 1)
+const ORT_DURATION_S = num('BENCH_ORT_DURATION_S', Math.min(3, DURATION_S))
+const SWAP_S = num('BENCH_SWAP_S', 30)
+const SWAPS = 10
+const WORKERS = num('BENCH_WORKERS', 1)
+const THREADS = num('BENCH_THREADS', 1)
+const PROFILE = env.BENCH_PROFILE === '1'
+const ONLY = new Set((env.BENCH_ONLY ?? 'ort,baselines,sidecar,rss,swap').split(',').map(s => s.trim()))
+
+const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+const log = (msg: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`) }
+
+// ---- request bodies -------------------------------------------------------------------
+
+/** Float32 values as a JSON client would print them (shortest round-trip decimal of the float32). */
+function randomInput (n: number, seed: number): Float32Array {
+  let a = seed
+  const out = new Float32Array(n)
+  for (let i = 0; i < n; i++) {
+    a = (Math.imul(a, 1664525) + 1013904223) >>> 0
+    out[i] = a / 4294967296
+  }
+  return out
+}
+
+function jsonBody (m: SyntheticModel, data: Float32Array): Uint8Array {
+  return Buffer.from(JSON.stringify({
+    inputs: [{ name: m.input.name, shape: [1, ...m.input.shape], datatype: 'FP32', data: Array.from(data) }]
+  }))
+}
+
+function binaryBody (m: SyntheticModel, data: Float32Array): { body: Uint8Array, headerLength: number } {
+  const header = Buffer.from(JSON.stringify({
+    inputs: [{ name: m.input.name, shape: [1, ...m.input.shape], datatype: 'FP32', parameters: { binary_data_size: data.byteLength } }],
+    outputs: [{ name: m.output.name, parameters: { binary_data: true } }]
+  }))
+  return { body: Buffer.concat([header, Buffer.from(data.buffer, data.byteOffset, data.byteLength)]), headerLength: header.byteLength }
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json' }
+
+function inferTarget (origin: string, model: string, body: Uint8Array, headers: Record<string, string> = JSON_HEADERS): Target {
+  return { origin, path: `/v2/models/${model}/infer`, method: 'POST', headers, body }
+}
+
+// ---- the load generator process --------------------------------------------------------
+
+class LoadGenerator {
+  #child: ChildProcess
+  #ready: Promise<void>
+
+  constructor () {
+    this.#child = fork(path.join(ROOT, 'bench', 'load-generator.ts'), [], {
+      execArgv: ['--import', 'tsx'],
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+    })
+    this.#ready = new Promise((resolve, reject) => {
+      this.#child.once('message', () => resolve())
+      this.#child.once('exit', code => reject(new Error(`load generator exited with code ${code}`)))
+    })
+  }
+
+  async run (spec: Omit<CellSpec, 'op' | 'warmupS' | 'durationS'> & { warmupS?: number, durationS?: number }): Promise<CellResult> {
+    await this.#ready
+    const full: CellSpec = { op: 'cell', warmupS: WARMUP_S, durationS: DURATION_S, ...spec }
+    const reply = once(this.#child, 'message') as Promise<[{ ok: true, result: CellResult } | { ok: false, error: string }]>
+    this.#child.send(full)
+    const [msg] = await reply
+    if (!msg.ok) throw new Error(`load generator failed: ${msg.error}`)
+    return msg.result
+  }
+
+  async close (): Promise<void> {
+    if (this.#child.exitCode !== null) return
+    const exited = once(this.#child, 'exit')
+    this.#child.send({ op: 'exit' })
+    await Promise.race([exited, sleep(5000)])
+    if (this.#child.exitCode === null) this.#child.kill('SIGKILL')
+  }
+}
+
+// ---- servers under test ------------------------------------------------------------------
+
+interface Server {
+  child: ChildProcess
+  origin: string
+  /** Where /v2/health/ready and /metrics answer (the sidecar's metrics port). */
+  metricsOrigin: string
+  stop: () => Promise<void>
+}
+
+async function stopChild (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+  await exited
+  clearTimeout(timer)
+}
+
+async function startBaseline (kind: 'naive' | 'noinfer', modelFile: string): Promise<Server> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', `${kind}-server.ts`), modelFile, String(THREADS)], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
+  const port = await new Promise<number>((resolve, reject) => {
+    lines.once('line', line => resolve((JSON.parse(line) as { port: number }).port))
+    child.once('exit', code => reject(new Error(`${kind} server exited with code ${code}`)))
+  })
+  const origin = `http://127.0.0.1:${port}`
+  return { child, origin, metricsOrigin: origin, stop: async () => { lines.close(); await stopChild(child) } }
+}
+
+async function startSidecar (repo: string, args: string[] = [], opts: { profile?: boolean } = {}): Promise<Server & { logs: string[] }> {
+  const profileArgs = opts.profile === true ? ['--cpu-prof', `--cpu-prof-dir=${path.join(RESULTS, 'profiles')}`] : []
+  const child = spawn(process.execPath, [
+    ...profileArgs,
+    path.join(ROOT, 'dist', 'cli', 'main.js'), 'serve',
+    '--model-repository', repo,
+    '--port', '0', '--metrics-port', '0', '--metrics-host', '127.0.0.1',
+    '--workers', String(WORKERS), '--threads', String(THREADS),
+    ...args
+  ], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...env, OTEL_TRACES_EXPORTER: 'none', OTEL_SDK_DISABLED: 'true' } })
+  const logs: string[] = []
+  const keep = (line: string): void => { logs.push(line); if (logs.length > 200) logs.shift() }
+  createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', keep)
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
+  const urls = await new Promise<{ inference: string, metrics: string }>((resolve, reject) => {
+    lines.on('line', line => {
+      keep(line)
+      try {
+        const rec = JSON.parse(line) as { msg?: string, inference?: string, metrics?: string }
+        if (rec.msg === 'onnx-sidecar serving' && rec.inference !== undefined && rec.metrics !== undefined) {
+          resolve({ inference: rec.inference, metrics: rec.metrics })
+        }
+      } catch {}
+    })
+    child.once('exit', code => reject(new Error(`sidecar exited with code ${code}:\n${logs.join('\n')}`)))
+  })
+  const metricsOrigin = new URL(urls.metrics).origin
+  const deadline = Date.now() + 120_000
+  for (;;) {
+    const res = await request(`${metricsOrigin}/v2/health/ready`).catch(() => undefined)
+    const status = res?.statusCode
+    await res?.body.dump()
+    if (status === 200) break
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`sidecar not ready:\n${logs.join('\n')}`)
+    await sleep(50)
+  }
+  return { child, origin: new URL(urls.inference).origin, metricsOrigin, logs, stop: async () => { await stopChild(child) } }
+}
+
+/** Sum and count of the batch-size histogram per model, from /metrics. */
+async function batchSizes (metricsOrigin: string): Promise<Record<string, { sum: number, count: number }>> {
+  const res = await request(`${metricsOrigin}/metrics`)
+  const text = await res.body.text()
+  const out: Record<string, { sum: number, count: number }> = {}
+  for (const m of text.matchAll(/^onnx_sidecar_inference_batch_size_(sum|count)\{[^}]*model="([^"]+)"[^}]*\} ([0-9.e+-]+)$/gm)) {
+    const [, kind, model, value] = m as unknown as [string, 'sum' | 'count', string, string]
+    const e = out[model] ?? (out[model] = { sum: 0, count: 0 })
+    e[kind] += Number(value)
+  }
+  return out
+}
+
+async function meanBatch (metricsOrigin: string, model: string, cell: () => Promise<CellResult>): Promise<CellResult & { meanBatchRows: number }> {
+  const before = (await batchSizes(metricsOrigin))[model] ?? { sum: 0, count: 0 }
+  const result = await cell()
+  const after = (await batchSizes(metricsOrigin))[model] ?? { sum: 0, count: 0 }
+  return { ...result, meanBatchRows: (after.sum - before.sum) / Math.max(1, after.count - before.count) }
+}
+
+function vmRssMiB (pid: number): Promise<number> {
+  return readFile(`/proc/${pid}/status`, 'utf8').then(text => {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(text)
+    if (m === null) throw new Error(`no VmRSS for pid ${pid}`)
+    return Number(m[1]) / 1024
+  })
+}
+
+// ---- in-process ONNX Runtime ------------------------------------------------------------
+
+interface OrtResult { batch: number, calls: number, rowsPerS: number, latency: LatencyStats }
+
+async function ortCell (m: SyntheticModel, batch: number): Promise<OrtResult> {
+  const session = await ort.InferenceSession.create(m.bytes, { intraOpNumThreads: THREADS, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' })
+  const perRow = m.input.shape.reduce((a, b) => a * b, 1)
+  const feeds = { [m.input.name]: new ort.Tensor('float32', randomInput(batch * perRow, 7), [batch, ...m.input.shape]) }
+  const warmEnd = process.hrtime.bigint() + BigInt(Math.round(Math.min(WARMUP_S, 1) * 1e9))
+  while (process.hrtime.bigint() < warmEnd) await session.run(feeds)
+  const samples: number[] = []
+  const started = process.hrtime.bigint()
+  const end = started + BigInt(Math.round(ORT_DURATION_S * 1e9))
+  let now = started
+  while (now < end) {
+    const t0 = now
+    await session.run(feeds)
+    now = process.hrtime.bigint()
+    samples.push(Number(now - t0) / 1000)
+  }
+  const seconds = Number(now - started) / 1e9
+  await session.release()
+  return { batch, calls: samples.length, rowsPerS: samples.length * batch / seconds, latency: stats(samples) }
+}
+
+// ---- the report --------------------------------------------------------------------------
+
+interface Figure {
+  id: string
+  label: string
+  value: number
+  unit: string
+  /** What the ratio compares with. */
+  baseline?: string
+  ratio?: number
+  note?: string
+}
+
+interface TargetCheck {
+  target: string
+  measured: string
+  pass: boolean
+}
+
+const fmt = (v: number, unit = ''): string => {
+  if (!Number.isFinite(v)) return 'n/a'
+  const s = Math.abs(v) >= 100 ? Math.round(v).toLocaleString('en-US') : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2)
+  return unit === '' ? s : `${s} ${unit}`
+}
+const fmtRatio = (r: number | undefined): string => (r === undefined ? '' : Number.isFinite(r) ? `${r.toFixed(2)}×` : 'n/a')
+
+function table (figures: Figure[]): string {
+  const rows = figures.map(f => [f.label, fmt(f.value, f.unit), f.baseline ?? '', fmtRatio(f.ratio), f.note ?? ''])
+  const head = ['figure', 'value', 'baseline', 'ratio', 'note']
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => (r[i] as string).length)))
+  const line = (r: string[]): string => r.map((c, i) => (i === 1 || i === 3 ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number))).join('  ').trimEnd()
+  return [line(head), widths.map(w => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
+}
+
+function markdown (figures: Figure[], checks: TargetCheck[], meta: Record<string, unknown>): string {
+  const esc = (s: string): string => s.replace(/\|/g, '\\|')
+  const out = [
+    `Measured by \`npm run bench\` on ${String(meta.machine)}, ${String(meta.date)} (${String(meta.durationS)} s per load cell after ${String(meta.warmupS)} s warm-up; sidecar \`--workers ${String(meta.workers)} --threads ${String(meta.threads)}\`; load from a separate process).`,
+    '',
+    '| figure | value | baseline | ratio | note |',
+    '| --- | ---: | --- | ---: | --- |',
+    ...figures.map(f => `| ${esc(f.label)} | ${fmt(f.value, f.unit)} | ${esc(f.baseline ?? '')} | ${fmtRatio(f.ratio)} | ${esc(f.note ?? '')} |`),
+    '',
+    '| target | measured | result |',
+    '| --- | --- | --- |',
+    ...checks.map(c => `| ${esc(c.target)} | ${esc(c.measured)} | ${c.pass ? 'PASS' : '**FAIL**'} |`),
+    ''
+  ]
+  return out.join('\n')
+}
+
+// ---- the run -----------------------------------------------------------------------------
+
+async function main (): Promise<void> {
+  const startedAt = Date.now()
+  await mkdir(RESULTS, { recursive: true })
+  if (PROFILE) await rm(path.join(RESULTS, 'profiles'), { recursive: true, force: true })
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'onnx-sidecar-bench-'))
+  const models = benchModels()
+  const repo = path.join(tmp, 'repo')
+  const config = 'max_batch_size: 32\ndynamic_batching: { max_queue_delay_microseconds: 0 }\nwarmup: true\n'
+  const file = (m: SyntheticModel): string => path.join(repo, m.name, '1', 'model.onnx')
+  for (const m of Object.values(models)) {
+    await mkdir(path.dirname(file(m)), { recursive: true })
+    await writeFile(file(m), m.bytes)
+    await writeFile(path.join(repo, m.name, 'config.yaml'), config)
+  }
+  log(`models in ${repo}: ${Object.values(models).map(m => `${m.name} (${m.parameters.toLocaleString('en-US')} parameters, ${(m.bytes.byteLength / 1e6).toFixed(1)} MB)`).join(', ')}`)
+
+  const small = models.small
+  const big = models.big
+  const bodies = {
+    small: jsonBody(small, randomInput(32, 1)),
+    big: jsonBody(big, randomInput(512, 2)),
+    cnnJson: jsonBody(models.cnn, randomInput(784, 3)),
+    cnnBin: binaryBody(models.cnn, randomInput(784, 3))
+  }
+  const cnnBinHeaders = { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(bodies.cnnBin.headerLength) }
+  const health = (origin: string): Target & { intervalMs: number } => ({ origin, path: '/v2/health/ready', method: 'GET', intervalMs: 5 })
+
+  const raw: Record<string, unknown> = {}
+  const ortRes: Record<string, OrtResult> = {}
+  const cells: Record<string, CellResult & { meanBatchRows?: number }> = {}
+  const rss: Array<{ workers: number, mib: number }> = []
+  let swap: { swaps: number, loaded: number, result: CellResult, index: unknown } | undefined
+
+  const gen = new LoadGenerator()
+  try {
+    if (ONLY.has('ort')) {
+      for (const [key, m] of [['small', small], ['big', big], ['cnn', models.cnn]] as const) {
+        for (const b of [1, 32]) {
+          log(`in-process ORT ${m.name} batch ${b}`)
+          ortRes[`${key}_b${b}`] = await ortCell(m, b)
+        }
+      }
+    }
+
+    if (ONLY.has('baselines')) {
+      for (const kind of ['naive', 'noinfer'] as const) {
+        const server = await startBaseline(kind, file(small))
+        try {
+          log(`${kind} server, ${small.name}, 64 connections`)
+          cells[`${kind}_small_c64`] = await gen.run({ target: inferTarget(server.origin, small.name, bodies.small), connections: 64 })
+          if (kind === 'naive') {
+            log(`${kind} server, ${small.name}, 1 connection`)
+            cells[`${kind}_small_c1`] = await gen.run({ target: inferTarget(server.origin, small.name, bodies.small), connections: 1 })
+          }
+        } finally { await server.stop() }
+      }
+      const naiveBig = await startBaseline('naive', file(big))
+      try {
+        log(`naive server, ${big.name}, 64 connections (+ health probe)`)
+        cells.naive_big_c64 = await gen.run({ target: inferTarget(naiveBig.origin, big.name, bodies.big), connections: 64, probe: health(naiveBig.origin) })
+      } finally { await naiveBig.stop() }
+    }
+
+    if (ONLY.has('sidecar')) {
+      const sc = await startSidecar(repo, ['--poll-interval', '0'], { profile: PROFILE })
+      try {
+        for (const c of [64, 8, 1]) {
+          log(`sidecar, ${small.name}, ${c} connections`)
+          cells[`sidecar_small_c${c}`] = await meanBatch(sc.metricsOrigin, small.name, () => gen.run({ target: inferTarget(sc.origin, small.name, bodies.small), connections: c }))
+        }
+        log(`sidecar, ${big.name}, 64 connections (+ health probe on the metrics port)`)
+        cells.sidecar_big_c64 = await meanBatch(sc.metricsOrigin, big.name, () => gen.run({ target: inferTarget(sc.origin, big.name, bodies.big), connections: 64, probe: health(sc.metricsOrigin) }))
+        log(`sidecar, ${models.cnn.name}, JSON, 64 connections`)
+        cells.sidecar_cnn_json_c64 = await meanBatch(sc.metricsOrigin, models.cnn.name, () => gen.run({ target: inferTarget(sc.origin, models.cnn.name, bodies.cnnJson), connections: 64 }))
+        log(`sidecar, ${models.cnn.name}, binary tensors, 64 connections`)
+        cells.sidecar_cnn_bin_c64 = await meanBatch(sc.metricsOrigin, models.cnn.name, () => gen.run({ target: inferTarget(sc.origin, models.cnn.name, bodies.cnnBin.body, cnnBinHeaders), connections: 64 }))
+      } finally { await sc.stop() }
+    }
+
+    if (ONLY.has('rss')) {
+      for (const workers of [1, 2, 3]) {
+        const sc = await startSidecar(path.join(ROOT, 'models'), ['--model', 'iris', '--workers', String(workers), '--threads', '1'])
+        try {
+          await sleep(2000)
+          const mib = await vmRssMiB(sc.child.pid as number)
+          log(`idle RSS, iris, ${workers} worker(s): ${mib.toFixed(1)} MiB`)
+          rss.push({ workers, mib })
+        } finally { await sc.stop() }
+      }
+    }
+
+    if (ONLY.has('swap')) {
+      const swapRepo = path.join(tmp, 'swap-repo')
+      const name = 'swap'
+      const write = async (version: number): Promise<void> => {
+        // Atomic: a complete directory appears under its final name in one rename(2).
+        const staging = path.join(swapRepo, name, `.incoming-${version}`)
+        await mkdir(staging, { recursive: true })
+        await writeFile(path.join(staging, 'model.onnx'), mlp(name, [32, 256, 256, 10], 100 + version).bytes)
+        await rename(staging, path.join(swapRepo, name, String(version)))
+      }
+      await mkdir(path.join(swapRepo, name), { recursive: true })
+      await writeFile(path.join(swapRepo, name, 'config.yaml'), config + 'version_policy: { latest: 1 }\n')
+      await write(1)
+      const sc = await startSidecar(swapRepo)
+      try {
+        log(`version swaps: ${SWAPS} new versions during ${SWAP_S} s of load at 32 connections`)
+        const cell = gen.run({ target: inferTarget(sc.origin, name, bodies.small), connections: 32, durationS: SWAP_S, trackVersions: true })
+        await sleep(WARMUP_S * 1000)
+        const every = SWAP_S * 1000 / SWAPS
+        await sleep(every / 2)
+        for (let v = 2; v <= SWAPS + 1; v++) {
+          await write(v)
+          if (v <= SWAPS) await sleep(every)
+        }
+        const result = await cell
+        await sleep(1500)
+        const res = await request(`${sc.origin}/v2/repository/index`, { method: 'POST' })
+        const index = await res.body.json() as Array<{ name: string, version: string, state: string }>
+        const loaded = Math.max(...index.filter(e => e.name === name && e.state === 'READY').map(e => Number(e.version)))
+        swap = { swaps: SWAPS, loaded, result, index }
+        log(`version swaps: ${result.errors} failed of ${result.ok + result.errors}; versions answered: ${JSON.stringify(result.versions)}; serving now: ${loaded}`)
+      } finally { await sc.stop() }
+    }
+  } finally {
+    await gen.close()
+    await rm(tmp, { recursive: true, force: true })
+  }
+
+  // ---- figures ----
+  const figures: Figure[] = []
+  const add = (f: Figure): void => { figures.push(f) }
+  const o = ortRes
+  const c = cells
+  const ratio = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined || b === undefined ? undefined : a / b)
+  const ort1 = o.small_b1
+  if (o.small_b1 !== undefined && o.small_b32 !== undefined) {
+    add({ id: 'ort_small_b1', label: 'in-process ORT, small MLP, batch 1', value: o.small_b1.rowsPerS, unit: 'rows/s', note: `p50 ${fmt(o.small_b1.latency.p50)} µs per session.run` })
+    add({ id: 'ort_small_b32', label: 'in-process ORT, small MLP, batch 32', value: o.small_b32.rowsPerS, unit: 'rows/s', baseline: 'ORT batch 1', ratio: ratio(o.small_b32.rowsPerS, o.small_b1.rowsPerS) })
+  }
+  if (o.big_b1 !== undefined && o.big_b32 !== undefined) {
+    add({ id: 'ort_big_b1', label: 'in-process ORT, 5M MLP, batch 1', value: o.big_b1.rowsPerS, unit: 'rows/s', note: `p50 ${fmt(o.big_b1.latency.p50)} µs` })
+    add({ id: 'ort_big_b32', label: 'in-process ORT, 5M MLP, batch 32', value: o.big_b32.rowsPerS, unit: 'rows/s', baseline: 'ORT batch 1', ratio: ratio(o.big_b32.rowsPerS, o.big_b1.rowsPerS) })
+  }
+  if (o.cnn_b1 !== undefined && o.cnn_b32 !== undefined) {
+    add({ id: 'ort_cnn_b1', label: 'in-process ORT, CNN, batch 1', value: o.cnn_b1.rowsPerS, unit: 'rows/s', note: `p50 ${fmt(o.cnn_b1.latency.p50)} µs` })
+    add({ id: 'ort_cnn_b32', label: 'in-process ORT, CNN, batch 32', value: o.cnn_b32.rowsPerS, unit: 'rows/s', baseline: 'ORT batch 1', ratio: ratio(o.cnn_b32.rowsPerS, o.cnn_b1.rowsPerS) })
+  }
+  const naive64 = c.naive_small_c64?.rps
+  const noinfer64 = c.noinfer_small_c64?.rps
+  if (c.naive_small_c64 !== undefined) add({ id: 'naive_small_c64', label: 'naive server, small MLP, 64 conn', value: c.naive_small_c64.rps, unit: 'req/s', baseline: 'ORT batch 1', ratio: ratio(c.naive_small_c64.rps, ort1?.rowsPerS) })
+  if (c.noinfer_small_c64 !== undefined) add({ id: 'noinfer_small_c64', label: 'no-inference server, small MLP, 64 conn', value: c.noinfer_small_c64.rps, unit: 'req/s', baseline: 'naive server', ratio: ratio(noinfer64, naive64) })
+  const sc64 = c.sidecar_small_c64
+  if (sc64 !== undefined) {
+    add({ id: 'sidecar_small_c64', label: 'sidecar, small MLP, 64 conn', value: sc64.rps, unit: 'req/s', baseline: 'naive server', ratio: ratio(sc64.rps, naive64), note: `mean batch ${fmt(sc64.meanBatchRows ?? NaN)} rows; errors ${sc64.errors}` })
+    add({ id: 'sidecar_small_c64_vs_noinfer', label: 'sidecar, small MLP, 64 conn', value: sc64.rps, unit: 'req/s', baseline: 'no-inference server', ratio: ratio(sc64.rps, noinfer64) })
+  }
+  if (c.naive_big_c64 !== undefined) add({ id: 'naive_big_c64', label: 'naive server, 5M MLP, 64 conn', value: c.naive_big_c64.rps, unit: 'req/s', baseline: 'ORT 5M batch 1', ratio: ratio(c.naive_big_c64.rps, o.big_b1?.rowsPerS) })
+  const big64 = c.sidecar_big_c64
+  if (big64 !== undefined) add({ id: 'sidecar_big_c64', label: 'sidecar, 5M MLP, 64 conn', value: big64.rps, unit: 'req/s', baseline: 'naive server', ratio: ratio(big64.rps, c.naive_big_c64?.rps), note: `mean batch ${fmt(big64.meanBatchRows ?? NaN)} rows; errors ${big64.errors}` })
+  if (ort1 !== undefined) add({ id: 'ort_small_b1_p50', label: 'in-process ORT session.run p50, small MLP', value: ort1.latency.p50, unit: 'µs', note: `p99 ${fmt(ort1.latency.p99)} µs` })
+  if (c.naive_small_c1 !== undefined) {
+    add({ id: 'naive_small_c1_p50', label: 'naive server p50, small MLP, 1 conn', value: c.naive_small_c1.latency.p50, unit: 'µs', baseline: 'ORT p50', ratio: ratio(c.naive_small_c1.latency.p50, ort1?.latency.p50), note: `p99 ${fmt(c.naive_small_c1.latency.p99)} µs; ${fmt(c.naive_small_c1.rps)} req/s` })
+  }
+  for (const n of [1, 8, 64]) {
+    const cell = c[`sidecar_small_c${n}`]
+    if (cell === undefined) continue
+    add({ id: `sidecar_small_c${n}_p50`, label: `sidecar p50, small MLP JSON, ${n} conn`, value: cell.latency.p50, unit: 'µs', ...(n === 1 && ort1 !== undefined ? { baseline: 'ORT p50', ratio: ratio(cell.latency.p50, ort1.latency.p50), note: `+${fmt(cell.latency.p50 - ort1.latency.p50)} µs over ORT; ${fmt(cell.rps)} req/s` } : { note: `${fmt(cell.rps)} req/s` }) })
+    add({ id: `sidecar_small_c${n}_p99`, label: `sidecar p99, small MLP JSON, ${n} conn`, value: cell.latency.p99, unit: 'µs' })
+  }
+  const cj = c.sidecar_cnn_json_c64
+  const cb = c.sidecar_cnn_bin_c64
+  if (cj !== undefined) add({ id: 'sidecar_cnn_json_c64', label: 'sidecar, CNN JSON, 64 conn', value: cj.rps, unit: 'req/s', baseline: 'ORT CNN batch 32', ratio: ratio(cj.rps, o.cnn_b32?.rowsPerS), note: `request ${(bodies.cnnJson.byteLength / 1024).toFixed(1)} KiB; mean batch ${fmt(cj.meanBatchRows ?? NaN)}` })
+  if (cb !== undefined) add({ id: 'sidecar_cnn_bin_c64', label: 'sidecar, CNN binary tensors, 64 conn', value: cb.rps, unit: 'req/s', baseline: 'same requests in JSON', ratio: ratio(cb.rps, cj?.rps), note: `request ${(bodies.cnnBin.body.byteLength / 1024).toFixed(1)} KiB; mean batch ${fmt(cb.meanBatchRows ?? NaN)}` })
+  const hp = big64?.probe
+  const nhp = c.naive_big_c64?.probe
+  if (nhp !== undefined) add({ id: 'naive_health_p99', label: 'naive server /v2/health/ready p99 under 5M load', value: nhp.p99 / 1000, unit: 'ms', note: `p50 ${fmt(nhp.p50 / 1000)} ms` })
+  if (hp !== undefined) add({ id: 'sidecar_health_p99', label: 'sidecar /v2/health/ready p99 (metrics port) under 5M load', value: hp.p99 / 1000, unit: 'ms', baseline: 'naive server', ratio: ratio(hp.p99, nhp?.p99), note: `p50 ${fmt(hp.p50 / 1000)} ms; ${hp.count} probes, ${hp.errors} failed` })
+  const rss1 = rss.find(r => r.workers === 1)
+  const rss3 = rss.find(r => r.workers === 3)
+  const perWorker = rss1 !== undefined && rss3 !== undefined ? (rss3.mib - rss1.mib) / 2 : NaN
+  if (rss1 !== undefined) {
+    add({ id: 'rss_idle_1w', label: 'sidecar idle RSS, iris, 1 worker', value: rss1.mib, unit: 'MiB', note: rss.map(r => `${r.workers}w ${r.mib.toFixed(1)}`).join(', ') })
+    add({ id: 'rss_per_worker', label: 'RSS per extra worker', value: perWorker, unit: 'MiB', baseline: '1-worker RSS', ratio: perWorker / rss1.mib })
+  }
+  if (swap !== undefined) {
+    add({ id: 'swap_failed', label: `failed requests, ${swap.swaps} version swaps in ${SWAP_S} s at 32 conn`, value: swap.result.errors, unit: '', note: `${swap.result.ok.toLocaleString('en-US')} ok (${fmt(swap.result.rps)} req/s), p99 ${fmt(swap.result.latency.p99)} µs; versions answered ${Object.keys(swap.result.versions ?? {}).length}; serving v${swap.loaded} at the end` })
+  }
+
+  // ---- targets (issue 3) ----
+  const checks: TargetCheck[] = []
+  if (sc64 !== undefined && naive64 !== undefined && noinfer64 !== undefined) {
+    const a = sc64.rps / naive64
+    const b = sc64.rps / noinfer64
+    checks.push({ target: 'small MLP, 64 conn: ≥ 1.5× naive server req/s', measured: `${fmt(sc64.rps)} vs ${fmt(naive64)} req/s = ${a.toFixed(2)}×`, pass: a >= 1.5 })
+    checks.push({ target: 'small MLP, 64 conn: ≥ 0.8× no-inference server req/s', measured: `${fmt(sc64.rps)} vs ${fmt(noinfer64)} req/s = ${b.toFixed(2)}×`, pass: b >= 0.8 })
+  }
+  if (big64 !== undefined && c.naive_big_c64 !== undefined) {
+    const a = big64.rps / c.naive_big_c64.rps
+    checks.push({ target: '5M MLP, 64 conn: ≥ 3× naive server req/s', measured: `${fmt(big64.rps)} vs ${fmt(c.naive_big_c64.rps)} req/s = ${a.toFixed(2)}×`, pass: a >= 3 })
+  }
+  if (c.sidecar_small_c1 !== undefined && ort1 !== undefined) {
+    const d = c.sidecar_small_c1.latency.p50 - ort1.latency.p50
+    checks.push({ target: 'concurrency 1, small MLP JSON: p50 ≤ in-process session.run p50 + 100 µs', measured: `${fmt(c.sidecar_small_c1.latency.p50)} µs vs ${fmt(ort1.latency.p50)} µs = +${fmt(d)} µs`, pass: d <= 100 })
+  }
+  if (cj !== undefined && cb !== undefined) {
+    const a = cb.rps / cj.rps
+    checks.push({ target: 'CNN: binary tensors ≥ 1.5× JSON req/s', measured: `${fmt(cb.rps)} vs ${fmt(cj.rps)} req/s = ${a.toFixed(2)}×`, pass: a >= 1.5 })
+  }
+  if (hp !== undefined) {
+    checks.push({ target: '/v2/health/ready p99 < 10 ms while the 5M model is saturated', measured: `${fmt(hp.p99 / 1000)} ms (${hp.count} probes, ${hp.errors} failed)`, pass: hp.p99 < 10_000 && hp.errors === 0 })
+  }
+  if (swap !== undefined) {
+    checks.push({ target: `${swap.swaps} version swaps during ${SWAP_S} s at 32 conn: 0 failed requests`, measured: `${swap.result.errors} failed of ${(swap.result.ok + swap.result.errors).toLocaleString('en-US')}; serving v${swap.loaded} of v${swap.swaps + 1}`, pass: swap.result.errors === 0 && swap.loaded === swap.swaps + 1 })
+  }
+  if (rss1 !== undefined) {
+    checks.push({ target: 'idle RSS, 1 worker, iris ≤ 100 MiB (report per extra worker)', measured: `${rss1.mib.toFixed(1)} MiB; +${perWorker.toFixed(1)} MiB per extra worker`, pass: rss1.mib <= 100 })
+  }
+
+  let commit = ''
+  try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim() } catch {}
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU'
+  const meta = {
+    date: new Date().toISOString(),
+    machine: `${os.availableParallelism()} CPU (${cpu}), Node ${process.version}, onnxruntime-node ${ort.env.versions.common}`,
+    commit,
+    durationS: DURATION_S,
+    warmupS: WARMUP_S,
+    ortDurationS: ORT_DURATION_S,
+    swapS: SWAP_S,
+    workers: WORKERS,
+    threads: THREADS,
+    loadavg: os.loadavg(),
+    wallS: (Date.now() - startedAt) / 1000
+  }
+  raw.ort = ortRes
+  raw.cells = cells
+  raw.rss = rss
+  raw.swap = swap
+  await writeFile(path.join(RESULTS, 'latest.json'), JSON.stringify({ meta, figures, targets: checks, raw }, null, 2) + '\n')
+  const md = markdown(figures, checks, meta)
+  await writeFile(path.join(RESULTS, 'latest.md'), md)
+
+  process.stdout.write(`\nonnx-sidecar benchmark — ${meta.machine}; load average ${os.loadavg().map(l => l.toFixed(2)).join(' ')}\n\n`)
+  process.stdout.write(table(figures) + '\n\nTargets (issue 3):\n')
+  for (const ch of checks) process.stdout.write(`  ${ch.pass ? 'PASS' : 'FAIL'}  ${ch.target} — ${ch.measured}\n`)
+  process.stdout.write(`\nwrote ${path.relative(ROOT, path.join(RESULTS, 'latest.json'))} and ${path.relative(ROOT, path.join(RESULTS, 'latest.md'))} (${meta.wallS.toFixed(0)} s)\n`)
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`)
+  process.exitCode = 1
+})
