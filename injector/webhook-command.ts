@@ -11,8 +11,8 @@ export const WEBHOOK_OPTIONS = {
   tlsKey: { flag: '--tls-key', env: 'ONNX_SIDECAR_TLS_KEY', description: 'PEM private key of the serving certificate; reloaded when the file changes', default: '', defaultText: 'required', parse: parse.string } as Option<string>,
   config: { flag: '--config', env: 'ONNX_SIDECAR_CONFIG', description: 'injection config file (YAML or JSON); reloaded when it changes', default: '', defaultText: 'built-in defaults', parse: parse.string } as Option<string>,
   host: { flag: '--host', env: 'ONNX_SIDECAR_HOST', description: 'address the HTTPS server binds', default: '0.0.0.0', parse: parse.string } as Option<string>,
-  port: { flag: '--port', env: 'ONNX_SIDECAR_PORT', description: 'HTTPS port for /mutate and health', default: 8443, parse: parse.port } as Option<number>,
-  metricsPort: { flag: '--metrics-port', env: 'ONNX_SIDECAR_METRICS_PORT', description: 'plain-HTTP port for /metrics and health (all interfaces)', default: 9464, parse: parse.port } as Option<number>,
+  port: { flag: '--port', env: 'ONNX_SIDECAR_PORT', description: 'HTTPS port for /mutate and health (0 picks a free port)', default: 8443, parse: parse.int(0, 65535) } as Option<number>,
+  metricsPort: { flag: '--metrics-port', env: 'ONNX_SIDECAR_METRICS_PORT', description: 'plain-HTTP port for /metrics and health, all interfaces (0 picks a free port)', default: 9464, parse: parse.int(0, 65535) } as Option<number>,
   reloadInterval: { flag: '--reload-interval', env: 'ONNX_SIDECAR_RELOAD_INTERVAL', description: 'seconds between checks of the certificate, key and config files', default: 5, parse: parse.int(1, 3600) } as Option<number>,
   ...commonOptions()
 }

@@ -1,0 +1,58 @@
+import t from 'tap'
+import { admit } from '../../injector/admission.js'
+import { DEFAULT_CONFIG, type InjectionConfig } from '../../injector/injection-config.js'
+import { admissionReview } from '../fixtures/injector/helpers.js'
+
+const annotated = { apiVersion: 'v1', kind: 'Pod', metadata: { annotations: { 'onnx-sidecar.io/model': 'iris' } }, spec: { containers: [{ name: 'app' }] } }
+
+t.test('bodies that are not AdmissionReviews throw BAD_REVIEW (HTTP 400)', async t => {
+  for (const body of [null, [], 'x', { kind: 'AdmissionReview' }, { kind: 'Foo', apiVersion: 'admission.k8s.io/v1' }, { kind: 'AdmissionReview', apiVersion: 'admission.k8s.io/v1' }, { kind: 'AdmissionReview', apiVersion: 'admission.k8s.io/v1', request: { uid: '' } }]) {
+    t.throws(() => admit(body, DEFAULT_CONFIG), { code: 'OS_ERR_INJ_BAD_REVIEW', statusCode: 400 }, JSON.stringify(body))
+  }
+})
+
+t.test('anything but a pod creation is allowed untouched', async t => {
+  const review = (patch: Record<string, unknown>): unknown => {
+    const r = admissionReview(annotated, { uid: 'u' }) as any
+    Object.assign(r.request, patch)
+    return r
+  }
+  for (const patch of [
+    { operation: 'UPDATE' },
+    { kind: { group: 'apps', version: 'v1', kind: 'Deployment' } },
+    { kind: 'Pod' },
+    { subResource: 'status' },
+    { object: null }
+  ]) {
+    const out = admit(review(patch), DEFAULT_CONFIG)
+    t.same(out.review, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'u', allowed: true } }, JSON.stringify(patch))
+    t.equal(out.result, 'skipped')
+  }
+})
+
+t.test('v1beta1 is answered in kind; namespace and pod name for the log', async t => {
+  const r = admissionReview({ ...annotated, metadata: { ...annotated.metadata, namespace: 'from-object', generateName: 'web-' } }, { namespace: '' }) as any
+  r.apiVersion = 'admission.k8s.io/v1beta1'
+  const out = admit(r, DEFAULT_CONFIG)
+  t.equal(out.review.apiVersion, 'admission.k8s.io/v1beta1')
+  t.equal(out.namespace, 'from-object', 'the object\'s namespace when the request has none')
+  t.equal(out.pod, 'web-*')
+  t.equal(out.result, 'injected')
+  const named = admit(admissionReview({ ...annotated, metadata: { name: 'p', annotations: annotated.metadata.annotations } }, { namespace: 'req' }), DEFAULT_CONFIG)
+  t.same([named.namespace, named.pod], ['req', 'p'])
+})
+
+t.test('warnings come back as admission warnings', async t => {
+  const pod = { ...annotated, spec: { hostNetwork: true, containers: [{ name: 'app' }] } }
+  const out = admit(admissionReview(pod), DEFAULT_CONFIG)
+  t.match((out.review.response as any).warnings, [/hostNetwork: true/])
+  t.equal(out.warnings.length, 1)
+})
+
+t.test('a bug denies the pod with a generic message and keeps the error for the log', async t => {
+  const broken = new Proxy(DEFAULT_CONFIG, { get (target, key) { if (key === 'ports') throw new TypeError('boom'); return Reflect.get(target, key) } }) as InjectionConfig
+  const out = admit(admissionReview(annotated, { uid: 'u' }), broken)
+  t.equal(out.result, 'error')
+  t.match(out.review, { response: { uid: 'u', allowed: false, status: { code: 500, reason: 'InternalError', message: /internal error/ } } })
+  t.match(out.error, TypeError)
+})

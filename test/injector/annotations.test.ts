@@ -1,0 +1,82 @@
+import t from 'tap'
+import { ANNOTATIONS, parseAnnotations, parseModels, parseQuantity, formatModels, PREFIX } from '../../injector/annotations.js'
+import { InjectorError } from '../../injector/errors.js'
+
+t.test('one table holds every annotation of the SPEC', async t => {
+  t.same(Object.values(ANNOTATIONS).map(a => a.key.slice(PREFIX.length)).sort(),
+    ['cpu', 'cpu-limit', 'inject', 'log-level', 'memory', 'memory-limit', 'metrics-port', 'model', 'native-sidecar', 'port', 'threads', 'volume'])
+  for (const a of Object.values(ANNOTATIONS)) {
+    t.doesNotThrow(() => (a.parse as (s: string) => unknown)(a.example.replace(/^"|"$/g, '')), `${a.key} example parses`)
+  }
+})
+
+t.test('model lists', async t => {
+  t.same(parseModels('recommender'), [{ name: 'recommender' }])
+  t.same(parseModels('ranker:3, ctr'), [{ name: 'ranker', version: 3 }, { name: 'ctr' }])
+  t.same(parseModels('ranker:3,ranker:4'), [{ name: 'ranker', version: 3 }, { name: 'ranker', version: 4 }], 'two pinned versions of one model')
+  t.equal(formatModels(parseModels(' a.b_c-1 ,x:12')), 'a.b_c-1,x:12')
+  t.equal(parseModels('a'.repeat(63))[0]?.name.length, 63)
+  for (const [bad, why] of [
+    ['', /names no model/],
+    [' , ', /names no model/],
+    ['a,,b', /is not a model list: '' /],
+    ['Ranker', /'Ranker' is not a model name/],
+    ['../etc', /'..\/etc' is not a model name/],
+    ['a/b', /not a model name/],
+    ['.hidden', /not a model name/],
+    ['a'.repeat(64), /not a model name/],
+    ['iris:0', /version '0' of 'iris' is not a positive integer/],
+    ['iris:v1', /version 'v1'/],
+    ['iris:1:2', /expected name\[:version\]/],
+    ['iris,iris', /lists 'iris' twice/]
+  ] as const) {
+    t.throws(() => parseModels(bad), why, JSON.stringify(bad))
+  }
+})
+
+t.test('quantities', async t => {
+  t.equal(parseQuantity('250m').value, 0.25)
+  t.equal(parseQuantity('2').value, 2)
+  t.equal(parseQuantity('1.5').value, 1.5)
+  t.equal(parseQuantity('256Mi').value, 256 * 2 ** 20)
+  t.equal(parseQuantity('1G').value, 1e9)
+  t.equal(parseQuantity('1e3').value, 1000)
+  t.equal(parseQuantity(' 1Gi ').text, '1Gi')
+  for (const bad of ['', 'lots', '-1', '1 Gi', '1gi', '1.2.3', 'Mi']) t.throws(() => parseQuantity(bad), /not a Kubernetes quantity/, bad)
+  t.throws(() => parseQuantity('0'), /greater than zero/)
+})
+
+t.test('parseAnnotations: values, unknown keys, and messages that name annotation and value', async t => {
+  const parsed = parseAnnotations({
+    'onnx-sidecar.io/model': 'iris',
+    'onnx-sidecar.io/port': '8600',
+    'onnx-sidecar.io/native-sidecar': 'FALSE',
+    'onnx-sidecar.io/threads': 4,
+    'onnx-sidecar.io/modle': 'typo',
+    'onnx-sidecar.io/status': '{}',
+    'other.io/x': 'y'
+  })
+  t.same(parsed.values, { model: [{ name: 'iris' }], port: 8600, nativeSidecar: false, threads: 4 })
+  t.same(parsed.unknown, ['onnx-sidecar.io/modle'])
+
+  const cases: Array<[string, string, RegExp]> = [
+    ['port', '0', /^annotation onnx-sidecar.io\/port: "0" is not a port number \(1-65535\)$/],
+    ['port', '65536', /"65536" is not a port number/],
+    ['port', 'http', /"http" is not a port number/],
+    ['metrics-port', '-1', /metrics-port: "-1"/],
+    ['threads', '0', /threads: "0" is not a thread count/],
+    ['threads', '2.5', /threads: "2.5"/],
+    ['inject', 'no', /inject: "no" is not "true" or "false"/],
+    ['native-sidecar', 'yes', /native-sidecar: "yes"/],
+    ['volume', 'Models', /volume: "Models" is not a volume name/],
+    ['log-level', 'loud', /log-level: "loud" is not a log level/],
+    ['cpu', '1 core', /cpu: "1 core" is not a Kubernetes quantity/],
+    ['memory-limit', '1gb', /memory-limit: "1gb"/]
+  ]
+  for (const [key, value, message] of cases) {
+    t.throws(() => parseAnnotations({ 'onnx-sidecar.io/model': 'iris', [`onnx-sidecar.io/${key}`]: value }), message, `${key}=${value}`)
+  }
+  const err = t.throws(() => parseAnnotations({ 'onnx-sidecar.io/model': 'A', 'onnx-sidecar.io/port': 'x', 'onnx-sidecar.io/cpu': { a: 1 } })) as unknown as InjectorError
+  t.equal(err.code, 'OS_ERR_INJ_INVALID_ANNOTATION')
+  t.match(err.message, /model: "A".*; annotation onnx-sidecar.io\/port: "x".*; annotation onnx-sidecar.io\/cpu: "\{\\"a\\":1\}" is not a string/, 'every problem in one message')
+})

@@ -1,0 +1,64 @@
+import t from 'tap'
+import { Readable } from 'node:stream'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { readFileSync } from 'node:fs'
+import { runInject } from '../../injector/inject-command.js'
+import { TESTDATA, FIXTURES } from '../fixtures/injector/helpers.js'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+async function run (argv: string[], stdin = '', env: Record<string, string> = {}): Promise<{ code: number, stdout: string, stderr: string }> {
+  let stdout = ''
+  let stderr = ''
+  const code = await runInject(argv, {
+    stdin: Readable.from([Buffer.from(stdin)]),
+    stdout: { write: (s: string) => { stdout += s } },
+    stderr: { write: (s: string) => { stderr += s } },
+    env
+  })
+  return { code, stdout, stderr }
+}
+
+const config = `${FIXTURES}injection-config.yaml`
+
+t.test('-f FILE prints the injected manifests; warnings go to stderr', async t => {
+  const r = await run(['-f', `${TESTDATA}daemonset.yaml`, '--config', config])
+  t.equal(r.code, 0)
+  t.equal(r.stdout, readFileSync(`${TESTDATA}daemonset.yaml.injected`, 'utf8').replace(/^# warning: .*\n/gm, ''))
+  t.match(r.stderr, /^warning: DaemonSet\/edge-scorer \(document 1\): hostNetwork: true/)
+})
+
+t.test('-f - reads stdin; the config can come from ONNX_SIDECAR_CONFIG', async t => {
+  const r = await run(['-f', '-'], readFileSync(`${TESTDATA}job.yaml`, 'utf8'), { ONNX_SIDECAR_CONFIG: config })
+  t.equal(r.code, 0)
+  t.equal(r.stdout, readFileSync(`${TESTDATA}job.yaml.injected`, 'utf8'))
+  const positional = await run([`${TESTDATA}job.yaml`, '--config', config])
+  t.equal(positional.stdout, r.stdout, 'the file may also be given without -f')
+})
+
+t.test('failures exit non-zero with the reason on stderr', async t => {
+  const invalid = await run(['-f', `${TESTDATA}invalid-annotation.yaml`])
+  t.equal(invalid.code, 1)
+  t.equal(invalid.stdout, '')
+  t.match(invalid.stderr, /^onnx-sidecar inject: Deployment\/broken \(document 1\): annotation onnx-sidecar.io\/model: "..\/etc\/passwd"/)
+  const missing = await run(['-f', `${TESTDATA}nope.yaml`])
+  t.same([missing.code, /ENOENT/.test(missing.stderr)], [1, true])
+  const badConfig = await run(['-f', `${TESTDATA}job.yaml`, '--config', `${TESTDATA}job.yaml`])
+  t.match(badConfig, { code: 1, stderr: /injection config .*job.yaml: \(top level\) must NOT have additional properties/ })
+  t.match(await run([]), { code: 2, stderr: /-f FILE or -f - \(stdin\) is required/ })
+  t.match(await run(['--help']), { code: 0, stdout: /usage: onnx-sidecar inject -f FILE\|-.*\n[\s\S]*--config[\s\S]*ONNX_SIDECAR_CONFIG/ })
+})
+
+t.test('the real CLI, as a user runs it', async t => {
+  const cli = (args: string[]): ReturnType<typeof spawnSync> => spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 })
+  const ok = cli(['inject', '-f', `${TESTDATA}deployment.yaml`, '--config', config])
+  t.equal(ok.status, 0, String(ok.stderr))
+  t.equal(ok.stdout, readFileSync(`${TESTDATA}deployment.yaml.injected`, 'utf8'))
+  const bad = cli(['inject', '-f', `${TESTDATA}port-clash.yaml`])
+  t.equal(bad.status, 1)
+  t.match(String(bad.stderr), /port 8500 is already used by container 'legacy'/)
+  const flag = cli(['webhook'])
+  t.equal(flag.status, 2)
+  t.match(String(flag.stderr), /^onnx-sidecar webhook: --tls-cert and --tls-key are required/)
+})
