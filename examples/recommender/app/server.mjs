@@ -1,0 +1,91 @@
+// The "recommender" service of the example shop: an ordinary HTTP service with no ML
+// code in it. It asks the onnx-sidecar next to it (ONNX_SIDECAR_URL, set by the injector)
+// which iris species a customer's flower is, then recommends products for that species.
+//
+//   GET  /recommendations?sepal_length=5.1&sepal_width=3.5&petal_length=1.4&petal_width=0.2
+//   POST /recommendations   {"flowers": [[5.1, 3.5, 1.4, 0.2], ...]}   (one sidecar call for all)
+//   GET  /healthz           200 once the sidecar reports the model ready
+//
+// Environment: PORT (default 8080), MODEL (default iris), ONNX_SIDECAR_URL.
+import { createServer } from 'node:http'
+import { SidecarClient, SidecarRequestError } from 'onnx-sidecar/client'
+
+const port = Number(process.env.PORT ?? 8080)
+const model = process.env.MODEL ?? 'iris'
+const FEATURES = ['sepal_length', 'sepal_width', 'petal_length', 'petal_width']
+
+const CATALOG = {
+  setosa: ['arctic-iris-bulbs', 'peat-free-compost', 'rock-garden-planter'],
+  versicolor: ['blue-flag-rhizomes', 'pond-margin-basket', 'aquatic-soil'],
+  virginica: ['southern-blue-flag', 'bog-garden-liner', 'slow-release-feed']
+}
+
+const sidecar = new SidecarClient()
+
+async function classify (flowers) {
+  const res = await sidecar.infer(model, [
+    { name: 'input', datatype: 'FP32', shape: [flowers.length, 4], data: flowers.flat() }
+  ], { outputs: [{ name: 'probabilities', parameters: { classification: 1 } }] })
+  // classification extension: one "score:index:label" string per row
+  return res.outputs[0].data.map(entry => {
+    const [score, , species] = String(entry).split(':')
+    return { species, confidence: Number(score), products: CATALOG[species] ?? [] }
+  })
+}
+
+function send (res, status, body) {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+function readJson (req) {
+  return new Promise((resolve, reject) => {
+    const chunks = []
+    req.on('data', c => chunks.push(c))
+    req.on('end', () => {
+      try { resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))) } catch (err) { reject(err) }
+    })
+    req.on('error', reject)
+  })
+}
+
+function isFlower (row) {
+  return Array.isArray(row) && row.length === 4 && row.every(v => typeof v === 'number' && Number.isFinite(v))
+}
+
+async function route (req, res) {
+  const url = new URL(req.url ?? '/', 'http://localhost')
+  if (req.method === 'GET' && url.pathname === '/healthz') {
+    const ready = await sidecar.modelReady(model).catch(() => false)
+    return send(res, ready ? 200 : 503, { ready })
+  }
+  if (url.pathname !== '/recommendations') return send(res, 404, { error: 'not found' })
+  let flowers
+  if (req.method === 'GET') {
+    flowers = [FEATURES.map(f => Number(url.searchParams.get(f)))]
+  } else if (req.method === 'POST') {
+    flowers = (await readJson(req).catch(() => ({}))).flowers
+  } else {
+    return send(res, 405, { error: 'use GET or POST' })
+  }
+  if (!Array.isArray(flowers) || flowers.length === 0 || !flowers.every(isFlower)) {
+    return send(res, 400, { error: `give ${FEATURES.join(', ')} as numbers` })
+  }
+  const results = await classify(flowers)
+  return send(res, 200, req.method === 'GET' ? results[0] : { results })
+}
+
+const server = createServer((req, res) => {
+  route(req, res).catch(err => {
+    // the sidecar's status (400, 404, 503) passes through; anything else is ours
+    const status = err instanceof SidecarRequestError ? err.status : 500
+    send(res, status === 400 ? 502 : status, { error: `sidecar: ${err.message}` })
+  })
+})
+server.listen(port, () => {
+  console.log(JSON.stringify({ msg: 'recommender listening', port, sidecar: sidecar.url, model }))
+})
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.once(sig, () => { server.close(); sidecar.close().finally(() => process.exit(0)) })
+}
