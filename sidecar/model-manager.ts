@@ -159,8 +159,16 @@ export class ModelManager {
     }
   }
 
+  /** Scans a model; when it looks gone while versions serve, looks again before believing it (writers swap directories). */
+  async #scan (e: ModelEntry): Promise<ScannedModel | undefined> {
+    const first = await scanModel(this.#opts.repository, e.name)
+    if (e.versions.size === 0 || (first !== undefined && first.versions.length > 0)) return first
+    await new Promise(resolve => setTimeout(resolve, 250))
+    return await scanModel(this.#opts.repository, e.name)
+  }
+
   async #reconcileModel (e: ModelEntry, pinned: number | undefined): Promise<void> {
-    const scanned = await scanModel(this.#opts.repository, e.name)
+    const scanned = await this.#scan(e)
     if (scanned === undefined) {
       this.#setReason(e, `model directory '${path.join(this.#opts.repository, e.name)}' not found in the repository`)
       await this.#unloadAll(e, 'model directory removed')

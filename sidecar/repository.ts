@@ -8,7 +8,7 @@
  * A scan returns what is on disk now, with a fingerprint per file so the model manager
  * can tell what changed since the last scan. Nothing here loads a model.
  */
-import { readdir, readFile, stat } from 'node:fs/promises'
+import { readdir, readFile, realpath, stat } from 'node:fs/promises'
 import path from 'node:path'
 
 export interface ScannedVersion {
@@ -56,9 +56,12 @@ export async function listModels (repo: string): Promise<string[]> {
 
 /** Reads one model directory; undefined when it does not exist. */
 export async function scanModel (repo: string, name: string): Promise<ScannedModel | undefined> {
-  const dir = path.join(repo, name)
+  let dir: string
   let entries: string[]
   try {
+    // Resolve symlinks once, so the whole scan reads one generation even if Kubernetes
+    // flips the `..data` symlink of a projected volume halfway through.
+    dir = await realpath(path.join(repo, name))
     entries = await readdir(dir)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code

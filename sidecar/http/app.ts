@@ -84,12 +84,13 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
       const parsed = parseInferBody(body, req.headers['inference-header-content-length'])
       mv = deps.manager.resolve(model, version)
       span.setAttribute('onnx_sidecar.version', mv.version)
-      const pre = deps.tracer.startSpan('preprocess', {}, spanCtx)
+      const tracing = span.isRecording()
+      const pre = tracing ? deps.tracer.startSpan('preprocess', {}, spanCtx) : undefined
       let request
       try {
         request = decodeInferRequest(parsed.json, parsed.binary, mv)
       } finally {
-        pre.end()
+        pre?.end()
       }
       const enqueuedNs = process.hrtime.bigint()
       const result = await mv.batcher.submit({
@@ -101,16 +102,18 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
         abandoned: () => res.destroyed || req.socket.destroyed
       })
       // Queue and compute happened on the batcher and a worker thread; record them with their real times.
-      const t0 = Date.now() - Number(process.hrtime.bigint() - enqueuedNs) / 1e6
-      const queueEnd = t0 + result.queueNs / 1e6
-      deps.tracer.startSpan('queue', { startTime: t0 }, spanCtx).end(queueEnd)
-      deps.tracer.startSpan('inference.compute', { startTime: queueEnd, attributes: { 'onnx_sidecar.batch_rows': result.batchRows } }, spanCtx).end(queueEnd + result.computeNs / 1e6)
+      if (tracing) {
+        const t0 = Date.now() - Number(process.hrtime.bigint() - enqueuedNs) / 1e6
+        const queueEnd = t0 + result.queueNs / 1e6
+        deps.tracer.startSpan('queue', { startTime: t0 }, spanCtx).end(queueEnd)
+        deps.tracer.startSpan('inference.compute', { startTime: queueEnd, attributes: { 'onnx_sidecar.batch_rows': result.batchRows } }, spanCtx).end(queueEnd + result.computeNs / 1e6)
+      }
       const labels = { model: mv.name, version: String(mv.version) }
       deps.metrics.queueDuration.observe(labels, result.queueNs / 1e9)
       deps.metrics.computeDuration.observe(labels, result.computeNs / 1e9)
-      const post = deps.tracer.startSpan('postprocess', {}, spanCtx)
+      const post = tracing ? deps.tracer.startSpan('postprocess', {}, spanCtx) : undefined
       const encoded = encodeInferResponse(mv, request, result.outputs)
-      post.end()
+      post?.end()
       send(res, 200, encoded.body, encoded.headers)
     } catch (err) {
       status = reply(res, err, requestId)

@@ -53,6 +53,7 @@ export class WorkerPool extends EventEmitter {
   constructor (opts: { workers: number, threads: number, logger: Logger }) {
     super()
     assert(opts.workers >= 1 && opts.threads >= 1)
+    this.setMaxListeners(0) // one 'capacity' listener per loaded model version
     this.size = opts.workers
     this.threads = opts.threads
     this.#log = opts.logger
