@@ -14,6 +14,7 @@
  * Protocol: the parent sends a `CellSpec`, the child answers with a `CellResult`;
  * `{ op: 'exit' }` ends the process.
  */
+import { readFileSync } from 'node:fs'
 import { Pool } from 'undici'
 import { stats, type LatencyStats } from './stats.js'
 
@@ -34,6 +35,19 @@ export interface CellSpec {
   probe?: Target & { intervalMs: number }
   /** Count the `model_version` of each 200 answer (version-swap test). */
   trackVersions?: boolean
+  /** The server's pid: its CPU time over the recorded window is reported (Linux /proc). */
+  serverPid?: number
+}
+
+/** CPU time the server spent over the recorded window, per successful request. */
+export interface ServerCpu {
+  /** All threads (main, inference workers, ORT, libuv), µs of CPU per request. */
+  processUsPerReq: number
+  /** The main (event-loop) thread alone, µs of CPU per request. */
+  mainUsPerReq: number
+  /** CPU utilisation over the window (1 = one core busy). */
+  processCores: number
+  mainCores: number
 }
 
 export interface CellResult {
@@ -47,6 +61,27 @@ export interface CellResult {
   latency: LatencyStats
   probe?: LatencyStats & { errors: number }
   versions?: Record<string, number>
+  cpu?: ServerCpu
+}
+
+const CLK_TCK = 100 // USER_HZ: 100 on every mainstream Linux build
+
+/** utime + stime of a process or thread, in µs; undefined when /proc is not there. */
+function cpuUs (file: string): number | undefined {
+  try {
+    const text = readFileSync(file, 'utf8')
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) * 1e6 / CLK_TCK
+  } catch {
+    return undefined
+  }
+}
+
+function sampleCpu (pid: number | undefined): { proc: number, main: number } | undefined {
+  if (pid === undefined) return undefined
+  const proc = cpuUs(`/proc/${pid}/stat`)
+  const main = cpuUs(`/proc/${pid}/task/${pid}/stat`)
+  return proc === undefined || main === undefined ? undefined : { proc, main }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
@@ -126,10 +161,15 @@ async function runCell (spec: CellSpec): Promise<CellResult> {
   const users = Array.from({ length: spec.connections }, user)
   await sleep(spec.warmupS * 1000)
   recording = true
+  const cpu0 = sampleCpu(spec.serverPid)
   const started = process.hrtime.bigint()
   await sleep(spec.durationS * 1000)
   recording = false
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  const cpu1 = sampleCpu(spec.serverPid)
+  const cpu: ServerCpu | undefined = cpu0 === undefined || cpu1 === undefined
+    ? undefined
+    : { processUsPerReq: (cpu1.proc - cpu0.proc) / Math.max(1, ok), mainUsPerReq: (cpu1.main - cpu0.main) / Math.max(1, ok), processCores: (cpu1.proc - cpu0.proc) / 1e6 / seconds, mainCores: (cpu1.main - cpu0.main) / 1e6 / seconds }
   stop = true
   await Promise.all(users)
   const probe = await probeResult
@@ -143,7 +183,8 @@ async function runCell (spec: CellSpec): Promise<CellResult> {
     rps: ok / seconds,
     latency: stats(latencies),
     ...(probe !== undefined ? { probe } : {}),
-    ...(spec.trackVersions === true ? { versions } : {})
+    ...(spec.trackVersions === true ? { versions } : {}),
+    ...(cpu !== undefined ? { cpu } : {})
   }
 }
 

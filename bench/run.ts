@@ -160,8 +160,8 @@ async function startBaseline (kind: 'naive' | 'noinfer', modelFile: string): Pro
   return { child, origin, metricsOrigin: origin, stop: async () => { lines.close(); await stopChild(child) } }
 }
 
-async function startSidecar (repo: string, args: string[] = [], opts: { profile?: boolean } = {}): Promise<Server & { logs: string[] }> {
-  const profileArgs = opts.profile === true ? ['--cpu-prof', `--cpu-prof-dir=${path.join(RESULTS, 'profiles')}`] : []
+async function startSidecar (repo: string, args: string[] = [], opts: { profileDir?: string } = {}): Promise<Server & { logs: string[] }> {
+  const profileArgs = opts.profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : []
   const child = spawn(process.execPath, [
     ...profileArgs,
     path.join(ROOT, 'dist', 'cli', 'main.js'), 'serve',
@@ -219,12 +219,15 @@ async function meanBatch (metricsOrigin: string, model: string, cell: () => Prom
   return { ...result, meanBatchRows: (after.sum - before.sum) / Math.max(1, after.count - before.count) }
 }
 
-function vmRssMiB (pid: number): Promise<number> {
-  return readFile(`/proc/${pid}/status`, 'utf8').then(text => {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(text)
-    if (m === null) throw new Error(`no VmRSS for pid ${pid}`)
+/** VmRSS, and its anonymous and file-backed parts (node binary, libonnxruntime), from /proc/PID/status. */
+async function rssOf (pid: number): Promise<{ mib: number, anonMib: number, fileMib: number }> {
+  const text = await readFile(`/proc/${pid}/status`, 'utf8')
+  const kb = (key: string): number => {
+    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)
+    if (m === null) throw new Error(`no ${key} for pid ${pid}`)
     return Number(m[1]) / 1024
-  })
+  }
+  return { mib: kb('VmRSS'), anonMib: kb('RssAnon'), fileMib: kb('RssFile') + kb('RssShmem') }
 }
 
 // ---- in-process ONNX Runtime ------------------------------------------------------------
@@ -335,7 +338,7 @@ async function main (): Promise<void> {
   const raw: Record<string, unknown> = {}
   const ortRes: Record<string, OrtResult> = {}
   const cells: Record<string, CellResult & { meanBatchRows?: number }> = {}
-  const rss: Array<{ workers: number, mib: number }> = []
+  const rss: Array<{ workers: number, mib: number, anonMib: number, fileMib: number }> = []
   let swap: { swaps: number, loaded: number, result: CellResult, index: unknown } | undefined
 
   const gen = new LoadGenerator()
@@ -354,34 +357,45 @@ async function main (): Promise<void> {
         const server = await startBaseline(kind, file(small))
         try {
           log(`${kind} server, ${small.name}, 64 connections`)
-          cells[`${kind}_small_c64`] = await gen.run({ target: inferTarget(server.origin, small.name, bodies.small), connections: 64 })
+          cells[`${kind}_small_c64`] = await gen.run({ serverPid: server.child.pid, target: inferTarget(server.origin, small.name, bodies.small), connections: 64 })
           if (kind === 'naive') {
             log(`${kind} server, ${small.name}, 1 connection`)
-            cells[`${kind}_small_c1`] = await gen.run({ target: inferTarget(server.origin, small.name, bodies.small), connections: 1 })
+            cells[`${kind}_small_c1`] = await gen.run({ serverPid: server.child.pid, target: inferTarget(server.origin, small.name, bodies.small), connections: 1 })
           }
         } finally { await server.stop() }
       }
       const naiveBig = await startBaseline('naive', file(big))
       try {
         log(`naive server, ${big.name}, 64 connections (+ health probe)`)
-        cells.naive_big_c64 = await gen.run({ target: inferTarget(naiveBig.origin, big.name, bodies.big), connections: 64, probe: health(naiveBig.origin) })
+        cells.naive_big_c64 = await gen.run({ serverPid: naiveBig.child.pid, target: inferTarget(naiveBig.origin, big.name, bodies.big), connections: 64, probe: health(naiveBig.origin) })
       } finally { await naiveBig.stop() }
     }
 
     if (ONLY.has('sidecar')) {
-      const sc = await startSidecar(repo, ['--poll-interval', '0'], { profile: PROFILE })
+      // One sidecar for every cell; with BENCH_PROFILE=1 a fresh one per cell, so that each
+      // profile directory (bench/results/profiles/<cell>/) holds exactly one scenario.
+      let shared: Awaited<ReturnType<typeof startSidecar>> | undefined
+      const withSidecar = async (cell: string, fn: (sc: Server) => Promise<CellResult & { meanBatchRows?: number }>): Promise<void> => {
+        if (PROFILE) {
+          const sc = await startSidecar(repo, ['--poll-interval', '0'], { profileDir: path.join(RESULTS, 'profiles', cell) })
+          try { cells[cell] = await fn(sc) } finally { await sc.stop() }
+          return
+        }
+        shared ??= await startSidecar(repo, ['--poll-interval', '0'])
+        cells[cell] = await fn(shared)
+      }
       try {
         for (const c of [64, 8, 1]) {
           log(`sidecar, ${small.name}, ${c} connections`)
-          cells[`sidecar_small_c${c}`] = await meanBatch(sc.metricsOrigin, small.name, () => gen.run({ target: inferTarget(sc.origin, small.name, bodies.small), connections: c }))
+          await withSidecar(`sidecar_small_c${c}`, async sc => await meanBatch(sc.metricsOrigin, small.name, () => gen.run({ serverPid: sc.child.pid, target: inferTarget(sc.origin, small.name, bodies.small), connections: c })))
         }
         log(`sidecar, ${big.name}, 64 connections (+ health probe on the metrics port)`)
-        cells.sidecar_big_c64 = await meanBatch(sc.metricsOrigin, big.name, () => gen.run({ target: inferTarget(sc.origin, big.name, bodies.big), connections: 64, probe: health(sc.metricsOrigin) }))
+        await withSidecar('sidecar_big_c64', async sc => await meanBatch(sc.metricsOrigin, big.name, () => gen.run({ serverPid: sc.child.pid, target: inferTarget(sc.origin, big.name, bodies.big), connections: 64, probe: health(sc.metricsOrigin) })))
         log(`sidecar, ${models.cnn.name}, JSON, 64 connections`)
-        cells.sidecar_cnn_json_c64 = await meanBatch(sc.metricsOrigin, models.cnn.name, () => gen.run({ target: inferTarget(sc.origin, models.cnn.name, bodies.cnnJson), connections: 64 }))
+        await withSidecar('sidecar_cnn_json_c64', async sc => await meanBatch(sc.metricsOrigin, models.cnn.name, () => gen.run({ serverPid: sc.child.pid, target: inferTarget(sc.origin, models.cnn.name, bodies.cnnJson), connections: 64 })))
         log(`sidecar, ${models.cnn.name}, binary tensors, 64 connections`)
-        cells.sidecar_cnn_bin_c64 = await meanBatch(sc.metricsOrigin, models.cnn.name, () => gen.run({ target: inferTarget(sc.origin, models.cnn.name, bodies.cnnBin.body, cnnBinHeaders), connections: 64 }))
-      } finally { await sc.stop() }
+        await withSidecar('sidecar_cnn_bin_c64', async sc => await meanBatch(sc.metricsOrigin, models.cnn.name, () => gen.run({ serverPid: sc.child.pid, target: inferTarget(sc.origin, models.cnn.name, bodies.cnnBin.body, cnnBinHeaders), connections: 64 })))
+      } finally { await shared?.stop() }
     }
 
     if (ONLY.has('rss')) {
@@ -389,9 +403,9 @@ async function main (): Promise<void> {
         const sc = await startSidecar(path.join(ROOT, 'models'), ['--model', 'iris', '--workers', String(workers), '--threads', '1'])
         try {
           await sleep(2000)
-          const mib = await vmRssMiB(sc.child.pid as number)
-          log(`idle RSS, iris, ${workers} worker(s): ${mib.toFixed(1)} MiB`)
-          rss.push({ workers, mib })
+          const r = await rssOf(sc.child.pid as number)
+          log(`idle RSS, iris, ${workers} worker(s): ${r.mib.toFixed(1)} MiB (anonymous ${r.anonMib.toFixed(1)}, file-backed ${r.fileMib.toFixed(1)})`)
+          rss.push({ workers, ...r })
         } finally { await sc.stop() }
       }
     }
@@ -412,7 +426,7 @@ async function main (): Promise<void> {
       const sc = await startSidecar(swapRepo)
       try {
         log(`version swaps: ${SWAPS} new versions during ${SWAP_S} s of load at 32 connections`)
-        const cell = gen.run({ target: inferTarget(sc.origin, name, bodies.small), connections: 32, durationS: SWAP_S, trackVersions: true })
+        const cell = gen.run({ serverPid: sc.child.pid, target: inferTarget(sc.origin, name, bodies.small), connections: 32, durationS: SWAP_S, trackVersions: true })
         await sleep(WARMUP_S * 1000)
         const every = SWAP_S * 1000 / SWAPS
         await sleep(every / 2)
@@ -487,9 +501,24 @@ async function main (): Promise<void> {
   const rss3 = rss.find(r => r.workers === 3)
   const perWorker = rss1 !== undefined && rss3 !== undefined ? (rss3.mib - rss1.mib) / 2 : NaN
   if (rss1 !== undefined) {
-    add({ id: 'rss_idle_1w', label: 'sidecar idle RSS, iris, 1 worker', value: rss1.mib, unit: 'MiB', note: rss.map(r => `${r.workers}w ${r.mib.toFixed(1)}`).join(', ') })
+    add({ id: 'rss_idle_1w', label: 'sidecar idle RSS, iris, 1 worker', value: rss1.mib, unit: 'MiB', note: `anonymous ${rss1.anonMib.toFixed(1)} + file-backed ${rss1.fileMib.toFixed(1)} (node binary, libonnxruntime); ${rss.map(r => `${r.workers}w ${r.mib.toFixed(1)}`).join(', ')}` })
     add({ id: 'rss_per_worker', label: 'RSS per extra worker', value: perWorker, unit: 'MiB', baseline: '1-worker RSS', ratio: perWorker / rss1.mib })
   }
+  // Server CPU per request: far less sensitive to other load on the machine than req/s.
+  const cpuRow = (id: string, label: string, cell: (CellResult | undefined), base?: { label: string, cell: CellResult | undefined }): void => {
+    const cpu = cell?.cpu
+    if (cpu === undefined) return
+    const b = base?.cell?.cpu
+    add({ id: `${id}_cpu`, label: `server CPU per request: ${label}`, value: cpu.processUsPerReq, unit: 'µs', ...(base !== undefined && b !== undefined ? { baseline: base.label, ratio: cpu.processUsPerReq / b.processUsPerReq } : {}), note: `main thread ${fmt(cpu.mainUsPerReq)} µs; ${cpu.processCores.toFixed(2)} cores busy (main ${cpu.mainCores.toFixed(2)})` })
+  }
+  cpuRow('naive_small_c64', 'naive, small MLP, 64 conn', c.naive_small_c64)
+  cpuRow('noinfer_small_c64', 'no-inference, small MLP, 64 conn', c.noinfer_small_c64, { label: 'naive server', cell: c.naive_small_c64 })
+  cpuRow('sidecar_small_c64', 'sidecar, small MLP, 64 conn', c.sidecar_small_c64, { label: 'naive server', cell: c.naive_small_c64 })
+  cpuRow('sidecar_small_c1', 'sidecar, small MLP, 1 conn', c.sidecar_small_c1, { label: 'naive server', cell: c.naive_small_c1 })
+  cpuRow('naive_big_c64', 'naive, 5M MLP, 64 conn', c.naive_big_c64)
+  cpuRow('sidecar_big_c64', 'sidecar, 5M MLP, 64 conn', c.sidecar_big_c64, { label: 'naive server', cell: c.naive_big_c64 })
+  cpuRow('sidecar_cnn_json_c64', 'sidecar, CNN JSON, 64 conn', c.sidecar_cnn_json_c64)
+  cpuRow('sidecar_cnn_bin_c64', 'sidecar, CNN binary, 64 conn', c.sidecar_cnn_bin_c64, { label: 'CNN JSON', cell: c.sidecar_cnn_json_c64 })
   if (swap !== undefined) {
     add({ id: 'swap_failed', label: `failed requests, ${swap.swaps} version swaps in ${SWAP_S} s at 32 conn`, value: swap.result.errors, unit: '', note: `${swap.result.ok.toLocaleString('en-US')} ok (${fmt(swap.result.rps)} req/s), p99 ${fmt(swap.result.latency.p99)} µs; versions answered ${Object.keys(swap.result.versions ?? {}).length}; serving v${swap.loaded} at the end` })
   }
