@@ -9,7 +9,7 @@
  */
 import { ANNOTATIONS, STATUS_ANNOTATION, parseAnnotations, parseQuantity, formatModels, annotationText, type PodAnnotations } from './annotations.js'
 import { errors } from './errors.js'
-import { merge, isObject, type Json, type JsonObject } from './merge.js'
+import { merge, isObject, cloneJson, type Json, type JsonObject } from './merge.js'
 import type { InjectionConfig, ProbeTiming } from './injection-config.js'
 
 export const CONTAINER_NAME = 'onnx-sidecar'
@@ -68,7 +68,7 @@ export function inject (input: unknown, config: InjectionConfig, namespace = '')
   if (parsed.values.inject === false) {
     return { pod: input, outcome: 'skipped', reason: `${ANNOTATIONS.inject.key} is "false"`, warnings: [] }
   }
-  const pod = structuredClone(input) as JsonObject
+  const pod = cloneJson(input) as JsonObject
   const spec = pod.spec
   if (!isObject(spec) || !Array.isArray(spec.containers)) throw errors.INVALID_POD(`spec.containers is missing${namespace === '' ? '' : ` (namespace ${namespace})`}`)
   const warnings = parsed.unknown.map(k => `unknown annotation ${k} is ignored`)
@@ -104,7 +104,7 @@ export function inject (input: unknown, config: InjectionConfig, namespace = '')
   } else {
     modelVolume = config.modelVolume.name
     if (!volumeNames.includes(modelVolume)) {
-      volumes.push(structuredClone(config.modelVolume))
+      volumes.push(cloneJson(config.modelVolume))
       addedVolumes.push(modelVolume)
     }
   }
@@ -241,10 +241,10 @@ function sidecarContainer (s: Settings, config: InjectionConfig, modelVolume: st
     startupProbe: probe('/v2/health/ready', s.metricsPort, config.startupProbe),
     readinessProbe: probe('/v2/health/ready', s.metricsPort, config.readinessProbe),
     livenessProbe: probe('/v2/health/live', s.metricsPort, config.livenessProbe),
-    securityContext: structuredClone(config.securityContext),
+    securityContext: cloneJson(config.securityContext),
     terminationMessagePolicy: 'FallbackToLogsOnError'
   }
-  if (config.env.length > 0) container.env = structuredClone(config.env)
+  if (config.env.length > 0) container.env = cloneJson(config.env)
   if (s.native) container.restartPolicy = 'Always'
   return container
 }

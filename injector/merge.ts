@@ -47,3 +47,15 @@ function mergeByKey (left: Json[], right: Json[], key: string): Json[] {
   }
   return out
 }
+
+/** A deep copy of plain JSON; several times faster than `structuredClone` for pod-sized objects. */
+export function cloneJson<T> (value: T): T {
+  if (typeof value !== 'object' || value === null) return value
+  if (Array.isArray(value)) return value.map(cloneJson) as T
+  const out: Record<string, unknown> = {}
+  for (const key of Object.keys(value)) {
+    if (key === '__proto__') continue
+    out[key] = cloneJson((value as Record<string, unknown>)[key])
+  }
+  return out as T
+}
