@@ -1,0 +1,70 @@
+# onnx-sidecar: one image for the sidecar (`serve`, the default) and the injector (`webhook`).
+#
+#   scripts/build-base-image.sh            # only where no registry is reachable: makes BASE_IMAGE locally
+#   podman build --network host -t onnx-sidecar:0.1.0 .
+#
+# Stages: deps (npm ci, all dependencies) → build (tsc) and prod-deps (production
+# dependencies only, pruned) → runtime (node + dist + prod node_modules + example models).
+# The runtime writes nothing outside /tmp, so it runs with a read-only root filesystem,
+# as the numeric non-root user 65532.
+ARG BASE_IMAGE=docker.io/library/node:20-bookworm-slim
+
+FROM ${BASE_IMAGE} AS deps
+WORKDIR /src
+ENV npm_config_fund=false npm_config_audit=false npm_config_update_notifier=false
+# .npmrc skips onnxruntime-node's install script (it would download CUDA binaries).
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --no-audit --no-fund
+
+FROM deps AS build
+COPY tsconfig.json tsconfig.build.json ./
+COPY cli ./cli
+COPY common ./common
+COPY sidecar ./sidecar
+COPY injector ./injector
+COPY client ./client
+RUN npm run build \
+ && find dist \( -name '*.map' -o -name '*.d.ts' \) -type f -delete
+
+FROM deps AS prod-deps
+# Production dependencies only, then what no Node.js process on linux-x64 ever loads:
+# onnxruntime-node's binaries for other platforms (about 245 MB of its 290 MB), source
+# maps, type declarations and documents, and the bundler-only `esnext` builds of
+# OpenTelemetry (Node.js resolves `main`/`exports`, never the `esnext` field).
+RUN npm prune --omit=dev --no-audit --no-fund \
+ && ort=node_modules/onnxruntime-node/bin/napi-v6 \
+ && test -f "$ort/linux/x64/onnxruntime_binding.node" \
+ && find "$ort" -mindepth 2 -maxdepth 2 -type d ! -path "$ort/linux/x64" -exec rm -rf {} + \
+ && find "$ort" -mindepth 1 -maxdepth 1 -type d ! -path "$ort/linux" -exec rm -rf {} + \
+ && rm -rf node_modules/@opentelemetry/*/build/esnext node_modules/.package-lock.json \
+ && find node_modules -type f \( -name '*.map' -o -name '*.ts' -o -name '*.mts' -o -name '*.cts' \
+      -o -iname '*.md' -o -iname '*.markdown' \) -delete
+
+FROM ${BASE_IMAGE} AS runtime
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="onnx-sidecar" \
+      org.opencontainers.image.description="Serve ONNX models next to your service: a Kubernetes sidecar speaking the Open Inference Protocol v2, and the admission webhook that injects it." \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/onnx-sidecar/onnx-sidecar" \
+      org.opencontainers.image.base.name="docker.io/library/node:20-bookworm-slim"
+ENV NODE_ENV=production \
+    HOME=/tmp \
+    TMPDIR=/tmp \
+    ONNX_SIDECAR_MODEL_REPOSITORY=/models
+WORKDIR /app
+# Owned by root and read-only for the runtime user: the app cannot change itself.
+COPY package.json ./
+COPY --from=prod-deps /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+# The example models (iris, digits) as the default repository, so `podman run IMAGE`
+# answers out of the box; Kubernetes mounts the model volume over /models.
+COPY models /models
+USER 65532:65532
+# 8500 inference (loopback only by default), 9464 metrics and health, 8443 webhook (HTTPS).
+EXPOSE 8500 9464 8443
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "/app/dist/cli/main.js"]
+CMD ["serve"]
