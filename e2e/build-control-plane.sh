@@ -17,7 +17,8 @@ bin="$cache/k8s-$k8s_version/bin"
 tools=(kube-apiserver kube-controller-manager kubectl etcd)
 
 # A stamp names what was built, so a change to go.mod or the etcd main rebuilds.
-stamp_input="$(cat "$module/go.mod" "$module/etcd/main.go" | sha256sum | cut -d' ' -f1)"
+stamp() { cat "$module/go.mod" "$module/go.sum" "$module/etcd/main.go" | sha256sum | cut -d' ' -f1; }
+stamp_input="$(stamp)"
 if [[ -f "$bin/.stamp" && "$(cat "$bin/.stamp")" == "$stamp_input" ]]; then
   ok=1
   for t in "${tools[@]}"; do [[ -x "$bin/$t" ]] || ok=0; done
@@ -57,5 +58,5 @@ echo "built in $((SECONDS - start))s" >&2
 
 rm -rf "$bin"
 mv "$bin.tmp" "$bin"
-echo "$stamp_input" >"$bin/.stamp"
+stamp >"$bin/.stamp" # after the build: -mod=mod may have completed go.sum
 echo "$bin"

@@ -25,7 +25,7 @@ import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse as parseYaml, parseAllDocuments, stringify as toYaml } from 'yaml'
 import {
-  check, expect, log, results, startService, stopAll, failIfExited, tail, run, runOk, waitFor,
+  check, expect, log, results, sleep, startService, stopAll, failIfExited, tail, run, runOk, waitFor,
   freePort, makeCa, makeLeaf, parseMetrics, sumMetric, type Service
 } from './lib.js'
 import { runPod, type RunningPod } from './pod.js'
@@ -225,25 +225,53 @@ async function startControlPlane (): Promise<string> {
   return `kube-apiserver ${String(version.serverVersion?.gitVersion)} on 127.0.0.1:${apiPort}, etcd on :${etcdPort}; work dir ${work}`
 }
 
-/** Helm values that point the chart at the local injector; adapts to the chart's values file. */
-function helmValueArgs (): string[] {
-  const caB64 = Buffer.from(readFileSync(webhookCa)).toString('base64')
-  return [
-    '--set', `webhook.url=https://127.0.0.1:${webhookPort}/mutate`,
-    '--set', `webhook.caBundle=${caB64}`
-  ]
+async function webhookPorts (): Promise<void> {
+  if (webhookPort !== 0) return
+  webhookPort = await freePort()
+  webhookMetricsPort = await freePort()
 }
 
-async function installChart (): Promise<string> {
-  expect(existsSync(join(CHART, 'Chart.yaml')), `no chart at ${CHART}`)
+/** The chart's self-signed TLS Secret → the files the injector reads (what the kubelet
+ * does when it mounts the Secret into the in-cluster injector). */
+async function writeTlsFromSecret (): Promise<Record<string, string>> {
+  const secrets = (await getJson('secrets', '-n', RELEASE_NS)).items.filter((x: Json) => x.type === 'kubernetes.io/tls')
+  expect(secrets.length === 1, `expected one kubernetes.io/tls Secret in ${RELEASE_NS}, found ${secrets.length}`)
+  const data = secrets[0].data as Record<string, string>
+  for (const k of ['ca.crt', 'tls.crt', 'tls.key']) expect(data[k] !== undefined, `Secret ${String(secrets[0].metadata.name)} has no ${k}`)
+  const files: Record<string, string> = { 'ca.crt': 'webhook-ca.crt', 'tls.crt': 'webhook.crt', 'tls.key': 'webhook.key' }
+  for (const [k, f] of Object.entries(files)) writeFileSync(join(pki, f), Buffer.from(data[k] as string, 'base64'))
+  webhookCa = join(pki, 'webhook-ca.crt')
+  return { name: secrets[0].metadata.name, ...data }
+}
+
+/** Without a working chart: register the local injector from a plain manifest, so the
+ * admission and pod checks still say something (the helm checks have already failed). */
+async function registerWithoutChart (): Promise<void> {
+  await webhookPorts()
   const wca = await makeCa(pki, 'webhook-ca', 'onnx-sidecar-e2e-webhook-ca')
   await makeLeaf(pki, 'webhook', wca, '/CN=onnx-sidecar-injector', 'serverAuth', ['IP:127.0.0.1', 'DNS:localhost'])
   webhookCa = wca.cert
-  webhookPort = await freePort()
-  webhookMetricsPort = await freePort()
-  await helm('install', RELEASE, CHART, '--namespace', RELEASE_NS, '--create-namespace', ...helmValueArgs())
+  log('registering the local injector WITHOUT the chart (e2e/manifests/webhook-without-chart.yaml), default injection config')
+  if (!existsSync(injectionConfigFile)) writeFileSync(injectionConfigFile, '{}\n')
+  const text = readFileSync(join(ROOT, 'e2e', 'manifests', 'webhook-without-chart.yaml'), 'utf8')
+    .replace('url: URL', `url: https://127.0.0.1:${webhookPort}/mutate`)
+    .replace('caBundle: CA_BUNDLE', `caBundle: ${Buffer.from(readFileSync(webhookCa)).toString('base64')}`)
+  await runOk(tool('kubectl'), ['--kubeconfig', kubeconfig, 'apply', '-f', '-'], { input: text, env: baseEnv })
+  await kubectlRaw(['create', 'namespace', RELEASE_NS])
+}
+
+async function installChart (): Promise<string> {
+  await webhookPorts()
+  expect(existsSync(join(CHART, 'Chart.yaml')), `no chart at ${CHART}`)
+  // Default TLS mode (selfSigned): the chart makes the CA and a serving certificate that
+  // includes webhook.url's host; the local injector serves with that Secret.
+  await helm('install', RELEASE, CHART, '--namespace', RELEASE_NS, '--create-namespace',
+    '--set', `webhook.url=https://127.0.0.1:${webhookPort}/mutate`)
   const out = await helm('status', RELEASE, '--namespace', RELEASE_NS, '-o', 'json')
-  return `release ${RELEASE} ${String(JSON.parse(out).info?.status)} in ${RELEASE_NS}`
+  const secret = await writeTlsFromSecret()
+  const deployments = (await getJson('deployments', '-n', RELEASE_NS)).items.length
+  expect(deployments === 0, `webhook.url is set but the chart installed ${deployments} injector Deployment(s)`)
+  return `release ${RELEASE} ${String(JSON.parse(out).info?.status)} in ${RELEASE_NS}; serving certificate from Secret ${secret.name}, no in-cluster injector`
 }
 
 async function extractInjectionConfig (): Promise<string> {
@@ -285,7 +313,7 @@ async function webhookConfiguration (): Promise<Json> {
 async function checkRegistration (): Promise<string> {
   const { config, hook } = await webhookConfiguration()
   const ca = Buffer.from(hook.clientConfig.caBundle ?? '', 'base64').toString('utf8').trim()
-  expect(ca === readFileSync(webhookCa, 'utf8').trim(), 'caBundle is not the local injector\'s CA')
+  expect(ca === readFileSync(webhookCa, 'utf8').trim(), 'caBundle is not the CA of the injector\'s serving certificate')
   expect(hook.failurePolicy === 'Fail', `failurePolicy is ${String(hook.failurePolicy)}`)
   expect(hook.sideEffects === 'None', `sideEffects is ${String(hook.sideEffects)}`)
   expect(hook.reinvocationPolicy === 'IfNeeded', `reinvocationPolicy is ${String(hook.reinvocationPolicy)}`)
@@ -384,16 +412,27 @@ async function checkUpgrade (): Promise<string> {
   const before = await webhookConfiguration()
   const caBefore = before.hook.clientConfig.caBundle
   const revBefore = JSON.parse(await helm('status', RELEASE, '--namespace', RELEASE_NS, '-o', 'json')).version
-  await helm('upgrade', RELEASE, CHART, '--namespace', RELEASE_NS, '--reuse-values')
+  const secretBefore = await writeTlsFromSecret()
+  // A real change: the sidecar log level, which must reach pods through the ConfigMap.
+  await helm('upgrade', RELEASE, CHART, '--namespace', RELEASE_NS, '--reuse-values', '--set', 'sidecar.logLevel=debug')
   const after = await webhookConfiguration()
   const revAfter = JSON.parse(await helm('status', RELEASE, '--namespace', RELEASE_NS, '-o', 'json')).version
   expect(revAfter === revBefore + 1, `helm upgrade did not make a new revision (${String(revBefore)} → ${String(revAfter)})`)
   expect(after.hook.clientConfig.caBundle === caBefore, 'the caBundle changed on upgrade')
-  // Secrets the chart generated (self-signed CA) must survive too.
+  // What the kubelet would do: refresh the mounted Secret and ConfigMap; the injector reloads them.
+  const secretAfter = await writeTlsFromSecret()
+  expect(secretAfter['ca.crt'] === secretBefore['ca.crt'], 'the CA in the TLS Secret changed on upgrade')
+  const certKept = secretAfter['tls.crt'] === secretBefore['tls.crt']
   await extractInjectionConfig()
+  const config = parseYaml(readFileSync(injectionConfigFile, 'utf8'))
+  expect(config.logLevel === 'debug', `the upgraded ConfigMap has logLevel ${String(config.logLevel)}`)
+  await sleep(3000) // the injector checks its files every second (--reload-interval 1)
   await kubectl('apply', '-f', join(ROOT, 'e2e', 'manifests', 'after-upgrade-pod.yaml'))
   const p = await getJson('pod', 'after-upgrade', '-n', APP_NS)
-  return `revision ${String(revBefore)} → ${String(revAfter)}, caBundle unchanged; ${assertInjected(p, { native: true, models: 'iris' })}`
+  const summary = assertInjected(p, { native: true, models: 'iris' })
+  const args = (sidecarOf(p)?.container.args ?? []).join(' ')
+  expect(/--log-level[ =]debug/.test(args), `the upgraded sidecar.logLevel did not reach the new pod: ${args}`)
+  return `revision ${String(revBefore)} → ${String(revAfter)}; CA and caBundle unchanged, serving certificate ${certKept ? 'unchanged' : 're-issued by the same CA'}; ${summary}; sidecar.logLevel=debug reached it`
 }
 
 interface Heldout { raw_features: number[][], expected_label: number[], labels: string[] }
@@ -495,12 +534,14 @@ async function main (): Promise<number> {
     return `control plane in ${bin}; helm ${helmBin}`
   })
   ready = ready && await check('etcd, kube-apiserver and kube-controller-manager run on loopback', startControlPlane)
-  ready = ready && await check('helm install the chart with webhook.url pointing at a local injector', installChart)
-  ready = ready && await check('the chart renders an injection config for the injector', extractInjectionConfig)
-  ready = ready && await check('onnx-sidecar webhook runs locally over TLS', startWebhook)
+  if (ready) {
+    const installed = await check('helm install the chart with webhook.url pointing at a local injector', installChart)
+    const configured = installed && await check('the chart renders an injection config for the injector', extractInjectionConfig)
+    if (!configured) await registerWithoutChart()
+  }
+  ready = ready && await check('onnx-sidecar webhook runs locally over TLS with the chart\'s certificate and config', startWebhook)
   if (ready) {
     await check('the MutatingWebhookConfiguration: caBundle, failurePolicy, matchConditions, excluded namespaces', checkRegistration)
-    await waitForDefaultSa(APP_NS).catch(() => undefined)
     const deployed = await check('an annotated Deployment: the pods kube-controller-manager creates are stored injected', async () => {
       await kubectl('create', 'namespace', APP_NS)
       await waitForDefaultSa(APP_NS)
