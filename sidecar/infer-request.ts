@@ -26,6 +26,9 @@ export interface InferRequest {
   timeoutUs: number
 }
 
+/** ONNX Runtime string tensors are C strings: a NUL would silently cut the value short. */
+const NUL_MESSAGE = 'contains a NUL character, which ONNX Runtime string tensors cannot carry'
+
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 const fmtShape = (s: readonly number[]): string => `[${s.join(',')}]`
 
@@ -102,6 +105,7 @@ function fillNumbers (input: string, datatype: OipDatatype, values: unknown[], n
       for (let i = 0; i < n; i++) {
         const v = values[i]
         if (typeof v !== 'string') bad(i, 'is not a string (datatype BYTES)')
+        if ((v as string).includes('\u0000')) bad(i, NUL_MESSAGE)
         arr[i] = v as string
       }
       return out
@@ -137,6 +141,10 @@ function decodeInput (raw: unknown, index: number, mv: ModelVersion, binary: Bin
       throw errors.BAD_INPUT(name, `binary BYTES data is malformed: ${(err as Error).message}`)
     }
     if (Array.isArray(data) && data.length !== n) throw errors.BAD_INPUT(name, `binary data holds ${data.length} strings but shape ${fmtShape(dims)} needs ${n}`)
+    if (Array.isArray(data)) {
+      const at = data.findIndex(v => v.includes('\u0000'))
+      if (at !== -1) throw errors.BAD_INPUT(name, `element ${at} ${NUL_MESSAGE}`)
+    }
     if (datatype === 'BOOL') (data as Uint8Array).forEach((v, i, a) => { a[i] = v === 0 ? 0 : 1 })
   } else {
     if (raw.data === undefined) throw errors.BAD_INPUT(name, 'has no data (give data, or parameters.binary_data_size with a binary body)')
