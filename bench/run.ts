@@ -18,7 +18,8 @@
  * Environment: BENCH_DURATION_S (recorded seconds per load cell, default 5),
  * BENCH_WARMUP_S (default 1), BENCH_ORT_DURATION_S (default 3), BENCH_SWAP_S (default 30),
  * BENCH_WORKERS / BENCH_THREADS (sidecar --workers / --threads, default 1 / 1),
- * BENCH_PROFILE=1 (CPU-profile the sidecar into bench/results/profiles/),
+ * BENCH_PROFILE=1 (CPU-profile the sidecar into bench/results/profiles/<cell>/),
+ * BENCH_SIDECAR_CLI (another build's dist/cli/main.js, to A/B a change),
  * BENCH_ONLY=ort,baselines,sidecar,rss,swap (run a subset while iterating).
  */
 import { fork, spawn, execFileSync, type ChildProcess } from 'node:child_process'
@@ -52,6 +53,8 @@ const SWAPS = 10
 const WORKERS = num('BENCH_WORKERS', 1)
 const THREADS = num('BENCH_THREADS', 1)
 const PROFILE = env.BENCH_PROFILE === '1'
+/** The sidecar CLI to run; point it at another build to A/B a change. */
+const SIDECAR_CLI = path.resolve(env.BENCH_SIDECAR_CLI ?? path.join(ROOT, 'dist', 'cli', 'main.js'))
 const ONLY = new Set((env.BENCH_ONLY ?? 'ort,baselines,sidecar,rss,swap').split(',').map(s => s.trim()))
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
@@ -164,7 +167,7 @@ async function startSidecar (repo: string, args: string[] = [], opts: { profileD
   const profileArgs = opts.profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : []
   const child = spawn(process.execPath, [
     ...profileArgs,
-    path.join(ROOT, 'dist', 'cli', 'main.js'), 'serve',
+    SIDECAR_CLI, 'serve',
     '--model-repository', repo,
     '--port', '0', '--metrics-port', '0', '--metrics-host', '127.0.0.1',
     '--workers', String(WORKERS), '--threads', String(THREADS),
@@ -200,9 +203,7 @@ async function startSidecar (repo: string, args: string[] = [], opts: { profileD
 }
 
 /** Sum and count of the batch-size histogram per model, from /metrics. */
-async function batchSizes (metricsOrigin: string): Promise<Record<string, { sum: number, count: number }>> {
-  const res = await request(`${metricsOrigin}/metrics`)
-  const text = await res.body.text()
+function batchSizes (text: string): Record<string, { sum: number, count: number }> {
   const out: Record<string, { sum: number, count: number }> = {}
   for (const m of text.matchAll(/^onnx_sidecar_inference_batch_size_(sum|count)\{[^}]*model="([^"]+)"[^}]*\} ([0-9.e+-]+)$/gm)) {
     const [, kind, model, value] = m as unknown as [string, 'sum' | 'count', string, string]
@@ -212,12 +213,25 @@ async function batchSizes (metricsOrigin: string): Promise<Record<string, { sum:
   return out
 }
 
-async function meanBatch (metricsOrigin: string, model: string, cell: () => Promise<CellResult>): Promise<CellResult & { meanBatchRows: number }> {
-  const before = (await batchSizes(metricsOrigin))[model] ?? { sum: 0, count: 0 }
+const scrape = async (metricsOrigin: string): Promise<string> => await (await request(`${metricsOrigin}/metrics`)).body.text()
+const gauge = (text: string, name: string): number => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN)
+
+/**
+ * Runs a cell and adds, from the sidecar's /metrics, the mean executed batch size and the
+ * main thread's event-loop delay over the cell (prom-client resets its event-loop
+ * histogram at each scrape, so the scrape before the cell starts a fresh window).
+ */
+async function meanBatch (metricsOrigin: string, model: string, cell: () => Promise<CellResult>): Promise<Cell> {
+  const before = batchSizes(await scrape(metricsOrigin))[model] ?? { sum: 0, count: 0 }
   const result = await cell()
-  const after = (await batchSizes(metricsOrigin))[model] ?? { sum: 0, count: 0 }
-  return { ...result, meanBatchRows: (after.sum - before.sum) / Math.max(1, after.count - before.count) }
+  const text = await scrape(metricsOrigin)
+  const after = batchSizes(text)[model] ?? { sum: 0, count: 0 }
+  const p99 = gauge(text, 'nodejs_eventloop_lag_p99_seconds') * 1000
+  const max = gauge(text, 'nodejs_eventloop_lag_max_seconds') * 1000
+  return { ...result, meanBatchRows: (after.sum - before.sum) / Math.max(1, after.count - before.count), ...(Number.isFinite(p99) ? { eventLoopDelayMs: { p99, max } } : {}) }
 }
+
+type Cell = CellResult & { meanBatchRows?: number, eventLoopDelayMs?: { p99: number, max: number } }
 
 /** VmRSS, and its anonymous and file-backed parts (node binary, libonnxruntime), from /proc/PID/status. */
 async function rssOf (pid: number): Promise<{ mib: number, anonMib: number, fileMib: number }> {
@@ -337,7 +351,7 @@ async function main (): Promise<void> {
 
   const raw: Record<string, unknown> = {}
   const ortRes: Record<string, OrtResult> = {}
-  const cells: Record<string, CellResult & { meanBatchRows?: number }> = {}
+  const cells: Record<string, Cell> = {}
   const rss: Array<{ workers: number, mib: number, anonMib: number, fileMib: number }> = []
   let swap: { swaps: number, loaded: number, result: CellResult, index: unknown } | undefined
 
@@ -375,7 +389,7 @@ async function main (): Promise<void> {
       // One sidecar for every cell; with BENCH_PROFILE=1 a fresh one per cell, so that each
       // profile directory (bench/results/profiles/<cell>/) holds exactly one scenario.
       let shared: Awaited<ReturnType<typeof startSidecar>> | undefined
-      const withSidecar = async (cell: string, fn: (sc: Server) => Promise<CellResult & { meanBatchRows?: number }>): Promise<void> => {
+      const withSidecar = async (cell: string, fn: (sc: Server) => Promise<Cell>): Promise<void> => {
         if (PROFILE) {
           const sc = await startSidecar(repo, ['--poll-interval', '0'], { profileDir: path.join(RESULTS, 'profiles', cell) })
           try { cells[cell] = await fn(sc) } finally { await sc.stop() }
@@ -496,7 +510,7 @@ async function main (): Promise<void> {
   const hp = big64?.probe
   const nhp = c.naive_big_c64?.probe
   if (nhp !== undefined) add({ id: 'naive_health_p99', label: 'naive server /v2/health/ready p99 under 5M load', value: nhp.p99 / 1000, unit: 'ms', note: `p50 ${fmt(nhp.p50 / 1000)} ms` })
-  if (hp !== undefined) add({ id: 'sidecar_health_p99', label: 'sidecar /v2/health/ready p99 (metrics port) under 5M load', value: hp.p99 / 1000, unit: 'ms', baseline: 'naive server', ratio: ratio(hp.p99, nhp?.p99), note: `p50 ${fmt(hp.p50 / 1000)} ms; ${hp.count} probes, ${hp.errors} failed` })
+  if (hp !== undefined) add({ id: 'sidecar_health_p99', label: 'sidecar /v2/health/ready p99 (metrics port) under 5M load', value: hp.p99 / 1000, unit: 'ms', baseline: 'naive server', ratio: ratio(hp.p99, nhp?.p99), note: `p50 ${fmt(hp.p50 / 1000)} ms; ${hp.count} probes, ${hp.errors} failed; main event-loop delay p99 ${fmt(big64?.eventLoopDelayMs?.p99 ?? NaN)} ms, max ${fmt(big64?.eventLoopDelayMs?.max ?? NaN)} ms` })
   const rss1 = rss.find(r => r.workers === 1)
   const rss3 = rss.find(r => r.workers === 3)
   const perWorker = rss1 !== undefined && rss3 !== undefined ? (rss3.mib - rss1.mib) / 2 : NaN
