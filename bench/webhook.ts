@@ -8,7 +8,7 @@
  * answer arrives), for a pod with the model annotation (what the API server sends when
  * the chart's matchConditions match) and one without it.
  *
- * Usage: tsx bench/webhook.ts [--seconds 8] [--connections 16] [--json FILE] [--cpu-prof-dir DIR]
+ * Usage: tsx bench/webhook.ts [--seconds 8] [--connections 16] [--json FILE] [--only annotated|plain] [--cpu-prof-dir DIR]
  */
 import { spawn } from 'node:child_process'
 import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs'
@@ -29,6 +29,7 @@ const SECONDS = Number(arg('--seconds', '8'))
 const WARMUP_SECONDS = 2
 const CONNECTIONS = Number(arg('--connections', '16'))
 const JSON_OUT = arg('--json', '')
+const ONLY = arg('--only', '') // 'annotated' or 'plain': run one scenario
 const PROFILE_DIR = arg('--cpu-prof-dir', '') // writes a V8 CPU profile of the webhook process there
 const TARGET = { admissionsPerSecond: 3000, p99Ms: 10 }
 
@@ -168,7 +169,9 @@ async function main (): Promise<void> {
   const pool = new Pool(`https://127.0.0.1:${port}`, { connections: CONNECTIONS, pipelining: 1, connect: { ca: ca.pem, servername: 'localhost' } })
   try {
     await run(pool, 'warm-up', true, WARMUP_SECONDS, pid)
-    const results = [await run(pool, 'annotated pod (injected)', true, SECONDS, pid), await run(pool, 'pod without annotation', false, SECONDS, pid)]
+    const results: Result[] = []
+    if (ONLY !== 'plain') results.push(await run(pool, 'annotated pod (injected)', true, SECONDS, pid))
+    if (ONLY !== 'annotated') results.push(await run(pool, 'pod without annotation', false, SECONDS, pid))
     const cpu = cpus()
     process.stdout.write(`onnx-sidecar webhook: HTTPS keep-alive, ${CONNECTIONS} connections, closed loop, ${SECONDS} s per scenario, ${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, node ${process.version}\n`)
     process.stdout.write(`load average before: ${loadBefore}\n`)
@@ -177,7 +180,7 @@ async function main (): Promise<void> {
     for (const r of results) {
       process.stdout.write(`${r.scenario.padEnd(26)} | ${String(r.bodyBytes).padStart(5)} B | ${String(r.admissionsPerSecond).padStart(12)} | ${r.p50Ms.toFixed(2).padStart(6)} | ${r.p99Ms.toFixed(2).padStart(6)} | ${r.maxMs.toFixed(2).padStart(6)} | ${String(r.errors).padStart(6)} | ${r.serverCpuUsPerAdmission} µs (≈ ${Math.round(1e6 / r.serverCpuUsPerAdmission)}/s per core)\n`)
     }
-    const annotated = results[0] as Result
+    const annotated = results.find(r => r.scenario.startsWith('annotated')) ?? results[0] as Result
     const met = annotated.admissionsPerSecond >= TARGET.admissionsPerSecond && annotated.p99Ms < TARGET.p99Ms && annotated.errors === 0
     process.stdout.write(`target (annotated): >= ${TARGET.admissionsPerSecond} admissions/s and p99 < ${TARGET.p99Ms} ms: ${met ? 'met' : 'NOT met'}\n`)
     if (JSON_OUT !== '') writeFileSync(JSON_OUT, JSON.stringify({ connections: CONNECTIONS, loadBefore, seconds: SECONDS, cpus: cpu.length, node: process.version, target: TARGET, met, results }, null, 2) + '\n')
