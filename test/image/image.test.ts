@@ -1,0 +1,131 @@
+/**
+ * The container image, built with podman from the Dockerfile and run the way Kubernetes
+ * runs the injected sidecar: read-only root filesystem, numeric non-root user, no
+ * capabilities, the model repository mounted read-only. It must become ready and answer
+ * an inference request correctly; the same image must run the injector's commands.
+ *
+ * Heavy (base image, npm ci, tsc: several minutes cold), so it runs only with
+ * ONNX_SIDECAR_IMAGE_TEST=1 (CI sets it). No registry is reachable from this project's
+ * machines: scripts/build-base-image.sh first makes the Dockerfile's FROM image locally.
+ */
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { request } from 'undici'
+import { parseAllDocuments } from 'yaml'
+import { BUILD_FLAGS, ROOT, RUN_FLAGS, baseImageOf, freePort, havePodman, imageSize, podman } from '../fixtures/image/podman.js'
+
+const ENABLED = process.env.ONNX_SIDECAR_IMAGE_TEST === '1'
+const IMAGE = 'localhost/onnx-sidecar:image-test'
+const TARGET_ADDED_BYTES = 80 * 1000 * 1000 // 80 MB: the README's budget for what the Dockerfile adds to its base
+
+interface Heldout { labels: string[], raw_features: number[][], expected_label: number[] }
+
+if (!ENABLED) {
+  t.plan(0, 'image test is heavy (podman build, minutes): set ONNX_SIDECAR_IMAGE_TEST=1 to run it')
+} else {
+  t.setTimeout(20 * 60 * 1000)
+  const container = `onnx-sidecar-image-test-${process.pid}`
+  const base = baseImageOf(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'))
+
+  t.before(async () => {
+    if (!havePodman()) throw new Error('podman is not installed (apt-get install -y podman runc)')
+    const started = Date.now()
+    await promisify(execFile)('bash', [path.join(ROOT, 'scripts', 'build-base-image.sh')], { timeout: 15 * 60 * 1000 })
+    t.comment(`base image ${base} ready in ${Math.round((Date.now() - started) / 1000)} s`)
+    const built = Date.now()
+    await podman(['build', ...BUILD_FLAGS, '--build-arg', `REVISION=image-test`, '-t', IMAGE, ROOT], { timeoutMs: 15 * 60 * 1000 })
+    t.comment(`image built in ${Math.round((Date.now() - built) / 1000)} s`)
+  })
+  t.teardown(async () => {
+    await podman(['rm', '-f', '--ignore', container]).catch(() => {})
+  })
+
+  t.test('size, user, entrypoint and labels', async t => {
+    const [imageBytes, baseBytes] = [await imageSize(IMAGE), await imageSize(base)]
+    const added = imageBytes - baseBytes
+    const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`
+    t.comment(`image ${mb(imageBytes)}, base ${mb(baseBytes)}: the Dockerfile adds ${mb(added)} (target <= ${mb(TARGET_ADDED_BYTES)})`)
+    t.ok(added > 0 && added <= TARGET_ADDED_BYTES, `the Dockerfile adds ${mb(added)} to its base, within ${mb(TARGET_ADDED_BYTES)}`)
+
+    const cfg = JSON.parse(await podman(['image', 'inspect', '--format', '{{json .Config}}', IMAGE])) as { User: string, Entrypoint: string[], Cmd: string[], Labels: Record<string, string> }
+    t.equal(cfg.User, '65532:65532', 'numeric non-root user')
+    t.same(cfg.Entrypoint, ['node', '/app/dist/cli/main.js'], 'the entrypoint is the onnx-sidecar CLI')
+    t.same(cfg.Cmd, ['serve'], 'serve by default')
+    for (const key of ['title', 'description', 'version', 'revision', 'licenses', 'source']) {
+      t.ok((cfg.Labels[`org.opencontainers.image.${key}`] ?? '') !== '', `OCI label ${key}`)
+    }
+    t.equal(cfg.Labels['org.opencontainers.image.version'], JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version, 'version label matches package.json')
+
+    const listing = await podman(['run', '--rm', ...RUN_FLAGS, '--read-only', '--entrypoint', '/bin/sh', IMAGE, '-c',
+      'ls /app/node_modules/onnxruntime-node/bin/napi-v6/*; ls /app/node_modules | grep -c . ; test -d /app/node_modules/typescript && echo HAS-DEV || echo NO-DEV'])
+    t.match(listing, /^x64$/m, 'onnxruntime-node keeps its linux-x64 binaries')
+    t.notMatch(listing, /darwin|win32|arm64/, 'and no other platform\'s')
+    t.match(listing, /NO-DEV/, 'no dev dependencies')
+  })
+
+  t.test('runs as the sidecar: read-only, non-root, models read-only, answers an inference', async t => {
+    const [port, metricsPort] = [await freePort(), await freePort()]
+    await podman(['run', '-d', '--name', container, ...RUN_FLAGS,
+      '--read-only', '--user', '65532:65532', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
+      '--network', 'host', '-v', `${path.join(ROOT, 'models')}:/models:ro`,
+      IMAGE, 'serve', '--port', String(port), '--metrics-port', String(metricsPort), '--metrics-host', '127.0.0.1'])
+
+    const deadline = Date.now() + 60_000
+    let ready = false
+    while (!ready && Date.now() < deadline) {
+      const state = (await podman(['inspect', '--format', '{{.State.Status}}', container])).trim()
+      if (state !== 'running') break
+      try {
+        const res = await request(`http://127.0.0.1:${metricsPort}/v2/health/ready`)
+        await res.body.dump()
+        ready = res.statusCode === 200
+      } catch {}
+      if (!ready) await new Promise(resolve => setTimeout(resolve, 250))
+    }
+    if (!ready) t.comment(await podman(['logs', container]).catch(e => String(e)))
+    t.ok(ready, 'ready within 60 s')
+
+    const set = JSON.parse(readFileSync(path.join(ROOT, 'test', 'fixtures', 'models', 'iris-heldout.json'), 'utf8')) as Heldout
+    const MAX_BATCH = 32 // models/iris/config.yaml max_batch_size
+    const rows = set.raw_features.slice(0, MAX_BATCH)
+    const expected = set.expected_label.slice(0, MAX_BATCH)
+    t.same([...new Set(expected)].sort(), [0, 1, 2], 'the rows sent cover all three classes')
+    const res = await request(`http://127.0.0.1:${port}/v2/models/iris/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        inputs: [{ name: 'input', shape: [rows.length, 4], datatype: 'FP32', data: rows.flat() }],
+        outputs: [{ name: 'label' }, { name: 'probabilities', parameters: { classification: 1 } }]
+      })
+    })
+    const body = await res.body.json() as { outputs?: Array<{ name: string, data: Array<number | string> }> }
+    t.equal(res.statusCode, 200, `inference succeeds${res.statusCode === 200 ? '' : `: ${JSON.stringify(body)}`}`)
+    const outputs = body.outputs ?? []
+    const labels = outputs.find(o => o.name === 'label')?.data.map(Number)
+    t.same(labels, expected, `all ${rows.length} held-out iris rows get the exporter's class`)
+    const classes = outputs.find(o => o.name === 'probabilities')?.data.map(s => String(s).split(':')[2])
+    t.same(classes, expected.map(i => set.labels[i]), 'classification names the classes from labels.txt')
+
+    const metrics = await request(`http://127.0.0.1:${metricsPort}/metrics`)
+    const text = await metrics.body.text()
+    t.match(text, /onnx_sidecar_inference_requests_total\{[^}]*model="iris"[^}]*\} 1/, 'the request is counted')
+
+    const logs = await podman(['logs', container])
+    t.notMatch(logs, /EROFS|read-only file system|EACCES/i, 'nothing tried to write outside /tmp')
+    await podman(['stop', '--time', '20', container])
+    const exit = (await podman(['inspect', '--format', '{{.State.ExitCode}}', container])).trim()
+    t.equal(exit, '0', 'SIGTERM ends it cleanly')
+  })
+
+  t.test('the same image runs the injector commands', async t => {
+    const pod = 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: shop\n  annotations:\n    onnx-sidecar.io/model: iris\nspec:\n  containers:\n    - name: app\n      image: shop:1\n'
+    const out = await podman(['run', '--rm', '-i', ...RUN_FLAGS, '--read-only', '--network', 'none', IMAGE, 'inject', '-f', '-'], { input: pod })
+    const injected = parseAllDocuments(out)[0]?.toJS() as { spec: { initContainers?: Array<{ name: string }> } }
+    t.ok(injected.spec.initContainers?.some(c => c.name === 'onnx-sidecar'), 'inject -f - adds the sidecar')
+    const help = await podman(['run', '--rm', ...RUN_FLAGS, '--read-only', '--network', 'none', IMAGE, 'webhook', '--help'])
+    t.match(help, /--tls-cert/, 'webhook --help lists its flags')
+  })
+}
