@@ -123,6 +123,7 @@ export type AnnotationName = keyof typeof ANNOTATIONS
 export type PodAnnotations = { [K in AnnotationName]?: ReturnType<typeof ANNOTATIONS[K]['parse']> }
 
 const KNOWN_KEYS = new Set<string>([...Object.values(ANNOTATIONS).map(a => a.key), STATUS_ANNOTATION])
+const ENTRIES = Object.entries(ANNOTATIONS) as Array<[AnnotationName, AnnotationSpec<unknown>]>
 
 export interface ParsedAnnotations {
   values: PodAnnotations
@@ -144,7 +145,7 @@ export function annotationText (value: unknown): string | undefined {
 export function parseAnnotations (annotations: Readonly<Record<string, unknown>>): ParsedAnnotations {
   const values: Record<string, unknown> = {}
   const problems: InjectorError[] = []
-  for (const [name, a] of Object.entries(ANNOTATIONS) as Array<[AnnotationName, AnnotationSpec<unknown>]>) {
+  for (const [name, a] of ENTRIES) {
     if (!Object.hasOwn(annotations, a.key)) continue
     const raw = annotations[a.key]
     const text = annotationText(raw)
@@ -162,6 +163,8 @@ export function parseAnnotations (annotations: Readonly<Record<string, unknown>>
   if (first !== undefined) {
     throw problems.length === 1 ? first : new InjectorError(first.code, first.statusCode, problems.map(p => p.message).join('; '))
   }
-  const unknown = Object.keys(annotations).filter(k => k.startsWith(PREFIX) && !KNOWN_KEYS.has(k)).sort()
+  const unknown: string[] = []
+  for (const k in annotations) if (k.startsWith(PREFIX) && !KNOWN_KEYS.has(k)) unknown.push(k)
+  unknown.sort()
   return { values: values as PodAnnotations, unknown }
 }
