@@ -290,7 +290,7 @@ interface TargetCheck {
 
 const fmt = (v: number, unit = ''): string => {
   if (!Number.isFinite(v)) return 'n/a'
-  const s = Math.abs(v) >= 100 ? Math.round(v).toLocaleString('en-US') : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2)
+  const s = Number.isInteger(v) || Math.abs(v) >= 100 ? Math.round(v).toLocaleString('en-US') : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2)
   return unit === '' ? s : `${s} ${unit}`
 }
 const fmtRatio = (r: number | undefined): string => (r === undefined ? '' : Number.isFinite(r) ? `${r.toFixed(2)}×` : 'n/a')
@@ -306,7 +306,7 @@ function table (figures: Figure[]): string {
 function markdown (figures: Figure[], checks: TargetCheck[], meta: Record<string, unknown>): string {
   const esc = (s: string): string => s.replace(/\|/g, '\\|')
   const out = [
-    `Measured by \`npm run bench\` on ${String(meta.machine)}, ${String(meta.date)} (${String(meta.durationS)} s per load cell after ${String(meta.warmupS)} s warm-up; sidecar \`--workers ${String(meta.workers)} --threads ${String(meta.threads)}\`; load from a separate process).`,
+    `Measured by \`npm run bench\` on ${String(meta.machine)}, ${String(meta.date)} (${String(meta.durationS)} s per load cell after ${String(meta.warmupS)} s warm-up; sidecar \`--workers ${String(meta.workers)} --threads ${String(meta.threads)}\`; load from a separate process; load average at the end ${(meta.loadavg as number[]).map(l => l.toFixed(2)).join(' ')}).`,
     '',
     '| figure | value | baseline | ratio | note |',
     '| --- | ---: | --- | ---: | --- |',
