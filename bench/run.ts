@@ -102,6 +102,7 @@ class LoadGenerator {
   constructor () {
     this.#child = fork(path.join(ROOT, 'bench', 'load-generator.ts'), [], {
       execArgv: ['--import', 'tsx'],
+      cwd: ROOT, // `--import tsx` resolves from here
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc']
     })
