@@ -11,6 +11,7 @@ import { ANNOTATIONS, STATUS_ANNOTATION, parseAnnotations, parseQuantity, format
 import { errors } from './errors.js'
 import { merge, isObject, cloneJson, type Json, type JsonObject } from './merge.js'
 import type { InjectionConfig, ProbeTiming } from './injection-config.js'
+import { defaultParallelism } from '../common/cpu.js'
 
 export const CONTAINER_NAME = 'onnx-sidecar'
 export const MODEL_MOUNT_PATH = '/models'
@@ -52,6 +53,9 @@ interface Settings {
   port: number
   metricsPort: number
   native: boolean
+  /** CPUs the sidecar may use: its CPU limit (else request, else 1) rounded up; never the node's core count. */
+  cpus: number
+  workers: number
   threads: number
   logLevel: string
   requests: Record<string, string>
@@ -171,12 +175,16 @@ function resolveSettings (values: PodAnnotations, config: InjectionConfig): Sett
     }
   }
   const cores = limits.cpu ?? requests.cpu
+  const cpus = cores === undefined ? 1 : Math.max(1, Math.ceil(parseQuantity(cores).value))
+  const parallelism = defaultParallelism(cpus) // the sidecar's own rule, applied to the pod's CPU limit
   return {
     models: formatModels(values.model ?? []),
     port: values.port ?? config.ports.inference,
     metricsPort: values.metricsPort ?? config.ports.metrics,
     native: values.nativeSidecar ?? config.nativeSidecar,
-    threads: values.threads ?? (cores === undefined ? 1 : Math.max(1, Math.ceil(parseQuantity(cores).value))),
+    cpus,
+    workers: parallelism.workers,
+    threads: values.threads ?? parallelism.threads,
     logLevel: values.logLevel ?? config.logLevel,
     requests,
     limits
@@ -229,6 +237,7 @@ function sidecarContainer (s: Settings, config: InjectionConfig, modelVolume: st
       '--host', '127.0.0.1',
       '--port', String(s.port),
       '--metrics-port', String(s.metricsPort),
+      '--workers', String(s.workers),
       '--threads', String(s.threads),
       '--log-level', s.logLevel
     ],

@@ -26,19 +26,23 @@ t.test('the input object is never modified', async t => {
   t.same(input, copy)
 })
 
-t.test('threads come from the CPU limit, else the request, never the host', async t => {
-  const threads = (ann: Record<string, string>, config = DEFAULT_CONFIG): string => argOf(sidecarOf(inject(pod({ 'onnx-sidecar.io/model': 'iris', ...ann }), config).pod), '--threads')
-  t.equal(threads({}), '1', 'default limit 1')
-  t.equal(threads({ 'onnx-sidecar.io/cpu-limit': '2500m' }), '3')
-  t.equal(threads({ 'onnx-sidecar.io/cpu-limit': '100m', 'onnx-sidecar.io/cpu': '100m' }), '1', 'at least 1')
-  t.equal(threads({ 'onnx-sidecar.io/cpu-limit': '4', 'onnx-sidecar.io/threads': '2' }), '2', 'the annotation wins')
-  const noLimit = resolveInjectionConfig({ resources: { limits: {} } })
+t.test('workers and threads come from the CPU limit, else the request, never the host', async t => {
+  const parallel = (ann: Record<string, string>, config = DEFAULT_CONFIG): string => {
+    const c = sidecarOf(inject(pod({ 'onnx-sidecar.io/model': 'iris', ...ann }), config).pod)
+    return `${argOf(c, '--workers')}x${argOf(c, '--threads')}`
+  }
+  t.equal(parallel({}), '1x1', 'default limit 1')
+  t.equal(parallel({ 'onnx-sidecar.io/cpu-limit': '2500m' }), '1x2', '3 CPUs: 1 worker, 2 intra-op threads')
+  t.equal(parallel({ 'onnx-sidecar.io/cpu-limit': '8' }), '4x1', 'the sidecar\'s rule: one worker per two CPUs')
+  t.equal(parallel({ 'onnx-sidecar.io/cpu-limit': '100m', 'onnx-sidecar.io/cpu': '100m' }), '1x1', 'at least 1')
+  t.equal(parallel({ 'onnx-sidecar.io/cpu-limit': '4', 'onnx-sidecar.io/threads': '3' }), '2x3', 'the annotation sets the threads per worker')
+  const noLimit = resolveInjectionConfig({})
   noLimit.resources.limits = {}
-  t.equal(threads({ 'onnx-sidecar.io/cpu': '1500m' }, noLimit), '2', 'from the request without a limit')
+  t.equal(parallel({ 'onnx-sidecar.io/cpu': '3500m' }, noLimit), '2x1', 'from the request without a limit (4 CPUs)')
   const nothing = structuredClone(noLimit)
   nothing.resources.requests = {}
   const r = inject(pod({ 'onnx-sidecar.io/model': 'iris' }), nothing)
-  t.equal(argOf(sidecarOf(r.pod), '--threads'), '1')
+  t.equal(`${argOf(sidecarOf(r.pod), '--workers')}x${argOf(sidecarOf(r.pod), '--threads')}`, '1x1', 'neither: one CPU')
   t.same(sidecarOf(r.pod).resources, {}, 'no resources at all when the config sets none')
 })
 
