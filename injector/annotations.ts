@@ -113,7 +113,7 @@ export const ANNOTATIONS = {
   memory: spec('memory', { description: 'sidecar memory request', defaultText: 'config `resources.requests.memory`', example: '256Mi', parse: parseQuantity }),
   cpuLimit: spec('cpu-limit', { description: 'sidecar CPU limit', defaultText: 'config `resources.limits.cpu`', example: '1', parse: parseQuantity }),
   memoryLimit: spec('memory-limit', { description: 'sidecar memory limit', defaultText: 'config `resources.limits.memory`', example: '512Mi', parse: parseQuantity }),
-  threads: spec('threads', { description: 'ONNX Runtime intra-op threads (`--threads`)', defaultText: 'the CPU limit rounded up, else the CPU request rounded up, else 1; never the node\'s core count', example: '2', parse: parseThreads }),
+  threads: spec('threads', { description: 'ONNX Runtime intra-op threads per inference worker (`--threads`)', defaultText: 'from the sidecar\'s CPU limit (else request, else 1) with the sidecar\'s rule: workers = CPUs / 2, threads = (CPUs - 1) / workers, at least 1; never the node\'s core count', example: '2', parse: parseThreads }),
   volume: spec('volume', { description: 'use this existing pod volume as the model repository instead of the config\'s `modelVolume`', defaultText: 'config `modelVolume`', example: 'models', parse: parseVolume }),
   logLevel: spec('log-level', { description: 'sidecar log level', defaultText: 'config `logLevel` (info)', example: 'debug', parse: parseLogLevel }),
   nativeSidecar: spec('native-sidecar', { description: '`"false"` injects a regular container instead of a native sidecar (init container with `restartPolicy: Always`)', defaultText: 'config `nativeSidecar` (true)', example: '"false"', parse: parseBool })
