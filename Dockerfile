@@ -1,7 +1,8 @@
 # onnx-sidecar: one image for the sidecar (`serve`, the default) and the injector (`webhook`).
 #
-#   scripts/build-base-image.sh            # only where no registry is reachable: makes BASE_IMAGE locally
-#   podman build --network host -t onnx-sidecar:0.1.0 .
+#   podman build -t onnx-sidecar:0.1.0 .     (or docker build)
+#   scripts/build-image.sh                    on this project's machines: no registry is reachable,
+#                                             so it first makes BASE_IMAGE locally
 #
 # Stages: deps (npm ci, all dependencies) → build (tsc) and prod-deps (production
 # dependencies only, pruned) → runtime (node + dist + prod node_modules + example models).
