@@ -10,11 +10,13 @@
  */
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { request } from 'undici'
+import { tmpdir } from 'node:os'
+import { Agent, request } from 'undici'
 import { parseAllDocuments } from 'yaml'
+import { NAMESPACE, render } from '../fixtures/helm/helm.js'
 import { ROOT, RUN_FLAGS, baseImageOf, freePort, havePodman, imageSize, podman } from '../fixtures/image/podman.js'
 
 const ENABLED = process.env.ONNX_SIDECAR_IMAGE_TEST === '1'
@@ -39,6 +41,7 @@ if (!ENABLED) {
   })
   t.teardown(async () => {
     await podman(['rm', '-f', '--ignore', container]).catch(() => {})
+    await podman(['rm', '-f', '--ignore', `${container}-webhook`]).catch(() => {})
   })
 
   t.test('size, user, entrypoint and labels', async t => {
@@ -125,5 +128,78 @@ if (!ENABLED) {
     t.ok(injected.spec.initContainers?.some(c => c.name === 'onnx-sidecar'), 'inject -f - adds the sidecar')
     const help = await podman(['run', '--rm', ...RUN_FLAGS, '--read-only', '--network', 'none', IMAGE, 'webhook', '--help'])
     t.match(help, /--tls-cert/, 'webhook --help lists its flags')
+  })
+
+  t.test('runs as the injector with the chart\'s Deployment args, Secret and ConfigMap', async t => {
+    const [port, metricsPort] = [await freePort(), await freePort()]
+    const r = render(['defaults.yaml'], [`injector.port=${port}`, `injector.metricsPort=${metricsPort}`])
+    const spec = r.one('Deployment').spec.template.spec
+    const c = spec.containers[0]
+    const secret = r.one('Secret')
+    const configMap = r.one('ConfigMap')
+    // lay out the Secret and ConfigMap volumes as the kubelet would, then mount them read-only
+    const dir = mkdtempSync(path.join(tmpdir(), 'onnx-sidecar-image-'))
+    t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+    const mounts: string[] = []
+    for (const m of c.volumeMounts as Array<{ name: string, mountPath: string }>) {
+      const volume = (spec.volumes as any[]).find(v => v.name === m.name)
+      if (volume.emptyDir !== undefined) continue // podman --read-only gives the container a tmpfs /tmp
+      const files: Record<string, string> = volume.secret !== undefined
+        ? Object.fromEntries(Object.entries(secret.data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]))
+        : configMap.data
+      const volDir = path.join(dir, m.name)
+      mkdirSync(volDir)
+      for (const [name, text] of Object.entries(files)) {
+        writeFileSync(path.join(volDir, name), text)
+        chmodSync(path.join(volDir, name), 0o444)
+      }
+      mounts.push('-v', `${volDir}:${m.mountPath}:ro`)
+    }
+    t.equal(mounts.length, 4, 'the TLS Secret and the config ConfigMap are mounted')
+    await podman(['run', '-d', '--name', `${container}-webhook`, ...RUN_FLAGS,
+      '--read-only', '--user', '65532:65532', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
+      '--network', 'host', ...mounts, IMAGE, ...(c.args as string[])])
+
+    const ca = Buffer.from(r.one('MutatingWebhookConfiguration').webhooks[0].clientConfig.caBundle, 'base64').toString('utf8')
+    const service = r.one('Service').metadata.name as string
+    // the API server checks the certificate against caBundle and the Service's DNS name
+    const agent = new Agent({ connect: { ca, servername: `${service}.${NAMESPACE}.svc` } })
+    t.teardown(() => agent.close())
+    const base = `https://127.0.0.1:${port}`
+    const deadline = Date.now() + 30_000
+    let ready = false
+    while (!ready && Date.now() < deadline) {
+      try {
+        const res = await request(`${base}${c.readinessProbe.httpGet.path as string}`, { dispatcher: agent })
+        await res.body.dump()
+        ready = res.statusCode === 200
+      } catch {}
+      if (!ready) await new Promise(resolve => setTimeout(resolve, 250))
+    }
+    if (!ready) t.comment(await podman(['logs', `${container}-webhook`]).catch(e => String(e)))
+    t.ok(ready, 'the readiness probe passes over TLS with the chart\'s certificate')
+
+    const review = {
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: '6d1f4c2e-0000-4000-8000-000000000001',
+        kind: { group: '', version: 'v1', kind: 'Pod' },
+        resource: { group: '', version: 'v1', resource: 'pods' },
+        namespace: 'shop',
+        operation: 'CREATE',
+        object: { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'shop-', annotations: { 'onnx-sidecar.io/model': 'iris' } }, spec: { containers: [{ name: 'app', image: 'shop:1' }] } }
+      }
+    }
+    const res = await request(`${base}/mutate`, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json' }, body: JSON.stringify(review) })
+    const body = await res.body.json() as { response: { uid: string, allowed: boolean, patchType?: string, patch?: string } }
+    t.equal(res.statusCode, 200)
+    t.equal(body.response.uid, review.request.uid, 'uid echoed')
+    t.equal(body.response.allowed, true)
+    t.equal(body.response.patchType, 'JSONPatch')
+    const patch = Buffer.from(body.response.patch ?? '', 'base64').toString('utf8')
+    t.match(patch, `"image":"${c.image as string}"`, 'the injected sidecar uses the chart\'s image, from the mounted ConfigMap')
+    await podman(['stop', '--time', '20', `${container}-webhook`])
+    t.equal((await podman(['inspect', '--format', '{{.State.ExitCode}}', `${container}-webhook`])).trim(), '0', 'SIGTERM ends it cleanly')
   })
 }
