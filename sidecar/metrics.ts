@@ -22,6 +22,48 @@ export interface SidecarMetrics {
   modelLoadFailures: Counter<'model'>
 }
 
+export interface VersionMetrics {
+  requestDuration: { observe: (v: number) => void }
+  queueDuration: { observe: (v: number) => void }
+  computeDuration: { observe: (v: number) => void }
+  request: (code: number) => void
+}
+
+const perVersion = new WeakMap<SidecarMetrics, Map<string, VersionMetrics>>()
+
+/**
+ * The label-bound children for one model version, cached: resolving label objects on
+ * every request costs more than the observation itself.
+ */
+export function versionMetrics (m: SidecarMetrics, model: string, version: string): VersionMetrics {
+  let cache = perVersion.get(m)
+  if (cache === undefined) {
+    cache = new Map()
+    perVersion.set(m, cache)
+  }
+  const key = `${model}\u0000${version}`
+  let vm = cache.get(key)
+  if (vm === undefined) {
+    const labels = { model, version }
+    const codes = new Map<number, { inc: () => void }>()
+    vm = {
+      requestDuration: m.requestDuration.labels(labels),
+      queueDuration: m.queueDuration.labels(labels),
+      computeDuration: m.computeDuration.labels(labels),
+      request: (code: number) => {
+        let c = codes.get(code)
+        if (c === undefined) {
+          c = m.requests.labels({ ...labels, code: String(code) })
+          codes.set(code, c)
+        }
+        c.inc()
+      }
+    }
+    cache.set(key, vm)
+  }
+  return vm
+}
+
 export function createSidecarMetrics (opts: { defaultMetrics?: boolean } = {}): SidecarMetrics {
   const registry = new Registry()
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry })

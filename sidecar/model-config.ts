@@ -82,8 +82,12 @@ const schema = {
   }
 } as const
 
-const ajv = new Ajv({ allErrors: false, strict: true })
-const validate = ajv.compile(schema)
+// Compiled on first use: the sidecar should not pay for it before a model loads.
+let validator: ReturnType<Ajv['compile']> | undefined
+function validate (doc: unknown): boolean {
+  validator ??= new Ajv({ allErrors: false, strict: true }).compile(schema)
+  return validator(doc) as boolean
+}
 
 function keyOf (err: ErrorObject): string {
   const path = err.instancePath.split('/').slice(1).map(p => p.replace(/~1/g, '/').replace(/~0/g, '~'))
@@ -113,7 +117,7 @@ export function parseModelConfig (text: string | undefined, file: string): Model
     }
   }
   if (!validate(doc)) {
-    const err = (validate.errors as ErrorObject[])[0] as ErrorObject
+    const err = (validator?.errors as ErrorObject[])[0] as ErrorObject
     throw new ModelLoadError('OS_ERR_MODEL_CONFIG', `${file}: key '${keyOf(err)}' ${describe(err)}`)
   }
   const raw = doc as {

@@ -5,8 +5,9 @@
  * their own span processor (an in-memory exporter).
  */
 import { trace, propagation, context, ROOT_CONTEXT, type Context, type Tracer } from '@opentelemetry/api'
-import { NodeSDK, type tracing } from '@opentelemetry/sdk-node'
+import type { NodeSDK as NodeSDKType, tracing } from '@opentelemetry/sdk-node'
 import type { IncomingHttpHeaders } from 'node:http'
+import { createRequire } from 'node:module'
 
 export interface Tracing {
   tracer: Tracer
@@ -17,6 +18,8 @@ export function startTracing (opts: { enabled: boolean, serviceName?: string, sp
   if (!opts.enabled) {
     return { tracer: trace.getTracer('onnx-sidecar'), shutdown: async () => {} }
   }
+  // Loaded only when tracing is on: the SDK costs ~8 MiB and startup time otherwise.
+  const { NodeSDK } = createRequire(import.meta.url)('@opentelemetry/sdk-node') as { NodeSDK: typeof NodeSDKType }
   const sdk = new NodeSDK({
     serviceName: opts.serviceName ?? 'onnx-sidecar',
     instrumentations: [],

@@ -17,7 +17,7 @@ import { decodeInferRequest } from '../infer-request.js'
 import { encodeInferResponse } from '../infer-response.js'
 import type { ModelManager } from '../model-manager.js'
 import type { ModelVersion } from '../model-version.js'
-import type { SidecarMetrics } from '../metrics.js'
+import { versionMetrics, type SidecarMetrics } from '../metrics.js'
 import { AbandonedError } from '../runtime/batcher.js'
 import { extractContext, trace } from '../tracing.js'
 import { parseInferBody, readBody } from './body.js'
@@ -108,9 +108,9 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
         deps.tracer.startSpan('queue', { startTime: t0 }, spanCtx).end(queueEnd)
         deps.tracer.startSpan('inference.compute', { startTime: queueEnd, attributes: { 'onnx_sidecar.batch_rows': result.batchRows } }, spanCtx).end(queueEnd + result.computeNs / 1e6)
       }
-      const labels = { model: mv.name, version: String(mv.version) }
-      deps.metrics.queueDuration.observe(labels, result.queueNs / 1e9)
-      deps.metrics.computeDuration.observe(labels, result.computeNs / 1e9)
+      const vm = versionMetrics(deps.metrics, mv.name, String(mv.version))
+      vm.queueDuration.observe(result.queueNs / 1e9)
+      vm.computeDuration.observe(result.computeNs / 1e9)
       const post = tracing ? deps.tracer.startSpan('postprocess', {}, spanCtx) : undefined
       const encoded = encodeInferResponse(mv, request, result.outputs)
       post?.end()
@@ -123,10 +123,10 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
     } finally {
       span.setAttribute('http.response.status_code', status)
       span.end()
-      const labels = { model: mv?.name ?? (deps.manager.has(model) ? model : '_unknown'), version: mv === undefined ? '' : String(mv.version) }
-      deps.metrics.requests.inc({ ...labels, code: String(status) })
+      const vm = versionMetrics(deps.metrics, mv?.name ?? (deps.manager.has(model) ? model : '_unknown'), mv === undefined ? '' : String(mv.version))
+      vm.request(status)
       const seconds = Number(process.hrtime.bigint() - started) / 1e9
-      if (mv !== undefined) deps.metrics.requestDuration.observe(labels, seconds)
+      if (mv !== undefined) vm.requestDuration.observe(seconds)
       if (status < 400) log.debug({ reqId: requestId, model, version: mv?.version, status, durationMs: seconds * 1000 }, 'inference')
     }
   }
