@@ -65,6 +65,8 @@ export interface ModelManagerOptions {
   watch: boolean
   /** How long a failed load is left alone when its files do not change. */
   retryAfterMs?: number
+  /** Called after every reconcile pass (readiness may have changed). */
+  onChange?: () => void
 }
 
 export class ModelManager {
@@ -131,6 +133,7 @@ export class ModelManager {
         } catch (err) {
           this.#log.error({ err }, 'repository scan failed')
         }
+        this.#opts.onChange?.()
       } while (this.#again && !this.#closed)
     })().finally(() => { this.#running = undefined })
     return this.#running

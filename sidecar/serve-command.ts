@@ -50,10 +50,9 @@ export async function serveCommand (argv: string[]): Promise<number> {
     tracer: tracing.tracer,
     version
   })
-  await listen(sidecar.metricsServer, opts.metricsPort, opts.metricsHost)
+  const metricsPort = await sidecar.metricsServer.listen(opts.metricsPort, opts.metricsHost)
   await listen(sidecar.inference.server, opts.port, opts.host)
   const inferencePort = portOf(sidecar.inference.server)
-  const metricsPort = portOf(sidecar.metricsServer)
   logger.info({ version, repository: opts.modelRepository, models: opts.model.length === 0 ? 'all' : opts.model, inference: `http://${opts.host}:${inferencePort}`, metrics: `http://${opts.metricsHost}:${metricsPort}/metrics`, cpus, workers, threads }, 'onnx-sidecar serving')
   if (opts.host !== '127.0.0.1' && opts.host !== '::1' && opts.host !== 'localhost') {
     logger.warn({ host: opts.host }, 'inference is listening off loopback: anything that can reach this address can run the models')

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net'
 import type { Tracer } from '@opentelemetry/api'
 import type { Logger } from '../common/logger.js'
 import { buildInferenceApp, type InferenceApp } from './http/app.js'
-import { buildMetricsApp } from './http/metrics-app.js'
+import { MetricsServer } from './http/metrics-app.js'
 import { createSidecarMetrics, type SidecarMetrics } from './metrics.js'
 import { ModelManager, type AssignedModel } from './model-manager.js'
 import { WorkerPool } from './runtime/worker-pool.js'
@@ -33,7 +33,7 @@ export interface Sidecar {
   metrics: SidecarMetrics
   pool: WorkerPool
   inference: InferenceApp
-  metricsServer: http.Server
+  metricsServer: MetricsServer
   /** Loads the models (the servers answer "not ready" meanwhile if already listening). */
   start: () => Promise<void>
   /** Stops taking requests, lets in-flight ones finish (up to graceMs), then frees everything. */
@@ -52,7 +52,8 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     logger: opts.logger,
     metrics,
     pollIntervalMs: opts.pollIntervalMs,
-    watch: opts.watch
+    watch: opts.watch,
+    onChange: () => metricsServer.refresh()
   })
   const isShuttingDown = (): boolean => shutting
   const inference = buildInferenceApp({
@@ -64,7 +65,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     isShuttingDown,
     version: opts.version ?? '0.0.0'
   })
-  const metricsServer = buildMetricsApp({ registry: metrics.registry, manager, isShuttingDown })
+  const metricsServer = new MetricsServer({ registry: metrics.registry, manager, isShuttingDown })
 
   return {
     manager,
@@ -72,10 +73,14 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     pool,
     inference,
     metricsServer,
-    start: async () => { await manager.start() },
+    start: async () => {
+      await manager.start()
+      metricsServer.refresh()
+    },
     shuttingDown: isShuttingDown,
     close: async (graceMs = 20_000) => {
       shutting = true
+      metricsServer.refresh() // probes see "not ready" at once
       const closed = (server: http.Server): Promise<void> => new Promise(resolve => {
         if (!server.listening) return resolve()
         server.close(() => resolve())
@@ -89,8 +94,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
       inference.server.closeAllConnections()
       await manager.close()
       await pool.close()
-      await closed(metricsServer)
-      metricsServer.closeAllConnections()
+      await metricsServer.close()
     }
   }
 }

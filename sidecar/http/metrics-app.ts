@@ -1,34 +1,74 @@
 /**
  * The metrics and health server (default 0.0.0.0:9464): `/metrics` for Prometheus and
- * the health endpoints for kubelet probes. It carries no inference and no model data,
- * which is why it is the only listener allowed off loopback.
+ * `/v2/health/{live,ready}` for kubelet probes. It carries no inference and no model
+ * data, which is why it is the only listener allowed off loopback.
+ *
+ * The listener lives in its own worker thread (metrics-worker.ts) so probes answer in
+ * microseconds even while the main thread is saturated; this side keeps the shared
+ * readiness flag current and answers the worker's `/metrics` requests from the registry.
  */
-import http from 'node:http'
+import { Worker } from 'node:worker_threads'
 import type { Registry } from 'prom-client'
-import { health } from './metadata.js'
 import type { ModelManager } from '../model-manager.js'
 
-export function buildMetricsApp (deps: { registry: Registry, manager: ModelManager, isShuttingDown: () => boolean }): http.Server {
-  return http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
-    const path = (req.url ?? '/').split('?')[0]
-    const json = (status: number, body: object): void => {
-      const text = JSON.stringify(body)
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
-      res.end(text)
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: `${req.method ?? ''} is not allowed on ${path ?? ''}` })
-    if (path === '/metrics') {
-      deps.registry.metrics().then(text => {
-        res.writeHead(200, { 'content-type': deps.registry.contentType })
-        res.end(text)
-      }, (err: Error) => json(500, { error: `collecting metrics failed: ${err.message}` }))
-      return
-    }
-    const m = /^\/v2\/health\/(live|ready)$/.exec(path ?? '')
-    if (m !== null) {
-      const h = health(m[1] as string, deps.manager, deps.isShuttingDown()) as { status: number, body: object }
-      return json(h.status, h.body)
-    }
-    json(404, { error: `no route for ${req.method ?? 'GET'} ${path ?? ''}` })
-  })
+const workerUrl = import.meta.url.endsWith('.ts')
+  ? new URL('../../dist/sidecar/http/metrics-worker.js', import.meta.url) // see runtime/worker-pool.ts
+  : new URL('./metrics-worker.js', import.meta.url)
+
+const REFRESH_MS = 100 // readiness flag refresh period (0.1 seconds)
+
+export class MetricsServer {
+  #deps: { registry: Registry, manager: ModelManager, isShuttingDown: () => boolean }
+  #flags = new Int32Array(new SharedArrayBuffer(4))
+  #worker: Worker | undefined
+  #timer: NodeJS.Timeout | undefined
+  #port = 0
+
+  constructor (deps: { registry: Registry, manager: ModelManager, isShuttingDown: () => boolean }) {
+    this.#deps = deps
+  }
+
+  get port (): number { return this.#port }
+  get listening (): boolean { return this.#worker !== undefined }
+
+  /** Publishes readiness to the listener thread now (also done every 100 ms). */
+  refresh (): void {
+    Atomics.store(this.#flags, 0, !this.#deps.isShuttingDown() && this.#deps.manager.ready() ? 1 : 0)
+  }
+
+  async listen (port: number, host: string): Promise<number> {
+    this.refresh()
+    const worker = new Worker(workerUrl, { name: 'metrics', workerData: { host, port, flags: this.#flags.buffer } })
+    this.#worker = worker
+    worker.on('message', (msg: { type: string, id?: number }) => {
+      if (msg.type !== 'metrics') return
+      this.#deps.registry.metrics().then(
+        text => worker.postMessage({ type: 'metrics', id: msg.id, ok: true, text, contentType: this.#deps.registry.contentType }),
+        (err: Error) => worker.postMessage({ type: 'metrics', id: msg.id, ok: false, text: err.message, contentType: '' })
+      )
+    })
+    this.#port = await new Promise<number>((resolve, reject) => {
+      const onMessage = (msg: { type: string, port?: number, message?: string }): void => {
+        if (msg.type === 'listening') { worker.off('message', onMessage); resolve(msg.port as number) }
+        if (msg.type === 'error') { worker.off('message', onMessage); void worker.terminate(); reject(new Error(`metrics server on ${host}:${port}: ${msg.message ?? ''}`)) }
+      }
+      worker.on('message', onMessage)
+      worker.once('error', reject)
+    })
+    this.#timer = setInterval(() => this.refresh(), REFRESH_MS)
+    this.#timer.unref()
+    return this.#port
+  }
+
+  async close (): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    const worker = this.#worker
+    this.#worker = undefined
+    if (worker === undefined) return
+    const exited = new Promise<void>(resolve => worker.once('exit', () => resolve()))
+    worker.postMessage({ type: 'close' })
+    const timeout = setTimeout(() => { void worker.terminate() }, 2000)
+    await exited
+    clearTimeout(timeout)
+  }
 }
