@@ -163,8 +163,12 @@ export function freePort (): Promise<number> {
   })
 }
 
-/** True when nothing listens on host:port (bind test). */
-export function portIsFree (port: number, host = '0.0.0.0'): Promise<boolean> {
+/** True when nothing listens on the port, on loopback or on all interfaces (bind test). */
+export async function portIsFree (port: number): Promise<boolean> {
+  return await canBind(port, '127.0.0.1') && await canBind(port, '0.0.0.0')
+}
+
+function canBind (port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createServer()
     s.once('error', () => { resolve(false) })

@@ -112,9 +112,16 @@ function resolvePort (container: Json, port: number | string): number {
   return named.containerPort
 }
 
-/** The local ports a container will listen on: its declared ports and its probes' ports. */
+/** The local ports a container will listen on: its declared ports, its probes' ports and
+ * `--port N` / `--*-port=N` arguments (loopback-only ports are not declared in the spec). */
 export function containerPorts (container: Json): number[] {
   const ports = new Set<number>((container.ports ?? []).map((p: Json) => p.containerPort as number))
+  const args: string[] = [...(container.command ?? []), ...(container.args ?? [])].map(String)
+  args.forEach((a, i) => {
+    const m = /^--(?:[a-z-]+-)?port(?:=(\d+))?$/.exec(a)
+    const value = m === null ? undefined : (m[1] ?? args[i + 1])
+    if (value !== undefined && /^\d+$/.test(value)) ports.add(Number(value))
+  })
   for (const probe of [container.startupProbe, container.readinessProbe, container.livenessProbe]) {
     if (probe?.httpGet?.port !== undefined) ports.add(resolvePort(container, probe.httpGet.port))
   }

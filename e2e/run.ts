@@ -19,7 +19,7 @@
  * Prints one `ok N - ...` / `not ok N - ...` line per check and `e2e: P passed, F failed`;
  * exits 1 when a check failed. E2E_KEEP=1 keeps the work directory (logs, certs, kubeconfig).
  */
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, existsSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -561,8 +561,7 @@ async function main (): Promise<number> {
   const passed = results.length - failed
   if (failed > 0) {
     log('last lines of each log (all logs are kept in the work directory):')
-    for (const name of ['webhook', 'kube-apiserver', 'kube-controller-manager', 'etcd', 'prometheus']) {
-      const f = join(logDir, `${name}.log`)
+    for (const f of readdirSync(logDir).sort().map(n => join(logDir, n))) {
       if (existsSync(f)) process.stdout.write(`# --- ${f}\n${tail(f, 15).split('\n').map(l => `#   ${l}`).join('\n')}\n`)
     }
   }

@@ -32,7 +32,7 @@ func main() {
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
 	cfg.InitialCluster = cfg.Name + "=" + pu.String()
-	cfg.LogLevel = "warn"
+	cfg.LogLevel = "error" // "warn" logs every slow request
 
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
