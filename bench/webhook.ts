@@ -152,7 +152,7 @@ async function main (): Promise<void> {
   const serving = await makeServing(ca, '01')
   writeFileSync(join(dir, 'tls.crt'), serving.cert)
   writeFileSync(join(dir, 'tls.key'), serving.key)
-  const child = spawn(process.execPath, [...(PROFILE_DIR === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`]), '--import', 'tsx', 'cli/main.ts', 'webhook', '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'), '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [...(PROFILE_DIR === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`]), '--import', 'tsx', 'cli/main.ts', 'webhook', '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'), '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--log-level', 'info'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
   const port = await new Promise<number>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout })
     lines.on('line', line => {
@@ -164,6 +164,10 @@ async function main (): Promise<void> {
       resolve(entry.port as number)
     })
     child.on('exit', code => { reject(new Error(`webhook exited with ${String(code)}`)) })
+    setTimeout(() => { reject(new Error('the webhook did not start within 60 s')) }, 60_000).unref()
+  }).catch((err: unknown) => {
+    child.kill('SIGKILL')
+    throw err
   })
   const pid = child.pid as number
   const pool = new Pool(`https://127.0.0.1:${port}`, { connections: CONNECTIONS, pipelining: 1, connect: { ca: ca.pem, servername: 'localhost' } })

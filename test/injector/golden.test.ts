@@ -9,6 +9,7 @@ import t from 'tap'
 import { readdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs'
 import { parseAllDocuments } from 'yaml'
 import jsonpatch from 'fast-json-patch'
+import { Pod } from 'kubernetes-models/v1'
 import { injectManifests, podSites } from '../../injector/manifests.js'
 import { admit } from '../../injector/admission.js'
 import { InjectorError } from '../../injector/errors.js'
@@ -80,6 +81,7 @@ for (const name of cases) {
         patched = jsonpatch.applyPatch(structuredClone(original), patch, true).newDocument
       }
       t.same(patched, asPod(after[i]?.get()), `${site.where}: webhook result equals the golden pod`)
+      t.doesNotThrow(() => { new Pod(patched as ConstructorParameters<typeof Pod>[0]).validate() }, 'the result is a valid Pod (Kubernetes schema)')
       const expectedWarnings = actual.kind === 'injected' ? actual.warnings.filter(w => w.startsWith(`${site.where}: `)).map(w => w.slice(site.where.length + 2)) : []
       t.same(response.warnings ?? [], expectedWarnings, 'same warnings as inject -f')
     }
