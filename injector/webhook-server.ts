@@ -128,7 +128,10 @@ export function build (opts: WebhookOptions): Webhook {
         chunks.push(chunk)
       })
       req.on('end', () => { resolve(Buffer.concat(chunks)) })
-      req.on('error', reject)
+      // an aborted upload emits 'error' (ECONNRESET) and/or 'close' before 'end'; whichever comes first settles the promise
+      const hungUp = (detail: string): void => { reject(errors.BAD_REVIEW(`the client closed the connection before sending the whole body (${detail})`)) }
+      req.on('error', (err) => { hungUp(err.message) })
+      req.on('close', () => { if (!req.complete) hungUp('closed') })
     })
   }
 

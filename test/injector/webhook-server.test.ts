@@ -123,6 +123,16 @@ t.test('the webhook over HTTPS', async t => {
     }
   })
 
+  t.test('a client that hangs up mid-body is logged and counted, not left pending', async t => {
+    const socket = connect({ host: '127.0.0.1', port, ca: ca.pem, servername: 'localhost' })
+    await new Promise(resolve => socket.once('secureConnect', resolve))
+    socket.write('POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"kind":')
+    await new Promise(resolve => setTimeout(resolve, 50))
+    socket.destroy()
+    await waitFor('the log line', async () => sink.lines().some(l => l.result === 'error' && /closed the connection/.test(String(l.reason))))
+    t.pass('logged as an error')
+  })
+
   t.test('TLS 1.1 is refused', async t => {
     await t.rejects(peerSerial(port, ca.pem, 'TLSv1.1'))
   })
@@ -140,7 +150,7 @@ t.test('the webhook over HTTPS', async t => {
     t.match(text, /onnx_sidecar_injector_admissions_total\{result="injected"\} 1\n/)
     t.match(text, /onnx_sidecar_injector_admissions_total\{result="skipped"\} 1\n/)
     t.match(text, /onnx_sidecar_injector_admissions_total\{result="denied"\} 1\n/)
-    t.match(text, /onnx_sidecar_injector_admissions_total\{result="error"\} [1-9]/)
+    t.match(text, /onnx_sidecar_injector_admissions_total\{result="error"\} [1-9]/, 'bad requests and the hang-up count as errors')
     t.match(text, /onnx_sidecar_injector_admission_duration_seconds_count [1-9]/)
     t.match(text, /process_cpu_user_seconds_total/)
     const ready = await request(`http://127.0.0.1:${String(metricsPort)}/v2/health/ready`)
