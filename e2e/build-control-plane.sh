@@ -6,7 +6,8 @@
 #
 #   e2e/build-control-plane.sh          # prints the bin directory on its last line
 #
-# Cold: about 20-30 minutes on 2 cores (module download + compile). Warm: instant.
+# Cold: about 11 minutes of compile on 2 idle cores (940 CPU-seconds, 2 GB RSS peak) plus
+# the module download (about 700 MB). Warm: instant.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
