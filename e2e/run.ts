@@ -107,6 +107,8 @@ function assertInjected (p: Json, want: { native: boolean, models: string }): st
   const name = `${String(p.metadata.namespace)}/${String(p.metadata.name)}`
   const sc = sidecarOf(p)
   expect(sc !== undefined, `${name}: no ${SIDECAR} container was added`)
+  const count = [...(p.spec.initContainers ?? []), ...p.spec.containers].filter((c: Json) => c.name === SIDECAR).length
+  expect(count === 1, `${name}: ${count} ${SIDECAR} containers (injected more than once?)`)
   expect(sc.native === want.native, `${name}: sidecar is ${sc.native ? 'a native sidecar' : 'a regular container'}, wanted ${want.native ? 'native' : 'regular'}`)
   if (want.native) {
     expect(sc.container.restartPolicy === 'Always', `${name}: native sidecar without restartPolicy Always`)
@@ -348,13 +350,16 @@ async function checkDeployment (): Promise<string> {
 }
 
 async function checkBarePod (): Promise<string> {
-  await kubectl('apply', '-f', join(ROOT, 'e2e', 'manifests', 'bare-pod.yaml'))
+  const r = await kubectlRaw(['apply', '-f', join(ROOT, 'e2e', 'manifests', 'bare-pod.yaml')])
+  expect(r.code === 0, `kubectl apply failed: ${r.stderr}`)
+  const warning = r.stderr.split('\n').find(l => l.startsWith('Warning:') && l.includes('onnx-sidecar.io/thread'))
+  expect(warning !== undefined, `kubectl showed no admission warning for the misspelt onnx-sidecar.io/thread: ${r.stderr}`)
   const p = await getJson('pod', 'bare-annotated', '-n', APP_NS)
   const summary = assertInjected(p, { native: false, models: 'iris' })
   const sc = sidecarOf(p)?.container
   const args = (sc.args ?? []).join(' ')
   expect(args.includes('debug'), `the log-level annotation did not reach the sidecar: ${args}`)
-  return summary
+  return `${summary}\nkubectl: ${warning}`
 }
 
 async function checkPlainPod (): Promise<string> {
@@ -370,6 +375,15 @@ async function checkPlainPod (): Promise<string> {
   expect((p.spec.initContainers ?? []).length === 0, 'init containers were added')
   const after = await webhookAdmissions()
   expect(after === before, `the webhook was called (admissions ${before} → ${after}): matchConditions did not keep the pod away`)
+  return `stored unchanged; webhook admissions stayed at ${after}`
+}
+
+async function checkOptedOut (): Promise<string> {
+  const before = await webhookAdmissions()
+  await kubectl('apply', '-f', join(ROOT, 'e2e', 'manifests', 'opted-out-pod.yaml'))
+  assertNotInjected(await getJson('pod', 'opted-out', '-n', APP_NS))
+  const after = await webhookAdmissions()
+  expect(after === before, `the webhook was called (admissions ${before} → ${after})`)
   return `stored unchanged; webhook admissions stayed at ${after}`
 }
 
@@ -549,6 +563,7 @@ async function main (): Promise<number> {
     })
     await check('a bare annotated Pod is injected (regular sidecar container, annotations applied)', checkBarePod)
     await check('a pod without the annotation is stored unchanged and the webhook is never called', checkPlainPod)
+    await check('a pod with onnx-sidecar.io/inject: "false" is stored unchanged and the webhook is never called', checkOptedOut)
     await check('an invalid annotation is rejected and kubectl shows why', checkInvalid)
     await check('kube-system, opted-out and the release namespace are not touched', checkExcluded)
     await check('helm upgrade keeps the CA and injection keeps working', checkUpgrade)
