@@ -338,7 +338,11 @@ async function checkDeployment (): Promise<string> {
   const pods = await waitFor('2 recommender pods created by the ReplicaSet', async () => {
     const items = await deploymentPods()
     return items.length >= 2 ? items : undefined
-  }, { timeoutMs: 90_000 })
+  }, { timeoutMs: 90_000 }).catch(async (err: Error) => {
+    // The ReplicaSet controller reports refused pods (e.g. a webhook error) as events.
+    const events = await kubectlRaw(['get', 'events', '-n', APP_NS, '--field-selector', 'reason=FailedCreate', '-o', 'custom-columns=MESSAGE:.message', '--no-headers'])
+    throw new Error(`${err.message}\nFailedCreate events:\n${events.stdout.trim() || '(none)'}`)
+  })
   const lines: string[] = []
   for (const p of pods) {
     const gen = String(p.metadata.generateName ?? '')
