@@ -124,6 +124,8 @@ export function run (cmd: string, args: string[], opts: { input?: string, env?: 
       clearTimeout(timer)
       resolve({ code: code ?? (signal !== null ? 128 : 1), stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') })
     })
+    // A command that exits without reading its input must not crash us with EPIPE.
+    child.stdin.on('error', () => {})
     child.stdin.end(opts.input ?? '')
   })
 }

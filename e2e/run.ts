@@ -603,6 +603,11 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => { cleanup(130).finally(() => process.exit(130)) })
 }
 
+process.on('uncaughtException', (err) => {
+  process.stdout.write(`not ok - harness error: ${err.stack ?? String(err)}\n`)
+  cleanup(1).finally(() => process.exit(1))
+})
+
 main().then(async code => {
   await cleanup(code)
   process.exit(code)
