@@ -67,6 +67,8 @@ export interface ModelManagerOptions {
   retryAfterMs?: number
   /** Called after every reconcile pass (readiness may have changed). */
   onChange?: () => void
+  /** See runtime/inline-session.ts; 0 keeps every model on the workers. */
+  inlineComputeUs?: number
 }
 
 export class ModelManager {
@@ -234,14 +236,15 @@ export class ModelManager {
         configFile,
         labels: scanned.labels,
         generation: ++this.#generation,
-        onBatch: rows => this.#opts.metrics.batchSize.observe(labels, rows)
+        onBatch: rows => this.#opts.metrics.batchSize.observe(labels, rows),
+        inlineComputeUs: this.#opts.inlineComputeUs ?? 0
       })
       this.#opts.metrics.modelLoadDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9)
       // The swap: from here on new requests get the new generation; the old one drains.
       e.versions.set(version, mv)
       e.failures.delete(version)
       this.#opts.metrics.modelReady.set(labels, 1)
-      this.#log.info({ model: e.name, version, inputs: mv.inputs.map(i => i.name), maxBatchSize: mv.maxBatchSize, replaced: current !== undefined }, 'model version ready')
+      this.#log.info({ model: e.name, version, inputs: mv.inputs.map(i => i.name), maxBatchSize: mv.maxBatchSize, runsOn: mv.inline !== undefined ? 'main thread (inline)' : 'workers', replaced: current !== undefined }, 'model version ready')
       if (current !== undefined) await this.#retire(e, version, current)
     } catch (err) {
       const reason = err instanceof ModelLoadError ? err.message : `unexpected error: ${(err as Error).message}`

@@ -48,7 +48,8 @@ export async function serveCommand (argv: string[]): Promise<number> {
     watch: true,
     logger,
     tracer: tracing.tracer,
-    version
+    version,
+    inlineComputeUs: opts.inlineComputeUs
   })
   const metricsPort = await sidecar.metricsServer.listen(opts.metricsPort, opts.metricsHost)
   await listen(sidecar.inference.server, opts.port, opts.host)

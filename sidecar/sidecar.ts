@@ -25,6 +25,8 @@ export interface SidecarOptions {
   logger: Logger
   tracer?: Tracer
   version?: string
+  /** Run models whose full batch computes within this many µs on the main thread; 0: never (default). */
+  inlineComputeUs?: number
   defaultMetrics?: boolean
 }
 
@@ -53,7 +55,8 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     metrics,
     pollIntervalMs: opts.pollIntervalMs,
     watch: opts.watch,
-    onChange: () => metricsServer.refresh()
+    onChange: () => metricsServer.refresh(),
+    inlineComputeUs: opts.inlineComputeUs ?? 0
   })
   const isShuttingDown = (): boolean => shutting
   const inference = buildInferenceApp({

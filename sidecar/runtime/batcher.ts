@@ -1,7 +1,8 @@
 /**
  * Dynamic batching for one model version.
  *
- * Requests queue here; whenever a worker can take work, the queue is cut into a batch
+ * Requests queue here; whenever a worker (or, for tiny models, the main-thread inline
+ * session) can take work, the queue is cut into a batch
  * of requests whose non-batch dimensions agree (up to `maxBatchSize` rows), the inputs
  * are concatenated along the first dimension, run once, and the outputs are split back.
  * With no queue delay configured, nothing waits on purpose: a request that finds an idle
@@ -15,6 +16,7 @@ import { errors, SidecarError } from '../errors.js'
 import { elementCount, type TensorData } from '../datatypes.js'
 import type { WireTensor } from './protocol.js'
 import type { RunResult, WorkerPool } from './worker-pool.js'
+import type { InlineSession } from './inline-session.js'
 
 export interface Job {
   /** Rows along the batch dimension (1 when batching is off). */
@@ -52,6 +54,8 @@ export interface BatcherOptions {
   maxQueueSize: number
   /** Called once per executed batch (metrics). */
   onBatch?: (rows: number) => void
+  /** Run batches on this main-thread session instead of the workers (tiny models). */
+  inline?: InlineSession
 }
 
 export class Batcher {
@@ -59,6 +63,7 @@ export class Batcher {
   #opts: BatcherOptions
   #queue: Queued[] = []
   #running = 0
+  #inlineBusy = false
   #scheduled = false
   #drainWaiters: Array<() => void> = []
   #onCapacity = (): void => this.#schedule()
@@ -106,7 +111,7 @@ export class Batcher {
   }
 
   #pump (): void {
-    while (this.#queue.length > 0 && this.#pool.hasCapacity()) {
+    while (this.#queue.length > 0 && this.#canRun()) {
       this.#dropDead()
       if (this.#queue.length === 0) break
       if (this.#shouldWait()) {
@@ -121,6 +126,10 @@ export class Batcher {
       this.#dispatch(this.#cutBatch())
     }
     this.#checkDrained()
+  }
+
+  #canRun (): boolean {
+    return this.#opts.inline !== undefined ? !this.#inlineBusy : this.#pool.hasCapacity()
   }
 
   /** With a queue delay, an incomplete batch waits for more requests until the oldest has waited that long. */
@@ -168,9 +177,11 @@ export class Batcher {
 
   #dispatch (batch: Queued[]): void {
     this.#running++
+    if (this.#opts.inline !== undefined) this.#inlineBusy = true
     const started = process.hrtime.bigint()
     this.#execute(batch, started).finally(() => {
       this.#running--
+      this.#inlineBusy = false
       this.#schedule()
       this.#checkDrained()
     })
@@ -183,7 +194,9 @@ export class Batcher {
     let result: RunResult
     try {
       const feeds = batch.length === 1 ? first.job.feeds : concatFeeds(batch.map(q => q.job.feeds), rows)
-      result = await this.#pool.run(this.#opts.key, feeds, first.job.fetches)
+      result = this.#opts.inline !== undefined
+        ? await this.#opts.inline.run(feeds, first.job.fetches)
+        : await this.#pool.run(this.#opts.key, feeds, first.job.fetches)
     } catch (err) {
       if (batch.length > 1) {
         // One request may be what broke the batch: give each its own run.
