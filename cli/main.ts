@@ -45,10 +45,14 @@ async function main (argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(code => {
-  // Servers keep the process alive on their own; a finished command sets the code and lets the loop drain.
+function finish (code: number): void {
   process.exitCode = code
-}, (err: unknown) => {
+  // A finished command lets the event loop drain (so piped stdout is flushed); a failed
+  // one must not linger because some handle (a worker thread, a socket) is still open.
+  if (code !== 0) setTimeout(() => process.exit(code), 500)
+}
+
+main(process.argv.slice(2)).then(finish, (err: unknown) => {
   process.stderr.write(`onnx-sidecar: ${(err as Error).stack ?? String(err)}\n`)
-  process.exitCode = 1
+  finish(1)
 })

@@ -51,8 +51,18 @@ export async function serveCommand (argv: string[]): Promise<number> {
     version,
     inlineComputeUs: opts.inlineComputeUs
   })
-  const metricsPort = await sidecar.metricsServer.listen(opts.metricsPort, opts.metricsHost)
-  await listen(sidecar.inference.server, opts.port, opts.host)
+  let metricsPort: number
+  try {
+    metricsPort = await sidecar.metricsServer.listen(opts.metricsPort, opts.metricsHost)
+    await listen(sidecar.inference.server, opts.port, opts.host)
+  } catch (err) {
+    // A taken port must end the process (a pod restarts it), not leave it running deaf.
+    logger.fatal({ err: (err as Error).message }, 'cannot listen; exiting')
+    await sidecar.close(0)
+    await tracing.shutdown()
+    logger.flush()
+    return 1
+  }
   const inferencePort = portOf(sidecar.inference.server)
   logger.info({ version, repository: opts.modelRepository, models: opts.model.length === 0 ? 'all' : opts.model, inference: `http://${opts.host}:${inferencePort}`, metrics: `http://${opts.metricsHost}:${metricsPort}/metrics`, cpus, workers, threads }, 'onnx-sidecar serving')
   if (opts.host !== '127.0.0.1' && opts.host !== '::1' && opts.host !== 'localhost') {

@@ -27,16 +27,23 @@ t.test('serve: SIGTERM lets in-flight requests finish, then exits 0', async t =>
     if (r.statusCode === 200) break
     await new Promise(resolve => setTimeout(resolve, 100))
   }
-  const body = JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 256], data: new Array(256).fill(0.5) }] })
-  const inflight = Array.from({ length: 3 }, async () => {
+  // Three rows in flight (about 330 ms of compute) when SIGTERM arrives.
+  const body = JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [3, 256], data: new Array(3 * 256).fill(0.5) }] })
+  const inflight = (async () => {
     const r = await request(`${url}/v2/models/slow/infer`, { method: 'POST', body })
     return { status: r.statusCode, json: await r.body.json() as any }
-  })
-  await new Promise(resolve => setTimeout(resolve, 50))
+  })()
+  // Wait until the batch has started on a worker (the batch-size histogram counts it at start).
+  for (let i = 0; i < 200; i++) {
+    const m = await request(`${metrics}/metrics`)
+    const text = await m.body.text()
+    if (/onnx_sidecar_inference_batch_size_sum\{model="slow",version="1"\} 3/.test(text)) break
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
   child.kill('SIGTERM')
-  const results = await Promise.all(inflight)
-  t.same(results.map(r => r.status), [200, 200, 200], 'requests accepted before SIGTERM all complete')
-  t.equal(results[0]?.json.outputs[0].shape.join(','), '1,256')
+  const result = await inflight
+  t.equal(result.status, 200, 'the request in flight at SIGTERM completes')
+  t.equal(result.json.outputs[0].shape.join(','), '3,256')
   const [code] = await once(child, 'exit')
   t.equal(code, 0, 'exit code 0')
   t.ok(lines.some(l => l.msg === 'shutting down: finishing in-flight requests'))
@@ -82,4 +89,18 @@ t.test('the example repository serves both models', async t => {
   t.teardown(s.close)
   const index = await s.post('/v2/repository/index', {})
   t.same(index.body.map((e: any) => `${e.name}:${e.version}:${e.state}`), ['digits:1:READY', 'iris:1:READY'])
+})
+
+t.test('serve exits 1 when its port is taken instead of running deaf', async t => {
+  const net = await import('node:net')
+  const blocker = net.createServer()
+  await new Promise<void>(resolve => blocker.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => blocker.close())
+  const port = (blocker.address() as import('node:net').AddressInfo).port
+  const child = spawn(process.execPath, [CLI, 'serve', '--model-repository', EXAMPLE_REPO, '--port', String(port), '--metrics-port', '0', '--metrics-host', '127.0.0.1'])
+  let out = ''
+  child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+  const [code] = await once(child, 'exit')
+  t.equal(code, 1)
+  t.match(out, /"level":"fatal".*EADDRINUSE.*"msg":"cannot listen; exiting"/)
 })
