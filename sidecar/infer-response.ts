@@ -11,7 +11,8 @@ import type { ModelVersion } from './model-version.js'
 import type { WireTensor } from './runtime/protocol.js'
 
 export interface EncodedResponse {
-  body: Buffer
+  /** A string for JSON (node:http then writes headers and body in one syscall), bytes for binary. */
+  body: Buffer | string
   headers: Record<string, string>
 }
 
@@ -60,7 +61,7 @@ export function encodeInferResponse (mv: ModelVersion, req: InferRequest, output
   const id = req.id === undefined ? '' : `,"id":${JSON.stringify(req.id)}`
   const json = `{"model_name":${JSON.stringify(mv.name)},"model_version":"${mv.version}"${id},"outputs":[${parts.join(',')}]}`
   if (binaries.length === 0) {
-    return { body: Buffer.from(json), headers: { 'content-type': 'application/json' } }
+    return { body: json, headers: { 'content-type': 'application/json' } }
   }
   const header = Buffer.from(json)
   return {

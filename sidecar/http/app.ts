@@ -48,9 +48,10 @@ const KEEP_ALIVE_TIMEOUT = 65_000 // 65 seconds idle keep-alive (longer than com
 
 function send (res: ServerResponse, status: number, body: Buffer | string, headers: Record<string, string>): void {
   if (res.headersSent || res.destroyed) return
-  const buf = typeof body === 'string' ? Buffer.from(body) : body
-  res.writeHead(status, { ...headers, 'content-length': String(buf.byteLength) })
-  res.end(buf)
+  headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength)
+  res.writeHead(status, headers)
+  // A string body lets node:http put headers and body into a single write.
+  res.end(body)
 }
 
 export function sendJson (res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
@@ -137,7 +138,7 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
       return err.statusCode
     }
     if (err instanceof SidecarError) {
-      const headers = err.statusCode === 413 ? { ...err.headers, connection: 'close' } : err.headers
+      const headers = err.statusCode === 413 ? { ...err.headers, connection: 'close' } : { ...err.headers }
       sendJson(res, err.statusCode, { error: err.message }, headers)
       return err.statusCode
     }
