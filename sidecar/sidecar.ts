@@ -11,7 +11,6 @@ import { MetricsServer } from './http/metrics-app.js'
 import { createSidecarMetrics, type SidecarMetrics } from './metrics.js'
 import { ModelManager, type AssignedModel } from './model-manager.js'
 import { WorkerPool } from './runtime/worker-pool.js'
-import { trace } from '@opentelemetry/api'
 import type http from 'node:http'
 
 export interface SidecarOptions {
@@ -23,6 +22,7 @@ export interface SidecarOptions {
   pollIntervalMs: number
   watch: boolean
   logger: Logger
+  /** OpenTelemetry tracer; leave undefined when tracing is off. */
   tracer?: Tracer
   version?: string
   /** Run models whose full batch computes within this many µs on the main thread; 0: never (default). */
@@ -63,7 +63,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     manager,
     metrics,
     logger: opts.logger,
-    tracer: opts.tracer ?? trace.getTracer('onnx-sidecar'),
+    tracer: opts.tracer,
     bodyLimit: opts.bodyLimit,
     isShuttingDown,
     version: opts.version ?? '0.0.0'

@@ -10,13 +10,14 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { createRequire } from 'node:module'
 
 export interface Tracing {
-  tracer: Tracer
+  /** Undefined when tracing is off, so the request path skips span work entirely. */
+  tracer: Tracer | undefined
   shutdown: () => Promise<void>
 }
 
 export function startTracing (opts: { enabled: boolean, serviceName?: string, spanProcessors?: tracing.SpanProcessor[] }): Tracing {
   if (!opts.enabled) {
-    return { tracer: trace.getTracer('onnx-sidecar'), shutdown: async () => {} }
+    return { tracer: undefined, shutdown: async () => {} }
   }
   // Loaded only when tracing is on: the SDK costs ~8 MiB and startup time otherwise.
   const { NodeSDK } = createRequire(import.meta.url)('@opentelemetry/sdk-node') as { NodeSDK: typeof NodeSDKType }

@@ -10,7 +10,7 @@
  *   POST /v2/repository/index
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
-import { SpanKind, SpanStatusCode, type Tracer } from '@opentelemetry/api'
+import { INVALID_SPAN_CONTEXT, ROOT_CONTEXT, SpanKind, SpanStatusCode, type Tracer } from '@opentelemetry/api'
 import type { Logger } from '../../common/logger.js'
 import { errors, SidecarError } from '../errors.js'
 import { decodeInferRequest } from '../infer-request.js'
@@ -27,7 +27,8 @@ export interface InferenceAppDeps {
   manager: ModelManager
   metrics: SidecarMetrics
   logger: Logger
-  tracer: Tracer
+  /** Undefined when tracing is off. */
+  tracer: Tracer | undefined
   bodyLimit: number
   /** True once shutdown began: readiness fails and new requests get 503. */
   isShuttingDown: () => boolean
@@ -41,6 +42,8 @@ export interface InferenceApp {
   /** Resolves when no request is in flight. */
   idle: () => Promise<void>
 }
+
+const NOOP_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT)
 
 const HEADERS_TIMEOUT = 10_000 // 10 seconds to send request headers
 const REQUEST_TIMEOUT = 120_000 // 2 minutes for a whole request, body included
@@ -75,9 +78,11 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
 
   async function infer (req: IncomingMessage, res: ServerResponse, model: string, version: string | undefined, requestId: string): Promise<void> {
     const started = process.hrtime.bigint()
-    const parent = extractContext(req.headers)
-    const span = deps.tracer.startSpan('inference', { kind: SpanKind.SERVER, attributes: { 'onnx_sidecar.model': model } }, parent)
-    const spanCtx = trace.setSpan(parent, span)
+    // With tracing off there is no tracer: no context extraction, no span objects at all.
+    const tracer = deps.tracer
+    const parent = tracer === undefined ? ROOT_CONTEXT : extractContext(req.headers)
+    const span = tracer === undefined ? NOOP_SPAN : tracer.startSpan('inference', { kind: SpanKind.SERVER, attributes: { 'onnx_sidecar.model': model } }, parent)
+    const spanCtx = tracer === undefined ? parent : trace.setSpan(parent, span)
     let mv: ModelVersion | undefined
     let status = 200
     try {
@@ -85,8 +90,8 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
       const parsed = parseInferBody(body, req.headers['inference-header-content-length'])
       mv = deps.manager.resolve(model, version)
       span.setAttribute('onnx_sidecar.version', mv.version)
-      const tracing = span.isRecording()
-      const pre = tracing ? deps.tracer.startSpan('preprocess', {}, spanCtx) : undefined
+      const tracing = tracer !== undefined && span.isRecording()
+      const pre = tracing ? tracer.startSpan('preprocess', {}, spanCtx) : undefined
       let request
       try {
         request = decodeInferRequest(parsed.json, parsed.binary, mv)
@@ -106,13 +111,13 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
       if (tracing) {
         const t0 = Date.now() - Number(process.hrtime.bigint() - enqueuedNs) / 1e6
         const queueEnd = t0 + result.queueNs / 1e6
-        deps.tracer.startSpan('queue', { startTime: t0 }, spanCtx).end(queueEnd)
-        deps.tracer.startSpan('inference.compute', { startTime: queueEnd, attributes: { 'onnx_sidecar.batch_rows': result.batchRows } }, spanCtx).end(queueEnd + result.computeNs / 1e6)
+        tracer.startSpan('queue', { startTime: t0 }, spanCtx).end(queueEnd)
+        tracer.startSpan('inference.compute', { startTime: queueEnd, attributes: { 'onnx_sidecar.batch_rows': result.batchRows } }, spanCtx).end(queueEnd + result.computeNs / 1e6)
       }
       const vm = versionMetrics(deps.metrics, mv.name, String(mv.version))
       vm.queueDuration.observe(result.queueNs / 1e9)
       vm.computeDuration.observe(result.computeNs / 1e9)
-      const post = tracing ? deps.tracer.startSpan('postprocess', {}, spanCtx) : undefined
+      const post = tracing ? tracer.startSpan('postprocess', {}, spanCtx) : undefined
       const encoded = encodeInferResponse(mv, request, result.outputs)
       post?.end()
       send(res, 200, encoded.body, encoded.headers)
