@@ -1,23 +1,34 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { cp, mkdtemp, writeFile, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { startSidecar, FIXTURE_REPO, metricsText } from '../fixtures/sidecar.js'
+import { startSidecar, FIXTURE_REPO, metricsText, type Running } from '../fixtures/sidecar.js'
 
 const slowBody = (extra: Record<string, unknown> = {}) => ({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 256], data: new Array(256).fill(0.2) }], ...extra })
 
-async function slowRepo (config: string): Promise<string> {
+/** A sidecar serving only the ~110 ms `slow` model with the given config.yaml. */
+async function slowSidecar (t: Test, config: string): Promise<Running> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'onnx-sidecar-bp-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
   await cp(path.join(FIXTURE_REPO, 'slow'), path.join(dir, 'slow'), { recursive: true })
   await writeFile(path.join(dir, 'slow', 'config.yaml'), config)
-  return dir
+  const s = await startSidecar({ repository: dir })
+  t.teardown(s.close)
+  return s
+}
+
+/** Resolves once `n` batches have started on the worker (counted when a batch starts). */
+async function untilBatches (s: Running, n: number): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const m = /onnx_sidecar_inference_batch_size_count\{model="slow",version="1"\} (\d+)/.exec(await metricsText(s.metricsUrl))
+    if (Number(m?.[1] ?? 0) >= n) return
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+  throw new Error(`${n} batches never started`)
 }
 
 t.test('a full queue answers 503 with Retry-After, and the queued requests still complete', async t => {
-  const repo = await slowRepo('max_batch_size: 0\ndynamic_batching: { max_queue_size: 2 }\nwarmup: false\n')
-  t.teardown(() => rm(repo, { recursive: true, force: true }))
-  const s = await startSidecar({ repository: repo })
-  t.teardown(s.close)
+  const s = await slowSidecar(t, 'max_batch_size: 0\ndynamic_batching: { max_queue_size: 2 }\nwarmup: false\n')
   const results = await Promise.all(Array.from({ length: 8 }, async () => await s.post('/v2/models/slow/infer', slowBody())))
   const ok = results.filter(r => r.status === 200)
   const rejected = results.filter(r => r.status === 503)
@@ -32,12 +43,9 @@ t.test('a full queue answers 503 with Retry-After, and the queued requests still
 })
 
 t.test('a request whose deadline passes in the queue is dropped with 504 before it runs', async t => {
-  const repo = await slowRepo('max_batch_size: 0\nwarmup: false\n')
-  t.teardown(() => rm(repo, { recursive: true, force: true }))
-  const s = await startSidecar({ repository: repo })
-  t.teardown(s.close)
+  const s = await slowSidecar(t, 'max_batch_size: 0\nwarmup: false\n')
   const busy = Array.from({ length: 3 }, async () => await s.post('/v2/models/slow/infer', slowBody()))
-  await new Promise(resolve => setTimeout(resolve, 20))
+  await untilBatches(s, 2) // two running on the worker, the third queued
   const late = await s.post('/v2/models/slow/infer', slowBody({ parameters: { timeout: 5000 } })) // 5 ms
   t.equal(late.status, 504)
   t.match(late.body.error, /waited longer than its 5 ms deadline/)
@@ -45,12 +53,9 @@ t.test('a request whose deadline passes in the queue is dropped with 504 before 
 })
 
 t.test('a request whose client disconnected is not run', async t => {
-  const repo = await slowRepo('max_batch_size: 0\nwarmup: false\n')
-  t.teardown(() => rm(repo, { recursive: true, force: true }))
-  const s = await startSidecar({ repository: repo })
-  t.teardown(s.close)
+  const s = await slowSidecar(t, 'max_batch_size: 0\nwarmup: false\n')
   const busy = Array.from({ length: 3 }, async () => await s.post('/v2/models/slow/infer', slowBody()))
-  await new Promise(resolve => setTimeout(resolve, 20))
+  await untilBatches(s, 2) // two running on the worker, the third queued
   const ac = new AbortController()
   const gone = s.client.request({ method: 'POST', path: '/v2/models/slow/infer', body: JSON.stringify(slowBody()), signal: ac.signal })
   setTimeout(() => ac.abort(), 30)
