@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { availableCpus, defaultParallelism } from '../common/cpu.js'
 import { helpText, otelRequested, processEnv, readConfig } from '../common/config.js'
 import { createLogger } from '../common/logger.js'
-import { createSidecar, portOf } from './sidecar.js'
+import { createSidecar, listenOnSocket, portOf } from './sidecar.js'
 import { serveOptions } from './serve-options.js'
 import { startTracing } from './tracing.js'
 
@@ -52,9 +52,11 @@ export async function serveCommand (argv: string[]): Promise<number> {
     inlineComputeUs: opts.inlineComputeUs
   })
   let metricsPort: number
+  let socketPath: string | undefined
   try {
     metricsPort = await sidecar.metricsServer.listen(opts.metricsPort, opts.metricsHost)
     await listen(sidecar.inference.server, opts.port, opts.host)
+    if (opts.socketDir !== '') socketPath = await listenOnSocket(sidecar, opts.socketDir)
   } catch (err) {
     // A taken port must end the process (a pod restarts it), not leave it running deaf.
     logger.fatal({ err: (err as Error).message }, 'cannot listen; exiting')
@@ -64,7 +66,7 @@ export async function serveCommand (argv: string[]): Promise<number> {
     return 1
   }
   const inferencePort = portOf(sidecar.inference.server)
-  logger.info({ version, repository: opts.modelRepository, models: opts.model.length === 0 ? 'all' : opts.model, inference: `http://${opts.host}:${inferencePort}`, metrics: `http://${opts.metricsHost}:${metricsPort}/metrics`, cpus, workers, threads }, 'onnx-sidecar serving')
+  logger.info({ version, repository: opts.modelRepository, models: opts.model.length === 0 ? 'all' : opts.model, inference: `http://${opts.host}:${inferencePort}`, socket: socketPath, metrics: `http://${opts.metricsHost}:${metricsPort}/metrics`, cpus, workers, threads }, 'onnx-sidecar serving')
   if (opts.host !== '127.0.0.1' && opts.host !== '::1' && opts.host !== 'localhost') {
     logger.warn({ host: opts.host }, 'inference is listening off loopback: anything that can reach this address can run the models')
   }

@@ -89,12 +89,16 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
         server.close(() => resolve())
         server.closeIdleConnections()
       })
-      const inferenceClosed = closed(inference.server)
+      const inferenceClosed = Promise.all([closed(inference.server), closed(inference.socketServer)])
       // In-flight requests finish; keep-alive sockets close as soon as they go idle.
-      const drained = inference.idle().then(() => { inference.server.closeIdleConnections() })
+      const drained = inference.idle().then(() => {
+        inference.server.closeIdleConnections()
+        inference.socketServer.closeIdleConnections()
+      })
       const timer = new Promise<void>(resolve => setTimeout(resolve, graceMs).unref())
       await Promise.race([Promise.all([inferenceClosed, drained]), timer])
       inference.server.closeAllConnections()
+      inference.socketServer.closeAllConnections()
       await manager.close()
       await pool.close()
       await metricsServer.close()
@@ -105,3 +109,29 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
 export function portOf (server: http.Server): number {
   return (server.address() as AddressInfo).port
 }
+
+/**
+ * Serves the inference API on a Unix domain socket as well: no TCP stack, and access is
+ * whatever the file's permissions allow (0660: the sidecar's user and group, which a
+ * pod's `fsGroup` shares with its app containers). A stale socket file is replaced.
+ */
+export async function listenOnSocket (sidecar: Sidecar, dir: string): Promise<string> {
+  const { mkdir, chmod, lstat, unlink } = await import('node:fs/promises')
+  const path = await import('node:path')
+  await mkdir(dir, { recursive: true })
+  const file = path.join(dir, SOCKET_NAME)
+  const st = await lstat(file).catch(() => undefined)
+  if (st !== undefined) {
+    if (!st.isSocket()) throw new Error(`${file} exists and is not a socket`)
+    await unlink(file)
+  }
+  const server = sidecar.inference.socketServer
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(file, () => { server.off('error', reject); resolve() })
+  })
+  await chmod(file, 0o660)
+  return file
+}
+
+export const SOCKET_NAME = 'http.sock'

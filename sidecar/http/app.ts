@@ -36,7 +36,10 @@ export interface InferenceAppDeps {
 }
 
 export interface InferenceApp {
+  /** The TCP listener (loopback). */
   server: http.Server
+  /** The same API for a Unix domain socket (`--socket-dir`); unused unless it listens. */
+  socketServer: http.Server
   /** Requests being handled right now. */
   inFlight: () => number
   /** Resolves when no request is in flight. */
@@ -215,11 +218,7 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
     throw errors.NOT_FOUND(method, path)
   }
 
-  const server = http.createServer({
-    headersTimeout: HEADERS_TIMEOUT,
-    requestTimeout: REQUEST_TIMEOUT,
-    keepAliveTimeout: KEEP_ALIVE_TIMEOUT
-  }, (req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
     active++
     res.once('close', finished)
     const header = req.headers['x-request-id']
@@ -236,14 +235,24 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
       reply(res, err, requestId)
       req.resume()
     }
-  })
-  server.on('clientError', (err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
-    else socket.destroy(err)
-  })
+  }
+  const newServer = (): http.Server => {
+    const server = http.createServer({
+      headersTimeout: HEADERS_TIMEOUT,
+      requestTimeout: REQUEST_TIMEOUT,
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT
+    }, handle)
+    server.on('clientError', (err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+      else socket.destroy(err)
+    })
+    return server
+  }
+  const server = newServer()
 
   return {
     server,
+    socketServer: newServer(),
     inFlight: () => active,
     idle: () => (active === 0 ? Promise.resolve() : new Promise(resolve => idleWaiters.push(resolve)))
   }

@@ -44,3 +44,32 @@ t.test('a socket path that does not exist falls back to TCP', async t => {
   await t.rejects(client.live(), /ECONNREFUSED/)
   await client.close()
 })
+
+t.test('over a Unix domain socket (--socket-dir) the same client works without TCP', async t => {
+  const { mkdtemp, stat, rm } = await import('node:fs/promises')
+  const os = await import('node:os')
+  const path = await import('node:path')
+  const { listenOnSocket } = await import('../../sidecar/sidecar.js')
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'onnx-sidecar-sock-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const s = await startSidecar({ repository: EXAMPLE_REPO, models: [{ name: 'iris' }] })
+  t.teardown(s.close)
+  const file = await listenOnSocket(s.sidecar, dir)
+  t.equal(file, path.join(dir, 'http.sock'))
+  t.equal((await stat(file)).mode & 0o777, 0o660, 'only the owner and group may connect')
+
+  // The URL's host and port are ignored when a socket is used: nothing listens on port 1.
+  const client = new SidecarClient({ url: 'http://127.0.0.1:1', socketPath: file })
+  t.teardown(() => client.close())
+  t.equal(client.socketPath, file)
+  t.equal(await client.ready(), true)
+  const res = await client.infer('iris', [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [6.7, 3.0, 5.2, 2.3] }])
+  t.same(res.outputs.find(o => o.name === 'label')?.data, [2])
+
+  // Something that is not a socket is never deleted to make room.
+  const { mkdir, writeFile } = await import('node:fs/promises')
+  await mkdir(path.join(dir, 'other'))
+  await writeFile(path.join(dir, 'other', 'http.sock'), 'precious')
+  const unused = { inference: { socketServer: (await import('node:http')).createServer() } }
+  await t.rejects(listenOnSocket(unused as any, path.join(dir, 'other')), /http\.sock exists and is not a socket/)
+})
