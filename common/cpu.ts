@@ -44,9 +44,9 @@ export function availableCpus (root?: string): number {
  * Default inference parallelism for `cpus` CPUs: one worker per two CPUs (the main
  * thread needs room for HTTP and JSON), and the remaining CPUs split into ONNX Runtime
  * intra-op threads per worker. 1-2 CPUs: 1 worker x 1 thread; 4: 2 x 1; 8: 4 x 1.
+ * With `workers` given (`--workers`), only the threads are derived.
  */
-export function defaultParallelism (cpus: number): { workers: number, threads: number } {
-  const workers = Math.max(1, Math.floor(cpus / 2))
+export function defaultParallelism (cpus: number, workers = Math.max(1, Math.floor(cpus / 2))): { workers: number, threads: number } {
   const threads = Math.max(1, Math.floor((cpus - 1) / workers))
   return { workers, threads }
 }

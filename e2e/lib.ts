@@ -227,3 +227,12 @@ export function sumMetric (metrics: Map<string, number>, name: string): number {
   for (const [k, v] of metrics) if (k === name || k.startsWith(`${name}{`)) total += v
   return total
 }
+
+/** An image reference without its tag or digest: `reg:5000/app:1.2@sha256:…` → `reg:5000/app`. */
+export function imageRepository (image: string): string {
+  const at = image.indexOf('@')
+  const noDigest = at >= 0 ? image.slice(0, at) : image
+  const slash = noDigest.lastIndexOf('/')
+  const colon = noDigest.lastIndexOf(':')
+  return colon > slash ? noDigest.slice(0, colon) : noDigest
+}

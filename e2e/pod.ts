@@ -13,7 +13,7 @@
  */
 import { join } from 'node:path'
 import { mkdirSync } from 'node:fs'
-import { startService, stopService, waitFor, failIfExited, portIsFree, type Service } from './lib.js'
+import { startService, stopService, waitFor, failIfExited, portIsFree, imageRepository, type Service } from './lib.js'
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Json = any
@@ -42,14 +42,6 @@ export interface EmulationOptions {
 export interface RunningPod {
   containers: Array<{ name: string, service: Service, sidecar: boolean }>
   stop: () => Promise<void>
-}
-
-function imageName (image: string): string {
-  const at = image.indexOf('@')
-  const noDigest = at >= 0 ? image.slice(0, at) : image
-  const slash = noDigest.lastIndexOf('/')
-  const colon = noDigest.lastIndexOf(':')
-  return colon > slash ? noDigest.slice(0, colon) : noDigest
 }
 
 /** Kubernetes' quantity → number (enough for resourceFieldRef: cpu and memory). */
@@ -162,7 +154,7 @@ export async function runPod (pod: Json, opts: EmulationOptions): Promise<Runnin
   }
   try {
     for (const { c, sidecar } of ordered) {
-      const mapping = opts.images[imageName(String(c.image))]
+      const mapping = opts.images[imageRepository(String(c.image))]
       if (mapping === undefined) throw new Error(`no local stand-in for image ${String(c.image)} (container ${String(c.name)})`)
       const paths: Array<[string, string]> = []
       for (const m of c.volumeMounts ?? []) {

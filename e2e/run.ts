@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url'
 import { parse as parseYaml, parseAllDocuments, stringify as toYaml } from 'yaml'
 import {
   check, expect, log, results, sleep, startService, stopAll, failIfExited, tail, run, runOk, waitFor,
-  freePort, makeCa, makeLeaf, parseMetrics, sumMetric, type Service
+  freePort, makeCa, makeLeaf, parseMetrics, sumMetric, imageRepository, type Service
 } from './lib.js'
 import { runPod, type RunningPod } from './pod.js'
 
@@ -462,7 +462,7 @@ async function checkPodEmulation (): Promise<string> {
   pod = await runPod(stored, {
     images: {
       // the onnx-sidecar image: ENTRYPOINT ["onnx-sidecar"] → this checkout's CLI
-      [imageRepo(sidecarOf(stored)?.container.image)]: { entrypoint: [process.execPath, join(ROOT, 'dist', 'cli', 'main.js')], executables: { 'onnx-sidecar': [process.execPath, join(ROOT, 'dist', 'cli', 'main.js')] } },
+      [imageRepository(sidecarOf(stored)?.container.image)]: { entrypoint: [process.execPath, join(ROOT, 'dist', 'cli', 'main.js')], executables: { 'onnx-sidecar': [process.execPath, join(ROOT, 'dist', 'cli', 'main.js')] } },
       // the example app's image: Node.js with app/server.mjs at /app
       'registry.example.com/shop/recommender': { executables: { node: [process.execPath] }, files: { '/app': join(ROOT, 'examples', 'recommender', 'app') } }
     },
@@ -493,14 +493,6 @@ async function checkPodEmulation (): Promise<string> {
   expect(res.status === 200 && body.results.length === 10, `POST /recommendations: ${res.status} ${JSON.stringify(body)}`)
   body.results.forEach((r: Json, i: number) => { expect(r.species === held.labels[held.expected_label[i] as number], `batch row ${i}: ${String(r.species)}`) })
   return `pod ${String(stored.metadata.name)}: ${pod.containers.map(c => c.name).join(' + ')} running; ${right}/${held.raw_features.length} held-out flowers and a batch of 10 classified right through $ONNX_SIDECAR_URL`
-}
-
-function imageRepo (image: string): string {
-  const at = image.indexOf('@')
-  const s = at >= 0 ? image.slice(0, at) : image
-  const slash = s.lastIndexOf('/')
-  const colon = s.lastIndexOf(':')
-  return colon > slash ? s.slice(0, colon) : s
 }
 
 async function checkPrometheus (): Promise<string> {

@@ -33,9 +33,9 @@ export async function serveCommand (argv: string[]): Promise<number> {
   }
   const logger = createLogger({ level: opts.logLevel, name: 'onnx-sidecar' })
   const cpus = availableCpus()
-  const defaults = defaultParallelism(cpus)
-  const workers = opts.workers > 0 ? opts.workers : defaults.workers
-  const threads = opts.threads > 0 ? opts.threads : Math.max(1, Math.floor((cpus - 1) / workers))
+  const parallelism = defaultParallelism(cpus, opts.workers > 0 ? opts.workers : undefined)
+  const workers = parallelism.workers
+  const threads = opts.threads > 0 ? opts.threads : parallelism.threads
   const tracing = startTracing({ enabled: otelRequested(env) })
   const version = packageVersion()
   const sidecar = createSidecar({

@@ -36,4 +36,5 @@ t.test('default workers and threads per CPU count', async t => {
   t.same(defaultParallelism(2), { workers: 1, threads: 1 })
   t.same(defaultParallelism(4), { workers: 2, threads: 1 })
   t.same(defaultParallelism(16), { workers: 8, threads: 1 })
+  t.same(defaultParallelism(8, 1), { workers: 1, threads: 7 }, 'with --workers given, threads share the rest')
 })
