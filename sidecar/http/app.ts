@@ -169,7 +169,7 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
     if (parts.length === 1) { allow('GET'); return sendJson(res, 200, serverMetadata(deps.version)) }
     if (parts[1] === 'health' && parts.length === 3) {
       allow('GET')
-      const h = health(parts[2] as string, deps.manager, deps.isShuttingDown())
+      const h = health(parts[2] as string, () => !deps.isShuttingDown() && deps.manager.ready())
       if (h === undefined) throw errors.NOT_FOUND(method, path)
       return sendJson(res, h.status, h.body)
     }

@@ -20,12 +20,15 @@ export function modelMetadata (manager: ModelManager, model: string, version: st
   }
 }
 
-/** `/v2/health/live` and `/v2/health/ready`; undefined for any other name. */
-export function health (which: string, manager: ModelManager, shuttingDown: boolean): { status: number, body: object } | undefined {
+/**
+ * `/v2/health/live` and `/v2/health/ready`, for both the inference port and the metrics
+ * listener thread; undefined for any other name. `ready` is only consulted for `ready`.
+ */
+export function health (which: string, ready: () => boolean): { status: number, body: object } | undefined {
   if (which === 'live') return { status: 200, body: { live: true } }
   if (which === 'ready') {
-    const ready = !shuttingDown && manager.ready()
-    return { status: ready ? 200 : 503, body: { ready } }
+    const ok = ready()
+    return { status: ok ? 200 : 503, body: { ready: ok } }
   }
   return undefined
 }

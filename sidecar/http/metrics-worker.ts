@@ -12,6 +12,7 @@
  */
 import http from 'node:http'
 import { parentPort, workerData } from 'node:worker_threads'
+import { health } from './metadata.js'
 
 const { host, port, flags } = workerData as { host: string, port: number, flags: SharedArrayBuffer }
 const ready = new Int32Array(flags)
@@ -28,11 +29,8 @@ function json (res: http.ServerResponse, status: number, body: object): void {
 const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
   const path = (req.url ?? '/').split('?')[0] ?? '/'
   if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `${req.method ?? ''} is not allowed on ${path}` })
-  if (path === '/v2/health/live') return json(res, 200, { live: true })
-  if (path === '/v2/health/ready') {
-    const ok = Atomics.load(ready, 0) === 1
-    return json(res, ok ? 200 : 503, { ready: ok })
-  }
+  const probe = path.startsWith('/v2/health/') ? health(path.slice('/v2/health/'.length), () => Atomics.load(ready, 0) === 1) : undefined
+  if (probe !== undefined) return json(res, probe.status, probe.body)
   if (path === '/metrics') {
     const id = nextId++
     pending.set(id, m => {
