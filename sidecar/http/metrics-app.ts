@@ -8,12 +8,11 @@
  * readiness flag current and answers the worker's `/metrics` requests from the registry.
  */
 import { Worker } from 'node:worker_threads'
+import { workerScript } from '../../common/worker-script.js'
 import type { Registry } from 'prom-client'
 import type { ModelManager } from '../model-manager.js'
 
-const workerUrl = import.meta.url.endsWith('.ts')
-  ? new URL('../../dist/sidecar/http/metrics-worker.js', import.meta.url) // see runtime/worker-pool.ts
-  : new URL('./metrics-worker.js', import.meta.url)
+const workerUrl = workerScript(import.meta.url, 'metrics-worker')
 
 const REFRESH_MS = 100 // readiness flag refresh period (0.1 seconds)
 

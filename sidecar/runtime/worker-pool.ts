@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { Worker } from 'node:worker_threads'
+import { workerScript } from '../../common/worker-script.js'
 import assert from 'node:assert/strict'
 import type { Logger } from '../../common/logger.js'
 import type { ValueMeta, WireTensor, WorkerRequest, WorkerResponse } from './protocol.js'
@@ -30,15 +31,7 @@ export class WorkerError extends Error {
   override name = 'WorkerError'
 }
 
-// The worker is always the compiled JavaScript: run from TypeScript sources (tests, tsx),
-// the pool uses dist/ (`npm test` builds first), since loaders do not reach worker threads.
-const workerUrl = import.meta.url.endsWith('.ts')
-  ? new URL('../../dist/sidecar/runtime/inference-worker.js', import.meta.url)
-  : new URL('./inference-worker.js', import.meta.url)
-
-function startWorker (name: string): Worker {
-  return new Worker(workerUrl, { name })
-}
+const workerUrl = workerScript(import.meta.url, 'inference-worker')
 
 export class WorkerPool extends EventEmitter {
   readonly size: number
@@ -61,7 +54,7 @@ export class WorkerPool extends EventEmitter {
   }
 
   #spawn (index: number): Slot {
-    const worker = startWorker(`inference-${index}`)
+    const worker = new Worker(workerUrl, { name: `inference-${index}` })
     const bornAt = Date.now()
     const slot: Slot = { worker, inFlight: 0, pending: new Map() }
     worker.on('message', (res: WorkerResponse) => {
