@@ -14,6 +14,7 @@ import { readFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { Registry, Counter, Histogram, collectDefaultMetrics } from 'prom-client'
 import type { Logger } from '../common/logger.js'
+import { readBody, type BodyErrors } from '../common/read-body.js'
 import { admit, type AdmissionOutcome, type AdmissionResult } from './admission.js'
 import { errors, InjectorError } from './errors.js'
 import { loadInjectionConfig, parseInjectionConfig, type InjectionConfig } from './injection-config.js'
@@ -109,30 +110,9 @@ export function build (opts: WebhookOptions): Webhook {
     send(res, err.statusCode, { error: err.message, code: err.code })
   }
 
-  function readBody (req: IncomingMessage): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      const declared = Number(req.headers['content-length'] ?? 0)
-      if (declared > maxBodyBytes) {
-        reject(errors.BODY_TOO_LARGE(maxBodyBytes))
-        return
-      }
-      const chunks: Buffer[] = []
-      let size = 0
-      req.on('data', (chunk: Buffer) => {
-        size += chunk.length
-        if (size > maxBodyBytes) {
-          reject(errors.BODY_TOO_LARGE(maxBodyBytes))
-          req.destroy()
-          return
-        }
-        chunks.push(chunk)
-      })
-      req.on('end', () => { resolve(Buffer.concat(chunks)) })
-      // an aborted upload emits 'error' (ECONNRESET) and/or 'close' before 'end'; whichever comes first settles the promise
-      const hungUp = (detail: string): void => { reject(errors.BAD_REVIEW(`the client closed the connection before sending the whole body (${detail})`)) }
-      req.on('error', (err) => { hungUp(err.message) })
-      req.on('close', () => { if (!req.complete) hungUp('closed') })
-    })
+  const bodyErrors: BodyErrors = {
+    tooLarge: () => errors.BODY_TOO_LARGE(maxBodyBytes),
+    hungUp: (detail) => errors.BAD_REVIEW(`the client closed the connection before sending the whole body (${detail})`)
   }
 
   function record (outcome: Pick<AdmissionOutcome, 'uid' | 'namespace' | 'pod' | 'result' | 'reason' | 'warnings' | 'error'>, started: bigint): void {
@@ -155,7 +135,7 @@ export function build (opts: WebhookOptions): Webhook {
   async function mutate (req: IncomingMessage, res: ServerResponse, started: bigint): Promise<void> {
     const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
     if (type !== 'application/json') throw errors.UNSUPPORTED_MEDIA_TYPE(type)
-    const raw = await readBody(req)
+    const raw = await readBody(req, maxBodyBytes, bodyErrors)
     let body: unknown
     try {
       body = JSON.parse(raw.toString('utf8'))

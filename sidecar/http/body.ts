@@ -1,29 +1,20 @@
 /**
- * Reads a request body with a size limit, and splits Triton's binary tensor
+ * Reads a request body with the sidecar's errors, and splits Triton's binary tensor
  * extension (`Inference-Header-Content-Length`: a JSON header, then raw tensors).
  */
 import type { IncomingMessage } from 'node:http'
+import { readBody as readLimitedBody, type BodyErrors } from '../../common/read-body.js'
 import { errors } from '../errors.js'
+import { AbandonedError } from '../runtime/batcher.js'
 
-export function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'])
-  if (Number.isFinite(declared) && declared > limit) return Promise.reject(errors.BODY_TOO_LARGE(limit))
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limit) {
-        req.removeAllListeners('data')
-        req.resume()
-        reject(errors.BODY_TOO_LARGE(limit))
-        return
-      }
-      chunks.push(chunk)
-    })
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, size)))
-    req.on('error', reject)
-  })
+const bodyErrors = (limit: number): BodyErrors => ({
+  tooLarge: () => errors.BODY_TOO_LARGE(limit),
+  // Nobody is left to answer: the request is dropped like one abandoned in the queue (499).
+  hungUp: () => new AbandonedError()
+})
+
+export async function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
+  return await readLimitedBody(req, limit, bodyErrors(limit))
 }
 
 export interface ParsedBody {

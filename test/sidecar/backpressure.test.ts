@@ -93,3 +93,23 @@ t.test('one bad request never fails its batch-mates', async t => {
   t.ok(sum >= 19, `all good rows ran (${sum}, warm-up included)`)
   t.ok(count < sum, `concurrent requests were batched: ${sum} rows in ${count} runs`)
 })
+
+t.test('a client that hangs up mid-body is counted as abandoned (499), not as a server error', async t => {
+  const net = await import('node:net')
+  const s = await startSidecar({ repository: FIXTURE_REPO, models: [{ name: 'add' }] })
+  t.teardown(s.close)
+  const { port } = new URL(s.url)
+  const socket = net.connect(Number(port), '127.0.0.1')
+  await new Promise(resolve => socket.once('connect', resolve))
+  socket.write('POST /v2/models/add/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"inputs":')
+  await new Promise(resolve => setTimeout(resolve, 50))
+  socket.destroy()
+  let metrics = ''
+  for (let i = 0; i < 100 && !/code="499"/.test(metrics); i++) {
+    await new Promise(resolve => setTimeout(resolve, 20))
+    metrics = await metricsText(s.metricsUrl)
+  }
+  t.match(metrics, /onnx_sidecar_inference_requests_total\{model="add",version="",code="499"\} 1/)
+  t.notMatch(metrics, /code="500"/)
+  t.notOk(s.logs.some(l => l.msg === 'unexpected error'), 'not logged as a bug')
+})
