@@ -78,7 +78,11 @@ export function allocate (oip: OipDatatype, n: number): TensorData {
   return new info.array(n)
 }
 
-/** Views `byteLength` bytes of `buf` at `offset` as a tensor, copying when unaligned. */
+/**
+ * The tensor in `buf` (raw little-endian elements; BYTES length-prefixed). Always a copy:
+ * `buf` is a slice of the request body, possibly unaligned for the element type, and the
+ * tensor's own buffer is later transferred to a worker thread.
+ */
 export function fromBytes (oip: OipDatatype, buf: Uint8Array): TensorData {
   const info = typeInfo(oip)
   if (info.array === undefined) return decodeBytesElements(buf)

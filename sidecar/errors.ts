@@ -54,14 +54,15 @@ export const errors = {
   INTERNAL: define('OS_ERR_INTERNAL', 500, () => 'internal error (see the sidecar log)')
 } as const
 
+export const MODEL_LOAD_CODES = ['OS_ERR_MODEL_CONFIG', 'OS_ERR_MODEL_LOAD', 'OS_ERR_MODEL_MISSING'] as const
+
 /** Problems with the model repository; logged and shown by the repository index, never sent as a request error. */
 export class ModelLoadError extends Error {
   readonly code: string
-  constructor (code: 'OS_ERR_MODEL_CONFIG' | 'OS_ERR_MODEL_LOAD' | 'OS_ERR_MODEL_MISSING', message: string) {
+  constructor (code: typeof MODEL_LOAD_CODES[number], message: string) {
     super(message)
     this.name = 'ModelLoadError'
     this.code = code
   }
 }
 
-export const MODEL_LOAD_CODES = ['OS_ERR_MODEL_CONFIG', 'OS_ERR_MODEL_LOAD', 'OS_ERR_MODEL_MISSING'] as const

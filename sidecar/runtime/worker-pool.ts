@@ -138,11 +138,6 @@ export class WorkerPool extends EventEmitter {
     return this.#slots.some(s => s.inFlight < MAX_IN_FLIGHT)
   }
 
-  /** True when some worker has nothing at all to do. */
-  hasIdleWorker (): boolean {
-    return this.#slots.some(s => s.inFlight === 0)
-  }
-
   async run (key: string, feeds: Record<string, WireTensor>, fetches: string[]): Promise<RunResult> {
     let slot = this.#slots[0] as Slot
     for (const s of this.#slots) if (s.inFlight < slot.inFlight) slot = s
