@@ -114,12 +114,11 @@ export class Batcher {
     while (this.#queue.length > 0 && this.#canRun()) {
       this.#dropDead()
       if (this.#queue.length === 0) break
-      if (this.#shouldWait()) {
+      const waitUs = this.#waitMicros()
+      if (waitUs > 0) {
         this.#scheduled = true
-        const waitedUs = Number(process.hrtime.bigint() - (this.#queue[0] as Queued).job.enqueuedNs) / 1000
-        const remainingMs = (this.#opts.maxQueueDelayMicros - waitedUs) / 1000
         const again = (): void => { this.#scheduled = false; this.#pump() }
-        if (remainingMs >= 1) setTimeout(again, Math.floor(remainingMs))
+        if (waitUs >= 1000) setTimeout(again, Math.floor(waitUs / 1000))
         else setImmediate(again)
         return
       }
@@ -132,14 +131,17 @@ export class Batcher {
     return this.#opts.inline !== undefined ? !this.#inlineBusy : this.#pool.hasCapacity()
   }
 
-  /** With a queue delay, an incomplete batch waits for more requests until the oldest has waited that long. */
-  #shouldWait (): boolean {
-    if (this.#opts.maxQueueDelayMicros === 0 || this.#opts.maxBatchSize === 0) return false
+  /**
+   * How much longer to hold the queue, in µs (0: cut a batch now). With a queue delay, an
+   * incomplete batch waits for more requests until the oldest has waited that long.
+   */
+  #waitMicros (): number {
+    if (this.#opts.maxQueueDelayMicros === 0 || this.#opts.maxBatchSize === 0) return 0
     let rows = 0
     for (const q of this.#queue) rows += q.job.rows
-    if (rows >= this.#opts.maxBatchSize) return false
+    if (rows >= this.#opts.maxBatchSize) return 0
     const waitedUs = Number(process.hrtime.bigint() - (this.#queue[0] as Queued).job.enqueuedNs) / 1000
-    return waitedUs < this.#opts.maxQueueDelayMicros
+    return Math.max(0, this.#opts.maxQueueDelayMicros - waitedUs)
   }
 
   #dropDead (): void {
