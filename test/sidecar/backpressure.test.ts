@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { cp, mkdtemp, writeFile, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { startSidecar, FIXTURE_REPO, metricsText, type Running } from '../fixtures/sidecar.js'
+import { startSidecar, FIXTURE_REPO, metricsText, untilMetrics, type Running } from '../fixtures/sidecar.js'
 
 const slowBody = (extra: Record<string, unknown> = {}) => ({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 256], data: new Array(256).fill(0.2) }], ...extra })
 
@@ -19,12 +19,7 @@ async function slowSidecar (t: Test, config: string): Promise<Running> {
 
 /** Resolves once `n` batches have started on the worker (counted when a batch starts). */
 async function untilBatches (s: Running, n: number): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    const m = /onnx_sidecar_inference_batch_size_count\{model="slow",version="1"\} (\d+)/.exec(await metricsText(s.metricsUrl))
-    if (Number(m?.[1] ?? 0) >= n) return
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-  throw new Error(`${n} batches never started`)
+  await untilMetrics(s.metricsUrl, text => Number(/onnx_sidecar_inference_batch_size_count\{model="slow",version="1"\} (\d+)/.exec(text)?.[1] ?? 0) >= n, `${n} batches started`)
 }
 
 t.test('a full queue answers 503 with Retry-After, and the queued requests still complete', async t => {
@@ -104,11 +99,7 @@ t.test('a client that hangs up mid-body is counted as abandoned (499), not as a 
   socket.write('POST /v2/models/add/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"inputs":')
   await new Promise(resolve => setTimeout(resolve, 50))
   socket.destroy()
-  let metrics = ''
-  for (let i = 0; i < 100 && !/code="499"/.test(metrics); i++) {
-    await new Promise(resolve => setTimeout(resolve, 20))
-    metrics = await metricsText(s.metricsUrl)
-  }
+  const metrics = await untilMetrics(s.metricsUrl, text => /code="499"/.test(text), 'the abandoned request')
   t.match(metrics, /onnx_sidecar_inference_requests_total\{model="add",version="",code="499"\} 1/)
   t.notMatch(metrics, /code="500"/)
   t.notOk(s.logs.some(l => l.msg === 'unexpected error'), 'not logged as a bug')

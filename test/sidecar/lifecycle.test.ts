@@ -4,7 +4,7 @@ import path from 'node:path'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { request } from 'undici'
-import { ROOT, EXAMPLE_REPO, FIXTURE_REPO, startSidecar } from '../fixtures/sidecar.js'
+import { ROOT, EXAMPLE_REPO, FIXTURE_REPO, startSidecar, untilMetrics } from '../fixtures/sidecar.js'
 
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js')
 
@@ -34,12 +34,7 @@ t.test('serve: SIGTERM lets in-flight requests finish, then exits 0', async t =>
     return { status: r.statusCode, json: await r.body.json() as any }
   })()
   // Wait until the batch has started on a worker (the batch-size histogram counts it at start).
-  for (let i = 0; i < 200; i++) {
-    const m = await request(`${metrics}/metrics`)
-    const text = await m.body.text()
-    if (/onnx_sidecar_inference_batch_size_sum\{model="slow",version="1"\} 3/.test(text)) break
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
+  await untilMetrics(metrics, text => /onnx_sidecar_inference_batch_size_sum\{model="slow",version="1"\} 3/.test(text), 'the batch started')
   child.kill('SIGTERM')
   const result = await inflight
   t.equal(result.status, 200, 'the request in flight at SIGTERM completes')
