@@ -108,6 +108,7 @@ export const ANNOTATIONS = {
   model: spec('model', { description: 'model(s) to serve, comma-separated; `name:version` pins a version. Required: without it the pod is not changed.', defaultText: '(none: pod not injected)', example: 'ranker:3,ctr', parse: parseModels }),
   inject: spec('inject', { description: '`"false"` opts the pod out even if it carries a model annotation', defaultText: '`"true"`', example: '"false"', parse: parseBool }),
   port: spec('port', { description: 'inference port on 127.0.0.1; app containers get `ONNX_SIDECAR_URL=http://127.0.0.1:<port>`', defaultText: 'config `ports.inference` (8500)', example: '8500', parse: parsePort }),
+  grpcPort: spec('grpc-port', { description: 'Open Inference Protocol gRPC port on 127.0.0.1; app containers get `ONNX_SIDECAR_GRPC_ADDRESS=127.0.0.1:<port>`', defaultText: 'config `ports.grpc` (8501)', example: '8501', parse: parsePort }),
   metricsPort: spec('metrics-port', { description: 'metrics and health port (all interfaces); probes and `prometheus.io/port` use it', defaultText: 'config `ports.metrics` (9464)', example: '9464', parse: parsePort }),
   cpu: spec('cpu', { description: 'sidecar CPU request', defaultText: 'config `resources.requests.cpu`', example: '250m', parse: parseQuantity }),
   memory: spec('memory', { description: 'sidecar memory request', defaultText: 'config `resources.requests.memory`', example: '256Mi', parse: parseQuantity }),
@@ -116,7 +117,8 @@ export const ANNOTATIONS = {
   threads: spec('threads', { description: 'ONNX Runtime intra-op threads per inference worker (`--threads`)', defaultText: 'from the sidecar\'s CPU limit (else request, else 1) with the sidecar\'s rule: workers = CPUs / 2, threads = (CPUs - 1) / workers, at least 1; never the node\'s core count', example: '2', parse: parseThreads }),
   volume: spec('volume', { description: 'use this existing pod volume as the model repository instead of the config\'s `modelVolume`', defaultText: 'config `modelVolume`', example: 'models', parse: parseVolume }),
   logLevel: spec('log-level', { description: 'sidecar log level', defaultText: 'config `logLevel` (info)', example: 'debug', parse: parseLogLevel }),
-  nativeSidecar: spec('native-sidecar', { description: '`"false"` injects a regular container instead of a native sidecar (init container with `restartPolicy: Always`)', defaultText: 'config `nativeSidecar` (true)', example: '"false"', parse: parseBool })
+  nativeSidecar: spec('native-sidecar', { description: '`"false"` injects a regular container instead of a native sidecar (init container with `restartPolicy: Always`)', defaultText: 'config `nativeSidecar` (true)', example: '"false"', parse: parseBool }),
+  socket: spec('socket', { description: '`"true"` also serves REST and gRPC on Unix domain sockets in an in-memory volume mounted at `/var/run/onnx-sidecar` (read-only in app containers); app containers get `ONNX_SIDECAR_SOCKET` and `ONNX_SIDECAR_GRPC_SOCKET`', defaultText: 'config `socket` (false)', example: '"true"', parse: parseBool })
 } as const
 
 export type AnnotationName = keyof typeof ANNOTATIONS

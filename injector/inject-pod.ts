@@ -3,21 +3,28 @@
  * by the webhook and `onnx-sidecar inject`. It works on the raw JSON object (a clone:
  * the input is never modified), so fields this code does not know survive untouched.
  *
- * Idempotent: the `onnx-sidecar.io/status` annotation records what was added. A pod that
- * carries it and the sidecar container is not injected again; only app containers added
- * since (another webhook, `reinvocationPolicy: IfNeeded`) get `ONNX_SIDECAR_URL`.
+ * Idempotent: the `onnx-sidecar.io/status` annotation (`status.ts`) records what was added.
+ * A pod that carries it and the sidecar container is not injected again; only app
+ * containers added since (another webhook, `reinvocationPolicy: IfNeeded`) get the
+ * variables and the socket mount (`app-wiring.ts`) of that injection.
  */
 import { ANNOTATIONS, STATUS_ANNOTATION, parseAnnotations, parseQuantity, formatModels, annotationText, type PodAnnotations } from './annotations.js'
 import { errors } from './errors.js'
 import { merge, isObject, cloneJson, type Json, type JsonObject } from './merge.js'
 import type { InjectionConfig, ProbeTiming } from './injection-config.js'
+import { SOCKET_DIR, SOCKET_VOLUME, wireApps } from './app-wiring.js'
+import { formatStatus, readStatus } from './status.js'
 import { defaultParallelism } from '../common/cpu.js'
+
+export { URL_ENV, GRPC_ADDRESS_ENV, SOCKET_ENV, GRPC_SOCKET_ENV, SOCKET_VOLUME, SOCKET_DIR } from './app-wiring.js'
+export { formatStatus, readStatus, type InjectionStatus } from './status.js'
 
 export const CONTAINER_NAME = 'onnx-sidecar'
 export const MODEL_MOUNT_PATH = '/models'
 export const TMP_VOLUME = 'onnx-sidecar-tmp'
-export const URL_ENV = 'ONNX_SIDECAR_URL'
 export const METRICS_PORT_NAME = 'onnx-metrics'
+/** The socket directory holds two socket inodes and nothing else. */
+export const SOCKET_SIZE_LIMIT = '1Mi'
 const PROMETHEUS = { scrape: 'prometheus.io/scrape', port: 'prometheus.io/port', path: 'prometheus.io/path' } as const
 
 export type Outcome = 'injected' | 'already-injected' | 'skipped'
@@ -32,27 +39,13 @@ export interface InjectResult {
   warnings: string[]
 }
 
-/** The JSON kept in `onnx-sidecar.io/status`: enough to explain and to undo the injection. */
-export interface InjectionStatus {
-  version: 1
-  models: string
-  port: number
-  metricsPort: number
-  native: boolean
-  container: string
-  /** Volumes the injector added to the pod. */
-  volumes: string[]
-  /** App containers that got `ONNX_SIDECAR_URL`. */
-  env: string[]
-  /** Pod annotations the injector added (besides this one). */
-  annotations: string[]
-}
-
 interface Settings {
   models: string
   port: number
+  grpcPort: number
   metricsPort: number
   native: boolean
+  socket: boolean
   /** CPUs the sidecar may use: its CPU limit (else request, else 1) rounded up; never the node's core count. */
   cpus: number
   workers: number
@@ -81,16 +74,22 @@ export function inject (input: unknown, config: InjectionConfig, namespace = '')
 
   const previous = readStatus(annotations[STATUS_ANNOTATION])
   if (previous !== undefined && findContainer(spec, previous.container) !== undefined) {
-    const added = addUrlEnv(spec, previous.container, previous.port)
+    const added = wireApps(spec, previous.container, { port: previous.port, grpcPort: previous.grpcPort, socket: previous.socket, socketAnnotated: parsed.values.socket !== undefined })
     for (const [key, was, now] of [
       [ANNOTATIONS.model.key, previous.models, settings.models],
       [ANNOTATIONS.port.key, previous.port, settings.port],
+      [ANNOTATIONS.grpcPort.key, previous.grpcPort ?? settings.grpcPort, settings.grpcPort], // no gRPC port recorded: injected before gRPC
       [ANNOTATIONS.metricsPort.key, previous.metricsPort, settings.metricsPort],
-      [ANNOTATIONS.nativeSidecar.key, previous.native, settings.native]
+      [ANNOTATIONS.nativeSidecar.key, previous.native, settings.native],
+      [ANNOTATIONS.socket.key, previous.socket, settings.socket]
     ] as const) {
       if (was !== now) warnings.push(`already injected with ${key}=${String(was)}; to apply ${String(now)}, remove the ${previous.container} container and the ${STATUS_ANNOTATION} annotation`)
     }
-    if (added.length > 0) podAnnotations[STATUS_ANNOTATION] = formatStatus({ ...previous, env: [...previous.env, ...added] })
+    if (Object.values(added.env).some(list => list.length > 0) || added.mounts.length > 0) {
+      const env = { ...previous.env }
+      for (const [name, list] of Object.entries(added.env)) env[name] = [...(env[name] ?? []), ...list]
+      podAnnotations[STATUS_ANNOTATION] = formatStatus({ ...previous, env, mounts: [...previous.mounts, ...added.mounts] })
+    }
     return { pod, outcome: 'already-injected', warnings }
   }
 
@@ -116,6 +115,11 @@ export function inject (input: unknown, config: InjectionConfig, namespace = '')
     volumes.push({ name: TMP_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: config.tmpSizeLimit } })
     addedVolumes.push(TMP_VOLUME)
   }
+  // like the tmp volume, and as Istio treats its own volumes: a pod volume of that name is the pod's choice and wins
+  if (settings.socket && !volumeNames.includes(SOCKET_VOLUME)) {
+    volumes.push({ name: SOCKET_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: SOCKET_SIZE_LIMIT } })
+    addedVolumes.push(SOCKET_VOLUME)
+  }
 
   let container = sidecarContainer(settings, config, modelVolume)
   if (override !== undefined) container = { ...(merge(container, override) as JsonObject), name: CONTAINER_NAME }
@@ -126,7 +130,7 @@ export function inject (input: unknown, config: InjectionConfig, namespace = '')
     spec.containers.push(container)
   }
 
-  const env = addUrlEnv(spec, CONTAINER_NAME, settings.port)
+  const wired = wireApps(spec, CONTAINER_NAME, { port: settings.port, grpcPort: settings.grpcPort, socket: settings.socket, socketAnnotated: parsed.values.socket !== undefined })
   const addedAnnotations: string[] = []
   if (config.prometheusAnnotations) {
     const wanted = { [PROMETHEUS.scrape]: 'true', [PROMETHEUS.port]: String(settings.metricsPort), [PROMETHEUS.path]: '/metrics' }
@@ -145,11 +149,14 @@ export function inject (input: unknown, config: InjectionConfig, namespace = '')
     version: 1,
     models: settings.models,
     port: settings.port,
+    grpcPort: settings.grpcPort,
     metricsPort: settings.metricsPort,
     native: settings.native,
+    socket: settings.socket,
     container: CONTAINER_NAME,
     volumes: addedVolumes,
-    env,
+    env: wired.env,
+    mounts: wired.mounts,
     annotations: addedAnnotations
   })
   return { pod, outcome: 'injected', warnings }
@@ -180,8 +187,10 @@ function resolveSettings (values: PodAnnotations, config: InjectionConfig): Sett
   return {
     models: formatModels(values.model ?? []),
     port: values.port ?? config.ports.inference,
+    grpcPort: values.grpcPort ?? config.ports.grpc,
     metricsPort: values.metricsPort ?? config.ports.metrics,
     native: values.nativeSidecar ?? config.nativeSidecar,
+    socket: values.socket ?? config.socket,
     cpus,
     workers: parallelism.workers,
     threads: values.threads ?? parallelism.threads,
@@ -192,11 +201,17 @@ function resolveSettings (values: PodAnnotations, config: InjectionConfig): Sett
 }
 
 function checkPorts (spec: JsonObject, settings: Settings, values: PodAnnotations): void {
-  const portKey = ANNOTATIONS.port.key
-  const metricsKey = ANNOTATIONS.metricsPort.key
-  if (settings.port === settings.metricsPort) {
-    const key = values.metricsPort !== undefined ? metricsKey : portKey
-    throw errors.PORT_CLASH(key, settings.port, `is both the sidecar's inference port and its metrics port; set ${portKey} and ${metricsKey} to different ports`)
+  const ports = [
+    { key: ANNOTATIONS.port.key, port: settings.port, given: values.port, what: 'inference port' },
+    { key: ANNOTATIONS.grpcPort.key, port: settings.grpcPort, given: values.grpcPort, what: 'gRPC port' },
+    { key: ANNOTATIONS.metricsPort.key, port: settings.metricsPort, given: values.metricsPort, what: 'metrics port' }
+  ]
+  for (const [i, a] of ports.entries()) {
+    for (const b of ports.slice(i + 1)) {
+      if (a.port !== b.port) continue
+      const key = b.given !== undefined ? b.key : a.key // blame the annotation that moved a port onto the other
+      throw errors.PORT_CLASH(key, a.port, `is both the sidecar's ${a.what} and its ${b.what}; set ${a.key} and ${b.key} to different ports`)
+    }
   }
   const used = new Map<number, string>()
   const lists = [spec.containers, spec.initContainers]
@@ -210,7 +225,7 @@ function checkPorts (spec: JsonObject, settings: Settings, values: PodAnnotation
       }
     }
   }
-  for (const [key, port, given] of [[portKey, settings.port, values.port], [metricsKey, settings.metricsPort, values.metricsPort]] as const) {
+  for (const { key, port, given } of ports) {
     const owner = used.get(port)
     if (owner !== undefined) {
       throw errors.PORT_CLASH(key, port, `is already used by container '${owner}'${given === undefined ? ` (${port} is the default; set ${key} to a free port)` : ''}`)
@@ -236,16 +251,21 @@ function sidecarContainer (s: Settings, config: InjectionConfig, modelVolume: st
       '--model', s.models,
       '--host', '127.0.0.1',
       '--port', String(s.port),
+      '--grpc-port', String(s.grpcPort),
       '--metrics-port', String(s.metricsPort),
+      ...(s.socket ? ['--socket-dir', SOCKET_DIR] : []),
       '--workers', String(s.workers),
       '--threads', String(s.threads),
       '--log-level', s.logLevel
     ],
+    // Only the metrics port is declared: the inference and gRPC ports listen on 127.0.0.1,
+    // where nothing outside the pod can reach them, so naming them would only mislead.
     ports: [{ name: METRICS_PORT_NAME, containerPort: s.metricsPort, protocol: 'TCP' }],
     resources,
     volumeMounts: [
       { name: modelVolume, mountPath: MODEL_MOUNT_PATH, readOnly: true },
-      { name: TMP_VOLUME, mountPath: '/tmp' }
+      { name: TMP_VOLUME, mountPath: '/tmp' },
+      ...(s.socket ? [{ name: SOCKET_VOLUME, mountPath: SOCKET_DIR }] : [])
     ],
     startupProbe: probe('/v2/health/ready', s.metricsPort, config.startupProbe),
     readinessProbe: probe('/v2/health/ready', s.metricsPort, config.readinessProbe),
@@ -258,19 +278,6 @@ function sidecarContainer (s: Settings, config: InjectionConfig, modelVolume: st
   return container
 }
 
-/** Prepends `ONNX_SIDECAR_URL` (so later variables can use `$(ONNX_SIDECAR_URL)`) to app containers that lack it. */
-function addUrlEnv (spec: JsonObject, sidecar: string, port: number): string[] {
-  const added: string[] = []
-  for (const c of Array.isArray(spec.containers) ? spec.containers : []) {
-    if (!isObject(c) || c.name === sidecar) continue
-    const env = Array.isArray(c.env) ? c.env : []
-    if (env.some(e => isObject(e) && e.name === URL_ENV)) continue
-    c.env = [{ name: URL_ENV, value: `http://127.0.0.1:${port}` }, ...env]
-    added.push(String(c.name))
-  }
-  return added
-}
-
 function softProblems (spec: JsonObject, s: Settings): string[] {
   const out: string[] = []
   if (spec.hostNetwork === true) out.push(`hostNetwork: true: the sidecar's metrics port ${s.metricsPort} opens on the node's network and its ports may clash with other pods on the node`)
@@ -279,6 +286,9 @@ function softProblems (spec: JsonObject, s: Settings): string[] {
   }
   const podSc = isObject(spec.securityContext) ? spec.securityContext : {}
   if (podSc.runAsUser === 0) out.push('securityContext.runAsUser is 0: the sidecar requires a non-root user and will not start unless its container sets runAsUser')
+  if (s.socket && typeof podSc.fsGroup !== 'number') {
+    out.push(`${ANNOTATIONS.socket.key}: the pod sets no securityContext.fsGroup, and the sockets in ${SOCKET_DIR} are mode 0660: app containers reach them only if they run as the sidecar's user or group; set spec.securityContext.fsGroup (ONNX_SIDECAR_URL works either way)`)
+  }
   return out
 }
 
@@ -309,42 +319,4 @@ function takeContainer (spec: JsonObject, name: string): JsonObject | undefined 
     taken = merge(taken, found as Json) as JsonObject
   }
   return taken
-}
-
-export function formatStatus (s: InjectionStatus): string {
-  // fixed key order, so the annotation is byte-for-byte stable
-  return JSON.stringify({
-    version: s.version,
-    container: s.container,
-    models: s.models,
-    port: s.port,
-    metricsPort: s.metricsPort,
-    native: s.native,
-    volumes: s.volumes,
-    env: s.env,
-    annotations: s.annotations
-  })
-}
-
-export function readStatus (value: unknown): InjectionStatus | undefined {
-  if (typeof value !== 'string') return undefined
-  let s: unknown
-  try {
-    s = JSON.parse(value)
-  } catch {
-    return undefined
-  }
-  if (!isObject(s) || s.version !== 1 || typeof s.container !== 'string' || typeof s.port !== 'number' || typeof s.metricsPort !== 'number') return undefined
-  const strings = (v: Json | undefined): string[] => Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []
-  return {
-    version: 1,
-    container: s.container,
-    models: typeof s.models === 'string' ? s.models : '',
-    port: s.port,
-    metricsPort: s.metricsPort,
-    native: s.native === true,
-    volumes: strings(s.volumes),
-    env: strings(s.env),
-    annotations: strings(s.annotations)
-  }
 }

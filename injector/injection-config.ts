@@ -22,7 +22,9 @@ export interface InjectionConfig {
   image: string
   imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never'
   nativeSidecar: boolean
-  ports: { inference: number, metrics: number }
+  ports: { inference: number, grpc: number, metrics: number }
+  /** Also serve on Unix domain sockets in a shared in-memory volume (pods override with `onnx-sidecar.io/socket`). */
+  socket: boolean
   resources: { requests: Record<string, string>, limits: Record<string, string> }
   /** A Kubernetes `Volume`: a name and any one volume source (PVC, NFS, hostPath, CSI, image, ...). */
   modelVolume: JsonObject & { name: string }
@@ -44,7 +46,8 @@ export const DEFAULT_CONFIG: InjectionConfig = Object.freeze({
   image: 'ghcr.io/onnx-sidecar/onnx-sidecar:0.1.0', // the chart sets this from its appVersion
   imagePullPolicy: 'IfNotPresent',
   nativeSidecar: true,
-  ports: { inference: 8500, metrics: 9464 },
+  ports: { inference: 8500, grpc: 8501, metrics: 9464 }, // inference and gRPC on 127.0.0.1, metrics on all interfaces
+  socket: false,
   resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } },
   modelVolume: { name: 'onnx-sidecar-models', persistentVolumeClaim: { claimName: 'onnx-sidecar-models', readOnly: true } },
   tmpSizeLimit: '64Mi',
@@ -85,7 +88,8 @@ export const CONFIG_SCHEMA = {
     image: { type: 'string', minLength: 1 },
     imagePullPolicy: { enum: ['Always', 'IfNotPresent', 'Never'] },
     nativeSidecar: { type: 'boolean' },
-    ports: { type: 'object', additionalProperties: false, properties: { inference: port, metrics: port } },
+    ports: { type: 'object', additionalProperties: false, properties: { inference: port, grpc: port, metrics: port } },
+    socket: { type: 'boolean' },
     resources: { type: 'object', additionalProperties: false, properties: { requests: quantities, limits: quantities } },
     modelVolume: {
       type: 'object',
@@ -123,7 +127,9 @@ export function resolveInjectionConfig (doc: unknown, source = '(inline)'): Inje
     ? { name: DEFAULT_CONFIG.modelVolume.name, ...given.modelVolume }
     : DEFAULT_CONFIG.modelVolume
   if (Object.keys(config.modelVolume).length !== 2) throw errors.INVALID_CONFIG(source, '/modelVolume needs exactly one volume source (for example persistentVolumeClaim, nfs, hostPath, csi or image)')
-  if (config.ports.inference === config.ports.metrics) throw errors.INVALID_CONFIG(source, `/ports: inference and metrics are both ${config.ports.inference}`)
+  for (const [a, b] of [['inference', 'grpc'], ['inference', 'metrics'], ['grpc', 'metrics']] as const) {
+    if (config.ports[a] === config.ports[b]) throw errors.INVALID_CONFIG(source, `/ports: ${a} and ${b} are both ${config.ports[a]}`)
+  }
   for (const kind of ['requests', 'limits'] as const) {
     for (const [name, value] of Object.entries(config.resources[kind])) {
       config.resources[kind][name] = String(value)

@@ -142,8 +142,9 @@ t.test('defaults', async t => {
   const cfg = injectionConfigOf(r)
   t.equal(cfg.image, `ghcr.io/onnx-sidecar/onnx-sidecar:${APP_VERSION}`, 'sidecar image defaults to the appVersion')
   t.same(cfg.modelVolume, { name: 'onnx-sidecar-models', persistentVolumeClaim: { claimName: 'onnx-sidecar-models', readOnly: true } }, 'default model volume: the read-only claim')
-  t.same(cfg.ports, { inference: 8500, metrics: 9464 })
+  t.same(cfg.ports, { inference: 8500, grpc: 8501, metrics: 9464 })
   t.equal(cfg.nativeSidecar, true)
+  t.equal(cfg.socket, false, 'no Unix sockets unless asked for')
   t.same(cfg.env, [], 'no tracing env while no OTLP endpoint is set')
   const out = inject(annotatedPod(), cfg, 'shop')
   t.equal(out.outcome, 'injected')
@@ -250,7 +251,7 @@ t.test('custom model volume, image, ports and tracing reach the injection config
   t.equal(r.one('Deployment').spec.template.spec.containers[0].image, cfg.image, 'same image as the injector')
   t.same(cfg.modelVolume, { name: 'models', persistentVolumeClaim: { claimName: 'shared-models', readOnly: true } })
   t.equal(cfg.nativeSidecar, false)
-  t.same(cfg.ports, { inference: 18500, metrics: 19464 })
+  t.same(cfg.ports, { inference: 18500, grpc: 8501, metrics: 19464 }, 'the gRPC port keeps its default')
   t.same(cfg.resources, { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '2', memory: '1Gi' } })
   t.equal(cfg.logLevel, 'debug')
   t.equal(cfg.startupProbe.failureThreshold, 600, 'a probe override is applied')
@@ -276,6 +277,15 @@ t.test('custom model volume, image, ports and tracing reach the injection config
   const values = webhookOf(r).namespaceSelector.matchExpressions[0].values as string[]
   t.same(values.sort(), [...SYSTEM_NAMESPACES, 'legacy'].sort(), 'extra excluded namespaces are added, the built-in ones stay')
 
+  const grpc = injectionConfigOf(render(['custom-volume.yaml'], ['sidecar.ports.grpc=18501', 'sidecar.socket=true']))
+  t.same(grpc.ports, { inference: 18500, grpc: 18501, metrics: 19464 })
+  t.equal(grpc.socket, true)
+  const withSockets = inject(annotatedPod(), grpc, 'shop').pod as any
+  const socketApp = withSockets.spec.containers.find((c: { name: string }) => c.name === 'app')
+  t.ok(socketApp.env.some((e: { name: string, value: string }) => e.name === 'ONNX_SIDECAR_GRPC_ADDRESS' && e.value === '127.0.0.1:18501'), 'the app is pointed at the configured gRPC port')
+  t.ok(socketApp.env.some((e: { name: string, value: string }) => e.name === 'ONNX_SIDECAR_SOCKET'), 'sockets on for every pod')
+  t.ok(socketApp.volumeMounts.some((m: { mountPath: string }) => m.mountPath === '/var/run/onnx-sidecar'), 'with the socket directory mounted')
+
   const nfs = injectionConfigOf(render(['nfs-volume.yaml']))
   t.same(nfs.modelVolume, { name: 'onnx-sidecar-models', nfs: { server: 'nfs.example.internal', path: '/exports/models', readOnly: true } }, 'a volume source replaces the claim')
 })
@@ -290,6 +300,10 @@ t.test('the schema refuses typos and impossible settings', async t => {
     ['webhook.failurePolicy=Sometimes', /failurePolicy/],
     ['webhook.timeoutSeconds=60', /timeoutSeconds/],
     ['sidecar.ports.inference=70000', /inference/],
+    ['sidecar.ports.grpc=0', /grpc/],
+    ['sidecar.ports.grpc=9464', /sidecar\.ports: inference \(8500\), grpc \(9464\) and metrics \(9464\) must be three different ports/],
+    ['sidecar.ports.inference=8501', /must be three different ports/],
+    ['sidecar.socket=yes', /socket/],
     ['tls.mode=letsencrypt', /mode/],
     ['injector.replicas=3', /replicas/]
   ]

@@ -4,7 +4,7 @@ import { InjectorError } from '../../injector/errors.js'
 
 t.test('one table holds every annotation of the SPEC', async t => {
   t.same(Object.values(ANNOTATIONS).map(a => a.key.slice(PREFIX.length)).sort(),
-    ['cpu', 'cpu-limit', 'inject', 'log-level', 'memory', 'memory-limit', 'metrics-port', 'model', 'native-sidecar', 'port', 'threads', 'volume'])
+    ['cpu', 'cpu-limit', 'grpc-port', 'inject', 'log-level', 'memory', 'memory-limit', 'metrics-port', 'model', 'native-sidecar', 'port', 'socket', 'threads', 'volume'])
   for (const a of Object.values(ANNOTATIONS)) {
     t.doesNotThrow(() => (a.parse as (s: string) => unknown)(a.example.replace(/^"|"$/g, '')), `${a.key} example parses`)
   }
@@ -52,11 +52,13 @@ t.test('parseAnnotations: values, unknown keys, and messages that name annotatio
     'onnx-sidecar.io/port': '8600',
     'onnx-sidecar.io/native-sidecar': 'FALSE',
     'onnx-sidecar.io/threads': 4,
+    'onnx-sidecar.io/grpc-port': 8601,
+    'onnx-sidecar.io/socket': 'true',
     'onnx-sidecar.io/modle': 'typo',
     'onnx-sidecar.io/status': '{}',
     'other.io/x': 'y'
   })
-  t.same(parsed.values, { model: [{ name: 'iris' }], port: 8600, nativeSidecar: false, threads: 4 })
+  t.same(parsed.values, { model: [{ name: 'iris' }], port: 8600, nativeSidecar: false, threads: 4, grpcPort: 8601, socket: true })
   t.same(parsed.unknown, ['onnx-sidecar.io/modle'])
 
   const cases: Array<[string, string, RegExp]> = [
@@ -64,6 +66,10 @@ t.test('parseAnnotations: values, unknown keys, and messages that name annotatio
     ['port', '65536', /"65536" is not a port number/],
     ['port', 'http', /"http" is not a port number/],
     ['metrics-port', '-1', /metrics-port: "-1"/],
+    ['grpc-port', '0', /^annotation onnx-sidecar.io\/grpc-port: "0" is not a port number \(1-65535\)$/],
+    ['grpc-port', '8501.0', /grpc-port: "8501.0" is not a port number/],
+    ['socket', 'yes', /^annotation onnx-sidecar.io\/socket: "yes" is not "true" or "false"$/],
+    ['socket', '1', /socket: "1"/],
     ['threads', '0', /threads: "0" is not a thread count/],
     ['threads', '2.5', /threads: "2.5"/],
     ['inject', 'no', /inject: "no" is not "true" or "false"/],

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { inject, readStatus, formatStatus, URL_ENV } from '../../injector/inject-pod.js'
+import { inject, readStatus, URL_ENV, GRPC_ADDRESS_ENV, SOCKET_ENV, GRPC_SOCKET_ENV } from '../../injector/inject-pod.js'
 import { DEFAULT_CONFIG, resolveInjectionConfig } from '../../injector/injection-config.js'
 
 function pod (annotations: Record<string, string> | undefined, spec: Record<string, unknown> = { containers: [{ name: 'app', image: 'app:1' }] }): Record<string, any> {
@@ -69,6 +69,96 @@ t.test('port clashes', async t => {
   t.throws(() => inject(pod({ 'onnx-sidecar.io/model': 'iris' }, native), DEFAULT_CONFIG), /metrics-port: port 9464 is already used by container 'proxy' \(9464 is the default; set onnx-sidecar.io\/metrics-port to a free port\)/)
 })
 
+t.test('the gRPC port: an argument, a variable for app containers, and the same clash rules', async t => {
+  const p = inject(pod({ 'onnx-sidecar.io/model': 'iris' }), DEFAULT_CONFIG).pod as any
+  t.equal(argOf(sidecarOf(p), '--grpc-port'), '8501', 'the config default')
+  t.same(p.spec.containers[0].env, [{ name: URL_ENV, value: 'http://127.0.0.1:8500' }, { name: GRPC_ADDRESS_ENV, value: '127.0.0.1:8501' }], 'host:port, as gRPC clients take it')
+  t.same(sidecarOf(p).ports.map((x: any) => x.containerPort), [9464], 'loopback ports are not declared')
+  const moved = inject(pod({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/grpc-port': '9000' }), DEFAULT_CONFIG).pod as any
+  t.equal(argOf(sidecarOf(moved), '--grpc-port'), '9000')
+  t.equal(moved.spec.containers[0].env[1].value, '127.0.0.1:9000')
+  t.equal(readStatus(moved.metadata.annotations['onnx-sidecar.io/status'])?.grpcPort, 9000)
+
+  const clash = (ann: Record<string, string>, spec?: Record<string, unknown>): unknown => inject(pod({ 'onnx-sidecar.io/model': 'iris', ...ann }, spec), DEFAULT_CONFIG)
+  t.throws(() => clash({ 'onnx-sidecar.io/grpc-port': '8500' }),
+    { code: 'OS_ERR_INJ_PORT_CLASH', message: /^annotation onnx-sidecar.io\/grpc-port: port 8500 is both the sidecar's inference port and its gRPC port; set onnx-sidecar.io\/port and onnx-sidecar.io\/grpc-port to different ports$/ })
+  t.throws(() => clash({ 'onnx-sidecar.io/port': '8501' }), /^annotation onnx-sidecar.io\/port: port 8501 is both the sidecar's inference port and its gRPC port/, 'the default gRPC port: blame the inference annotation')
+  t.throws(() => clash({ 'onnx-sidecar.io/grpc-port': '9464' }), /^annotation onnx-sidecar.io\/grpc-port: port 9464 is both the sidecar's gRPC port and its metrics port/)
+  t.throws(() => clash({ 'onnx-sidecar.io/metrics-port': '8501' }), /^annotation onnx-sidecar.io\/metrics-port: port 8501 is both the sidecar's gRPC port and its metrics port/)
+  const tfServing = { containers: [{ name: 'tf', image: 'tensorflow/serving', ports: [{ containerPort: 8501 }] }] }
+  t.throws(() => clash({}, tfServing), /^annotation onnx-sidecar.io\/grpc-port: port 8501 is already used by container 'tf' \(8501 is the default; set onnx-sidecar.io\/grpc-port to a free port\)$/)
+  t.throws(() => clash({ 'onnx-sidecar.io/grpc-port': '15001' }, { containers: [{ name: 'app', image: 'a' }], initContainers: [{ name: 'proxy', image: 'p', restartPolicy: 'Always', ports: [{ containerPort: 15001 }] }] }),
+    /^annotation onnx-sidecar.io\/grpc-port: port 15001 is already used by container 'proxy'$/, 'native sidecars count')
+  t.equal(inject(pod({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/grpc-port': '8601' }, tfServing), DEFAULT_CONFIG).outcome, 'injected', 'a moved gRPC port does not clash')
+})
+
+t.test('sockets: a shared in-memory directory, the flag, and two variables for app containers', async t => {
+  const spec = {
+    securityContext: { fsGroup: 2000 },
+    initContainers: [{ name: 'setup', image: 'busybox' }],
+    containers: [
+      { name: 'app', image: 'a', env: [{ name: SOCKET_ENV, value: '/elsewhere.sock' }], volumeMounts: [{ name: 'cache', mountPath: '/var/run' }] },
+      { name: 'helper', image: 'h' }
+    ],
+    volumes: [{ name: 'cache', emptyDir: {} }]
+  }
+  const r = inject(pod({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/socket': 'true' }, spec), DEFAULT_CONFIG)
+  t.same(r.warnings, [], 'no warning with an fsGroup')
+  const p = r.pod as any
+  const c = sidecarOf(p)
+  t.equal(argOf(c, '--socket-dir'), '/var/run/onnx-sidecar')
+  t.same(c.volumeMounts.at(-1), { name: 'onnx-sidecar-socket', mountPath: '/var/run/onnx-sidecar' }, 'read-write in the sidecar')
+  t.same(p.spec.volumes.at(-1), { name: 'onnx-sidecar-socket', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } })
+  const [app, helper] = p.spec.containers
+  t.same(app.env.map((e: any) => `${String(e.name)}=${String(e.value)}`), [
+    'ONNX_SIDECAR_URL=http://127.0.0.1:8500', 'ONNX_SIDECAR_GRPC_ADDRESS=127.0.0.1:8501',
+    'ONNX_SIDECAR_GRPC_SOCKET=/var/run/onnx-sidecar/grpc.sock', 'ONNX_SIDECAR_SOCKET=/elsewhere.sock'], 'an existing variable is left alone')
+  t.same(helper.env.map((e: any) => e.name), [URL_ENV, GRPC_ADDRESS_ENV, SOCKET_ENV, GRPC_SOCKET_ENV])
+  t.equal(helper.env[2].value, '/var/run/onnx-sidecar/http.sock')
+  for (const a of [app, helper]) t.same(a.volumeMounts.at(-1), { name: 'onnx-sidecar-socket', mountPath: '/var/run/onnx-sidecar', readOnly: true }, `read-only in ${String(a.name)} (a mount below its own /var/run is fine)`)
+  t.same(p.spec.initContainers[0], { name: 'setup', image: 'busybox' }, 'init containers get nothing: they run before the sidecar')
+  const status = readStatus(p.metadata.annotations['onnx-sidecar.io/status'])
+  t.match(status, { socket: true, volumes: ['onnx-sidecar-models', 'onnx-sidecar-tmp', 'onnx-sidecar-socket'], mounts: ['app', 'helper'] })
+  t.same(status?.env, { [URL_ENV]: ['app', 'helper'], [GRPC_ADDRESS_ENV]: ['app', 'helper'], [SOCKET_ENV]: ['helper'], [GRPC_SOCKET_ENV]: ['app', 'helper'] }, 'exactly what was added, variable by variable')
+  t.same(inject(p, DEFAULT_CONFIG).pod, p, 'injecting twice equals injecting once')
+
+  const off = inject(pod({ 'onnx-sidecar.io/model': 'iris' }), DEFAULT_CONFIG).pod as any
+  t.notOk(sidecarOf(off).args.includes('--socket-dir'), 'off by default')
+  t.notOk(off.spec.volumes.some((v: any) => v.name === 'onnx-sidecar-socket'))
+  t.same(off.spec.containers[0].volumeMounts, undefined)
+  t.same(off.spec.containers[0].env.map((e: any) => e.name), [URL_ENV, GRPC_ADDRESS_ENV])
+})
+
+t.test('sockets: the config turns them on, the annotation off; no fsGroup is a warning', async t => {
+  const on = resolveInjectionConfig({ socket: true })
+  const r = inject(pod({ 'onnx-sidecar.io/model': 'iris' }), on)
+  t.equal(argOf(sidecarOf(r.pod), '--socket-dir'), '/var/run/onnx-sidecar')
+  t.match(r.warnings, [/^onnx-sidecar.io\/socket: the pod sets no securityContext.fsGroup, and the sockets in \/var\/run\/onnx-sidecar are mode 0660: .*set spec.securityContext.fsGroup/])
+  const off = inject(pod({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/socket': 'false' }), on)
+  t.notOk(sidecarOf(off.pod).args.includes('--socket-dir'))
+  t.same(off.warnings, [])
+})
+
+t.test('sockets: the pod\'s own volume of that name wins; another mount at the directory is refused', async t => {
+  const own = {
+    securityContext: { fsGroup: 1 },
+    containers: [{ name: 'app', image: 'a', volumeMounts: [{ name: 'onnx-sidecar-socket', mountPath: '/var/run/onnx-sidecar/' }] }],
+    volumes: [{ name: 'onnx-sidecar-socket', emptyDir: {} }]
+  }
+  const p = inject(pod({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/socket': 'true' }, own), DEFAULT_CONFIG).pod as any
+  t.same(p.spec.volumes.filter((v: any) => v.name === 'onnx-sidecar-socket'), [{ name: 'onnx-sidecar-socket', emptyDir: {} }], 'not replaced, not doubled')
+  t.equal(p.spec.containers[0].volumeMounts.length, 1, 'the app\'s own mount of it stays the only one')
+  t.match(readStatus(p.metadata.annotations['onnx-sidecar.io/status']), { volumes: ['onnx-sidecar-models', 'onnx-sidecar-tmp'], mounts: [] }, 'neither is recorded as added')
+
+  const taken = { containers: [{ name: 'app', image: 'a', volumeMounts: [{ name: 'run', mountPath: '/var/run/onnx-sidecar' }] }], volumes: [{ name: 'run', emptyDir: {} }] }
+  t.throws(() => inject(pod({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/socket': 'true' }, taken), DEFAULT_CONFIG), {
+    code: 'OS_ERR_INJ_INVALID_ANNOTATION',
+    message: /^annotation onnx-sidecar.io\/socket: "true" needs \/var\/run\/onnx-sidecar in container 'app' for the sidecar's sockets, but it mounts volume 'run' there; move that mount or set onnx-sidecar.io\/socket: "false"$/
+  })
+  t.throws(() => inject(pod({ 'onnx-sidecar.io/model': 'iris' }, taken), resolveInjectionConfig({ socket: true })), /mounts volume 'run' there \("true" is the injection config's default\); move that mount/)
+  t.equal(inject(pod({ 'onnx-sidecar.io/model': 'iris' }, taken), DEFAULT_CONFIG).outcome, 'injected', 'without sockets the directory is the pod\'s business')
+})
+
 t.test('pods that cannot be injected', async t => {
   t.throws(() => inject(pod({ 'onnx-sidecar.io/model': 'iris' }, {}), DEFAULT_CONFIG, 'shop'), { code: 'OS_ERR_INJ_INVALID_POD', message: 'cannot inject this pod: spec.containers is missing (namespace shop)' })
   t.throws(() => inject({ metadata: { annotations: { 'onnx-sidecar.io/model': 'iris' } } }, DEFAULT_CONFIG), /spec.containers is missing$/)
@@ -101,19 +191,50 @@ t.test('re-invocation: a container added after injection gets ONNX_SIDECAR_URL, 
   const again = inject(first, DEFAULT_CONFIG)
   t.equal(again.outcome, 'already-injected')
   const p = again.pod as any
-  t.same(p.spec.containers[1].env, [{ name: URL_ENV, value: 'http://127.0.0.1:8600' }])
-  t.same(readStatus(p.metadata.annotations['onnx-sidecar.io/status'])?.env, ['app', 'late'])
+  t.same(p.spec.containers[1].env, [{ name: URL_ENV, value: 'http://127.0.0.1:8600' }, { name: GRPC_ADDRESS_ENV, value: '127.0.0.1:8501' }])
+  t.same(readStatus(p.metadata.annotations['onnx-sidecar.io/status'])?.env, { [URL_ENV]: ['app', 'late'], [GRPC_ADDRESS_ENV]: ['app', 'late'] })
   t.same(inject(p, DEFAULT_CONFIG).pod, p, 'and then it is stable')
+})
+
+t.test('re-invocation with sockets: a late container gets the variables and the mount, or is refused', async t => {
+  const first = inject(pod({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/socket': 'true' }), DEFAULT_CONFIG).pod as any
+  first.spec.containers.push({ name: 'late', image: 'l', env: [{ name: GRPC_ADDRESS_ENV, value: 'mine:1' }] })
+  const p = inject(first, DEFAULT_CONFIG).pod as any
+  t.same(p.spec.containers[1].env.map((e: any) => e.name), [URL_ENV, SOCKET_ENV, GRPC_SOCKET_ENV, GRPC_ADDRESS_ENV])
+  t.same(p.spec.containers[1].volumeMounts, [{ name: 'onnx-sidecar-socket', mountPath: '/var/run/onnx-sidecar', readOnly: true }])
+  t.match(readStatus(p.metadata.annotations['onnx-sidecar.io/status']), { env: { [GRPC_ADDRESS_ENV]: ['app'], [SOCKET_ENV]: ['app', 'late'] }, mounts: ['app', 'late'] })
+  t.same(inject(p, DEFAULT_CONFIG).pod, p, 'and then it is stable')
+  first.spec.containers[1] = { name: 'late', image: 'l', volumeMounts: [{ name: 'x', mountPath: '/var/run/onnx-sidecar' }] }
+  t.throws(() => inject(first, DEFAULT_CONFIG), /^annotation onnx-sidecar.io\/socket: "true" needs \/var\/run\/onnx-sidecar in container 'late'/)
+})
+
+t.test('a pod injected before gRPC and sockets: late containers get only what that sidecar serves', async t => {
+  const old = pod({
+    'onnx-sidecar.io/model': 'iris',
+    'onnx-sidecar.io/status': '{"version":1,"container":"onnx-sidecar","models":"iris","port":8500,"metricsPort":9464,"native":true,"volumes":["onnx-sidecar-tmp"],"env":["app"],"annotations":[]}'
+  }, {
+    containers: [{ name: 'app', image: 'a', env: [{ name: URL_ENV, value: 'http://127.0.0.1:8500' }] }, { name: 'late', image: 'l' }],
+    initContainers: [{ name: 'onnx-sidecar', image: 'old', args: ['serve', '--port', '8500'] }]
+  })
+  const r = inject(old, DEFAULT_CONFIG)
+  t.equal(r.outcome, 'already-injected')
+  t.same(r.warnings, [], 'no gRPC port recorded is not a change')
+  const p = r.pod as any
+  t.same(p.spec.containers[1].env, [{ name: URL_ENV, value: 'http://127.0.0.1:8500' }], 'no gRPC address: that sidecar has no gRPC server')
+  t.equal(p.metadata.annotations['onnx-sidecar.io/status'], '{"version":1,"container":"onnx-sidecar","models":"iris","port":8500,"metricsPort":9464,"native":true,"socket":false,"volumes":["onnx-sidecar-tmp"],"env":{"ONNX_SIDECAR_URL":["app","late"]},"mounts":[],"annotations":[]}')
+  old.metadata.annotations['onnx-sidecar.io/socket'] = 'true'
+  t.match(inject(old, DEFAULT_CONFIG).warnings, [/^already injected with onnx-sidecar.io\/socket=false; to apply true, remove the onnx-sidecar container/])
 })
 
 t.test('an injected pod whose annotations changed keeps its sidecar and says so', async t => {
   const first = inject(pod({ 'onnx-sidecar.io/model': 'iris' }), DEFAULT_CONFIG).pod as any
   first.metadata.annotations['onnx-sidecar.io/model'] = 'digits'
   first.metadata.annotations['onnx-sidecar.io/native-sidecar'] = 'false'
+  first.metadata.annotations['onnx-sidecar.io/grpc-port'] = '9000'
   const r = inject(first, DEFAULT_CONFIG)
   t.equal(r.outcome, 'already-injected')
   t.same(r.pod, first)
-  t.match(r.warnings, [/already injected with onnx-sidecar.io\/model=iris; to apply digits, remove the onnx-sidecar container and the onnx-sidecar.io\/status annotation/, /native-sidecar=true/])
+  t.match(r.warnings, [/already injected with onnx-sidecar.io\/model=iris; to apply digits, remove the onnx-sidecar container and the onnx-sidecar.io\/status annotation/, /grpc-port=8501; to apply 9000/, /native-sidecar=true/])
 })
 
 t.test('a status annotation without the container, or a broken one, means not injected', async t => {
@@ -121,10 +242,6 @@ t.test('a status annotation without the container, or a broken one, means not in
     const r = inject(pod({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/status': status }), DEFAULT_CONFIG)
     t.equal(r.outcome, 'injected', status)
   }
-  t.equal(readStatus(42), undefined)
-  const s = readStatus('{"version":1,"container":"c","port":1,"metricsPort":2,"volumes":["a",3],"env":"x"}')
-  t.same(s, { version: 1, container: 'c', models: '', port: 1, metricsPort: 2, native: false, volumes: ['a'], env: [], annotations: [] })
-  t.equal(formatStatus(s!), '{"version":1,"container":"c","models":"","port":1,"metricsPort":2,"native":false,"volumes":["a"],"env":[],"annotations":[]}')
 })
 
 t.test('overrides in both lists merge; unknown fields survive', async t => {

@@ -6,8 +6,9 @@ t.test('built-in defaults without a file', async t => {
   t.equal(loadInjectionConfig(undefined), DEFAULT_CONFIG)
   t.equal(loadInjectionConfig(''), DEFAULT_CONFIG)
   t.equal(parseInjectionConfig(''), DEFAULT_CONFIG, 'an empty file is the defaults')
-  t.same(DEFAULT_CONFIG.ports, { inference: 8500, metrics: 9464 })
+  t.same(DEFAULT_CONFIG.ports, { inference: 8500, grpc: 8501, metrics: 9464 })
   t.equal(DEFAULT_CONFIG.nativeSidecar, true)
+  t.equal(DEFAULT_CONFIG.socket, false, 'no Unix sockets unless a pod or the config asks')
   t.match(DEFAULT_CONFIG.securityContext, { runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } })
 })
 
@@ -16,7 +17,8 @@ t.test('a file is merged over the defaults', async t => {
     'config.yaml': [
       'image: registry.example/onnx-sidecar:2.0.0',
       'nativeSidecar: false',
-      'ports: { metrics: 9500 }',
+      'ports: { metrics: 9500, grpc: 9501 }',
+      'socket: true',
       'resources: { limits: { cpu: 4 } }',
       'modelVolume: { csi: { driver: models.csi.example, readOnly: true } }',
       'env: [{ name: OTEL_EXPORTER_OTLP_ENDPOINT, value: "http://collector:4318" }]',
@@ -28,7 +30,8 @@ t.test('a file is merged over the defaults', async t => {
   const c = loadInjectionConfig(`${dir}/config.yaml`)
   t.equal(c.image, 'registry.example/onnx-sidecar:2.0.0')
   t.equal(c.nativeSidecar, false)
-  t.same(c.ports, { inference: 8500, metrics: 9500 })
+  t.same(c.ports, { inference: 8500, grpc: 9501, metrics: 9500 })
+  t.equal(c.socket, true)
   t.same(c.resources, { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '4', memory: '512Mi' } }, 'numbers become quantity strings; other defaults stay')
   t.same(c.modelVolume, { name: 'onnx-sidecar-models', csi: { driver: 'models.csi.example', readOnly: true } }, 'the volume source replaces the default one')
   t.match(c.securityContext, { runAsUser: 10001, runAsNonRoot: true, capabilities: { drop: ['ALL'] } }, 'merged over the hardened default')
@@ -43,6 +46,10 @@ t.test('invalid configs are rejected with the file and the field', async t => {
     [{ image: 42 }, /\/image must be string/],
     [{ ports: { inference: 70000 } }, /\/ports\/inference must be <= 65535/],
     [{ ports: { inference: 9464 } }, /\/ports: inference and metrics are both 9464/],
+    [{ ports: { grpc: 8500 } }, /\/ports: inference and grpc are both 8500/],
+    [{ ports: { grpc: 9464 } }, /\/ports: grpc and metrics are both 9464/],
+    [{ ports: { grpc: 0 } }, /\/ports\/grpc must be >= 1/],
+    [{ socket: 'yes' }, /\/socket must be boolean/],
     [{ imagePullPolicy: 'Sometimes' }, /\/imagePullPolicy must be equal to one of the allowed values/],
     [{ resources: { limits: { cpu: 'lots' } } }, /\/resources\/limits\/cpu: "lots" is not a Kubernetes quantity/],
     [{ modelVolume: { name: 'm' } }, /\/modelVolume needs exactly one volume source/],

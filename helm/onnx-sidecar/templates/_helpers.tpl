@@ -136,6 +136,10 @@ ones. Include it once per template file: every call without a Secret mints a new
 {{/* The injection config (injector/injection-config.ts) as a dict, built from .Values.sidecar. */}}
 {{- define "onnx-sidecar.injectionConfig" -}}
 {{- $s := .Values.sidecar }}
+{{- $p := $s.ports }}
+{{- if or (eq (int $p.inference) (int $p.grpc)) (eq (int $p.inference) (int $p.metrics)) (eq (int $p.grpc) (int $p.metrics)) }}
+{{- fail (printf "sidecar.ports: inference (%d), grpc (%d) and metrics (%d) must be three different ports (the injector refuses the config otherwise)" (int $p.inference) (int $p.grpc) (int $p.metrics)) }}
+{{- end }}
 {{- $volume := dict "name" $s.modelVolume.name }}
 {{- if $s.modelVolume.source }}
 {{- $volume = merge $volume (deepCopy $s.modelVolume.source) }}
@@ -156,7 +160,8 @@ ones. Include it once per template file: every call without a Secret mints a new
   "image" (include "onnx-sidecar.sidecarImage" .)
   "imagePullPolicy" $s.image.pullPolicy
   "nativeSidecar" $s.nativeSidecar
-  "ports" (dict "inference" (int $s.ports.inference) "metrics" (int $s.ports.metrics))
+  "ports" (dict "inference" (int $s.ports.inference) "grpc" (int $s.ports.grpc) "metrics" (int $s.ports.metrics))
+  "socket" $s.socket
   "resources" $s.resources
   "modelVolume" $volume
   "tmpSizeLimit" $s.tmpSizeLimit
