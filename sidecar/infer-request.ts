@@ -113,7 +113,7 @@ function fillNumbers (input: string, datatype: OipDatatype, values: unknown[], n
   }
 }
 
-function decodeInput (raw: unknown, index: number, mv: ModelVersion, binary: BinaryCursor): WireTensor & { name: string } {
+function decodeInput (raw: unknown, index: number, mv: ModelVersion, binary: BinarySource): WireTensor & { name: string } {
   if (!isObject(raw)) throw errors.BAD_REQUEST(`inputs[${index}] must be an object`)
   const name = raw.name
   if (typeof name !== 'string' || name === '') throw errors.BAD_REQUEST(`inputs[${index}].name must be a non-empty string`)
@@ -132,9 +132,9 @@ function decodeInput (raw: unknown, index: number, mv: ModelVersion, binary: Bin
   if (binarySize !== undefined) {
     if (raw.data !== undefined) throw errors.BAD_INPUT(name, 'has both data and parameters.binary_data_size')
     if (!Number.isSafeInteger(binarySize) || (binarySize as number) < 0) throw errors.BAD_INPUT(name, `parameters.binary_data_size must be a non-negative integer, got ${JSON.stringify(binarySize)}`)
-    const bytes = binary.take(name, binarySize as number)
+    const bytes = binary.take(name, index, binarySize as number)
     const size = typeInfo(datatype).size
-    if (size > 0 && bytes.byteLength !== n * size) throw errors.BAD_INPUT(name, `binary_data_size is ${bytes.byteLength} bytes but shape ${fmtShape(dims)} of ${datatype} needs ${n * size}`)
+    if (size > 0 && bytes.byteLength !== n * size) throw errors.BAD_INPUT(name, `${binary.sizeLabel(index)} is ${bytes.byteLength} bytes but shape ${fmtShape(dims)} of ${datatype} needs ${n * size}`)
     try {
       data = fromBytes(datatype, bytes)
     } catch (err) {
@@ -180,12 +180,23 @@ function flatData (data: unknown[]): unknown[] {
   return data
 }
 
-/** Hands out consecutive slices of the binary part of a request body. */
-class BinaryCursor {
+/** Where an input's raw bytes come from: the binary part of a REST body, or gRPC's raw_input_contents. */
+export interface BinarySource {
+  /** The `size` bytes of input number `index` (named `input`); throws a 400 when they are not there. */
+  take: (input: string, index: number, size: number) => Uint8Array
+  /** How the client stated the size of input `index`, for error messages. */
+  sizeLabel: (index: number) => string
+  /** Throws when bytes were sent that no input claimed. */
+  finish: () => void
+}
+
+/** Hands out consecutive slices of the binary part of a REST body (Triton's binary tensor extension). */
+class BinaryCursor implements BinarySource {
   #buf: Uint8Array
   #offset = 0
   constructor (buf: Uint8Array | undefined) { this.#buf = buf ?? new Uint8Array(0) }
-  take (input: string, size: number): Uint8Array {
+  sizeLabel (): string { return 'binary_data_size' }
+  take (input: string, _index: number, size: number): Uint8Array {
     if (this.#offset + size > this.#buf.byteLength) {
       throw errors.BAD_BINARY(`input '${input}' needs ${size} bytes at offset ${this.#offset} but the body has only ${this.#buf.byteLength - this.#offset} left`)
     }
@@ -222,7 +233,11 @@ function decodeOutputs (raw: unknown, mv: ModelVersion, binaryDefault: boolean):
   })
 }
 
-export function decodeInferRequest (body: unknown, binary: Uint8Array | undefined, mv: ModelVersion): InferRequest {
+/**
+ * `binary` is the part of a REST body after its JSON header (Triton's binary extension),
+ * or any other `BinarySource` (the gRPC server passes `raw_input_contents`).
+ */
+export function decodeInferRequest (body: unknown, binary: Uint8Array | BinarySource | undefined, mv: ModelVersion): InferRequest {
   if (!isObject(body)) throw errors.BAD_REQUEST('request body must be a JSON object')
   const id = body.id
   if (id !== undefined && typeof id !== 'string') throw errors.BAD_REQUEST('id must be a string')
@@ -235,7 +250,7 @@ export function decodeInferRequest (body: unknown, binary: Uint8Array | undefine
 
   const inputs = body.inputs
   if (!Array.isArray(inputs) || inputs.length === 0) throw errors.BAD_REQUEST('inputs must be a non-empty array')
-  const cursor = new BinaryCursor(binary)
+  const cursor = binary === undefined || binary instanceof Uint8Array ? new BinaryCursor(binary) : binary
   const feeds: Record<string, WireTensor> = {}
   inputs.forEach((raw, i) => {
     const t = decodeInput(raw, i, mv, cursor)

@@ -6,7 +6,7 @@
 import { oipFromOrt, toBytes, type OipDatatype, type TensorData } from './datatypes.js'
 import { halfToNumber } from './float16.js'
 import { classify } from './classification.js'
-import type { InferRequest } from './infer-request.js'
+import type { InferRequest, OutputRequest } from './infer-request.js'
 import type { ModelVersion } from './model-version.js'
 import type { WireTensor } from './runtime/protocol.js'
 
@@ -33,22 +33,21 @@ export function jsonData (datatype: OipDatatype, data: TensorData): string {
   }
 }
 
+/** An output as the client asked for it: the model's tensor, or its top-k classification strings. */
+export function outputTensor (mv: ModelVersion, want: OutputRequest, t: WireTensor): { datatype: OipDatatype, dims: number[], data: TensorData } {
+  if (want.classification === 0) return { datatype: oipFromOrt(t.type) as OipDatatype, dims: t.dims, data: t.data }
+  const rows = mv.maxBatchSize > 0 ? (t.dims[0] ?? 1) : 1
+  const c = classify(t.data, rows, want.classification, mv.labels)
+  return { datatype: 'BYTES', dims: mv.maxBatchSize > 0 ? c.dims : [c.dims[1] as number], data: c.data }
+}
+
 export function encodeInferResponse (mv: ModelVersion, req: InferRequest, outputs: Record<string, WireTensor>): EncodedResponse {
   const binaries: Uint8Array[] = []
   const parts: string[] = []
   for (const want of req.outputs) {
     const t = outputs[want.name]
     if (t === undefined) continue
-    let datatype = oipFromOrt(t.type) as OipDatatype
-    let data: TensorData = t.data
-    let dims = t.dims
-    if (want.classification > 0) {
-      const rows = mv.maxBatchSize > 0 ? (dims[0] ?? 1) : 1
-      const c = classify(data, rows, want.classification, mv.labels)
-      data = c.data
-      dims = mv.maxBatchSize > 0 ? c.dims : [c.dims[1] as number]
-      datatype = 'BYTES'
-    }
+    const { datatype, dims, data } = outputTensor(mv, want, t)
     const head = `{"name":${JSON.stringify(want.name)},"datatype":"${datatype}","shape":[${dims.join(',')}]`
     if (want.binary) {
       const bytes = toBytes(data)

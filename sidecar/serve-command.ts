@@ -52,11 +52,13 @@ export async function serveCommand (argv: string[]): Promise<number> {
     inlineComputeUs: opts.inlineComputeUs
   })
   let metricsPort: number
-  let socketPath: string | undefined
+  let grpcPort: number | undefined
+  let sockets: { http: string, grpc?: string } | undefined
   try {
     metricsPort = await sidecar.metricsServer.listen(opts.metricsPort, opts.metricsHost)
     await listen(sidecar.inference.server, opts.port, opts.host)
-    if (opts.socketDir !== '') socketPath = await listenOnSocket(sidecar, opts.socketDir)
+    if (opts.grpcPort !== null) grpcPort = await sidecar.grpc.listen(opts.grpcPort, opts.host)
+    if (opts.socketDir !== '') sockets = await listenOnSocket(sidecar, opts.socketDir, { grpc: opts.grpcPort !== null })
   } catch (err) {
     // A taken port must end the process (a pod restarts it), not leave it running deaf.
     logger.fatal({ err: (err as Error).message }, 'cannot listen; exiting')
@@ -66,7 +68,7 @@ export async function serveCommand (argv: string[]): Promise<number> {
     return 1
   }
   const inferencePort = portOf(sidecar.inference.server)
-  logger.info({ version, repository: opts.modelRepository, models: opts.model.length === 0 ? 'all' : opts.model, inference: `http://${opts.host}:${inferencePort}`, socket: socketPath, metrics: `http://${opts.metricsHost}:${metricsPort}/metrics`, cpus, workers, threads }, 'onnx-sidecar serving')
+  logger.info({ version, repository: opts.modelRepository, models: opts.model.length === 0 ? 'all' : opts.model, inference: `http://${opts.host}:${inferencePort}`, grpc: grpcPort === undefined ? 'off' : `${opts.host}:${grpcPort}`, sockets, metrics: `http://${opts.metricsHost}:${metricsPort}/metrics`, cpus, workers, threads }, 'onnx-sidecar serving')
   if (opts.host !== '127.0.0.1' && opts.host !== '::1' && opts.host !== 'localhost') {
     logger.warn({ host: opts.host }, 'inference is listening off loopback: anything that can reach this address can run the models')
   }

@@ -16,6 +16,12 @@ export function parseModelList (raw: string): AssignedModel[] {
   return out
 }
 
+/** A port, or `off` (null): no gRPC listener at all. */
+export function parseGrpcPort (raw: string): number | null {
+  if (raw.trim().toLowerCase() === 'off') return null
+  return parse.int(0, 65535)(raw)
+}
+
 export function serveOptions () {
   return {
     ...commonOptions(),
@@ -23,7 +29,8 @@ export function serveOptions () {
     model: { flag: '--model', env: 'ONNX_SIDECAR_MODEL', description: 'models to serve, name[:version],... (empty: every model in the repository)', default: [], defaultText: 'every model', parse: parseModelList } as Option<AssignedModel[]>,
     host: { flag: '--host', env: 'ONNX_SIDECAR_HOST', description: 'inference address; keep it on loopback', default: '127.0.0.1', parse: parse.string } as Option<string>,
     port: { flag: '--port', env: 'ONNX_SIDECAR_PORT', description: 'inference port (Open Inference Protocol REST); 0 picks a free one', default: 8500, parse: parse.int(0, 65535) } as Option<number>,
-    socketDir: { flag: '--socket-dir', env: 'ONNX_SIDECAR_SOCKET_DIR', description: 'also serve the inference API on <dir>/http.sock (a Unix domain socket, mode 0660); empty: TCP only', default: '', defaultText: 'none', parse: parse.string } as Option<string>,
+    grpcPort: { flag: '--grpc-port', env: 'ONNX_SIDECAR_GRPC_PORT', description: 'gRPC inference port (Open Inference Protocol gRPC) on --host; 0 picks a free one, "off" serves no gRPC', default: 8501, parse: parseGrpcPort } as Option<number | null>,
+    socketDir: { flag: '--socket-dir', env: 'ONNX_SIDECAR_SOCKET_DIR', description: 'also serve REST on <dir>/http.sock and gRPC on <dir>/grpc.sock (Unix domain sockets, mode 0660); empty: TCP only', default: '', defaultText: 'none', parse: parse.string } as Option<string>,
     metricsHost: { flag: '--metrics-host', env: 'ONNX_SIDECAR_METRICS_HOST', description: 'metrics and health address', default: '0.0.0.0', parse: parse.string } as Option<string>,
     metricsPort: { flag: '--metrics-port', env: 'ONNX_SIDECAR_METRICS_PORT', description: 'metrics and health port (/metrics, /v2/health/*); 0 picks a free one', default: 9464, parse: parse.int(0, 65535) } as Option<number>,
     threads: { flag: '--threads', env: 'ONNX_SIDECAR_THREADS', description: 'ONNX Runtime intra-op threads per worker', default: 0, defaultText: '(CPU limit - 1) / workers, at least 1', parse: parse.int(1, 256) } as Option<number>,

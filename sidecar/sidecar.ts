@@ -8,6 +8,8 @@ import type { Tracer } from '@opentelemetry/api'
 import type { Logger } from '../common/logger.js'
 import { buildInferenceApp, type InferenceApp } from './http/app.js'
 import { MetricsServer } from './http/metrics-app.js'
+import { GrpcServer } from './grpc/server.js'
+import { Inference } from './inference.js'
 import { createSidecarMetrics, type SidecarMetrics } from './metrics.js'
 import { ModelManager, type AssignedModel } from './model-manager.js'
 import { WorkerPool } from './runtime/worker-pool.js'
@@ -35,6 +37,8 @@ export interface Sidecar {
   metrics: SidecarMetrics
   pool: WorkerPool
   inference: InferenceApp
+  /** The gRPC listener; grpc-js loads only when it is asked to listen. */
+  grpc: GrpcServer
   metricsServer: MetricsServer
   /** Loads the models (the servers answer "not ready" meanwhile if already listening). */
   start: () => Promise<void>
@@ -59,14 +63,23 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     inlineComputeUs: opts.inlineComputeUs ?? 0
   })
   const isShuttingDown = (): boolean => shutting
+  const runner = new Inference({ manager, metrics, logger: opts.logger, tracer: opts.tracer })
   const inference = buildInferenceApp({
     manager,
-    metrics,
+    inference: runner,
     logger: opts.logger,
     tracer: opts.tracer,
     bodyLimit: opts.bodyLimit,
     isShuttingDown,
     version: opts.version ?? '0.0.0'
+  })
+  const grpc = new GrpcServer({
+    manager,
+    inference: runner,
+    tracer: opts.tracer,
+    isShuttingDown,
+    version: opts.version ?? '0.0.0',
+    maxMessageBytes: opts.bodyLimit
   })
   const metricsServer = new MetricsServer({ registry: metrics.registry, manager, isShuttingDown })
 
@@ -75,6 +88,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     metrics,
     pool,
     inference,
+    grpc,
     metricsServer,
     start: async () => {
       await manager.start()
@@ -96,7 +110,9 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
         inference.socketServer.closeIdleConnections()
       })
       const timer = new Promise<void>(resolve => setTimeout(resolve, graceMs).unref())
+      const grpcClosed = grpc.close(graceMs)
       await Promise.race([Promise.all([inferenceClosed, drained]), timer])
+      await grpcClosed
       inference.server.closeAllConnections()
       inference.socketServer.closeAllConnections()
       await manager.close()
@@ -111,27 +127,37 @@ export function portOf (server: http.Server): number {
 }
 
 /**
- * Serves the inference API on a Unix domain socket as well: no TCP stack, and access is
- * whatever the file's permissions allow (0660: the sidecar's user and group, which a
- * pod's `fsGroup` shares with its app containers). A stale socket file is replaced.
+ * Serves the inference API on Unix domain sockets as well: REST on `<dir>/http.sock`
+ * and, unless gRPC is off, gRPC on `<dir>/grpc.sock`. No TCP stack, and access is
+ * whatever the files' permissions allow (0660: the sidecar's user and group, which a
+ * pod's `fsGroup` shares with its app containers). Stale socket files are replaced.
  */
-export async function listenOnSocket (sidecar: Sidecar, dir: string): Promise<string> {
-  const { mkdir, chmod, lstat, unlink } = await import('node:fs/promises')
+export async function listenOnSocket (sidecar: Sidecar, dir: string, opts: { grpc: boolean } = { grpc: false }): Promise<{ http: string, grpc?: string }> {
+  const { mkdir, chmod } = await import('node:fs/promises')
   const path = await import('node:path')
   await mkdir(dir, { recursive: true })
   const file = path.join(dir, SOCKET_NAME)
-  const st = await lstat(file).catch(() => undefined)
-  if (st !== undefined) {
-    if (!st.isSocket()) throw new Error(`${file} exists and is not a socket`)
-    await unlink(file)
-  }
+  await removeStaleSocket(file)
   const server = sidecar.inference.socketServer
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(file, () => { server.off('error', reject); resolve() })
   })
   await chmod(file, 0o660)
-  return file
+  if (!opts.grpc) return { http: file }
+  const grpcFile = path.join(dir, GRPC_SOCKET_NAME)
+  await removeStaleSocket(grpcFile)
+  await sidecar.grpc.listenOnSocket(grpcFile)
+  return { http: file, grpc: grpcFile }
+}
+
+async function removeStaleSocket (file: string): Promise<void> {
+  const { lstat, unlink } = await import('node:fs/promises')
+  const st = await lstat(file).catch(() => undefined)
+  if (st === undefined) return
+  if (!st.isSocket()) throw new Error(`${file} exists and is not a socket`)
+  await unlink(file)
 }
 
 export const SOCKET_NAME = 'http.sock'
+export const GRPC_SOCKET_NAME = 'grpc.sock'

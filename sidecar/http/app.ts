@@ -10,24 +10,23 @@
  *   POST /v2/repository/index
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
-import { INVALID_SPAN_CONTEXT, ROOT_CONTEXT, SpanKind, SpanStatusCode, type Tracer } from '@opentelemetry/api'
+import { ROOT_CONTEXT, type Tracer } from '@opentelemetry/api'
 import type { Logger } from '../../common/logger.js'
 import { errors, SidecarError } from '../errors.js'
 import { decodeInferRequest } from '../infer-request.js'
 import { encodeInferResponse } from '../infer-response.js'
+import type { Inference } from '../inference.js'
 import type { ModelManager } from '../model-manager.js'
-import type { ModelVersion } from '../model-version.js'
-import { versionMetrics, type SidecarMetrics } from '../metrics.js'
 import { AbandonedError } from '../runtime/batcher.js'
-import { extractContext, trace } from '../tracing.js'
+import { extractContext } from '../tracing.js'
 import { parseInferBody, readBody } from './body.js'
 import { serverMetadata, modelMetadata, health } from './metadata.js'
 
 export interface InferenceAppDeps {
   manager: ModelManager
-  metrics: SidecarMetrics
+  inference: Inference
   logger: Logger
-  /** Undefined when tracing is off. */
+  /** Undefined when tracing is off: then no trace context is extracted. */
   tracer: Tracer | undefined
   bodyLimit: number
   /** True once shutdown began: readiness fails and new requests get 503. */
@@ -45,8 +44,6 @@ export interface InferenceApp {
   /** Resolves when no request is in flight. */
   idle: () => Promise<void>
 }
-
-const NOOP_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT)
 
 const HEADERS_TIMEOUT = 10_000 // 10 seconds to send request headers
 const REQUEST_TIMEOUT = 120_000 // 2 minutes for a whole request, body included
@@ -66,6 +63,7 @@ export function sendJson (res: ServerResponse, status: number, value: unknown, h
 
 export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
   const log = deps.logger.child({ component: 'http' })
+  const inference = deps.inference
   let active = 0
   let idleWaiters: Array<() => void> = []
   let nextId = 1
@@ -79,80 +77,33 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
     }
   }
 
-  async function infer (req: IncomingMessage, res: ServerResponse, model: string, version: string | undefined, requestId: string): Promise<void> {
-    const started = process.hrtime.bigint()
-    // With tracing off there is no tracer: no context extraction, no span objects at all.
-    const tracer = deps.tracer
-    const parent = tracer === undefined ? ROOT_CONTEXT : extractContext(req.headers)
-    const span = tracer === undefined ? NOOP_SPAN : tracer.startSpan('inference', { kind: SpanKind.SERVER, attributes: { 'onnx_sidecar.model': model } }, parent)
-    const spanCtx = tracer === undefined ? parent : trace.setSpan(parent, span)
-    let mv: ModelVersion | undefined
-    let status = 200
-    try {
-      const body = await readBody(req, deps.bodyLimit)
-      const parsed = parseInferBody(body, req.headers['inference-header-content-length'])
-      mv = deps.manager.resolve(model, version)
-      span.setAttribute('onnx_sidecar.version', mv.version)
-      const tracing = tracer !== undefined && span.isRecording()
-      const pre = tracing ? tracer.startSpan('preprocess', {}, spanCtx) : undefined
-      let request
-      try {
-        request = decodeInferRequest(parsed.json, parsed.binary, mv)
-      } finally {
-        pre?.end()
-      }
-      const enqueuedNs = process.hrtime.bigint()
-      const result = await mv.batcher.submit({
-        rows: request.rows,
-        feeds: request.feeds,
-        fetches: mv.outputs.map(o => o.name),
-        enqueuedNs,
-        deadlineNs: request.timeoutUs > 0 ? enqueuedNs + BigInt(request.timeoutUs) * 1000n : 0n,
-        abandoned: () => res.destroyed || req.socket.destroyed
-      })
-      // Queue and compute happened on the batcher and a worker thread; record them with their real times.
-      if (tracing) {
-        const t0 = Date.now() - Number(process.hrtime.bigint() - enqueuedNs) / 1e6
-        const queueEnd = t0 + result.queueNs / 1e6
-        tracer.startSpan('queue', { startTime: t0 }, spanCtx).end(queueEnd)
-        tracer.startSpan('inference.compute', { startTime: queueEnd, attributes: { 'onnx_sidecar.batch_rows': result.batchRows } }, spanCtx).end(queueEnd + result.computeNs / 1e6)
-      }
-      const vm = versionMetrics(deps.metrics, mv.name, String(mv.version))
-      vm.queueDuration.observe(result.queueNs / 1e9)
-      vm.computeDuration.observe(result.computeNs / 1e9)
-      const post = tracing ? tracer.startSpan('postprocess', {}, spanCtx) : undefined
-      const encoded = encodeInferResponse(mv, request, result.outputs)
-      post?.end()
-      send(res, 200, encoded.body, encoded.headers)
-    } catch (err) {
-      status = reply(res, err, requestId)
-      const serverFault = status >= 500 && status !== 503
-      if (serverFault) span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message })
-      log[serverFault ? 'error' : 'info']({ reqId: requestId, model, version: mv?.version, status, code: (err as SidecarError).code, reason: (err as Error).message }, 'inference request failed')
-    } finally {
-      span.setAttribute('http.response.status_code', status)
-      span.end()
-      const vm = versionMetrics(deps.metrics, mv?.name ?? (deps.manager.has(model) ? model : '_unknown'), mv === undefined ? '' : String(mv.version))
-      vm.request(status)
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9
-      if (mv !== undefined) vm.requestDuration.observe(seconds)
-      if (status < 400) log.debug({ reqId: requestId, model, version: mv?.version, status, durationMs: seconds * 1000 }, 'inference')
-    }
+  function infer (req: IncomingMessage, res: ServerResponse, model: string, version: string | undefined, requestId: string): Promise<void> {
+    return inference.run({
+      protocol: 'rest',
+      model,
+      version,
+      requestId,
+      // With tracing off there is no context to extract.
+      parent: deps.tracer === undefined ? ROOT_CONTEXT : extractContext(req.headers),
+      read: async () => parseInferBody(await readBody(req, deps.bodyLimit), req.headers['inference-header-content-length']),
+      decode: (parsed, mv) => decodeInferRequest(parsed.json, parsed.binary, mv),
+      encode: encodeInferResponse,
+      abandoned: () => res.destroyed || req.socket.destroyed
+    }).then(encoded => send(res, 200, encoded.body, encoded.headers), err => { reply(res, err) })
   }
 
-  function reply (res: ServerResponse, err: unknown, requestId: string): number {
+  function reply (res: ServerResponse, err: unknown, requestId?: string): void {
     if (err instanceof AbandonedError) {
       res.destroy()
-      return err.statusCode
+      return
     }
     if (err instanceof SidecarError) {
       const headers = err.statusCode === 413 ? { ...err.headers, connection: 'close' } : { ...err.headers }
       sendJson(res, err.statusCode, { error: err.message }, headers)
-      return err.statusCode
+      return
     }
     log.error({ reqId: requestId, err }, 'unexpected error')
     sendJson(res, 500, { error: errors.INTERNAL().message })
-    return 500
   }
 
   function route (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> | void {

@@ -54,7 +54,7 @@ t.test('over a Unix domain socket (--socket-dir) the same client works without T
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const s = await startSidecar({ repository: EXAMPLE_REPO, models: [{ name: 'iris' }] })
   t.teardown(s.close)
-  const file = await listenOnSocket(s.sidecar, dir)
+  const file = (await listenOnSocket(s.sidecar, dir)).http
   t.equal(file, path.join(dir, 'http.sock'))
   t.equal((await stat(file)).mode & 0o777, 0o660, 'only the owner and group may connect')
 

@@ -1,31 +1,33 @@
 /**
- * Conformance: drive the running sidecar with Triton's stock Python HTTP client
- * (`tritonclient[http]` from PyPI, pinned in test/fixtures/conformance/requirements.txt).
+ * Conformance: drive the running sidecar with Triton's stock Python clients
+ * (`tritonclient[grpc,http]` from PyPI, pinned in test/fixtures/conformance/requirements.txt),
+ * over REST and over gRPC (TCP and the Unix socket), with the same checks.
  *
  * The client is installed once into a virtualenv outside the repository, cached under
  * `${XDG_CACHE_HOME:-~/.cache}/onnx-sidecar/venv-tritonclient-<hash of requirements.txt>`,
- * so a warm run only starts the sidecar and runs test/fixtures/conformance/triton_http_check.py.
+ * so a warm run only starts the sidecar and runs test/fixtures/conformance/triton_check.py.
  * The script prints `plan NAME...` and then `ok NAME` / `not ok NAME: why` per check; each
  * check becomes one assertion here.
  *
  * Python 3.11+ with the venv module is required (CI has it): without it this test fails.
  * CONFORMANCE_PYTHON overrides the interpreter used to create the virtualenv.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { EXAMPLE_REPO, ROOT, startSidecar } from '../fixtures/sidecar.js'
+import { listenOnSocket } from '../../sidecar/sidecar.js'
 
 // A cold run creates the virtualenv and downloads wheels: allow up to 10 minutes.
 t.setTimeout(600_000)
 
 const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'conformance')
 const REQUIREMENTS = path.join(FIXTURES, 'requirements.txt')
-const SCRIPT = path.join(FIXTURES, 'triton_http_check.py')
+const SCRIPT = path.join(FIXTURES, 'triton_check.py')
 const HELDOUT = path.join(ROOT, 'test', 'fixtures', 'models', 'iris-heldout.json')
 const PYTHON = process.env.CONFORMANCE_PYTHON || 'python3'
 const MARKER = '.onnx-sidecar-complete'
@@ -91,8 +93,8 @@ async function ensureVenv (): Promise<{ python: string, dir: string, created: bo
     const env = { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: '1', PIP_NO_INPUT: '1', PYTHONNOUSERSITE: '1' }
     const pip = await run(venvPythonOf(partial), ['-m', 'pip', 'install', '--no-input', '-r', REQUIREMENTS], 540_000, env)
     if (pip.code !== 0) throw new Error(describe(`pip install -r ${path.relative(ROOT, REQUIREMENTS)} into ${partial}`, pip))
-    const probe = await run(venvPythonOf(partial), ['-c', 'import tritonclient.http, geventhttpclient, numpy'], 120_000)
-    if (probe.code !== 0) throw new Error(describe('importing tritonclient.http in the new virtualenv', probe))
+    const probe = await run(venvPythonOf(partial), ['-c', 'import tritonclient.http, tritonclient.grpc, geventhttpclient, numpy'], 120_000)
+    if (probe.code !== 0) throw new Error(describe('importing tritonclient.http and .grpc in the new virtualenv', probe))
     await writeFile(path.join(partial, MARKER), `${new Date().toISOString()}\n`)
     if (existsSync(path.join(dir, MARKER))) {
       // Another run finished first; use its venv.
@@ -107,14 +109,14 @@ async function ensureVenv (): Promise<{ python: string, dir: string, created: bo
   }
   // The venv was built at `partial`; re-resolve its python at the final location.
   const python = venvPythonOf(dir)
-  const check = await run(python, ['-c', 'import tritonclient.http'], 120_000)
-  if (check.code !== 0) throw new Error(describe(`importing tritonclient.http from ${dir}`, check))
+  const check = await run(python, ['-c', 'import tritonclient.http, tritonclient.grpc'], 120_000)
+  if (check.code !== 0) throw new Error(describe(`importing tritonclient from ${dir}`, check))
   return { python, dir, created: true }
 }
 
 let venvPython: string | undefined
 
-t.test('virtualenv with tritonclient[http]', async t => {
+t.test('virtualenv with tritonclient[grpc,http]', async t => {
   try {
     const venv = await ensureVenv()
     venvPython = venv.python
@@ -124,20 +126,18 @@ t.test('virtualenv with tritonclient[http]', async t => {
   }
 })
 
-t.test("Triton's Python HTTP client against the running sidecar", async t => {
+/** Runs triton_check.py against `target`; one assertion per planned check. */
+async function tritonCheck (t: Test, protocol: 'http' | 'grpc', target: string): Promise<void> {
   if (venvPython == null) {
     t.fail('no virtualenv with tritonclient (see the failure above)')
     return
   }
-  const sidecar = await startSidecar({ repository: EXAMPLE_REPO })
-  t.teardown(sidecar.close)
-
   const env = { ...process.env, PYTHONNOUSERSITE: '1', PYTHONDONTWRITEBYTECODE: '1' }
-  const r = await run(venvPython, [SCRIPT, sidecar.url, HELDOUT], 120_000, env)
+  const r = await run(venvPython, [SCRIPT, protocol, target, HELDOUT], 120_000, env)
   const lines = r.stdout.split('\n').map(l => l.trimEnd()).filter(l => l !== '')
   const planLine = lines.find(l => l.startsWith('plan '))
   if (planLine == null) {
-    t.fail(describe('triton_http_check.py printed no plan', r))
+    t.fail(describe(`triton_check.py ${protocol} printed no plan`, r))
     return
   }
   const plan = planLine.slice('plan '.length).split(' ').filter(Boolean)
@@ -149,6 +149,18 @@ t.test("Triton's Python HTTP client against the running sidecar", async t => {
     else if (notOk != null) t.fail(`${name}: ${notOk.slice(`not ok ${name}`.length).replace(/^:\s*/, '')}`, { stderr: tail(r.stderr, 40) })
     else t.fail(`${name}: no result line (script ended early)`, { stderr: tail(r.stderr, 40) })
   }
-  if (r.code === 0) t.pass('triton_http_check.py exits 0')
-  else t.fail(describe('triton_http_check.py', r))
+  if (r.code === 0) t.pass(`triton_check.py ${protocol} exits 0`)
+  else t.fail(describe(`triton_check.py ${protocol}`, r))
+}
+
+t.test("Triton's Python clients against the running sidecar", async t => {
+  const sidecar = await startSidecar({ repository: EXAMPLE_REPO, grpc: true })
+  t.teardown(sidecar.close)
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'onnx-sidecar-conformance-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const sockets = await listenOnSocket(sidecar.sidecar, dir, { grpc: true })
+
+  await t.test('tritonclient.http over REST', t => tritonCheck(t, 'http', sidecar.url))
+  await t.test('tritonclient.grpc over gRPC', t => tritonCheck(t, 'grpc', sidecar.grpcAddress))
+  await t.test('tritonclient.grpc over the Unix socket', t => tritonCheck(t, 'grpc', `unix:${sockets.grpc}`))
 })

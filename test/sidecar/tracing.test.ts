@@ -3,10 +3,13 @@ import { tracing } from '@opentelemetry/sdk-node'
 import { startTracing } from '../../sidecar/tracing.js'
 import { startSidecar, EXAMPLE_REPO } from '../fixtures/sidecar.js'
 
+// One SDK for the file: OpenTelemetry's global provider can be registered only once per process.
+const exporter = new tracing.InMemorySpanExporter()
+const otel = startTracing({ enabled: true, serviceName: 'onnx-sidecar-test', spanProcessors: [new tracing.SimpleSpanProcessor(exporter)] })
+t.teardown(otel.shutdown)
+t.beforeEach(() => exporter.reset())
+
 t.test('an incoming traceparent is continued by the inference spans', async t => {
-  const exporter = new tracing.InMemorySpanExporter()
-  const otel = startTracing({ enabled: true, serviceName: 'onnx-sidecar-test', spanProcessors: [new tracing.SimpleSpanProcessor(exporter)] })
-  t.teardown(otel.shutdown)
   const s = await startSidecar({ repository: EXAMPLE_REPO, models: [{ name: 'iris' }], tracer: otel.tracer })
   t.teardown(s.close)
 
@@ -31,4 +34,23 @@ t.test('an incoming traceparent is continued by the inference spans', async t =>
   const fresh = exporter.getFinishedSpans().find(sp => sp.name === 'inference') as tracing.ReadableSpan
   t.not(fresh.spanContext().traceId, traceId, 'without traceparent a new trace starts')
   t.equal(fresh.parentSpanContext, undefined)
+})
+
+t.test('over gRPC, a traceparent in the call metadata is continued too', async t => {
+  const { grpcClient, f32 } = await import('../fixtures/grpc-client.js')
+  const s = await startSidecar({ repository: EXAMPLE_REPO, models: [{ name: 'iris' }], tracer: otel.tracer, grpc: true })
+  t.teardown(s.close)
+  const c = grpcClient(s.grpcAddress)
+  t.teardown(() => c.close())
+
+  const traceId = '0af7651916cd43dd8448eb211c80319c'
+  const parentSpanId = 'b7ad6b7169203331'
+  await c.ModelInfer({ model_name: 'iris', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [f32([5.1, 3.5, 1.4, 0.2])] }, { metadata: { traceparent: `00-${traceId}-${parentSpanId}-01` } })
+  const spans = exporter.getFinishedSpans()
+  t.same(spans.map(sp => sp.name).sort(), ['inference', 'inference.compute', 'postprocess', 'preprocess', 'queue'])
+  for (const sp of spans) t.equal(sp.spanContext().traceId, traceId, `${sp.name} belongs to the caller's trace`)
+  const root = spans.find(sp => sp.name === 'inference') as tracing.ReadableSpan
+  t.equal(root.parentSpanContext?.spanId, parentSpanId)
+  t.equal(root.attributes['rpc.system'], 'grpc')
+  t.equal(root.attributes['rpc.grpc.status_code'], 0)
 })

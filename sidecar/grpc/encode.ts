@@ -1,0 +1,32 @@
+/**
+ * Encodes inference results as a gRPC `ModelInferResponse`: every output as raw
+ * little-endian bytes in `raw_output_contents` (BYTES with a 4-byte length before each
+ * element), as Triton's gRPC server answers. Classification outputs become BYTES
+ * tensors of "score:index[:label]" strings, exactly as over REST. Pure.
+ */
+import { toBytes } from '../datatypes.js'
+import type { InferRequest } from '../infer-request.js'
+import { outputTensor } from '../infer-response.js'
+import type { ModelVersion } from '../model-version.js'
+import type { WireTensor } from '../runtime/protocol.js'
+
+export interface GrpcInferResponse {
+  model_name: string
+  model_version: string
+  id: string
+  outputs: Array<{ name: string, datatype: string, shape: number[] }>
+  raw_output_contents: Uint8Array[]
+}
+
+export function encodeGrpcResponse (mv: ModelVersion, req: InferRequest, outputs: Record<string, WireTensor>): GrpcInferResponse {
+  const tensors: GrpcInferResponse['outputs'] = []
+  const raw: Uint8Array[] = []
+  for (const want of req.outputs) {
+    const t = outputs[want.name]
+    if (t === undefined) continue
+    const { datatype, dims, data } = outputTensor(mv, want, t)
+    tensors.push({ name: want.name, datatype, shape: dims })
+    raw.push(toBytes(data))
+  }
+  return { model_name: mv.name, model_version: String(mv.version), id: req.id ?? '', outputs: tensors, raw_output_contents: raw }
+}

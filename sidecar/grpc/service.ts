@@ -1,0 +1,131 @@
+/**
+ * The handlers of `inference.GRPCInferenceService` (the Open Inference Protocol over
+ * gRPC). Inference goes through the same `Inference` runner as REST: same batching,
+ * metrics, spans and logs. Errors carry the gRPC status of their HTTP-equivalent
+ * (400 → INVALID_ARGUMENT, 404 → NOT_FOUND, 503 → UNAVAILABLE, 504 → DEADLINE_EXCEEDED,
+ * 499 → CANCELLED, 500 → INTERNAL) and the same message REST would send.
+ *
+ * Kept free of the server plumbing (`server.ts`): handlers take plain objects, so the
+ * mapping is readable on its own.
+ */
+import { ROOT_CONTEXT, type Tracer } from '@opentelemetry/api'
+import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js'
+import { Metadata } from '@grpc/grpc-js'
+import { errors, SidecarError } from '../errors.js'
+import { grpcCodeOfStatus, statusOf, type Inference } from '../inference.js'
+import type { ModelManager } from '../model-manager.js'
+import { extractContext } from '../tracing.js'
+import { modelMetadata, serverMetadata } from '../http/metadata.js'
+import { decodeGrpcInferRequest, restShaped, type GrpcInferRequest } from './decode.js'
+import { encodeGrpcResponse } from './encode.js'
+
+export interface GrpcServiceDeps {
+  manager: ModelManager
+  inference: Inference
+  /** Undefined when tracing is off: then no trace context is read from the metadata. */
+  tracer: Tracer | undefined
+  isShuttingDown: () => boolean
+  version: string
+}
+
+export interface GrpcError extends Error {
+  code: number
+  details: string
+  metadata?: Metadata
+}
+
+/** A gRPC error for any failure: its status from the HTTP-equivalent, its message as REST would say it. */
+export function toGrpcError (err: unknown): GrpcError {
+  const status = statusOf(err)
+  const message = err instanceof SidecarError ? err.message : status === 499 ? 'the call was cancelled' : errors.INTERNAL().message
+  const out = Object.assign(new Error(message), { code: grpcCodeOfStatus(status), details: message }) as GrpcError
+  if (err instanceof SidecarError && err.headers['retry-after'] !== undefined) {
+    const md = new Metadata()
+    md.set('retry-after', err.headers['retry-after'])
+    out.metadata = md
+  }
+  return out
+}
+
+type Handler<Req, Res> = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void
+
+/** A handler from a plain function of the request; a thrown error becomes the call's status. */
+function unary<Req, Res> (fn: (req: Req) => Res): Handler<Req, Res> {
+  return (call, callback) => {
+    let res: Res
+    try {
+      res = fn(call.request)
+    } catch (err) {
+      callback(toGrpcError(err))
+      return
+    }
+    callback(null, res)
+  }
+}
+
+/** `deadline` as grpc-js reports it (a Date, ms since the epoch, or Infinity) in hrtime ns; 0n for none. */
+function deadlineNs (deadline: Date | number): bigint {
+  const ms = deadline instanceof Date ? deadline.getTime() : deadline
+  if (!Number.isFinite(ms)) return 0n
+  return process.hrtime.bigint() + BigInt(Math.max(0, Math.round((ms - Date.now()) * 1e6)))
+}
+
+export function grpcService (deps: GrpcServiceDeps): UntypedServiceImplementation {
+  const { manager } = deps
+  const ready = (): boolean => !deps.isShuttingDown() && manager.ready()
+  let nextId = 1
+
+  const modelInfer: Handler<GrpcInferRequest, unknown> = (call, callback) => {
+    if (deps.isShuttingDown()) {
+      callback(toGrpcError(errors.SHUTTING_DOWN()))
+      return
+    }
+    const md = call.metadata
+    const given = md.get('x-request-id')[0]
+    const requestId = typeof given === 'string' && given.length <= 128 ? given : `grpc-${nextId++}`
+    const msg = call.request
+    deps.inference.run({
+      protocol: 'grpc',
+      model: msg.model_name,
+      version: msg.model_version,
+      requestId,
+      parent: deps.tracer === undefined ? ROOT_CONTEXT : extractContext(md.getMap() as Record<string, string>),
+      read: () => {
+        if (msg.model_name === '') throw errors.BAD_REQUEST('model_name must be a non-empty string')
+        return msg
+      },
+      decode: (m, mv) => decodeGrpcInferRequest(restShaped(m), mv),
+      encode: encodeGrpcResponse,
+      abandoned: () => call.cancelled,
+      deadlineNs: deadlineNs(call.getDeadline())
+    }).then(res => callback(null, res), err => callback(toGrpcError(err)))
+  }
+
+  return {
+    ServerLive: unary(() => ({ live: true })),
+    ServerReady: unary(() => ({ ready: ready() })),
+    ServerMetadata: unary(() => serverMetadata(deps.version)),
+    // An unknown model or version is "not ready" rather than an error, so Triton's
+    // client returns False from is_model_ready() as it does over REST (where it is a 404).
+    ModelReady: unary((req: { name: string, version: string }) => {
+      if (!manager.has(req.name)) return { ready: false }
+      try {
+        manager.resolve(req.name, req.version === '' ? undefined : req.version)
+        return { ready: true }
+      } catch (err) {
+        if ((err as SidecarError).statusCode === 400) throw err
+        return { ready: false }
+      }
+    }),
+    ModelMetadata: unary((req: { name: string, version: string }) => {
+      const md = modelMetadata(manager, req.name, req.version === '' ? undefined : req.version) as { versions: unknown[] }
+      return { ...md, versions: md.versions.map(String) }
+    }),
+    ModelInfer: modelInfer,
+    RepositoryIndex: unary((req: { ready: boolean }) => ({
+      models: manager.index()
+        .filter(e => !req.ready || e.state === 'READY')
+        .map(e => ({ name: e.name, version: e.version === undefined ? '' : String(e.version), state: e.state, reason: e.reason ?? '' }))
+    }))
+  }
+}
