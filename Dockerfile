@@ -65,7 +65,7 @@ COPY --from=build /src/dist ./dist
 COPY models /models
 USER 65532:65532
 # 8500 inference (loopback only by default), 9464 metrics and health, 8443 webhook (HTTPS).
-EXPOSE 8500 9464 8443
+EXPOSE 8500 8501 9464 8443
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["node", "/app/dist/cli/main.js"]
 CMD ["serve"]
