@@ -15,6 +15,7 @@
  * `{ op: 'exit' }` ends the process.
  */
 import { readFileSync } from 'node:fs'
+import * as grpc from '@grpc/grpc-js'
 import { Pool } from 'undici'
 import { stats, type LatencyStats } from './stats.js'
 
@@ -24,6 +25,15 @@ export interface Target {
   method: 'GET' | 'POST'
   headers?: Record<string, string>
   body?: Uint8Array
+  /** Connect to this Unix domain socket instead of the origin's host and port. */
+  socketPath?: string
+  /**
+   * Send gRPC unary calls instead of HTTP requests: `body` is the serialized request
+   * message, `path` the method (`/inference.GRPCInferenceService/ModelInfer`), `address`
+   * what grpc-js dials (`127.0.0.1:8501` or `unix:/path`). One channel (one HTTP/2
+   * connection) carries every virtual user's calls, as gRPC clients usually do.
+   */
+  grpc?: { address: string }
 }
 
 export interface CellSpec {
@@ -87,9 +97,34 @@ function sampleCpu (pid: number | undefined): { proc: number, main: number } | u
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 const VERSION_RE = /"model_version":"(\d+)"/
 
+interface Reply { status: string, body: string | ArrayBuffer }
+
+/** One way to send the target's request: undici over TCP or a Unix socket, or grpc-js. */
+function sender (target: Target, connections: number, asText: boolean): { send: () => Promise<Reply>, close: () => Promise<void> } {
+  if (target.grpc !== undefined) {
+    const client = new grpc.Client(target.grpc.address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 })
+    const message = Buffer.from(target.body ?? new Uint8Array(0))
+    const identity = (b: Buffer): Buffer => b
+    const send = (): Promise<Reply> => new Promise(resolve => {
+      client.makeUnaryRequest(target.path, identity, identity, message, (err, res) => {
+        if (err === null) resolve({ status: '200', body: (res as Buffer).buffer as ArrayBuffer })
+        else resolve({ status: grpc.status[err.code] ?? String(err.code), body: err.details })
+      })
+    })
+    return { send, close: async () => { client.close() } }
+  }
+  const pool = new Pool(target.origin, { connections, pipelining: 1, keepAliveTimeout: 60_000, ...(target.socketPath !== undefined ? { socketPath: target.socketPath } : {}) })
+  const send = async (): Promise<Reply> => {
+    const res = await pool.request({ path: target.path, method: target.method, headers: target.headers, body: target.body })
+    const body = asText ? await res.body.text() : await res.body.arrayBuffer()
+    return { status: String(res.statusCode), body }
+  }
+  return { send, close: async () => { await pool.close() } }
+}
+
 async function runCell (spec: CellSpec): Promise<CellResult> {
   const { target } = spec
-  const pool = new Pool(target.origin, { connections: spec.connections, pipelining: 1, keepAliveTimeout: 60_000 })
+  const pool = sender(target, spec.connections, spec.trackVersions === true)
   const latencies: number[] = []
   const statuses: Record<string, number> = {}
   const errorSamples: string[] = []
@@ -109,11 +144,11 @@ async function runCell (spec: CellSpec): Promise<CellResult> {
     while (!stop) {
       const t0 = process.hrtime.bigint()
       try {
-        const res = await pool.request({ path: target.path, method: target.method, headers: target.headers, body: target.body })
-        const body = spec.trackVersions === true ? await res.body.text() : await res.body.arrayBuffer()
+        const res = await pool.send()
+        const body = res.body
         const us = Number(process.hrtime.bigint() - t0) / 1000
         if (!recording) continue
-        if (res.statusCode === 200) {
+        if (res.status === '200') {
           ok++
           latencies.push(us)
           statuses['200'] = (statuses['200'] ?? 0) + 1
@@ -122,8 +157,8 @@ async function runCell (spec: CellSpec): Promise<CellResult> {
             versions[v] = (versions[v] ?? 0) + 1
           }
         } else {
-          fail(String(res.statusCode))
-          if (errorSamples.length < 5) errorSamples.push(`${res.statusCode} ${typeof body === 'string' ? body : Buffer.from(body).toString('utf8')}`.slice(0, 300))
+          fail(res.status)
+          if (errorSamples.length < 5) errorSamples.push(`${res.status} ${typeof body === 'string' ? body : Buffer.from(body).toString('utf8')}`.slice(0, 300))
         }
       } catch (err) {
         fail((err as NodeJS.ErrnoException).code ?? (err as Error).name)

@@ -11,6 +11,9 @@
  *  4. The sidecar (`node dist/cli/main.js serve`, compiled; `npm run bench` builds first).
  *  5. Idle RSS with the example iris model and 1, 2, 3 workers.
  *  6. 10 version swaps during 30 s of load at 32 connections.
+ *  7. Transports (issue 6): the small MLP over REST (JSON and binary tensors) and gRPC, each
+ *     over TCP and over the Unix sockets of `--socket-dir`, at 1 and 16 connections,
+ *     back to back on one sidecar; ratios against REST over TCP with the same encoding.
  *
  * Load always comes from a separate process (bench/load-generator.ts).
  * Prints a table and the targets, writes bench/results/latest.json and latest.md.
@@ -20,7 +23,7 @@
  * BENCH_WORKERS / BENCH_THREADS (sidecar --workers / --threads, default 1 / 1),
  * BENCH_PROFILE=1 (CPU-profile the sidecar into bench/results/profiles/<cell>/),
  * BENCH_SIDECAR_CLI (another build's dist/cli/main.js, to A/B a change),
- * BENCH_ONLY=ort,baselines,sidecar,rss,swap (run a subset while iterating).
+ * BENCH_ONLY=ort,baselines,sidecar,rss,swap,transport (run a subset while iterating).
  */
 import { fork, spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { mkdtemp, mkdir, rename, rm, writeFile, readFile } from 'node:fs/promises'
@@ -29,6 +32,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import * as protoLoader from '@grpc/proto-loader'
 import ort from 'onnxruntime-node'
 import { request } from 'undici'
 import { benchModels, mlp, type SyntheticModel } from './onnx-builder.js'
@@ -55,7 +59,7 @@ const THREADS = num('BENCH_THREADS', 1)
 const PROFILE = env.BENCH_PROFILE === '1'
 /** The sidecar CLI to run; point it at another build to A/B a change. */
 const SIDECAR_CLI = path.resolve(env.BENCH_SIDECAR_CLI ?? path.join(ROOT, 'dist', 'cli', 'main.js'))
-const ONLY = new Set((env.BENCH_ONLY ?? 'ort,baselines,sidecar,rss,swap').split(',').map(s => s.trim()))
+const ONLY = new Set((env.BENCH_ONLY ?? 'ort,baselines,sidecar,rss,swap,transport').split(',').map(s => s.trim()))
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 const log = (msg: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`) }
@@ -85,6 +89,17 @@ function binaryBody (m: SyntheticModel, data: Float32Array): { body: Uint8Array,
     outputs: [{ name: m.output.name, parameters: { binary_data: true } }]
   }))
   return { body: Buffer.concat([header, Buffer.from(data.buffer, data.byteOffset, data.byteLength)]), headerLength: header.byteLength }
+}
+
+/** A serialized gRPC ModelInferRequest with raw contents (what tritonclient.grpc sends). */
+function grpcInferMessage (m: SyntheticModel, data: Float32Array): Uint8Array {
+  const def = protoLoader.loadSync(path.join(ROOT, 'sidecar', 'grpc', 'oip.proto'), { keepCase: true, longs: String, defaults: true, oneofs: true })
+  const method = (def['inference.GRPCInferenceService'] as unknown as Record<string, { requestSerialize: (v: object) => Buffer }>).ModelInfer as { requestSerialize: (v: object) => Buffer }
+  return method.requestSerialize({
+    model_name: m.name,
+    inputs: [{ name: m.input.name, datatype: 'FP32', shape: [1, ...m.input.shape] }],
+    raw_input_contents: [Buffer.from(data.buffer, data.byteOffset, data.byteLength)]
+  })
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json' }
@@ -164,7 +179,15 @@ async function startBaseline (kind: 'naive' | 'noinfer', modelFile: string): Pro
   return { child, origin, metricsOrigin: origin, stop: async () => { lines.close(); await stopChild(child) } }
 }
 
-async function startSidecar (repo: string, args: string[] = [], opts: { profileDir?: string } = {}): Promise<Server & { logs: string[] }> {
+interface SidecarServer extends Server {
+  logs: string[]
+  /** host:port of the gRPC listener; undefined with --grpc-port off. */
+  grpc?: string
+  /** With --socket-dir: the REST and gRPC socket files. */
+  sockets?: { http: string, grpc?: string }
+}
+
+async function startSidecar (repo: string, args: string[] = [], opts: { profileDir?: string } = {}): Promise<SidecarServer> {
   const profileArgs = opts.profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : []
   const child = spawn(process.execPath, [
     ...profileArgs,
@@ -172,19 +195,21 @@ async function startSidecar (repo: string, args: string[] = [], opts: { profileD
     '--model-repository', repo,
     '--port', '0', '--metrics-port', '0', '--metrics-host', '127.0.0.1',
     '--workers', String(WORKERS), '--threads', String(THREADS),
+    ...(args.includes('--grpc-port') ? [] : ['--grpc-port', '0']), // gRPC on, as by default, on a free port
     ...args
   ], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...env, OTEL_TRACES_EXPORTER: 'none', OTEL_SDK_DISABLED: 'true' } })
   const logs: string[] = []
   const keep = (line: string): void => { logs.push(line); if (logs.length > 200) logs.shift() }
   createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', keep)
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
-  const urls = await new Promise<{ inference: string, metrics: string }>((resolve, reject) => {
+  interface Serving { inference: string, metrics: string, grpc?: string, sockets?: { http: string, grpc?: string } }
+  const urls = await new Promise<Serving>((resolve, reject) => {
     lines.on('line', line => {
       keep(line)
       try {
-        const rec = JSON.parse(line) as { msg?: string, inference?: string, metrics?: string }
+        const rec = JSON.parse(line) as Partial<Serving> & { msg?: string }
         if (rec.msg === 'onnx-sidecar serving' && rec.inference !== undefined && rec.metrics !== undefined) {
-          resolve({ inference: rec.inference, metrics: rec.metrics })
+          resolve(rec as Serving)
         }
       } catch {}
     })
@@ -200,7 +225,15 @@ async function startSidecar (repo: string, args: string[] = [], opts: { profileD
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`sidecar not ready:\n${logs.join('\n')}`)
     await sleep(50)
   }
-  return { child, origin: new URL(urls.inference).origin, metricsOrigin, logs, stop: async () => { await stopChild(child) } }
+  return {
+    child,
+    origin: new URL(urls.inference).origin,
+    metricsOrigin,
+    logs,
+    ...(urls.grpc !== undefined && urls.grpc !== 'off' ? { grpc: urls.grpc } : {}),
+    ...(urls.sockets !== undefined ? { sockets: urls.sockets } : {}),
+    stop: async () => { await stopChild(child) }
+  }
 }
 
 /** Sum and count of the batch-size histogram per model, from /metrics. */
@@ -347,6 +380,9 @@ async function main (): Promise<void> {
     cnnJson: jsonBody(models.cnn, randomInput(784, 3)),
     cnnBin: binaryBody(models.cnn, randomInput(784, 3))
   }
+  const smallBin = binaryBody(small, randomInput(32, 1))
+  const smallBinHeaders = { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(smallBin.headerLength) }
+  const smallGrpc = grpcInferMessage(small, randomInput(32, 1))
   const cnnBinHeaders = { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(bodies.cnnBin.headerLength) }
   const health = (origin: string): Target & { intervalMs: number } => ({ origin, path: '/v2/health/ready', method: 'GET', intervalMs: 5 })
 
@@ -411,6 +447,28 @@ async function main (): Promise<void> {
         log(`sidecar, ${models.cnn.name}, binary tensors, 64 connections`)
         await withSidecar('sidecar_cnn_bin_c64', async sc => await meanBatch(sc.metricsOrigin, models.cnn.name, () => gen.run({ serverPid: sc.child.pid, target: inferTarget(sc.origin, models.cnn.name, bodies.cnnBin.body, cnnBinHeaders), connections: 64 })))
       } finally { await shared?.stop() }
+    }
+
+    if (ONLY.has('transport')) {
+      const sockDir = path.join(tmp, 'sock')
+      const sc = await startSidecar(repo, ['--poll-interval', '0', '--socket-dir', sockDir])
+      try {
+        const rest = (body: Uint8Array, headers: Record<string, string>, socketPath?: string): Target => ({ ...inferTarget(sc.origin, small.name, body, headers), ...(socketPath !== undefined ? { socketPath } : {}) })
+        const grpcTarget = (address: string): Target => ({ origin: sc.origin, path: '/inference.GRPCInferenceService/ModelInfer', method: 'POST', body: smallGrpc, grpc: { address } })
+        const transports: Array<[string, Target]> = [
+          ['rest_tcp_json', rest(bodies.small, JSON_HEADERS)],
+          ['rest_uds_json', rest(bodies.small, JSON_HEADERS, sc.sockets?.http)],
+          ['rest_tcp_bin', rest(smallBin.body, smallBinHeaders)],
+          ['grpc_tcp', grpcTarget(sc.grpc as string)],
+          ['grpc_uds', grpcTarget(`unix:${sc.sockets?.grpc as string}`)]
+        ]
+        for (const conn of [1, 16]) {
+          for (const [name, target] of transports) {
+            log(`transport ${name}, ${small.name}, ${conn} connection(s)`)
+            cells[`${name}_c${conn}`] = await gen.run({ serverPid: sc.child.pid, target, connections: conn })
+          }
+        }
+      } finally { await sc.stop() }
     }
 
     if (ONLY.has('rss')) {
@@ -534,6 +592,35 @@ async function main (): Promise<void> {
   cpuRow('sidecar_big_c64', 'sidecar, 5M MLP, 64 conn', c.sidecar_big_c64, { label: 'naive server', cell: c.naive_big_c64 })
   cpuRow('sidecar_cnn_json_c64', 'sidecar, CNN JSON, 64 conn', c.sidecar_cnn_json_c64)
   cpuRow('sidecar_cnn_bin_c64', 'sidecar, CNN binary, 64 conn', c.sidecar_cnn_bin_c64, { label: 'CNN JSON', cell: c.sidecar_cnn_json_c64 })
+  // Transports (issue 6): each against REST over TCP with the same tensor encoding.
+  const transportBase: Record<string, [string, string]> = {
+    rest_uds_json: ['REST JSON, TCP', 'rest_tcp_json'],
+    rest_tcp_bin: ['REST JSON, TCP', 'rest_tcp_json'],
+    grpc_tcp: ['REST binary, TCP', 'rest_tcp_bin'],
+    grpc_uds: ['REST binary, TCP', 'rest_tcp_bin']
+  }
+  const transportLabel: Record<string, string> = {
+    rest_tcp_json: 'REST JSON over TCP',
+    rest_uds_json: 'REST JSON over the Unix socket',
+    rest_tcp_bin: 'REST binary tensors over TCP',
+    grpc_tcp: 'gRPC raw contents over TCP',
+    grpc_uds: 'gRPC raw contents over the Unix socket'
+  }
+  for (const conn of [1, 16]) {
+    for (const name of Object.keys(transportLabel)) {
+      const cell = c[`${name}_c${conn}`]
+      if (cell === undefined) continue
+      const [baseLabel, baseName] = transportBase[name] ?? ['', '']
+      const base = c[`${baseName}_c${conn}`]
+      const label = `${transportLabel[name] as string}, small MLP, ${conn} conn`
+      if (conn === 1) {
+        add({ id: `${name}_c1_p50`, label: `p50: ${label}`, value: cell.latency.p50, unit: 'µs', ...(base !== undefined ? { baseline: baseLabel, ratio: ratio(cell.latency.p50, base.latency.p50) } : {}), note: `p99 ${fmt(cell.latency.p99)} µs; ${fmt(cell.rps)} req/s; errors ${cell.errors}` })
+      } else {
+        add({ id: `${name}_c${conn}`, label, value: cell.rps, unit: 'req/s', ...(base !== undefined ? { baseline: baseLabel, ratio: ratio(cell.rps, base.rps) } : {}), note: `p50 ${fmt(cell.latency.p50)} µs, p99 ${fmt(cell.latency.p99)} µs; errors ${cell.errors}` })
+      }
+      cpuRow(`${name}_c${conn}`, label, cell, base !== undefined && base !== cell ? { label: baseLabel, cell: base } : undefined)
+    }
+  }
   if (swap !== undefined) {
     add({ id: 'swap_failed', label: `failed requests, ${swap.swaps} version swaps in ${SWAP_S} s at 32 conn`, value: swap.result.errors, unit: '', note: `${swap.result.ok.toLocaleString('en-US')} ok (${fmt(swap.result.rps)} req/s), p99 ${fmt(swap.result.latency.p99)} µs; versions answered ${Object.keys(swap.result.versions ?? {}).length}; serving v${swap.loaded} at the end` })
   }

@@ -38,6 +38,8 @@ export class GrpcServer {
     const server = new grpc.Server({
       'grpc.max_receive_message_length': this.#opts.maxMessageBytes,
       'grpc.max_send_message_length': -1,
+      // Channelz (grpc's introspection service, which this server does not expose) costs ~60 µs of bookkeeping per call.
+      'grpc.enable_channelz': 0,
       // Same idea as REST's keep-alive timeout: let idle connections live longer than client pools expect.
       'grpc.max_connection_idle_ms': 5 * 60_000
     })
