@@ -15,6 +15,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { tmpdir } from 'node:os'
 import { Agent, request } from 'undici'
+import { f32, grpcClient } from '../fixtures/grpc-client.js'
 import { parseAllDocuments } from 'yaml'
 import { NAMESPACE, render } from '../fixtures/helm/helm.js'
 import { ROOT, RUN_FLAGS, baseImageOf, freePort, havePodman, imageSize, podman } from '../fixtures/image/podman.js'
@@ -68,11 +69,11 @@ if (!ENABLED) {
   })
 
   t.test('runs as the sidecar: read-only, non-root, models read-only, answers an inference', async t => {
-    const [port, metricsPort] = [await freePort(), await freePort()]
+    const [port, grpcPort, metricsPort] = [await freePort(), await freePort(), await freePort()]
     await podman(['run', '-d', '--name', container, ...RUN_FLAGS,
       '--read-only', '--user', '65532:65532', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
       '--network', 'host', '-v', `${path.join(ROOT, 'models')}:/models:ro`,
-      IMAGE, 'serve', '--port', String(port), '--metrics-port', String(metricsPort), '--metrics-host', '127.0.0.1'])
+      IMAGE, 'serve', '--port', String(port), '--grpc-port', String(grpcPort), '--metrics-port', String(metricsPort), '--metrics-host', '127.0.0.1'])
 
     const deadline = Date.now() + 60_000
     let ready = false
@@ -110,9 +111,16 @@ if (!ENABLED) {
     const classes = outputs.find(o => o.name === 'probabilities')?.data.map(s => String(s).split(':')[2])
     t.same(classes, expected.map(i => set.labels[i]), 'classification names the classes from labels.txt')
 
+    // gRPC from the image too (its oip.proto must have been packaged under dist/).
+    const grpc = grpcClient(`127.0.0.1:${grpcPort}`)
+    try {
+      const reply = await grpc.ModelInfer({ model_name: 'iris', inputs: [{ name: 'input', datatype: 'FP32', shape: [rows.length, 4] }], raw_input_contents: [f32(rows.flat())], outputs: [{ name: 'label' }] })
+      t.same(Array.from(new BigInt64Array(new Uint8Array(reply.raw_output_contents[0]).buffer), Number), expected, 'the same rows over gRPC get the same classes')
+    } finally { grpc.close() }
+
     const metrics = await request(`http://127.0.0.1:${metricsPort}/metrics`)
     const text = await metrics.body.text()
-    t.match(text, /onnx_sidecar_inference_requests_total\{[^}]*model="iris"[^}]*\} 1/, 'the request is counted')
+    t.match(text, /onnx_sidecar_inference_requests_total\{[^}]*model="iris"[^}]*\} 2/, 'both requests are counted')
 
     const logs = await podman(['logs', container])
     t.notMatch(logs, /EROFS|read-only file system|EACCES/i, 'nothing tried to write outside /tmp')
@@ -131,7 +139,7 @@ if (!ENABLED) {
   })
 
   t.test('runs as the injector with the chart\'s Deployment args, Secret and ConfigMap', async t => {
-    const [port, metricsPort] = [await freePort(), await freePort()]
+    const [port, grpcPort, metricsPort] = [await freePort(), await freePort(), await freePort()]
     const r = render(['defaults.yaml'], [`injector.port=${port}`, `injector.metricsPort=${metricsPort}`])
     const spec = r.one('Deployment').spec.template.spec
     const c = spec.containers[0]

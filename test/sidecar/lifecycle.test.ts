@@ -9,7 +9,7 @@ import { ROOT, EXAMPLE_REPO, FIXTURE_REPO, startSidecar, untilMetrics } from '..
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js')
 
 t.test('serve: SIGTERM lets in-flight requests finish, then exits 0', async t => {
-  const child = spawn(process.execPath, [CLI, 'serve', '--model-repository', FIXTURE_REPO, '--model', 'slow,add', '--port', '0', '--metrics-port', '0', '--metrics-host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [CLI, 'serve', '--model-repository', FIXTURE_REPO, '--model', 'slow,add', '--port', '0', '--grpc-port', '0', '--metrics-port', '0', '--metrics-host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => { child.kill('SIGKILL') })
   const lines: Array<Record<string, any>> = []
   const rl = createInterface({ input: child.stdout })
@@ -92,10 +92,26 @@ t.test('serve exits 1 when its port is taken instead of running deaf', async t =
   await new Promise<void>(resolve => blocker.listen(0, '127.0.0.1', resolve))
   t.teardown(() => blocker.close())
   const port = (blocker.address() as import('node:net').AddressInfo).port
-  const child = spawn(process.execPath, [CLI, 'serve', '--model-repository', EXAMPLE_REPO, '--port', String(port), '--metrics-port', '0', '--metrics-host', '127.0.0.1'])
-  let out = ''
-  child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+  for (const flags of [['--port', String(port), '--grpc-port', '0'], ['--port', '0', '--grpc-port', String(port)]]) {
+    const child = spawn(process.execPath, [CLI, 'serve', '--model-repository', EXAMPLE_REPO, ...flags, '--metrics-port', '0', '--metrics-host', '127.0.0.1'])
+    let out = ''
+    child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+    const [code] = await once(child, 'exit')
+    t.equal(code, 1, `${flags.join(' ')}: exit code 1`)
+    t.match(out, /"level":"fatal".*(EADDRINUSE|No address added out of total 1 resolved).*"msg":"cannot listen; exiting"/, `${flags.join(' ')}: says why`)
+  }
+})
+
+t.test('serve --grpc-port off serves REST only', async t => {
+  const child = spawn(process.execPath, [CLI, 'serve', '--model-repository', EXAMPLE_REPO, '--model', 'iris', '--port', '0', '--grpc-port', 'off', '--metrics-port', '0', '--metrics-host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const rl = createInterface({ input: child.stdout })
+  const serving = await new Promise<Record<string, unknown>>(resolve => rl.on('line', line => {
+    const rec = JSON.parse(line)
+    if (rec.msg === 'onnx-sidecar serving') resolve(rec)
+  }))
+  t.equal(serving.grpc, 'off')
+  child.kill('SIGTERM')
   const [code] = await once(child, 'exit')
-  t.equal(code, 1)
-  t.match(out, /"level":"fatal".*EADDRINUSE.*"msg":"cannot listen; exiting"/)
+  t.equal(code, 0)
 })
