@@ -5,7 +5,7 @@
  * non-zero when any failed.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { openSync, closeSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
+import { openSync, closeSync, readFileSync, writeFileSync, existsSync, readdirSync, readlinkSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -176,6 +176,59 @@ function canBind (port: number, host: string): Promise<boolean> {
     s.once('error', () => { resolve(false) })
     s.listen(port, host, () => { s.close(() => { resolve(true) }) })
   })
+}
+
+// ---------------------------------------------------------------- sockets of a process
+
+export interface ProcessSockets {
+  /** TCP sockets: addresses as `a.b.c.d` (IPv4) or 8 hex groups (IPv6); state `01` = established, `0A` = listening. */
+  tcp: Array<{ local: string, localPort: number, remote: string, remotePort: number, state: string }>
+  /** Unix stream sockets: `path` is the bound path (a listener, or a connection it accepted),
+   * '' for a client's end; `connected` is state 03 (SS_CONNECTED). */
+  unix: Array<{ path: string, connected: boolean, listening: boolean }>
+}
+
+/**
+ * The TCP and Unix stream sockets a process holds open, read from Linux's /proc: its
+ * `fd/*` links name socket inodes, which `net/tcp`, `net/tcp6` and `net/unix` describe.
+ * Needs the same user (or root). Shows which transport a process really talks over.
+ */
+export function processSockets (pid: number): ProcessSockets {
+  const inodes = new Set<string>()
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let link = ''
+    try { link = readlinkSync(`/proc/${pid}/fd/${fd}`) } catch { continue } // closed meanwhile
+    const m = /^socket:\[(\d+)\]$/.exec(link)
+    if (m !== null) inodes.add(m[1] as string)
+  }
+  const rows = (file: string): string[][] => {
+    if (!existsSync(file)) return []
+    return readFileSync(file, 'utf8').split('\n').slice(1).map(l => l.trim().split(/\s+/)).filter(f => f.length > 1)
+  }
+  const addr = (hex: string): [string, number] => {
+    const [h, p] = hex.split(':') as [string, string]
+    // /proc prints each 32-bit word in host (little-endian) byte order.
+    const words = (h.match(/.{8}/g) ?? []).map(w => (w.match(/../g) ?? []).reverse().join(''))
+    const ip = words.length === 1
+      ? (words[0]?.match(/../g) ?? []).map(b => parseInt(b, 16)).join('.')
+      : words.join('').match(/.{4}/g)?.join(':') ?? h
+    return [ip, parseInt(p, 16)]
+  }
+  const tcp: ProcessSockets['tcp'] = []
+  for (const f of [...rows(`/proc/${pid}/net/tcp`), ...rows(`/proc/${pid}/net/tcp6`)]) {
+    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+    if (!inodes.has(f[9] as string)) continue
+    const [local, localPort] = addr(f[1] as string)
+    const [remote, remotePort] = addr(f[2] as string)
+    tcp.push({ local, localPort, remote, remotePort, state: f[3] as string })
+  }
+  const unix: ProcessSockets['unix'] = []
+  for (const f of rows(`/proc/${pid}/net/unix`)) {
+    // Num RefCount Protocol Flags Type St Inode Path
+    if (!inodes.has(f[6] as string) || f[4] !== '0001') continue
+    unix.push({ path: f[7] ?? '', connected: f[5] === '03', listening: (parseInt(f[3] as string, 16) & 0x10000) !== 0 })
+  }
+  return { tcp, unix }
 }
 
 // ---------------------------------------------------------------- certificates

@@ -8,11 +8,14 @@
  * - an image's entrypoint and files: `images` says, for an image name, which local
  *   command replaces its entrypoint and which local folders stand for paths in the image;
  * - volumes: `volumes` maps a mountPath to a local directory (the model volume → the
- *   repository's models/ folder).
- * Paths in command, args and env values are rewritten with both maps.
+ *   repository's models/ folder); every other volume is a fresh directory shared by the
+ *   containers that mount it, `<workDir>/v/<pod number>/<volume name>` — short on purpose:
+ *   a Unix socket's path must fit in 108 bytes (sun_path), and sockets live in volumes.
+ * Paths in command, args and env values are rewritten with both maps. Not emulated: users
+ * and groups (`runAsUser`, `fsGroup`), read-only mounts, resource limits.
  */
 import { join } from 'node:path'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { startService, stopService, waitFor, failIfExited, portIsFree, imageRepository, type Service } from './lib.js'
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -40,9 +43,14 @@ export interface EmulationOptions {
 }
 
 export interface RunningPod {
-  containers: Array<{ name: string, service: Service, sidecar: boolean }>
+  /** `env`: the environment the container's process got, with paths mapped to local ones. */
+  containers: Array<{ name: string, service: Service, sidecar: boolean, env: Record<string, string> }>
+  /** Volume name → the local directory that stands for it (volumes mapped by `volumes` are not listed). */
+  volumes: Record<string, string>
   stop: () => Promise<void>
 }
+
+let podsRun = 0
 
 /** Kubernetes' quantity → number (enough for resourceFieldRef: cpu and memory). */
 function quantity (q: string): number {
@@ -132,6 +140,7 @@ async function probeOnce (container: Json, probe: Json): Promise<boolean> {
 export async function runPod (pod: Json, opts: EmulationOptions): Promise<RunningPod> {
   const podDir = join(opts.workDir, `pod-${String(pod.metadata.name)}`)
   mkdirSync(podDir, { recursive: true })
+  const volumeRoot = join(opts.workDir, 'v', String(++podsRun))
   const volumeDirs: Record<string, string> = {}
   const sidecars = (pod.spec.initContainers ?? []).filter((c: Json) => c.restartPolicy === 'Always')
   const plainInit = (pod.spec.initContainers ?? []).filter((c: Json) => c.restartPolicy !== 'Always')
@@ -160,7 +169,7 @@ export async function runPod (pod: Json, opts: EmulationOptions): Promise<Runnin
       for (const m of c.volumeMounts ?? []) {
         let dir = opts.volumes[m.mountPath]
         if (dir === undefined) {
-          dir = volumeDirs[m.name] ?? join(podDir, 'volumes', String(m.name))
+          dir = volumeDirs[m.name] ?? join(volumeRoot, String(m.name))
           mkdirSync(dir, { recursive: true })
           volumeDirs[m.name] = dir
         }
@@ -195,7 +204,7 @@ export async function runPod (pod: Json, opts: EmulationOptions): Promise<Runnin
         env: { ...opts.baseEnv, ...localEnv },
         cwd: c.workingDir !== undefined ? mapPath(c.workingDir) : podDir
       })
-      running.push({ name: c.name, service, sidecar })
+      running.push({ name: c.name, service, sidecar, env: localEnv })
       // Like the kubelet: the next container starts once this one's startup probe passes
       // (native sidecars); app containers are started together, then checked for readiness.
       if (sidecar) {
@@ -216,5 +225,7 @@ export async function runPod (pod: Json, opts: EmulationOptions): Promise<Runnin
     await stop()
     throw err
   }
-  return { containers: running, stop }
+  // For a kept work directory: which local directory stood for which volume.
+  writeFileSync(join(podDir, 'volumes.json'), JSON.stringify(volumeDirs, null, 2) + '\n')
+  return { containers: running, volumes: { ...volumeDirs }, stop }
 }

@@ -13,20 +13,24 @@
  *    webhook; an invalid annotation is rejected with a clear message; excluded namespaces
  *    are left alone; `helm upgrade` keeps the CA and injection keeps working.
  * 5. Pod emulation: runs a stored, injected recommender pod's containers as local processes
- *    (e2e/pod.ts), the example app answers through its sidecar with the right predictions,
- *    and Prometheus, configured from the pod's prometheus.io/* annotations, has the series.
+ *    (e2e/pod.ts), the example app answers through its sidecar with the right predictions
+ *    over TCP, and Prometheus, configured from the pod's prometheus.io/* annotations, has
+ *    the series. Then the socket variant (examples/recommender/deployment-socket.yaml,
+ *    `onnx-sidecar.io/socket: "true"`): the same app answers over the Unix socket — what
+ *    the app reports and what /proc shows of its connections — and gRPC answers on both
+ *    the pod's ONNX_SIDECAR_GRPC_ADDRESS and its ONNX_SIDECAR_GRPC_SOCKET.
  *
  * Prints one `ok N - ...` / `not ok N - ...` line per check and `e2e: P passed, F failed`;
  * exits 1 when a check failed. E2E_KEEP=1 keeps the work directory (logs, certs, kubeconfig).
  */
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, existsSync, readdirSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, existsSync, readdirSync, lstatSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse as parseYaml, parseAllDocuments, stringify as toYaml } from 'yaml'
 import {
   check, expect, log, results, sleep, startService, stopAll, failIfExited, tail, run, runOk, waitFor,
-  freePort, makeCa, makeLeaf, parseMetrics, sumMetric, imageRepository, type Service
+  freePort, makeCa, makeLeaf, parseMetrics, sumMetric, imageRepository, processSockets, type Service
 } from './lib.js'
 import { runPod, type RunningPod } from './pod.js'
 
@@ -102,8 +106,27 @@ function sidecarOf (p: Json): { container: Json, native: boolean } | undefined {
   return reg === undefined ? undefined : { container: reg, native: false }
 }
 
-/** Everything the SPEC says an injected pod has; returns a one-line summary. */
-function assertInjected (p: Json, want: { native: boolean, models: string }): string {
+const SOCKET_DIR = '/var/run/onnx-sidecar'
+const SOCKET_VOLUME = 'onnx-sidecar-socket'
+
+function envOf (c: Json, name: string): string | undefined {
+  return (c.env ?? []).find((e: Json) => e.name === name)?.value
+}
+
+/** `--flag value` or `--flag=value` in a container's command and args. */
+function argOf (c: Json, flag: string): string | undefined {
+  const args: string[] = [...(c.command ?? []), ...(c.args ?? [])].map(String)
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === flag) return args[i + 1]
+    if (args[i]?.startsWith(`${flag}=`) === true) return args[i]?.slice(flag.length + 1)
+  }
+  return undefined
+}
+
+/** Everything the SPEC says an injected pod has; returns a one-line summary.
+ * `socket`: onnx-sidecar.io/socket is on (the socket volume, mounts, --socket-dir and
+ * variables must be there) or off (none of them may be). */
+function assertInjected (p: Json, want: { native: boolean, models: string, socket?: boolean }): string {
   const name = `${String(p.metadata.namespace)}/${String(p.metadata.name)}`
   const sc = sidecarOf(p)
   expect(sc !== undefined, `${name}: no ${SIDECAR} container was added`)
@@ -126,12 +149,38 @@ function assertInjected (p: Json, want: { native: boolean, models: string }): st
   const sec = sc.container.securityContext ?? {}
   expect(sec.runAsNonRoot === true && sec.readOnlyRootFilesystem === true && sec.allowPrivilegeEscalation === false &&
     (sec.capabilities?.drop ?? []).includes('ALL') && sec.seccompProfile?.type === 'RuntimeDefault', `${name}: sidecar security context is not hardened: ${JSON.stringify(sec)}`)
+  const grpcPort = argOf(sc.container, '--grpc-port')
+  expect(/^\d+$/.test(grpcPort ?? ''), `${name}: sidecar args have no --grpc-port: ${args}`)
+  const socket = want.socket === true
+  const socketVolume = (p.spec.volumes ?? []).find((v: Json) => v.name === SOCKET_VOLUME)
+  const sidecarSocketMount = (sc.container.volumeMounts ?? []).find((m: Json) => m.mountPath === SOCKET_DIR)
+  if (socket) {
+    expect(socketVolume?.emptyDir?.medium === 'Memory', `${name}: no in-memory emptyDir volume ${SOCKET_VOLUME}: ${JSON.stringify(socketVolume)}`)
+    expect(sidecarSocketMount?.name === SOCKET_VOLUME && sidecarSocketMount.readOnly !== true, `${name}: sidecar does not mount ${SOCKET_VOLUME} read-write at ${SOCKET_DIR}: ${JSON.stringify(sidecarSocketMount)}`)
+    expect(argOf(sc.container, '--socket-dir') === SOCKET_DIR, `${name}: sidecar args have no --socket-dir ${SOCKET_DIR}: ${args}`)
+    expect(status.socket === true && (status.volumes ?? []).includes(SOCKET_VOLUME), `${name}: onnx-sidecar.io/status does not record the socket: ${JSON.stringify(status)}`)
+  } else {
+    expect(socketVolume === undefined && sidecarSocketMount === undefined && argOf(sc.container, '--socket-dir') === undefined, `${name}: sockets are on but the pod did not ask for them`)
+  }
   for (const c of p.spec.containers) {
     if (c.name === SIDECAR) continue
-    const url = (c.env ?? []).find((e: Json) => e.name === 'ONNX_SIDECAR_URL')
-    expect(/^http:\/\/127\.0\.0\.1:\d+$/.test(url?.value ?? ''), `${name}: container ${String(c.name)} has no ONNX_SIDECAR_URL`)
+    const cname = `${name}: container ${String(c.name)}`
+    expect(/^http:\/\/127\.0\.0\.1:\d+$/.test(envOf(c, 'ONNX_SIDECAR_URL') ?? ''), `${cname} has no ONNX_SIDECAR_URL`)
+    expect(envOf(c, 'ONNX_SIDECAR_GRPC_ADDRESS') === `127.0.0.1:${String(grpcPort)}`, `${cname}: ONNX_SIDECAR_GRPC_ADDRESS is ${String(envOf(c, 'ONNX_SIDECAR_GRPC_ADDRESS'))}, the sidecar has --grpc-port ${String(grpcPort)}`)
+    const mount = (c.volumeMounts ?? []).find((m: Json) => m.mountPath === SOCKET_DIR)
+    if (socket) {
+      expect(envOf(c, 'ONNX_SIDECAR_SOCKET') === `${SOCKET_DIR}/http.sock`, `${cname}: ONNX_SIDECAR_SOCKET is ${String(envOf(c, 'ONNX_SIDECAR_SOCKET'))}`)
+      expect(envOf(c, 'ONNX_SIDECAR_GRPC_SOCKET') === `${SOCKET_DIR}/grpc.sock`, `${cname}: ONNX_SIDECAR_GRPC_SOCKET is ${String(envOf(c, 'ONNX_SIDECAR_GRPC_SOCKET'))}`)
+      expect(mount?.name === SOCKET_VOLUME && mount.readOnly === true, `${cname} does not mount ${SOCKET_VOLUME} read-only at ${SOCKET_DIR}: ${JSON.stringify(mount)}`)
+      expect((status.mounts ?? []).includes(c.name), `${cname} is not in the status annotation's mounts: ${JSON.stringify(status.mounts)}`)
+    } else {
+      expect(envOf(c, 'ONNX_SIDECAR_SOCKET') === undefined && envOf(c, 'ONNX_SIDECAR_GRPC_SOCKET') === undefined && mount === undefined, `${cname} got socket variables or the socket mount`)
+    }
   }
-  return `${name}: ${want.native ? 'native sidecar' : 'sidecar container'} ${String(sc.container.image)}, ${String(ann['onnx-sidecar.io/status']).slice(0, 60)}…`
+  const app = p.spec.containers.find((c: Json) => c.name !== SIDECAR)
+  const vars = ['ONNX_SIDECAR_URL', 'ONNX_SIDECAR_GRPC_ADDRESS', 'ONNX_SIDECAR_SOCKET', 'ONNX_SIDECAR_GRPC_SOCKET']
+    .filter(v => envOf(app, v) !== undefined).map(v => `${v}=${String(envOf(app, v))}`)
+  return `${name}: ${want.native ? 'native sidecar' : 'sidecar container'} ${String(sc.container.image)}${socket ? ` --socket-dir ${SOCKET_DIR}` : ''}; ${String(app.name)}: ${vars.join(' ')}`
 }
 
 function assertNotInjected (p: Json): void {
@@ -139,8 +188,10 @@ function assertNotInjected (p: Json): void {
   expect(sidecarOf(p) === undefined, `${name}: an ${SIDECAR} container was added`)
   expect(p.metadata.annotations?.['onnx-sidecar.io/status'] === undefined, `${name}: has an onnx-sidecar.io/status annotation`)
   for (const c of p.spec.containers) {
-    expect(!(c.env ?? []).some((e: Json) => e.name === 'ONNX_SIDECAR_URL'), `${name}: ONNX_SIDECAR_URL was added to ${String(c.name)}`)
+    const added = (c.env ?? []).filter((e: Json) => String(e.name).startsWith('ONNX_SIDECAR_')).map((e: Json) => e.name)
+    expect(added.length === 0, `${name}: ${added.join(', ')} added to ${String(c.name)}`)
   }
+  expect(!(p.spec.volumes ?? []).some((v: Json) => String(v.name).startsWith('onnx-sidecar-')), `${name}: an onnx-sidecar-* volume was added`)
 }
 
 // ---------------------------------------------------------------- phases
@@ -329,8 +380,8 @@ async function waitForDefaultSa (ns: string): Promise<void> {
   await waitFor(`service account default in ${ns}`, async () => (await kubectlRaw(['get', 'serviceaccount', 'default', '-n', ns])).code === 0, { timeoutMs: 60_000 })
 }
 
-async function deploymentPods (): Promise<Json[]> {
-  return (await getJson('pods', '-n', APP_NS, '-l', 'app.kubernetes.io/name=recommender')).items
+async function deploymentPods (name = 'recommender'): Promise<Json[]> {
+  return (await getJson('pods', '-n', APP_NS, '-l', `app.kubernetes.io/name=${name}`)).items
 }
 
 async function checkDeployment (): Promise<string> {
@@ -350,6 +401,32 @@ async function checkDeployment (): Promise<string> {
     expect(p.metadata.ownerReferences?.[0]?.kind === 'ReplicaSet', `pod ${String(p.metadata.name)} is not owned by a ReplicaSet`)
     lines.push(assertInjected(p, { native: true, models: 'iris' }))
   }
+  return lines.join('\n')
+}
+
+/** examples/recommender/deployment-socket.yaml: onnx-sidecar.io/socket "true" and a pod fsGroup. */
+async function checkSocketDeployment (): Promise<string> {
+  const r = await kubectlRaw(['apply', '-f', join(ROOT, 'examples', 'recommender', 'deployment-socket.yaml')])
+  expect(r.code === 0, `kubectl apply failed: ${r.stderr}`)
+  const pods = await waitFor('the recommender-socket pod created by the ReplicaSet', async () => {
+    const items = await deploymentPods('recommender-socket')
+    return items.length >= 1 ? items : undefined
+  }, { timeoutMs: 90_000 })
+  const lines: string[] = []
+  for (const p of pods) {
+    expect(p.metadata.ownerReferences?.[0]?.kind === 'ReplicaSet', `pod ${String(p.metadata.name)} is not owned by a ReplicaSet`)
+    expect(p.spec.securityContext?.fsGroup === 10001, `pod ${String(p.metadata.name)}: fsGroup is ${String(p.spec.securityContext?.fsGroup)}, the template sets 10001`)
+    lines.push(assertInjected(p, { native: true, models: 'iris', socket: true }))
+  }
+  const status = JSON.parse(pods[0].metadata.annotations['onnx-sidecar.io/status'])
+  // The ReplicaSet controller, not kubectl, receives admission warnings: read the injector's
+  // log. With fsGroup set there must be none (without it: "sockets on … without fsGroup").
+  const admissions = readFileSync((webhookSvc as Service).logFile, 'utf8').split('\n').flatMap(l => {
+    try { return [JSON.parse(l)] } catch { return [] }
+  }).filter((e: Json) => String(e.pod).startsWith('recommender-socket-') && e.result === 'injected')
+  expect(admissions.length >= 1, 'the injector logged no admission of a recommender-socket pod')
+  expect(admissions.every((e: Json) => e.warnings === 0), `the injector warned about the recommender-socket pod: ${JSON.stringify(admissions)}`)
+  lines.push(`status: socket ${String(status.socket)}, volumes ${String(status.volumes)}, mounts ${String(status.mounts)}; pod fsGroup 10001, admitted without warnings`)
   return lines.join('\n')
 }
 
@@ -455,14 +532,22 @@ async function checkUpgrade (): Promise<string> {
 
 interface Heldout { raw_features: number[][], expected_label: number[], labels: string[] }
 
-async function checkPodEmulation (): Promise<string> {
-  const pods = await deploymentPods()
-  const stored = pods[0]
-  expect(stored !== undefined, 'no recommender pod to run')
+function heldout (): Heldout {
+  return JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'models', 'iris-heldout.json'), 'utf8'))
+}
+
+/** Runs a stored recommender pod (either Deployment) with this checkout standing in for the images. */
+async function emulate (stored: Json): Promise<RunningPod> {
+  if (pod !== undefined) {
+    // One pod at a time: both use the same ports (8080, 8500, 8501, 9464) on this host.
+    await pod.stop()
+    pod = undefined
+  }
+  const cli = [process.execPath, join(ROOT, 'dist', 'cli', 'main.js')]
   pod = await runPod(stored, {
     images: {
       // the onnx-sidecar image: ENTRYPOINT ["onnx-sidecar"] → this checkout's CLI
-      [imageRepository(sidecarOf(stored)?.container.image)]: { entrypoint: [process.execPath, join(ROOT, 'dist', 'cli', 'main.js')], executables: { 'onnx-sidecar': [process.execPath, join(ROOT, 'dist', 'cli', 'main.js')] } },
+      [imageRepository(sidecarOf(stored)?.container.image)]: { entrypoint: cli, executables: { 'onnx-sidecar': cli } },
       // the example app's image: Node.js with app/server.mjs at /app
       'registry.example.com/shop/recommender': { executables: { node: [process.execPath] }, files: { '/app': join(ROOT, 'examples', 'recommender', 'app') } }
     },
@@ -472,10 +557,12 @@ async function checkPodEmulation (): Promise<string> {
     baseEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', NO_PROXY: baseEnv.NO_PROXY ?? '' },
     startupTimeoutMs: 90_000
   })
-  const app = stored.spec.containers.find((c: Json) => c.name === 'recommender')
-  const appPort = app.ports[0].containerPort as number
-  const held: Heldout = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'models', 'iris-heldout.json'), 'utf8'))
-  let right = 0
+  return pod
+}
+
+/** The 45 held-out flowers through the app's GET /recommendations, then a batch of 10 through POST. */
+async function classifyThroughApp (appPort: number): Promise<string> {
+  const held = heldout()
   const names = ['sepal_length', 'sepal_width', 'petal_length', 'petal_width']
   for (let i = 0; i < held.raw_features.length; i++) {
     const q = new URLSearchParams(names.map((n, j): [string, string] => [n, String(held.raw_features[i]?.[j])]))
@@ -485,14 +572,145 @@ async function checkPodEmulation (): Promise<string> {
     const want = held.labels[held.expected_label[i] as number]
     expect(body.species === want, `row ${i}: recommender said ${String(body.species)}, the model's expected label is ${String(want)}`)
     expect(Array.isArray(body.products) && body.products.length > 0, `row ${i}: no products`)
-    right++
   }
   const batch = held.raw_features.slice(0, 10)
   const res = await fetch(`http://127.0.0.1:${appPort}/recommendations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ flowers: batch }) })
   const body = await res.json() as Json
   expect(res.status === 200 && body.results.length === 10, `POST /recommendations: ${res.status} ${JSON.stringify(body)}`)
   body.results.forEach((r: Json, i: number) => { expect(r.species === held.labels[held.expected_label[i] as number], `batch row ${i}: ${String(r.species)}`) })
-  return `pod ${String(stored.metadata.name)}: ${pod.containers.map(c => c.name).join(' + ')} running; ${right}/${held.raw_features.length} held-out flowers and a batch of 10 classified right through $ONNX_SIDECAR_URL`
+  return `${held.raw_features.length}/${held.raw_features.length} held-out flowers and a batch of 10 classified right`
+}
+
+/** The running app and sidecar of the emulated pod, their pids and ports. */
+function podProcesses (running: RunningPod, stored: Json): { app: Json, appPid: number, sidecarPid: number, appPort: number, inferencePort: number, env: Record<string, string> } {
+  const app = stored.spec.containers.find((c: Json) => c.name === 'recommender')
+  const appRun = running.containers.find(c => c.name === 'recommender')
+  const sidecarRun = running.containers.find(c => c.name === SIDECAR)
+  expect(appRun?.service.child.pid !== undefined && sidecarRun?.service.child.pid !== undefined, 'the app or the sidecar has no process')
+  return {
+    app,
+    appPid: appRun.service.child.pid,
+    sidecarPid: sidecarRun.service.child.pid,
+    appPort: app.ports[0].containerPort as number,
+    inferencePort: Number(new URL(String(envOf(app, 'ONNX_SIDECAR_URL'))).port),
+    env: appRun.env
+  }
+}
+
+/** The app's own word on how its SidecarClient reaches the sidecar (GET /healthz → sidecar). */
+async function appTransport (appPort: number): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${appPort}/healthz`)
+  const body = await res.json() as Json
+  expect(res.status === 200 && body.ready === true, `GET /healthz answered ${res.status}: ${JSON.stringify(body)}`)
+  expect(typeof body.sidecar === 'string', `GET /healthz does not say how the app reaches the sidecar: ${JSON.stringify(body)}`)
+  return body.sidecar
+}
+
+async function inferenceCount (metricsPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+  let n = 0
+  for (const [k, v] of parseMetrics(text)) if (k.startsWith('onnx_sidecar_inference_requests_total{') && k.includes('model="iris"') && k.includes('code="200"')) n += v
+  return n
+}
+
+async function checkPodEmulation (): Promise<string> {
+  const stored = (await deploymentPods())[0]
+  expect(stored !== undefined, 'no recommender pod to run')
+  const running = await emulate(stored)
+  const { appPid, appPort, inferencePort, env } = podProcesses(running, stored)
+  const transport = await appTransport(appPort)
+  expect(transport === env.ONNX_SIDECAR_URL, `the app reaches the sidecar through ${transport}, not its ONNX_SIDECAR_URL ${String(env.ONNX_SIDECAR_URL)}`)
+  const classified = await classifyThroughApp(appPort)
+  // Keep-alive connections stay open after the requests: the app's TCP connections to the sidecar.
+  const tcp = processSockets(appPid).tcp.filter(t => t.state === '01' && t.remotePort === inferencePort)
+  expect(tcp.length > 0, `the app has no TCP connection to the sidecar's port ${inferencePort}`)
+  return `pod ${String(stored.metadata.name)}: ${running.containers.map(c => c.name).join(' + ')} running; ${classified} through $ONNX_SIDECAR_URL; ` +
+    `the app says sidecar ${transport} and holds ${tcp.length} TCP connection(s) to 127.0.0.1:${inferencePort}`
+}
+
+/** The socket variant: the same app, whose client finds $ONNX_SIDECAR_SOCKET and uses it. */
+async function checkSocketPodEmulation (): Promise<string> {
+  const stored = (await deploymentPods('recommender-socket'))[0]
+  expect(stored !== undefined, 'no recommender-socket pod to run')
+  const metricsPort = Number(stored.metadata.annotations['prometheus.io/port'])
+  const running = await emulate(stored)
+  const { appPid, sidecarPid, appPort, inferencePort, env } = podProcesses(running, stored)
+  // The socket volume is a local directory here; the app's variables point into it.
+  const dir = running.volumes[SOCKET_VOLUME]
+  expect(dir !== undefined, `the emulation has no directory for volume ${SOCKET_VOLUME}`)
+  const httpSock = join(dir, 'http.sock')
+  const grpcSock = join(dir, 'grpc.sock')
+  expect(env.ONNX_SIDECAR_SOCKET === httpSock && env.ONNX_SIDECAR_GRPC_SOCKET === grpcSock, `the app's ONNX_SIDECAR_SOCKET/ONNX_SIDECAR_GRPC_SOCKET (${String(env.ONNX_SIDECAR_SOCKET)}, ${String(env.ONNX_SIDECAR_GRPC_SOCKET)}) are not in the socket volume ${dir}`)
+  expect(Buffer.byteLength(grpcSock) < 108, `socket path ${grpcSock} is longer than a Unix socket address allows (107 bytes): use a shorter TMPDIR`)
+  for (const f of [httpSock, grpcSock]) {
+    const st = lstatSync(f, { throwIfNoEntry: false })
+    expect(st?.isSocket() === true, `${f} is not a socket (the sidecar should have made it from --socket-dir)`)
+    expect((st.mode & 0o777) === 0o660, `${f} has mode ${(st.mode & 0o777).toString(8)}, wanted 660`)
+  }
+  const transport = await appTransport(appPort)
+  expect(transport === `unix:${httpSock}`, `the app reaches the sidecar through ${transport}, not unix:${httpSock}`)
+  const before = await inferenceCount(metricsPort)
+  const classified = await classifyThroughApp(appPort)
+  const served = await inferenceCount(metricsPort) - before
+  expect(served >= 46, `the sidecar counted ${served} iris inferences for the app's 46 requests`)
+  // What the kernel says, while the app's keep-alive connections are still open: the
+  // sidecar has accepted connections on http.sock, the app holds connected Unix sockets,
+  // and neither has a TCP connection on the inference port (which still listens).
+  const appSockets = processSockets(appPid)
+  const sidecarSockets = processSockets(sidecarPid)
+  const accepted = sidecarSockets.unix.filter(u => u.path === httpSock && u.connected)
+  const appUnix = appSockets.unix.filter(u => u.connected && u.path === '')
+  const appTcp = appSockets.tcp.filter(t => t.remotePort === inferencePort)
+  const sidecarTcp = sidecarSockets.tcp.filter(t => t.localPort === inferencePort && t.state !== '0A')
+  expect(sidecarSockets.tcp.some(t => t.localPort === inferencePort && t.state === '0A'), `the sidecar does not listen on TCP ${inferencePort} (TCP should stay alongside the socket)`)
+  expect(accepted.length > 0, `the sidecar has no accepted connection on ${httpSock}`)
+  expect(appUnix.length > 0, 'the app holds no connected Unix socket')
+  expect(appTcp.length === 0, `the app has ${appTcp.length} TCP connection(s) to the sidecar's port ${inferencePort}`)
+  expect(sidecarTcp.length === 0, `the sidecar has ${sidecarTcp.length} TCP connection(s) on port ${inferencePort}`)
+  return `pod ${String(stored.metadata.name)}: ${running.containers.map(c => c.name).join(' + ')} running, ${httpSock} and grpc.sock mode 0660; ${classified}; ` +
+    `the app says sidecar ${transport}; the sidecar counted ${served} inferences; /proc: ${accepted.length} connection(s) accepted on http.sock, the app holds ${appUnix.length} Unix and 0 TCP connections to the sidecar, port ${inferencePort} listening with no connection`
+}
+
+/** gRPC as an app would use it: the pod's ONNX_SIDECAR_GRPC_ADDRESS, and unix:// + ONNX_SIDECAR_GRPC_SOCKET. */
+async function checkGrpc (): Promise<string> {
+  expect(pod !== undefined, 'no pod running')
+  const stored = (await deploymentPods('recommender-socket'))[0]
+  const { env } = podProcesses(pod, stored)
+  const grpc = await import('@grpc/grpc-js')
+  const loader = await import('@grpc/proto-loader')
+  const definition = await loader.load(join(ROOT, 'sidecar', 'grpc', 'oip.proto'), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true })
+  const GrpcInference = (grpc.loadPackageDefinition(definition) as Json).inference.GRPCInferenceService
+  const held = heldout()
+  const lines: string[] = []
+  for (const target of [String(env.ONNX_SIDECAR_GRPC_ADDRESS), `unix://${String(env.ONNX_SIDECAR_GRPC_SOCKET)}`]) {
+    const client = new GrpcInference(target, grpc.credentials.createInsecure())
+    try {
+      const call = async (method: string, req: object): Promise<Json> => await new Promise((resolve, reject) => {
+        client[method](req, { deadline: Date.now() + 10_000 }, (err: Error | null, res: Json) => { err === null ? resolve(res) : reject(new Error(`${target} ${method}: ${err.message}`)) })
+      })
+      const ready = await call('ServerReady', {})
+      expect(ready.ready === true, `${target}: ServerReady says ${JSON.stringify(ready)}`)
+      // Three calls of 15 rows (the iris model's max_batch_size is 32).
+      const labels: number[] = []
+      for (let from = 0; from < held.raw_features.length; from += 15) {
+        const rows = held.raw_features.slice(from, from + 15)
+        const res = await call('ModelInfer', {
+          model_name: 'iris',
+          inputs: [{ name: 'input', datatype: 'FP32', shape: [rows.length, 4], contents: { fp32_contents: rows.flat() } }],
+          outputs: [{ name: 'label' }]
+        })
+        const i = res.outputs.findIndex((o: Json) => o.name === 'label')
+        expect(i >= 0 && res.outputs[i].datatype === 'INT64', `${target}: no INT64 label output: ${JSON.stringify(res.outputs)}`)
+        const raw = Buffer.from(res.raw_output_contents[i])
+        for (let k = 0; k < raw.length / 8; k++) labels.push(Number(raw.readBigInt64LE(k * 8)))
+      }
+      expect(JSON.stringify(labels) === JSON.stringify(held.expected_label), `${target}: labels ${JSON.stringify(labels)}, expected ${JSON.stringify(held.expected_label)}`)
+      lines.push(`${target}: ServerReady; ModelInfer classified ${labels.length}/${held.expected_label.length} held-out rows right`)
+    } finally {
+      client.close()
+    }
+  }
+  return lines.join('\n')
 }
 
 async function checkPrometheus (): Promise<string> {
@@ -557,6 +775,7 @@ async function main (): Promise<number> {
       await waitForDefaultSa(APP_NS)
       return await checkDeployment()
     })
+    const socketDeployed = await check('onnx-sidecar.io/socket: "true" with fsGroup: the stored pod has the socket volume, mounts, --socket-dir and variables', checkSocketDeployment)
     await check('a bare annotated Pod is injected (regular sidecar container, annotations applied)', checkBarePod)
     await check('a pod without the annotation is stored unchanged and the webhook is never called', checkPlainPod)
     await check('a pod with onnx-sidecar.io/inject: "false" is stored unchanged and the webhook is never called', checkOptedOut)
@@ -564,8 +783,12 @@ async function main (): Promise<number> {
     await check('kube-system, opted-out and the release namespace are not touched', checkExcluded)
     await check('helm upgrade keeps the CA and injection keeps working', checkUpgrade)
     if (deployed) {
-      const running = await check('pod emulation: the stored pod\'s sidecar and app run, the app gets the right predictions', checkPodEmulation)
+      const running = await check('pod emulation: the stored pod\'s sidecar and app run, the app gets the right predictions over TCP', checkPodEmulation)
       if (running) await check('Prometheus scrapes the sidecar via the pod\'s prometheus.io/* annotations', checkPrometheus)
+    }
+    if (socketDeployed) {
+      const running = await check('pod emulation with sockets: the app\'s requests go over the Unix socket, not TCP, and get the right predictions', checkSocketPodEmulation)
+      if (running) await check('gRPC on the pod\'s ONNX_SIDECAR_GRPC_ADDRESS and unix://$ONNX_SIDECAR_GRPC_SOCKET', checkGrpc)
     }
   }
   const failed = results.filter(r => !r.ok).length

@@ -4,9 +4,13 @@
 //
 //   GET  /recommendations?sepal_length=5.1&sepal_width=3.5&petal_length=1.4&petal_width=0.2
 //   POST /recommendations   {"flowers": [[5.1, 3.5, 1.4, 0.2], ...]}   (one sidecar call for all)
-//   GET  /healthz           200 once the sidecar reports the model ready
+//   GET  /healthz           200 once the sidecar reports the model ready;
+//                           {"ready": true, "sidecar": "<how it reaches the sidecar>"}
 //
-// Environment: PORT (default 8080), MODEL (default iris), ONNX_SIDECAR_URL.
+// Environment: PORT (default 8080), MODEL (default iris), ONNX_SIDECAR_URL, and
+// ONNX_SIDECAR_SOCKET (set by the injector with onnx-sidecar.io/socket: "true"): when that
+// file exists, onnx-sidecar/client talks HTTP over the Unix socket instead of TCP. The
+// startup log line and /healthz say which: "unix:/var/run/onnx-sidecar/http.sock" or the URL.
 import { createServer } from 'node:http'
 import { SidecarClient, SidecarRequestError } from 'onnx-sidecar/client'
 
@@ -21,6 +25,7 @@ const CATALOG = {
 }
 
 const sidecar = new SidecarClient()
+const transport = sidecar.socketPath !== undefined ? `unix:${sidecar.socketPath}` : sidecar.url
 
 async function classify (flowers) {
   const res = await sidecar.infer(model, [
@@ -58,7 +63,7 @@ async function route (req, res) {
   const url = new URL(req.url ?? '/', 'http://localhost')
   if (req.method === 'GET' && url.pathname === '/healthz') {
     const ready = await sidecar.modelReady(model).catch(() => false)
-    return send(res, ready ? 200 : 503, { ready })
+    return send(res, ready ? 200 : 503, { ready, sidecar: transport })
   }
   if (url.pathname !== '/recommendations') return send(res, 404, { error: 'not found' })
   let flowers
@@ -84,7 +89,7 @@ const server = createServer((req, res) => {
   })
 })
 server.listen(port, () => {
-  console.log(JSON.stringify({ msg: 'recommender listening', port, sidecar: sidecar.url, model }))
+  console.log(JSON.stringify({ msg: 'recommender listening', port, sidecar: transport, model }))
 })
 for (const sig of ['SIGTERM', 'SIGINT']) {
   process.once(sig, () => { server.close(); sidecar.close().finally(() => process.exit(0)) })
