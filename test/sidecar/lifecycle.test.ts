@@ -8,6 +8,16 @@ import { ROOT, EXAMPLE_REPO, FIXTURE_REPO, startSidecar, untilMetrics } from '..
 
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js')
 
+/** Polls the metrics port's readiness for up to 10 s (model load and warm-up). */
+async function untilReady (metricsOrigin: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const r = await request(`${metricsOrigin}/v2/health/ready`)
+    await r.body.dump()
+    if (r.statusCode === 200) return
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
+
 t.test('serve: SIGTERM lets in-flight requests finish, then exits 0', async t => {
   const child = spawn(process.execPath, [CLI, 'serve', '--model-repository', FIXTURE_REPO, '--model', 'slow,add', '--port', '0', '--grpc-port', '0', '--metrics-port', '0', '--metrics-host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => { child.kill('SIGKILL') })
@@ -21,12 +31,7 @@ t.test('serve: SIGTERM lets in-flight requests finish, then exits 0', async t =>
     if (rec.msg === 'onnx-sidecar serving') { url = rec.inference; metrics = rec.metrics.replace(/\/metrics$/, ''); resolve() }
   }))
   await serving
-  for (let i = 0; i < 100; i++) {
-    const r = await request(`${metrics}/v2/health/ready`)
-    await r.body.dump()
-    if (r.statusCode === 200) break
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
+  await untilReady(metrics)
   // Three rows in flight (about 330 ms of compute) when SIGTERM arrives.
   const body = JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [3, 256], data: new Array(3 * 256).fill(0.5) }] })
   const inflight = (async () => {
@@ -111,6 +116,8 @@ t.test('serve --grpc-port off serves REST only', async t => {
     if (rec.msg === 'onnx-sidecar serving') resolve(rec)
   }))
   t.equal(serving.grpc, 'off')
+  const metrics = String(serving.metrics).replace(/\/metrics$/, '')
+  await untilReady(metrics)
   child.kill('SIGTERM')
   const [code] = await once(child, 'exit')
   t.equal(code, 0)
