@@ -16,6 +16,8 @@ export type AdmissionResult = 'injected' | 'skipped' | 'denied' | 'error'
 export interface AdmissionOutcome {
   /** The AdmissionReview to send back (HTTP 200). */
   review: Record<string, unknown>
+  /** `review` as JSON, what the server writes (built without re-escaping the base64 patch). */
+  json: string
   result: AdmissionResult
   /** For the log line: fixed field names, values from the request. */
   uid: string
@@ -27,6 +29,8 @@ export interface AdmissionOutcome {
   error?: unknown
 }
 
+interface Request { apiVersion: string, uid: string, namespace: string, pod: string }
+
 const API_VERSIONS = new Set(['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'])
 
 /** Throws `BAD_REVIEW` (HTTP 400) only when there is no request `uid` to answer to. */
@@ -37,46 +41,74 @@ export function admit (body: unknown, config: InjectionConfig): AdmissionOutcome
   }
   const request = body.request
   if (!isObject(request) || typeof request.uid !== 'string' || request.uid === '') throw errors.BAD_REVIEW('request.uid is missing')
-  const uid = request.uid
   const object = request.object
   const meta = isObject(object) && isObject(object.metadata) ? object.metadata : {}
   const metaNamespace = typeof meta.namespace === 'string' ? meta.namespace : ''
-  const namespace = typeof request.namespace === 'string' && request.namespace !== '' ? request.namespace : metaNamespace
-  const pod = typeof meta.name === 'string' && meta.name !== '' ? meta.name : typeof meta.generateName === 'string' ? `${meta.generateName}*` : typeof request.name === 'string' ? request.name : ''
-  const answer = (response: Record<string, unknown>): Record<string, unknown> => ({
+  const req: Request = {
     apiVersion: body.apiVersion,
-    kind: 'AdmissionReview',
-    response: { uid, ...response }
-  })
-  const base = { uid, namespace, pod }
+    uid: request.uid,
+    namespace: typeof request.namespace === 'string' && request.namespace !== '' ? request.namespace : metaNamespace,
+    pod: typeof meta.name === 'string' && meta.name !== '' ? meta.name : typeof meta.generateName === 'string' ? `${meta.generateName}*` : typeof request.name === 'string' ? request.name : ''
+  }
 
   const kind = isObject(request.kind) ? request.kind : {}
   const isPod = (kind.group ?? '') === '' && kind.kind === 'Pod' && (request.subResource ?? '') === ''
   if (!isPod || (request.operation !== undefined && request.operation !== 'CREATE') || !isObject(object)) {
-    return { ...base, review: answer({ allowed: true }), result: 'skipped', reason: 'not a pod creation', warnings: [] }
+    return allowed(req, 'skipped', 'not a pod creation', undefined, [])
   }
 
   try {
-    const result = inject(object, config, namespace)
-    if (result.outcome === 'skipped') return { ...base, review: answer({ allowed: true }), result: 'skipped', reason: result.reason ?? '', warnings: [] }
-    const patch = jsonpatch.compare(object, result.pod as object)
-    const response: Record<string, unknown> = { allowed: true }
-    if (patch.length > 0) {
-      response.patchType = 'JSONPatch'
-      response.patch = Buffer.from(JSON.stringify(patch)).toString('base64')
-    }
-    if (result.warnings.length > 0) response.warnings = result.warnings
-    return { ...base, review: answer(response), result: patch.length > 0 ? 'injected' : 'skipped', reason: result.outcome, warnings: result.warnings }
+    const result = inject(object, config, req.namespace)
+    if (result.outcome === 'skipped') return allowed(req, 'skipped', result.reason ?? '', undefined, [])
+    // `compare` copies every value it adds (JSON round trip); the ops are only serialised here.
+    const ops = jsonpatch.compare(object, result.pod as object)
+    const patch = ops.length === 0 ? undefined : Buffer.from(JSON.stringify(ops)).toString('base64')
+    return allowed(req, patch === undefined ? 'skipped' : 'injected', result.outcome, patch, result.warnings)
   } catch (err) {
     const known = err instanceof InjectorError
     const e = known ? err : errors.INTERNAL()
+    const response = { uid: req.uid, allowed: false, status: { code: e.statusCode, message: e.message, reason: known ? 'BadRequest' : 'InternalError' } }
+    const review = { apiVersion: req.apiVersion, kind: 'AdmissionReview', response }
     return {
-      ...base,
-      review: answer({ allowed: false, status: { code: e.statusCode, message: e.message, reason: known ? 'BadRequest' : 'InternalError' } }),
+      uid: req.uid,
+      namespace: req.namespace,
+      pod: req.pod,
+      review,
+      json: JSON.stringify(review),
       result: known ? 'denied' : 'error',
       reason: e.message,
       warnings: [],
       ...(known ? {} : { error: err })
     }
+  }
+}
+
+/**
+ * An `allowed: true` answer, with the patch (base64) when there is one. The JSON is written
+ * out here rather than by `JSON.stringify(review)`: the patch, a few kB of base64, needs no
+ * escaping, and stringify would scan it character by character. Key order is the review's.
+ */
+function allowed (req: Request, result: AdmissionResult, reason: string, patch: string | undefined, warnings: string[]): AdmissionOutcome {
+  const response: Record<string, unknown> = { uid: req.uid, allowed: true }
+  let json = `{"apiVersion":${JSON.stringify(req.apiVersion)},"kind":"AdmissionReview","response":{"uid":${JSON.stringify(req.uid)},"allowed":true`
+  if (patch !== undefined) {
+    response.patchType = 'JSONPatch'
+    response.patch = patch
+    json += `,"patchType":"JSONPatch","patch":"${patch}"`
+  }
+  if (warnings.length > 0) {
+    response.warnings = warnings
+    json += `,"warnings":${JSON.stringify(warnings)}`
+  }
+  json += '}}'
+  return {
+    uid: req.uid,
+    namespace: req.namespace,
+    pod: req.pod,
+    review: { apiVersion: req.apiVersion, kind: 'AdmissionReview', response },
+    json,
+    result,
+    reason,
+    warnings
   }
 }

@@ -1,10 +1,25 @@
 /**
  * `onnx-sidecar webhook`: reads its options once, builds the injector and listens until
  * SIGTERM or SIGINT, then stops accepting connections and lets in-flight reviews finish.
+ *
+ * With more than one worker (`--workers`, by default the CPU limit, at most 2) the process
+ * is a node:cluster primary: it checks the files, forks the workers, serves `/metrics` (the
+ * sum of every worker's registry, prom-client's AggregatorRegistry) and health, replaces a
+ * worker that dies, and on SIGTERM passes the signal on and waits for the workers. Each
+ * worker is a whole webhook on the shared HTTPS port (connections are dealt out round-robin)
+ * that reloads certificate, key and config by itself.
  */
+import cluster, { type Worker } from 'node:cluster'
+import type { AddressInfo } from 'node:net'
+import { pino } from 'pino'
+import { AggregatorRegistry } from 'prom-client'
 import { readConfig, helpText, parse, commonOptions, processEnv, ConfigError, type Option } from '../common/config.js'
-import { createLogger } from '../common/logger.js'
-import { build } from './webhook-server.js'
+import { availableCpus } from '../common/cpu.js'
+import { createLogger, type Logger } from '../common/logger.js'
+import { build, createMetricsServer, loadStartupFiles, type WebhookOptions } from './webhook-server.js'
+
+/** Workers when `--workers` is not given: the CPU limit, capped (each worker is a whole Node.js process, ~80 MB). */
+export const MAX_DEFAULT_WORKERS = 2
 
 export const WEBHOOK_OPTIONS = {
   tlsCert: { flag: '--tls-cert', env: 'ONNX_SIDECAR_TLS_CERT', description: 'PEM serving certificate (chain); reloaded when the file changes', default: '', defaultText: 'required', parse: parse.string } as Option<string>,
@@ -14,10 +29,20 @@ export const WEBHOOK_OPTIONS = {
   port: { flag: '--port', env: 'ONNX_SIDECAR_PORT', description: 'HTTPS port for /mutate and health (0 picks a free port)', default: 8443, parse: parse.int(0, 65535) } as Option<number>,
   metricsPort: { flag: '--metrics-port', env: 'ONNX_SIDECAR_METRICS_PORT', description: 'plain-HTTP port for /metrics and health, all interfaces (0 picks a free port)', default: 9464, parse: parse.int(0, 65535) } as Option<number>,
   reloadInterval: { flag: '--reload-interval', env: 'ONNX_SIDECAR_RELOAD_INTERVAL', description: 'seconds between checks of the certificate, key and config files', default: 5, parse: parse.int(1, 3600) } as Option<number>,
+  workers: { flag: '--workers', env: 'ONNX_SIDECAR_WORKERS', description: 'processes serving /mutate (node:cluster); 1 serves from this process', default: 0, defaultText: `the CPU limit, at most ${MAX_DEFAULT_WORKERS}`, parse: parse.int(1, 64) } as Option<number>,
   ...commonOptions()
 }
 
-const USAGE = 'usage: onnx-sidecar webhook --tls-cert FILE --tls-key FILE [--config FILE] [--port 8443] [--metrics-port 9464]'
+const USAGE = 'usage: onnx-sidecar webhook --tls-cert FILE --tls-key FILE [--config FILE] [--port 8443] [--metrics-port 9464] [--workers N]'
+
+/** A worker's message to the primary once it listens (prom-client adds its own messages). */
+const LISTENING = 'onnx-sidecar:listening'
+
+type Opts = ReturnType<typeof readConfig<typeof WEBHOOK_OPTIONS>>
+
+export function defaultWorkers (cpus = availableCpus()): number {
+  return Math.max(1, Math.min(cpus, MAX_DEFAULT_WORKERS))
+}
 
 export async function webhookCommand (argv: string[]): Promise<number> {
   const opts = readConfig(WEBHOOK_OPTIONS, argv, processEnv())
@@ -26,27 +51,133 @@ export async function webhookCommand (argv: string[]): Promise<number> {
     return 0
   }
   if (opts.tlsCert === '' || opts.tlsKey === '') throw new ConfigError('--tls-cert and --tls-key are required (the API server only calls webhooks over HTTPS)')
-  const logger = createLogger({ level: opts.logLevel, name: 'onnx-sidecar-injector' })
-  let webhook: ReturnType<typeof build>
+  const workers = opts.workers === 0 ? defaultWorkers() : opts.workers
+  const files: Pick<WebhookOptions, 'tlsCertFile' | 'tlsKeyFile' | 'configFile'> = { tlsCertFile: opts.tlsCert, tlsKeyFile: opts.tlsKey, ...(opts.config === '' ? {} : { configFile: opts.config }) }
+  if (cluster.isWorker) return await runWorker(opts, files)
+  // Several processes share stdout: one write(2) per line keeps lines whole (pipes write up to 4 KiB atomically).
+  const logger = createLogger({ level: opts.logLevel, name: 'onnx-sidecar-injector', ...(workers > 1 ? { stream: pino.destination({ fd: 1, sync: true }) } : {}) })
+  if (workers === 1) return await runSingle(opts, files, logger)
+  let image: string
   try {
-    webhook = build({
-      tlsCertFile: opts.tlsCert,
-      tlsKeyFile: opts.tlsKey,
-      ...(opts.config === '' ? {} : { configFile: opts.config }),
-      logger,
-      reloadIntervalMs: opts.reloadInterval * 1000
-    })
+    image = loadStartupFiles(files).config.image // a bad file stops start-up here, once, before any worker is forked
+  } catch (err) {
+    throw new ConfigError((err as Error).message)
+  }
+  return await runPrimary(opts, workers, image, logger)
+}
+
+function buildWebhook (opts: Opts, files: Pick<WebhookOptions, 'tlsCertFile' | 'tlsKeyFile' | 'configFile'>, logger: Logger): ReturnType<typeof build> {
+  try {
+    return build({ ...files, logger, reloadIntervalMs: opts.reloadInterval * 1000 })
   } catch (err) {
     // unreadable or invalid certificate, key or config: a start-up error, not a crash
     throw new ConfigError((err as Error).message)
   }
-  await webhook.listen({ host: opts.host, port: opts.port, metricsPort: opts.metricsPort })
-  const signal = await new Promise<NodeJS.Signals>(resolve => {
+}
+
+function stopSignal (): Promise<NodeJS.Signals> {
+  return new Promise(resolve => {
     process.once('SIGTERM', resolve)
     process.once('SIGINT', resolve)
   })
+}
+
+async function runSingle (opts: Opts, files: Pick<WebhookOptions, 'tlsCertFile' | 'tlsKeyFile' | 'configFile'>, logger: Logger): Promise<number> {
+  const webhook = buildWebhook(opts, files, logger)
+  await webhook.listen({ host: opts.host, port: opts.port, metricsPort: opts.metricsPort })
+  const signal = await stopSignal()
   logger.info({ signal }, 'shutting down')
   await webhook.close()
   logger.flush()
   return 0
+}
+
+/** A cluster worker: the HTTPS side only; metrics go to the primary over IPC. */
+async function runWorker (opts: Opts, files: Pick<WebhookOptions, 'tlsCertFile' | 'tlsKeyFile' | 'configFile'>): Promise<number> {
+  // SIGTERM from the primary, a terminal's Ctrl-C (sent to the whole group), or the primary is gone (IPC closed)
+  const stop = new Promise<void>(resolve => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => { resolve() })
+    process.once('disconnect', resolve)
+  })
+  const logger = createLogger({ level: opts.logLevel, name: 'onnx-sidecar-injector', stream: pino.destination({ fd: 1, sync: true }) })
+  const webhook = buildWebhook(opts, files, logger)
+  AggregatorRegistry.setRegistries(webhook.registry)
+  new AggregatorRegistry() // only for its side effect: installs the listener that answers the primary's metrics requests
+  const { port } = await webhook.listen({ host: opts.host, port: opts.port })
+  process.send?.({ type: LISTENING, port })
+  await stop
+  await webhook.close()
+  logger.flush()
+  process.disconnect?.()
+  return 0
+}
+
+async function runPrimary (opts: Opts, count: number, image: string, logger: Logger): Promise<number> {
+  const aggregator = new AggregatorRegistry()
+  const metricsServer = createMetricsServer(async () => await aggregator.clusterMetrics(), aggregator.contentType, logger)
+  const listening = new Map<Worker, number>()
+  let stopping = false
+  let started = false
+  let failStartup: (code: number) => void = () => {}
+  const startupFailed = new Promise<number>(resolve => { failStartup = resolve })
+  let allListening: () => void = () => {}
+  const ready = new Promise<void>(resolve => { allListening = resolve })
+
+  function fork (): void {
+    const worker = cluster.fork()
+    worker.on('message', (m: { type?: string, port?: number } | null) => {
+      if (m?.type !== LISTENING || typeof m.port !== 'number') return
+      listening.set(worker, m.port)
+      if (!started && listening.size === count) allListening()
+    })
+  }
+  cluster.on('exit', (worker, code, signal) => {
+    listening.delete(worker)
+    if (stopping) return
+    if (!started) {
+      failStartup(code ?? 1) // the worker printed why (a config error exits 2)
+      return
+    }
+    logger.error({ workerPid: worker.process.pid, code, signal }, 'webhook worker exited; starting another')
+    fork()
+  })
+  for (let i = 0; i < count; i++) fork()
+
+  const stop = stopSignal()
+  const first = await Promise.race([ready.then(() => 'ready' as const), startupFailed, stop])
+  if (first !== 'ready') {
+    stopping = true
+    await stopWorkers()
+    return typeof first === 'number' ? first : 0
+  }
+  started = true
+  const port = [...listening.values()][0] as number
+  const metricsPort = await new Promise<number>((resolve, reject) => {
+    metricsServer.once('error', reject)
+    metricsServer.listen(opts.metricsPort, '0.0.0.0', () => { resolve((metricsServer.address() as AddressInfo).port) })
+  })
+  logger.info({ port, metricsPort, workers: count, image }, 'injector listening')
+  const signal = await stop
+  logger.info({ signal }, 'shutting down')
+  stopping = true
+  await stopWorkers()
+  await new Promise<void>(resolve => {
+    metricsServer.close(() => { resolve() })
+    metricsServer.closeIdleConnections()
+  })
+  logger.flush()
+  return 0
+}
+
+/**
+ * SIGTERMs every worker: one that is serving finishes its in-flight reviews and exits, one
+ * still starting (no handler yet) just ends. Resolves when all have exited.
+ */
+async function stopWorkers (): Promise<void> {
+  const all = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead())
+  await Promise.all(all.map(async worker => {
+    const exited = new Promise(resolve => worker.once('exit', resolve))
+    worker.process.kill('SIGTERM')
+    await exited
+  }))
 }

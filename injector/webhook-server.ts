@@ -78,17 +78,67 @@ function certSummary (cert: Buffer): { subject: string, notAfter: string } {
   }
 }
 
+interface StartupFiles { tls: TlsFiles, config: InjectionConfig, configPrint: string }
+
+/**
+ * Reads the certificate, key and injection config as the server starts: throws when one is
+ * unreadable or invalid (fail fast; later reloads only log). The cluster primary calls it
+ * too, so a bad file stops start-up once, before any worker is forked.
+ */
+export function loadStartupFiles (opts: Pick<WebhookOptions, 'tlsCertFile' | 'tlsKeyFile' | 'configFile'>): StartupFiles {
+  const tls: TlsFiles = { cert: readFileSync(opts.tlsCertFile), key: readFileSync(opts.tlsKeyFile) }
+  createSecureContext(tlsOptions(tls))
+  const config = loadInjectionConfig(opts.configFile)
+  const configPrint = opts.configFile === undefined ? '' : fingerprint(readFileSync(opts.configFile))
+  return { tls, config, configPrint }
+}
+
+function healthy (method: string, path: string): boolean {
+  return (method === 'GET' || method === 'HEAD') && (path === '/healthz' || path === '/v2/health/live' || path === '/v2/health/ready')
+}
+
+function sendJson (res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+function sendError (res: ServerResponse, err: InjectorError): void {
+  sendJson(res, err.statusCode, JSON.stringify({ error: err.message, code: err.code }))
+}
+
+/**
+ * The plain-HTTP server of `/metrics` and health. `metrics` gives the exposition text: one
+ * registry's, or in cluster mode the primary's sum over every worker's registry.
+ */
+export function createMetricsServer (metrics: () => Promise<string>, contentType: string, log: Logger): HttpServer {
+  return createHttpServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/'
+    const method = req.method ?? 'GET'
+    if (method === 'GET' && path === '/metrics') {
+      metrics().then(text => {
+        res.writeHead(200, { 'content-type': contentType })
+        res.end(text)
+      }, (err: unknown) => {
+        log.error({ err }, 'metrics collection failed')
+        sendError(res, errors.INTERNAL())
+      })
+      return
+    }
+    if (healthy(method, path)) sendJson(res, 200, '{"status":"ok"}')
+    else sendError(res, errors.NOT_FOUND(method, path))
+  })
+}
+
 export function build (opts: WebhookOptions): Webhook {
   const log = opts.logger
   const reloadIntervalMs = opts.reloadIntervalMs ?? DEFAULTS.reloadIntervalMs
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULTS.maxBodyBytes
 
-  // Start-up: bad files are fatal here (fail fast), later they only log.
-  const tls: TlsFiles = { cert: readFileSync(opts.tlsCertFile), key: readFileSync(opts.tlsKeyFile) }
-  createSecureContext(tlsOptions(tls))
+  const startup = loadStartupFiles(opts)
+  const tls = startup.tls
   let tlsPrint = fingerprint(tls.cert, tls.key)
-  let config = loadInjectionConfig(opts.configFile)
-  let configPrint = opts.configFile === undefined ? '' : fingerprint(readFileSync(opts.configFile))
+  let config = startup.config
+  let configPrint = startup.configPrint
   const failed = new Set<string>() // fingerprints already reported as bad, so a broken file logs once
 
   const registry = new Registry()
@@ -99,16 +149,6 @@ export function build (opts: WebhookOptions): Webhook {
 
   const server = createHttpsServer({ ...tlsOptions(tls), keepAliveTimeout: DEFAULTS.keepAliveTimeoutMs }, (req, res) => { handle(req, res) })
   server.on('tlsClientError', (err) => { log.debug({ err: err.message }, 'TLS handshake failed') })
-
-  function send (res: ServerResponse, status: number, body: unknown): void {
-    const text = JSON.stringify(body)
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
-    res.end(text)
-  }
-
-  function sendError (res: ServerResponse, err: InjectorError): void {
-    send(res, err.statusCode, { error: err.message, code: err.code })
-  }
 
   const bodyErrors: BodyErrors = {
     tooLarge: () => errors.BODY_TOO_LARGE(maxBodyBytes),
@@ -143,7 +183,7 @@ export function build (opts: WebhookOptions): Webhook {
       throw errors.BAD_REVIEW(`the body is not JSON: ${(err as Error).message}`)
     }
     const outcome = admit(body, config)
-    send(res, 200, outcome.review)
+    sendJson(res, 200, outcome.json)
     record(outcome, started)
   }
 
@@ -164,34 +204,11 @@ export function build (opts: WebhookOptions): Webhook {
       })
       return
     }
-    if (health(method, path, res)) return
-    sendError(res, errors.NOT_FOUND(method, path))
+    if (healthy(method, path)) sendJson(res, 200, '{"status":"ok"}')
+    else sendError(res, errors.NOT_FOUND(method, path))
   }
 
-  function health (method: string, path: string, res: ServerResponse): boolean {
-    if ((method === 'GET' || method === 'HEAD') && (path === '/healthz' || path === '/v2/health/live' || path === '/v2/health/ready')) {
-      send(res, 200, { status: 'ok' })
-      return true
-    }
-    return false
-  }
-
-  const metricsServer = createHttpServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0] ?? '/'
-    const method = req.method ?? 'GET'
-    if (method === 'GET' && path === '/metrics') {
-      registry.metrics().then(text => {
-        res.writeHead(200, { 'content-type': registry.contentType })
-        res.end(text)
-      }, (err: unknown) => {
-        log.error({ err }, 'metrics collection failed')
-        sendError(res, errors.INTERNAL())
-      })
-      return
-    }
-    if (health(method, path, res)) return
-    sendError(res, errors.NOT_FOUND(method, path))
-  })
+  const metricsServer = createMetricsServer(async () => await registry.metrics(), registry.contentType, log)
 
   async function reloadTls (): Promise<void> {
     let next: TlsFiles

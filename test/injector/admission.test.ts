@@ -26,6 +26,7 @@ t.test('anything but a pod creation is allowed untouched', async t => {
   ]) {
     const out = admit(review(patch), DEFAULT_CONFIG)
     t.same(out.review, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'u', allowed: true } }, JSON.stringify(patch))
+    t.equal(out.json, JSON.stringify(out.review))
     t.equal(out.result, 'skipped')
   }
 })
@@ -55,4 +56,21 @@ t.test('a bug denies the pod with a generic message and keeps the error for the 
   t.equal(out.result, 'error')
   t.match(out.review, { response: { uid: 'u', allowed: false, status: { code: 500, reason: 'InternalError', message: /internal error/ } } })
   t.match(out.error, TypeError)
+})
+
+t.test('the JSON sent is the review, byte for byte, on every path', async t => {
+  const pods: Array<[string, unknown, Record<string, string>]> = [
+    ['injected', annotated, {}],
+    ['injected with warnings', { ...annotated, spec: { hostNetwork: true, containers: [{ name: 'app' }] } }, {}],
+    ['not annotated', { ...annotated, metadata: {} }, {}],
+    ['denied', { ...annotated, metadata: { annotations: { 'onnx-sidecar.io/model': '../etc' } } }, {}],
+    ['uid and namespace that need escaping', annotated, { uid: 'u"\\\n\u2028é', namespace: 'ns"' }]
+  ]
+  for (const [what, pod, opts] of pods) {
+    const out = admit(admissionReview(pod, opts), DEFAULT_CONFIG)
+    t.equal(out.json, JSON.stringify(out.review), what)
+    t.same(JSON.parse(out.json), out.review, what)
+  }
+  const injected = admit(admissionReview(annotated), DEFAULT_CONFIG)
+  t.match(JSON.parse(injected.json), { response: { allowed: true, patchType: 'JSONPatch', patch: /^[A-Za-z0-9+/]+=*$/ } })
 })

@@ -1,28 +1,37 @@
 /** `onnx-sidecar webhook` as the chart runs it: a child process with real certificate files. */
-import t from 'tap'
-import { spawn } from 'node:child_process'
+import t, { type Test } from 'tap'
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
+import { connect } from 'node:tls'
+import type { Readable } from 'node:stream'
 import { Agent, request } from 'undici'
+import { defaultWorkers, MAX_DEFAULT_WORKERS } from '../../injector/webhook-command.js'
 import { makeCa, makeServing } from '../fixtures/injector/certs.js'
 import { admissionReview } from '../fixtures/injector/helpers.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', annotations: { 'onnx-sidecar.io/model': 'iris' } }, spec: { containers: [{ name: 'app' }] } }
 
-t.test('starts, answers over HTTPS, serves metrics and stops on SIGTERM', async t => {
-  const dir = t.testdir({ 'config.yaml': 'image: example/sidecar:9\n' })
-  const ca = await makeCa()
-  const serving = await makeServing(ca, '11')
-  writeFileSync(`${dir}/tls.crt`, serving.cert)
-  writeFileSync(`${dir}/tls.key`, serving.key)
-  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'webhook', '--tls-cert', `${dir}/tls.crt`, '--tls-key', `${dir}/tls.key`, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'], {
+interface Running {
+  child: ChildProcessByStdio<null, Readable, Readable>
+  lines: Array<Record<string, any>>
+  stderr: () => string
+  exited: Promise<number | null>
+  listening: Promise<Record<string, any>>
+}
+
+function start (t: Test, args: string[], env: Record<string, string> = {}): Running {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'webhook', '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', ...args], {
     cwd: ROOT,
-    env: { ...process.env, ONNX_SIDECAR_CONFIG: `${dir}/config.yaml` },
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const exited = new Promise<number | null>(resolve => child.on('exit', code => { resolve(code) }))
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   const lines: Array<Record<string, any>> = []
   const listening = new Promise<Record<string, any>>((resolve, reject) => {
     createInterface({ input: child.stdout }).on('line', line => {
@@ -30,22 +39,133 @@ t.test('starts, answers over HTTPS, serves metrics and stops on SIGTERM', async 
       lines.push(entry)
       if (entry.msg === 'injector listening') resolve(entry)
     })
-    child.on('exit', () => { reject(new Error('exited before listening')) })
+    child.on('exit', () => { reject(new Error(`exited before listening: ${stderr}`)) })
   })
-  const { port, metricsPort, image } = await listening
+  listening.catch(() => {})
+  return { child, lines, stderr: () => stderr, exited, listening }
+}
+
+async function until (what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    if (await check()) return
+    await new Promise(resolve => setTimeout(resolve, 25))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+async function certificates (dir: string, serial: string, ca?: Awaited<ReturnType<typeof makeCa>>): Promise<Awaited<ReturnType<typeof makeCa>>> {
+  const authority = ca ?? await makeCa()
+  const serving = await makeServing(authority, serial)
+  writeFileSync(`${dir}/tls.crt`, serving.cert)
+  writeFileSync(`${dir}/tls.key`, serving.key)
+  return authority
+}
+
+/** The serial number of the certificate a fresh TLS connection sees. */
+function servedSerial (port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => {
+      const serial = socket.getPeerCertificate().serialNumber.toLowerCase()
+      socket.end()
+      resolve(serial)
+    })
+    socket.on('error', reject)
+  })
+}
+
+async function post (port: number, agent: Agent, uid: string): Promise<any> {
+  const res = await request(`https://127.0.0.1:${port}/mutate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(admissionReview(pod, { uid })), dispatcher: agent })
+  return await res.body.json()
+}
+
+async function metrics (metricsPort: number): Promise<string> {
+  const res = await request(`http://127.0.0.1:${metricsPort}/metrics`)
+  return await res.body.text()
+}
+
+t.test('the default worker count is the CPU limit, at most MAX_DEFAULT_WORKERS', async t => {
+  t.equal(defaultWorkers(1), 1)
+  t.equal(defaultWorkers(2), Math.min(2, MAX_DEFAULT_WORKERS))
+  t.equal(defaultWorkers(64), MAX_DEFAULT_WORKERS, 'a node\'s core count without a limit does not fork a process per core')
+})
+
+t.test('starts, answers over HTTPS, serves metrics and stops on SIGTERM', async t => {
+  const dir = t.testdir({ 'config.yaml': 'image: example/sidecar:9\n' })
+  const ca = await certificates(dir, '11')
+  const run = start(t, ['--tls-cert', `${dir}/tls.crt`, '--tls-key', `${dir}/tls.key`, '--workers', '1'], { ONNX_SIDECAR_CONFIG: `${dir}/config.yaml` })
+  const { port, metricsPort, image } = await run.listening
   t.equal(image, 'example/sidecar:9', 'config from ONNX_SIDECAR_CONFIG')
 
   const agent = new Agent({ connect: { ca: ca.pem, servername: 'localhost' } })
-  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', annotations: { 'onnx-sidecar.io/model': 'iris' } }, spec: { containers: [{ name: 'app' }] } }
-  const res = await request(`https://127.0.0.1:${port as number}/mutate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(admissionReview(pod, { uid: 'cli-1' })), dispatcher: agent })
-  const json = await res.body.json() as any
+  const json = await post(port, agent, 'cli-1')
   t.match(json.response, { uid: 'cli-1', allowed: true, patchType: 'JSONPatch' })
   await agent.close()
-  const metrics = await request(`http://127.0.0.1:${metricsPort as number}/metrics`)
-  t.match(await metrics.body.text(), /onnx_sidecar_injector_admissions_total\{result="injected"\} 1/)
+  t.match(await metrics(metricsPort), /onnx_sidecar_injector_admissions_total\{result="injected"\} 1/)
 
-  child.kill('SIGTERM')
-  t.equal(await exited, 0, 'exit code 0 after SIGTERM')
-  t.ok(lines.some(l => l.msg === 'admission' && l.uid === 'cli-1'))
-  t.ok(lines.some(l => l.msg === 'shutting down' && l.signal === 'SIGTERM'))
+  run.child.kill('SIGTERM')
+  t.equal(await run.exited, 0, 'exit code 0 after SIGTERM')
+  t.ok(run.lines.some(l => l.msg === 'admission' && l.uid === 'cli-1'))
+  t.ok(run.lines.some(l => l.msg === 'shutting down' && l.signal === 'SIGTERM'))
+})
+
+t.test('--workers 2: a cluster that shares the port, sums its metrics, reloads, replaces a dead worker and stops on SIGTERM', async t => {
+  const dir = t.testdir({ 'config.yaml': 'image: example/sidecar:9\n' })
+  const ca = await certificates(dir, '21')
+  const run = start(t, ['--tls-cert', `${dir}/tls.crt`, '--tls-key', `${dir}/tls.key`, '--config', `${dir}/config.yaml`, '--workers', '2', '--reload-interval', '1'])
+  const { port, metricsPort, image, workers } = await run.listening
+  t.same([workers, image], [2, 'example/sidecar:9'])
+  t.equal(run.lines.filter(l => l.msg === 'injector listening').length, 1, 'one "listening" line, from the primary')
+
+  // several connections at once: the primary deals them out to both workers
+  const agent = new Agent({ connect: { ca: ca.pem, servername: 'localhost' }, connections: 8 })
+  t.teardown(async () => { await agent.close() })
+  const answers = await Promise.all(Array.from({ length: 40 }, async (_, i) => await post(port, agent, `c-${i}`)))
+  t.ok(answers.every((a, i) => a.response.uid === `c-${i}` && a.response.patchType === 'JSONPatch'), 'every review answered with a patch')
+  await until('40 log lines', () => run.lines.filter(l => l.msg === 'admission').length === 40)
+  const pids = new Set(run.lines.filter(l => l.msg === 'admission').map(l => l.pid as number))
+  t.equal(pids.size, 2, 'both workers answered reviews')
+  t.notOk(pids.has(run.child.pid as number), 'the primary answers none itself')
+
+  const text = await metrics(metricsPort)
+  t.match(text, /onnx_sidecar_injector_admissions_total\{result="injected"\} 40\n/, 'admissions summed over the workers')
+  t.match(text, /onnx_sidecar_injector_admission_duration_seconds_count 40\n/)
+  t.match(text, /onnx_sidecar_injector_admission_duration_seconds_bucket\{le="\+Inf"\} 40\n/)
+  t.match(text, /process_cpu_user_seconds_total/)
+
+  // each worker reloads the rotated certificate by itself: fresh connections reach both
+  t.equal(await servedSerial(port, ca.pem), '21')
+  await certificates(dir, '22', ca)
+  await until('every worker to serve the new certificate', async () => {
+    const serials = await Promise.all(Array.from({ length: 4 }, async () => await servedSerial(port, ca.pem)))
+    return serials.every(s => s === '22')
+  })
+  t.equal(run.lines.filter(l => l.msg === 'TLS certificate reloaded').length, 2, 'reloaded once in each worker')
+
+  // a worker that dies is replaced; reviews keep being answered
+  const [victim] = pids
+  process.kill(victim as number, 'SIGKILL')
+  await until('the replacement', () => run.lines.some(l => l.msg === 'webhook worker exited; starting another' && l.workerPid === victim))
+  for (let i = 0; i < 4; i++) t.equal((await post(port, agent, `after-${i}`)).response.allowed, true)
+
+  const all = new Set(run.lines.filter(l => l.pid !== run.child.pid).map(l => l.pid as number))
+  run.child.kill('SIGTERM')
+  t.equal(await run.exited, 0, 'exit code 0 after SIGTERM')
+  t.ok(run.lines.some(l => l.msg === 'shutting down' && l.signal === 'SIGTERM'))
+  const alive = [...all].filter(pid => {
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch {
+      return false
+    }
+  })
+  t.same(alive, [], 'no worker outlives the primary')
+})
+
+t.test('--workers 2 with a bad certificate exits 2 before forking, with one message', async t => {
+  const dir = t.testdir({})
+  const run = start(t, ['--tls-cert', `${dir}/missing.crt`, '--tls-key', `${dir}/missing.key`, '--workers', '2'])
+  t.equal(await run.exited, 2)
+  t.equal(run.stderr().match(/missing\.crt/g)?.length, 1, run.stderr())
 })
