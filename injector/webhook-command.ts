@@ -35,6 +35,8 @@ export const WEBHOOK_OPTIONS = {
 
 const USAGE = 'usage: onnx-sidecar webhook --tls-cert FILE --tls-key FILE [--config FILE] [--port 8443] [--metrics-port 9464] [--workers N]'
 
+const RESTART_DELAY_MS = 1000 // 1 second before a worker that died is replaced
+
 /** A worker's message to the primary once it listens (prom-client adds its own messages). */
 const LISTENING = 'onnx-sidecar:listening'
 
@@ -128,7 +130,10 @@ async function runPrimary (opts: Opts, count: number, image: string, logger: Log
     worker.on('message', (m: { type?: string, port?: number } | null) => {
       if (m?.type !== LISTENING || typeof m.port !== 'number') return
       listening.set(worker, m.port)
-      if (!started && listening.size === count) allListening()
+      if (!started && listening.size === count) {
+        started = true // from here on a worker that exits is replaced
+        allListening()
+      }
     })
   }
   cluster.on('exit', (worker, code, signal) => {
@@ -139,7 +144,7 @@ async function runPrimary (opts: Opts, count: number, image: string, logger: Log
       return
     }
     logger.error({ workerPid: worker.process.pid, code, signal }, 'webhook worker exited; starting another')
-    fork()
+    setTimeout(() => { if (!stopping) fork() }, RESTART_DELAY_MS) // the others serve meanwhile; a crash loop does not spin
   })
   for (let i = 0; i < count; i++) fork()
 
@@ -150,7 +155,6 @@ async function runPrimary (opts: Opts, count: number, image: string, logger: Log
     await stopWorkers()
     return typeof first === 'number' ? first : 0
   }
-  started = true
   const port = [...listening.values()][0] as number
   const metricsPort = await new Promise<number>((resolve, reject) => {
     metricsServer.once('error', reject)
