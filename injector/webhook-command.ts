@@ -29,7 +29,7 @@ export const WEBHOOK_OPTIONS = {
   port: { flag: '--port', env: 'ONNX_SIDECAR_PORT', description: 'HTTPS port for /mutate and health (0 picks a free port)', default: 8443, parse: parse.int(0, 65535) } as Option<number>,
   metricsPort: { flag: '--metrics-port', env: 'ONNX_SIDECAR_METRICS_PORT', description: 'plain-HTTP port for /metrics and health, all interfaces (0 picks a free port)', default: 9464, parse: parse.int(0, 65535) } as Option<number>,
   reloadInterval: { flag: '--reload-interval', env: 'ONNX_SIDECAR_RELOAD_INTERVAL', description: 'seconds between checks of the certificate, key and config files', default: 5, parse: parse.int(1, 3600) } as Option<number>,
-  workers: { flag: '--workers', env: 'ONNX_SIDECAR_WORKERS', description: 'processes serving /mutate (node:cluster); 1 serves from this process', default: 0, defaultText: `the CPU limit, at most ${MAX_DEFAULT_WORKERS}`, parse: parse.int(1, 64) } as Option<number>,
+  workers: { flag: '--workers', env: 'ONNX_SIDECAR_WEBHOOK_WORKERS', description: 'processes serving /mutate (node:cluster); 1 serves from this process', default: 0, defaultText: `the CPU limit, at most ${MAX_DEFAULT_WORKERS}`, parse: parse.int(1, 64) } as Option<number>,
   ...commonOptions()
 }
 
@@ -41,6 +41,7 @@ const RESTART_DELAY_MS = 1000 // 1 second before a worker that died is replaced
 const LISTENING = 'onnx-sidecar:listening'
 
 type Opts = ReturnType<typeof readConfig<typeof WEBHOOK_OPTIONS>>
+type Files = Pick<WebhookOptions, 'tlsCertFile' | 'tlsKeyFile' | 'configFile'>
 
 export function defaultWorkers (cpus = availableCpus()): number {
   return Math.max(1, Math.min(cpus, MAX_DEFAULT_WORKERS))
@@ -54,7 +55,7 @@ export async function webhookCommand (argv: string[]): Promise<number> {
   }
   if (opts.tlsCert === '' || opts.tlsKey === '') throw new ConfigError('--tls-cert and --tls-key are required (the API server only calls webhooks over HTTPS)')
   const workers = opts.workers === 0 ? defaultWorkers() : opts.workers
-  const files: Pick<WebhookOptions, 'tlsCertFile' | 'tlsKeyFile' | 'configFile'> = { tlsCertFile: opts.tlsCert, tlsKeyFile: opts.tlsKey, ...(opts.config === '' ? {} : { configFile: opts.config }) }
+  const files: Files = { tlsCertFile: opts.tlsCert, tlsKeyFile: opts.tlsKey, ...(opts.config === '' ? {} : { configFile: opts.config }) }
   if (cluster.isWorker) return await runWorker(opts, files)
   // Several processes share stdout: one write(2) per line keeps lines whole (pipes write up to 4 KiB atomically).
   const logger = createLogger({ level: opts.logLevel, name: 'onnx-sidecar-injector', ...(workers > 1 ? { stream: pino.destination({ fd: 1, sync: true }) } : {}) })
@@ -68,7 +69,7 @@ export async function webhookCommand (argv: string[]): Promise<number> {
   return await runPrimary(opts, workers, image, logger)
 }
 
-function buildWebhook (opts: Opts, files: Pick<WebhookOptions, 'tlsCertFile' | 'tlsKeyFile' | 'configFile'>, logger: Logger): ReturnType<typeof build> {
+function buildWebhook (opts: Opts, files: Files, logger: Logger): ReturnType<typeof build> {
   try {
     return build({ ...files, logger, reloadIntervalMs: opts.reloadInterval * 1000 })
   } catch (err) {
@@ -84,7 +85,7 @@ function stopSignal (): Promise<NodeJS.Signals> {
   })
 }
 
-async function runSingle (opts: Opts, files: Pick<WebhookOptions, 'tlsCertFile' | 'tlsKeyFile' | 'configFile'>, logger: Logger): Promise<number> {
+async function runSingle (opts: Opts, files: Files, logger: Logger): Promise<number> {
   const webhook = buildWebhook(opts, files, logger)
   await webhook.listen({ host: opts.host, port: opts.port, metricsPort: opts.metricsPort })
   const signal = await stopSignal()
@@ -95,7 +96,7 @@ async function runSingle (opts: Opts, files: Pick<WebhookOptions, 'tlsCertFile' 
 }
 
 /** A cluster worker: the HTTPS side only; metrics go to the primary over IPC. */
-async function runWorker (opts: Opts, files: Pick<WebhookOptions, 'tlsCertFile' | 'tlsKeyFile' | 'configFile'>): Promise<number> {
+async function runWorker (opts: Opts, files: Files): Promise<number> {
   // SIGTERM from the primary, a terminal's Ctrl-C (sent to the whole group), or the primary is gone (IPC closed)
   const stop = new Promise<void>(resolve => {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => { resolve() })
