@@ -75,6 +75,8 @@ t.test('defaults', async t => {
   const arg = (flag: string): string | undefined => (c.args as string[]).find(a => a.startsWith(`${flag}=`))?.slice(flag.length + 1)
   t.equal(arg('--port'), '8443')
   t.equal(arg('--metrics-port'), '9464')
+  t.equal(arg('--workers'), '2', 'two webhook processes per pod')
+  t.equal(c.resources.limits.memory, '384Mi', 'the memory limit leaves room for the primary and two workers (~220 MB)')
   t.ok(c.resources.requests.cpu !== undefined && c.resources.limits.memory !== undefined, 'requests and a memory limit are set')
   for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
     const port = c[probe].httpGet.port
