@@ -7,6 +7,7 @@
  * have finished before the native sidecar (appended after them) starts, and other native
  * sidecars start before it too, so the sidecar is never there for them when they start.
  */
+import { GRPC_SOCKET_NAME, HTTP_SOCKET_NAME } from '../common/sockets.js'
 import { ANNOTATIONS } from './annotations.js'
 import { errors } from './errors.js'
 import { isObject, type JsonObject } from './merge.js'
@@ -21,8 +22,8 @@ export const APP_ENV_NAMES = [URL_ENV, GRPC_ADDRESS_ENV, SOCKET_ENV, GRPC_SOCKET
 export const SOCKET_VOLUME = 'onnx-sidecar-socket'
 export const SOCKET_DIR = '/var/run/onnx-sidecar'
 /** The sidecar serves REST on `http.sock` and gRPC on `grpc.sock` there (`serve --socket-dir`). */
-export const HTTP_SOCKET = `${SOCKET_DIR}/http.sock`
-export const GRPC_SOCKET = `${SOCKET_DIR}/grpc.sock`
+export const HTTP_SOCKET = `${SOCKET_DIR}/${HTTP_SOCKET_NAME}`
+export const GRPC_SOCKET = `${SOCKET_DIR}/${GRPC_SOCKET_NAME}`
 
 export interface Wiring {
   port: number

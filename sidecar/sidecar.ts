@@ -6,6 +6,7 @@
 import type { AddressInfo } from 'node:net'
 import type { Tracer } from '@opentelemetry/api'
 import type { Logger } from '../common/logger.js'
+import { GRPC_SOCKET_NAME, HTTP_SOCKET_NAME } from '../common/sockets.js'
 import { buildInferenceApp, type InferenceApp } from './http/app.js'
 import { MetricsServer } from './http/metrics-app.js'
 import { GrpcServer } from './grpc/server.js'
@@ -133,31 +134,28 @@ export function portOf (server: http.Server): number {
  * pod's `fsGroup` shares with its app containers). Stale socket files are replaced.
  */
 export async function listenOnSocket (sidecar: Sidecar, dir: string, opts: { grpc: boolean } = { grpc: false }): Promise<{ http: string, grpc?: string }> {
-  const { mkdir, chmod } = await import('node:fs/promises')
+  const { mkdir } = await import('node:fs/promises')
   const path = await import('node:path')
   await mkdir(dir, { recursive: true })
-  const file = path.join(dir, SOCKET_NAME)
-  await removeStaleSocket(file)
   const server = sidecar.inference.socketServer
-  await new Promise<void>((resolve, reject) => {
+  const http = await onSocket(path.join(dir, HTTP_SOCKET_NAME), file => new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(file, () => { server.off('error', reject); resolve() })
-  })
-  await chmod(file, 0o660)
-  if (!opts.grpc) return { http: file }
-  const grpcFile = path.join(dir, GRPC_SOCKET_NAME)
-  await removeStaleSocket(grpcFile)
-  await sidecar.grpc.listenOnSocket(grpcFile)
-  return { http: file, grpc: grpcFile }
+  }))
+  if (!opts.grpc) return { http }
+  const grpc = await onSocket(path.join(dir, GRPC_SOCKET_NAME), async file => { await sidecar.grpc.listenOnSocket(file) })
+  return { http, grpc }
 }
 
-async function removeStaleSocket (file: string): Promise<void> {
-  const { lstat, unlink } = await import('node:fs/promises')
+/** Replaces a stale socket file (never anything else), listens on `file`, then makes it mode 0660. */
+async function onSocket (file: string, listen: (file: string) => Promise<void>): Promise<string> {
+  const { chmod, lstat, unlink } = await import('node:fs/promises')
   const st = await lstat(file).catch(() => undefined)
-  if (st === undefined) return
-  if (!st.isSocket()) throw new Error(`${file} exists and is not a socket`)
-  await unlink(file)
+  if (st !== undefined) {
+    if (!st.isSocket()) throw new Error(`${file} exists and is not a socket`)
+    await unlink(file)
+  }
+  await listen(file)
+  await chmod(file, 0o660)
+  return file
 }
-
-export const SOCKET_NAME = 'http.sock'
-export const GRPC_SOCKET_NAME = 'grpc.sock'

@@ -111,7 +111,7 @@ function dataOf (name: string, datatype: string, contents: GrpcContents | null):
 }
 
 /** The REST-shaped body for `decodeInferRequest`, plus where raw bytes come from. */
-export function restShaped (msg: GrpcInferRequest): { body: Record<string, unknown>, raw: BinarySource | undefined } {
+function restShaped (msg: GrpcInferRequest): { body: Record<string, unknown>, raw: BinarySource | undefined } {
   const raw = msg.raw_input_contents ?? []
   if (raw.length > 0 && raw.length !== msg.inputs.length) {
     throw errors.BAD_REQUEST(`raw_input_contents has ${raw.length} entries but the request has ${msg.inputs.length} inputs; give one per input, in order, or none`)
@@ -150,6 +150,8 @@ export function restShaped (msg: GrpcInferRequest): { body: Record<string, unkno
   return { body, raw: raw.length > 0 ? new RawContents(raw) : undefined }
 }
 
-export function decodeGrpcInferRequest (shaped: { body: Record<string, unknown>, raw: BinarySource | undefined }, mv: ModelVersion): InferRequest {
-  return decodeInferRequest(shaped.body, shaped.raw, mv)
+/** Validates a ModelInferRequest against a model version, with the same rules (and messages) as REST. */
+export function decodeGrpcInferRequest (msg: GrpcInferRequest, mv: ModelVersion): InferRequest {
+  const { body, raw } = restShaped(msg)
+  return decodeInferRequest(body, raw, mv)
 }

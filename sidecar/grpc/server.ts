@@ -4,7 +4,6 @@
  *
  * @grpc/grpc-js and the proto are loaded on first use, so `--grpc-port off` costs nothing.
  */
-import { chmod } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import type * as GrpcJs from '@grpc/grpc-js'
 import { grpcService, type GrpcServiceDeps } from './service.js'
@@ -23,7 +22,6 @@ export class GrpcServer {
   #opts: GrpcServerOptions
   #server: GrpcJs.Server | undefined
   #grpc: typeof GrpcJs | undefined
-  #bound: string[] = []
 
   constructor (opts: GrpcServerOptions) {
     this.#opts = opts
@@ -51,26 +49,20 @@ export class GrpcServer {
 
   /** Listens on host:port (0 picks a free port); resolves with the port. */
   async listen (port: number, host: string): Promise<number> {
+    return await this.#bind(host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`)
+  }
+
+  /** Listens on a Unix domain socket at `file`, which must not exist (`listenOnSocket` in sidecar.ts sets its mode). */
+  async listenOnSocket (file: string): Promise<void> {
+    await this.#bind(`unix:${file}`)
+  }
+
+  async #bind (target: string): Promise<number> {
     const { grpc, server } = await this.#ensure()
-    const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
-    const bound = await new Promise<number>((resolve, reject) => {
+    return await new Promise<number>((resolve, reject) => {
       server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, p) => (err === null ? resolve(p) : reject(err)))
     })
-    this.#bound.push(`${host}:${bound}`)
-    return bound
   }
-
-  /** Listens on a Unix domain socket at `file` (which must not exist), then makes it mode 0660. */
-  async listenOnSocket (file: string): Promise<void> {
-    const { grpc, server } = await this.#ensure()
-    await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`unix:${file}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err === null ? resolve(p) : reject(err)))
-    })
-    await chmod(file, 0o660)
-    this.#bound.push(file)
-  }
-
-  get listening (): boolean { return this.#bound.length > 0 }
 
   /**
    * Stops taking calls and resolves once the in-flight ones have answered, or after
@@ -80,7 +72,6 @@ export class GrpcServer {
     const server = this.#server
     if (server === undefined) return
     this.#server = undefined
-    this.#bound = []
     await new Promise<void>(resolve => {
       const timer = setTimeout(() => { server.forceShutdown(); resolve() }, graceMs)
       timer.unref()

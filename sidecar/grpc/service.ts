@@ -15,8 +15,8 @@ import { errors, SidecarError } from '../errors.js'
 import { grpcCodeOfStatus, statusOf, type Inference } from '../inference.js'
 import type { ModelManager } from '../model-manager.js'
 import { extractContext } from '../tracing.js'
-import { modelMetadata, serverMetadata } from '../http/metadata.js'
-import { decodeGrpcInferRequest, restShaped, type GrpcInferRequest } from './decode.js'
+import { modelMetadata, modelReady, serverMetadata } from '../http/metadata.js'
+import { decodeGrpcInferRequest, type GrpcInferRequest } from './decode.js'
 import { encodeGrpcResponse } from './encode.js'
 
 export interface GrpcServiceDeps {
@@ -94,7 +94,7 @@ export function grpcService (deps: GrpcServiceDeps): UntypedServiceImplementatio
         if (msg.model_name === '') throw errors.BAD_REQUEST('model_name must be a non-empty string')
         return msg
       },
-      decode: (m, mv) => decodeGrpcInferRequest(restShaped(m), mv),
+      decode: decodeGrpcInferRequest,
       encode: encodeGrpcResponse,
       abandoned: () => call.cancelled,
       deadlineNs: deadlineNs(call.getDeadline())
@@ -108,13 +108,11 @@ export function grpcService (deps: GrpcServiceDeps): UntypedServiceImplementatio
     // An unknown model or version is "not ready" rather than an error, so Triton's
     // client returns False from is_model_ready() as it does over REST (where it is a 404).
     ModelReady: unary((req: { name: string, version: string }) => {
-      if (!manager.has(req.name)) return { ready: false }
       try {
-        manager.resolve(req.name, req.version === '' ? undefined : req.version)
-        return { ready: true }
+        return { ready: modelReady(manager, req.name, req.version === '' ? undefined : req.version) }
       } catch (err) {
-        if ((err as SidecarError).statusCode === 400) throw err
-        return { ready: false }
+        if ((err as SidecarError).statusCode === 404) return { ready: false }
+        throw err
       }
     }),
     ModelMetadata: unary((req: { name: string, version: string }) => {

@@ -20,7 +20,7 @@ import type { ModelManager } from '../model-manager.js'
 import { AbandonedError } from '../runtime/batcher.js'
 import { extractContext } from '../tracing.js'
 import { parseInferBody, readBody } from './body.js'
-import { serverMetadata, modelMetadata, health } from './metadata.js'
+import { serverMetadata, modelMetadata, modelReady, health } from './metadata.js'
 
 export interface InferenceAppDeps {
   manager: ModelManager
@@ -152,12 +152,7 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
       }
       if (rest.length === 1 && rest[0] === 'ready') {
         allow('GET')
-        if (!deps.manager.has(model)) throw errors.MODEL_NOT_FOUND(model)
-        let ready = true
-        try { deps.manager.resolve(model, version) } catch (err) {
-          if ((err as SidecarError).statusCode === 404 || (err as SidecarError).statusCode === 400) throw err
-          ready = false
-        }
+        const ready = modelReady(deps.manager, model, version)
         return sendJson(res, ready ? 200 : 503, { name: model, ready })
       }
       if (rest.length === 1 && rest[0] === 'infer') {
