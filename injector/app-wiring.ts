@@ -50,7 +50,9 @@ export function appEnv (w: Wiring): Array<[string, string]> {
 }
 
 /**
- * Gives every app container (all of `spec.containers` but the sidecar) what it lacks.
+ * Gives every app container (all of `spec.containers` but the sidecar) what it lacks. A
+ * container it changes is replaced by a changed copy, so `spec.containers` must be the
+ * caller's own list.
  * An existing variable of the same name is left alone. A container that already mounts
  * another volume at the socket directory makes this throw: Kubernetes refuses two mounts
  * at one path, and silently skipping it would leave the app without the socket it asked for.
@@ -59,29 +61,37 @@ export function wireApps (spec: JsonObject, sidecar: string, w: Wiring): Wired {
   const vars = appEnv(w)
   const env: Record<string, string[]> = Object.fromEntries(vars.map(([name]) => [name, []]))
   const mounts: string[] = []
-  for (const c of Array.isArray(spec.containers) ? spec.containers : []) {
+  const containers = Array.isArray(spec.containers) ? spec.containers : []
+  for (const [i, c] of containers.entries()) {
     if (!isObject(c) || c.name === sidecar) continue
     const name = String(c.name)
     const existing = Array.isArray(c.env) ? c.env : []
     const missing = vars.filter(([n]) => !existing.some(e => isObject(e) && e.name === n))
-    if (missing.length > 0) c.env = [...missing.map(([n, value]) => ({ name: n, value })), ...existing]
+    const mount = w.socket ? socketMount(c, name, w.socketAnnotated) : undefined
+    if (missing.length === 0 && mount === undefined) continue
+    // a changed copy replaces the container in the list: the container object may be the caller's input
+    const changed: JsonObject = { ...c }
+    if (missing.length > 0) changed.env = [...missing.map(([n, value]) => ({ name: n, value })), ...existing]
     for (const [n] of missing) env[n]?.push(name)
-    if (w.socket && mountSocketDir(c, name, w.socketAnnotated)) mounts.push(name)
+    if (mount !== undefined) {
+      changed.volumeMounts = [...(Array.isArray(c.volumeMounts) ? c.volumeMounts : []), mount]
+      mounts.push(name)
+    }
+    containers[i] = changed
   }
   return { env, mounts }
 }
 
-/** Adds the read-only socket directory mount; false when the container has it already. */
-function mountSocketDir (c: JsonObject, name: string, annotated: boolean): boolean {
+/** The read-only socket directory mount the container still needs; undefined when it has it already. */
+function socketMount (c: JsonObject, name: string, annotated: boolean): JsonObject | undefined {
   const list = Array.isArray(c.volumeMounts) ? c.volumeMounts : []
   const there = list.find(m => isObject(m) && typeof m.mountPath === 'string' && m.mountPath.replace(/\/+$/, '') === SOCKET_DIR)
   if (isObject(there)) {
-    if (there.name === SOCKET_VOLUME) return false
+    if (there.name === SOCKET_VOLUME) return undefined
     const hint = annotated ? '' : ' ("true" is the injection config\'s default)'
     throw errors.INVALID_ANNOTATION(ANNOTATIONS.socket.key, 'true',
       `needs ${SOCKET_DIR} in container '${name}' for the sidecar's sockets, but it mounts volume '${String(there.name)}' there${hint}; move that mount or set ${ANNOTATIONS.socket.key}: "false"`)
   }
   // read-only: connecting to a socket needs write permission on the socket file, not a writable mount
-  c.volumeMounts = [...list, { name: SOCKET_VOLUME, mountPath: SOCKET_DIR, readOnly: true }]
-  return true
+  return { name: SOCKET_VOLUME, mountPath: SOCKET_DIR, readOnly: true }
 }

@@ -1,7 +1,8 @@
 /**
  * The pure side of the injector: `(pod, config, namespace) -> {pod, warnings}`, shared
- * by the webhook and `onnx-sidecar inject`. It works on the raw JSON object (a clone:
- * the input is never modified), so fields this code does not know survive untouched.
+ * by the webhook and `onnx-sidecar inject`. It works on the raw JSON object, copying only
+ * the objects it changes (the input is never modified), so fields this code does not know
+ * survive untouched.
  *
  * Idempotent: the `onnx-sidecar.io/status` annotation (`status.ts`) records what was added.
  * A pod that carries it and the sidecar container is not injected again; only app
@@ -65,12 +66,11 @@ export function inject (input: unknown, config: InjectionConfig, namespace = '')
   if (parsed.values.inject === false) {
     return { pod: input, outcome: 'skipped', reason: `${ANNOTATIONS.inject.key} is "false"`, warnings: [] }
   }
-  const pod = cloneJson(input) as JsonObject
-  const spec = pod.spec
-  if (!isObject(spec) || !Array.isArray(spec.containers)) throw errors.INVALID_POD(`spec.containers is missing${namespace === '' ? '' : ` (namespace ${namespace})`}`)
+  const inputSpec = isObject(input) ? input.spec : undefined
+  if (!isObject(inputSpec) || !Array.isArray(inputSpec.containers)) throw errors.INVALID_POD(`spec.containers is missing${namespace === '' ? '' : ` (namespace ${namespace})`}`)
+  const { pod, spec, annotations: podAnnotations } = copyForWriting(input as JsonObject, inputSpec as JsonObject & { containers: Json[] })
   const warnings = parsed.unknown.map(k => `unknown annotation ${k} is ignored`)
   const settings = resolveSettings(parsed.values, config)
-  const podAnnotations = ensureAnnotations(pod)
 
   const previous = readStatus(annotations[STATUS_ANNOTATION])
   if (previous !== undefined && findContainer(spec, previous.container) !== undefined) {
@@ -292,10 +292,23 @@ function softProblems (spec: JsonObject, s: Settings): string[] {
   return out
 }
 
-function ensureAnnotations (pod: JsonObject): JsonObject {
-  const metadata = isObject(pod.metadata) ? pod.metadata : (pod.metadata = {})
-  if (!isObject(metadata.annotations)) metadata.annotations = {}
-  return metadata.annotations as JsonObject
+/**
+ * Copy on write: a shallow copy of every object and list `inject` may change (the pod, its
+ * metadata and annotations, its spec and the spec's container and volume lists; `wireApps`
+ * copies an app container before it writes to it). Everything else stays shared with the
+ * input, which is never modified. The patch diff skips a shared subtree at once
+ * (`compare` stops at `===`), so it walks only what changed.
+ */
+function copyForWriting (input: JsonObject, inputSpec: JsonObject & { containers: Json[] }): { pod: JsonObject, spec: JsonObject & { containers: Json[] }, annotations: JsonObject } {
+  const metadata: JsonObject = isObject(input.metadata) ? { ...input.metadata } : {}
+  const annotations: JsonObject = isObject(metadata.annotations) ? { ...metadata.annotations } : {}
+  metadata.annotations = annotations
+  const spec: JsonObject & { containers: Json[] } = { ...inputSpec, containers: inputSpec.containers.slice() }
+  for (const field of ['initContainers', 'volumes'] as const) {
+    const list = spec[field]
+    if (Array.isArray(list)) spec[field] = list.slice()
+  }
+  return { pod: { ...input, metadata, spec }, spec, annotations }
 }
 
 function findContainer (spec: JsonObject, name: string): JsonObject | undefined {

@@ -13,7 +13,7 @@ import { Pod } from 'kubernetes-models/v1'
 import { injectManifests, podSites } from '../../injector/manifests.js'
 import { admit } from '../../injector/admission.js'
 import { InjectorError } from '../../injector/errors.js'
-import { TESTDATA, testConfig, asPod, admissionReview } from '../fixtures/injector/helpers.js'
+import { TESTDATA, testConfig, asPod, admissionReview, deepFreeze } from '../fixtures/injector/helpers.js'
 
 const refresh = process.env.REFRESH_GOLDEN === '1'
 const config = testConfig()
@@ -68,7 +68,7 @@ for (const name of cases) {
     const after = objects(golden).flatMap((o, i) => podSites(o, i + 1))
     t.equal(after.length, before.length, 'same pods in input and golden output')
     for (const [i, site] of before.entries()) {
-      const original = asPod(site.get())
+      const original = deepFreeze(asPod(site.get())) // writing to the request's pod would throw
       const out = admit(admissionReview(original, { namespace: site.namespace || 'default', uid: `uid-${i}` }), config)
       const response = out.review.response as Record<string, any>
       t.equal(response.uid, `uid-${i}`, 'uid echoed')

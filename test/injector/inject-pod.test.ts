@@ -1,6 +1,7 @@
 import t from 'tap'
 import { inject, readStatus, URL_ENV, GRPC_ADDRESS_ENV, SOCKET_ENV, GRPC_SOCKET_ENV } from '../../injector/inject-pod.js'
 import { DEFAULT_CONFIG, resolveInjectionConfig } from '../../injector/injection-config.js'
+import { deepFreeze } from '../fixtures/injector/helpers.js'
 
 function pod (annotations: Record<string, string> | undefined, spec: Record<string, unknown> = { containers: [{ name: 'app', image: 'app:1' }] }): Record<string, any> {
   return { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', ...(annotations === undefined ? {} : { annotations }) }, spec }
@@ -18,12 +19,26 @@ t.test('pods without the model annotation are returned as they are', async t => 
   t.match(inject(optOut, DEFAULT_CONFIG), { outcome: 'skipped', reason: /inject is "false"/ })
 })
 
-t.test('the input object is never modified', async t => {
-  const input = pod({ 'onnx-sidecar.io/model': 'iris' })
+t.test('the input object is never modified; what did not change is shared, not copied', async t => {
+  const input = pod({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/socket': 'true' }, {
+    containers: [{ name: 'app', image: 'app:1', env: [{ name: 'A', value: '1' }], resources: { limits: { memory: '1Gi' } } }, { name: 'other', image: 'o:1', env: [{ name: 'ONNX_SIDECAR_URL', value: 'x' }, { name: 'ONNX_SIDECAR_GRPC_ADDRESS', value: 'y' }, { name: 'ONNX_SIDECAR_SOCKET', value: 'z' }, { name: 'ONNX_SIDECAR_GRPC_SOCKET', value: 'w' }], volumeMounts: [{ name: 'onnx-sidecar-socket', mountPath: '/var/run/onnx-sidecar' }] }],
+    initContainers: [{ name: 'fetch', image: 'f:1' }, { name: 'onnx-sidecar', env: [{ name: 'X', value: '1' }] }],
+    volumes: [{ name: 'data', emptyDir: {} }],
+    tolerations: [{ key: 'k', operator: 'Exists' }]
+  })
   const copy = structuredClone(input)
-  const r = inject(input, DEFAULT_CONFIG)
+  const r = inject(deepFreeze(input), DEFAULT_CONFIG) // a write to the input would throw
   t.equal(r.outcome, 'injected')
   t.same(input, copy)
+  const out = r.pod as any
+  t.not(out.spec.containers[0], input.spec.containers[0], 'a changed container is a copy')
+  t.equal(out.spec.containers[0].resources, input.spec.containers[0].resources, 'its unchanged fields are shared')
+  t.equal(out.spec.containers[1], input.spec.containers[1], 'a container that needs nothing is shared')
+  t.equal(out.spec.tolerations, input.spec.tolerations, 'unchanged spec fields are shared')
+  t.equal(out.spec.initContainers[0], input.spec.initContainers[0])
+  t.equal(sidecarOf(out).env.find((e: any) => e.name === 'X')?.value, '1', 'the override container was merged')
+  const again = inject(deepFreeze(structuredClone(out)), DEFAULT_CONFIG)
+  t.equal(again.outcome, 'already-injected')
 })
 
 t.test('workers and threads come from the CPU limit, else the request, never the host', async t => {

@@ -11,7 +11,7 @@ import { Pod } from 'kubernetes-models/v1'
 import { admit } from '../../injector/admission.js'
 import { inject, readStatus, SOCKET_DIR, SOCKET_VOLUME } from '../../injector/inject-pod.js'
 import { DEFAULT_CONFIG } from '../../injector/injection-config.js'
-import { admissionReview } from '../fixtures/injector/helpers.js'
+import { admissionReview, deepFreeze } from '../fixtures/injector/helpers.js'
 
 const port = fc.constantFrom(80, 8080, 8080, 8500, 8501, 8600, 9464, 9565, 15001)
 const envVar = fc.oneof(
@@ -127,6 +127,7 @@ t.test('random pods: patch applies, result is a valid Pod, injection is idempote
   let sockets = 0
   fc.assert(fc.property(podArb, pod => {
     const original = structuredClone(pod)
+    deepFreeze(pod) // inject copies what it changes: a write to its input throws
     const out = admit(admissionReview(pod, { namespace: 'shop' }), DEFAULT_CONFIG)
     const response = out.review.response as Record<string, any>
     if (!(out.result !== 'error')) throw new Error(`unexpected error: ${String(out.reason)}`)
@@ -156,14 +157,14 @@ t.test('random pods: patch applies, result is a valid Pod, injection is idempote
     if (!jsonpatch._areEquals(undo(patched), normalize(original))) throw new Error(`the status record does not undo the injection: ${JSON.stringify(undo(patched))} vs ${JSON.stringify(normalize(original))}`)
     if (patched.spec.futureSpecField?.mode !== 'x') throw new Error('unknown spec field lost')
     // twice == once
-    const again = inject(patched, DEFAULT_CONFIG, 'shop')
+    const again = inject(deepFreeze(structuredClone(patched)), DEFAULT_CONFIG, 'shop')
     if (!jsonpatch._areEquals(again.pod, patched)) throw new Error('second injection changed the pod')
     const second = admit(admissionReview(patched), DEFAULT_CONFIG).review.response as Record<string, unknown>
     if (second.patch !== undefined || second.allowed !== true) throw new Error('second admission sent a patch')
     // re-invocation after another webhook added a container: it is wired, and the record still undoes everything
     const late = structuredClone(patched)
     late.spec.containers.push({ name: 'late', image: 'late:1' })
-    const rewired = inject(late, DEFAULT_CONFIG, 'shop')
+    const rewired = inject(deepFreeze(late), DEFAULT_CONFIG, 'shop')
     if (rewired.outcome !== 'already-injected') throw new Error(`re-invocation: ${rewired.outcome}`)
     const lateContainer = (rewired.pod as any).spec.containers.at(-1)
     if (lateContainer.env?.[0]?.name !== 'ONNX_SIDECAR_URL') throw new Error('the late container has no ONNX_SIDECAR_URL')
