@@ -200,8 +200,11 @@ function loggedAdmissions (logFile: string): number {
   return readFileSync(logFile, 'utf8').split('\n').filter(l => l.includes('"msg":"admission"')).length
 }
 
-/** Runs the given scenarios (after a warm-up) against a server, then stops it. */
-async function measure (server: Server, ca: string, scenarios: Array<{ name: string, annotated: boolean }>): Promise<{ results: Result[], logged: number, answered: number }> {
+/**
+ * Runs the given scenarios (after a warm-up) against a server, then stops it; `logCheck`
+ * compares the admission lines it wrote with the admissions it answered.
+ */
+async function measure (server: Server, label: string, ca: string, scenarios: Array<{ name: string, annotated: boolean }>): Promise<{ results: Result[], logCheck: string }> {
   const pool = new Pool(`https://127.0.0.1:${server.port}`, { connections: CONNECTIONS, pipelining: 1, connect: { ca, servername: 'localhost' } })
   const pid = server.child.pid as number
   try {
@@ -210,7 +213,9 @@ async function measure (server: Server, ca: string, scenarios: Array<{ name: str
     for (const s of scenarios) results.push(await run(pool, s.name, s.annotated, SECONDS, pid))
     await pool.close()
     await stop(server.child)
-    return { results, logged: loggedAdmissions(server.logFile), answered: warmUp.admissions + results.reduce((sum, r) => sum + r.admissions, 0) }
+    const logged = loggedAdmissions(server.logFile)
+    const answered = warmUp.admissions + results.reduce((sum, r) => sum + r.admissions, 0)
+    return { results, logCheck: `${label} log: ${logged} admission lines for ${answered} admissions${logged === answered ? '' : ' (MISMATCH)'}` }
   } finally {
     if (!pool.closed) await pool.close()
     await stop(server.child)
@@ -239,17 +244,17 @@ async function main (): Promise<void> {
       // the compiled webhook, as the image runs it (npm run bench:webhook builds it first)
       const webhook = await startServer([...(PROFILE_DIR === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`]), 'dist/cli/main.js', 'webhook', '--tls-cert', cert, '--tls-key', key, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--log-level', 'info', ...(WORKERS === '' ? [] : ['--workers', WORKERS])], join(dir, 'webhook.log'))
       workers = webhook.workers
-      const m = await measure(webhook, ca.pem, scenarios)
+      const m = await measure(webhook, 'webhook', ca.pem, scenarios)
       results.push(...m.results)
-      logChecks.push(`webhook log: ${m.logged} admission lines for ${m.answered} admissions${m.logged === m.answered ? '' : ' (MISMATCH)'}`)
+      logChecks.push(m.logCheck)
     }
     if (ONLY === '' || ONLY === 'ceiling') {
       // the same answer size as the webhook's for the annotated pod
       const answer = admit(JSON.parse(review(true, 0)), DEFAULT_CONFIG).review.response as { patch?: string }
       const ceiling = await startServer(['--import', 'tsx', 'bench/webhook-ceiling-server.ts', cert, key, String(answer.patch?.length ?? 0)], join(dir, 'ceiling.log'))
-      const m = await measure(ceiling, ca.pem, [{ name: 'ceiling: HTTPS + JSON only', annotated: true }])
+      const m = await measure(ceiling, 'ceiling', ca.pem, [{ name: 'ceiling: HTTPS + JSON only', annotated: true }])
       results.push(...m.results)
-      logChecks.push(`ceiling log: ${m.logged} admission lines for ${m.answered} admissions${m.logged === m.answered ? '' : ' (MISMATCH)'}`)
+      logChecks.push(m.logCheck)
     }
 
     const loadAfter = loadavg().map(x => x.toFixed(2)).join(' ')
