@@ -47,6 +47,7 @@ export const errors = {
   // 503: try again later
   MODEL_NOT_READY: define('OS_ERR_MODEL_NOT_READY', 503, (model: string, version: string, reason: string) => `model '${model}' version ${version} is not ready: ${reason}`),
   OVERLOADED: define('OS_ERR_OVERLOADED', 503, (model: string, size: number) => `model '${model}' queue is full (${size} requests); retry later`, () => ({ 'retry-after': '1' })),
+  WORKER_UNAVAILABLE: define('OS_ERR_WORKER_UNAVAILABLE', 503, (model: string, detail: string) => `model '${model}' could not run: ${detail}; retry later`, () => ({ 'retry-after': '1' })),
   SHUTTING_DOWN: define('OS_ERR_SHUTTING_DOWN', 503, () => 'the sidecar is shutting down', () => ({ 'retry-after': '1', connection: 'close' })),
   DEADLINE_EXCEEDED: define('OS_ERR_DEADLINE_EXCEEDED', 504, (ms: number) => `request waited longer than its ${ms} ms deadline and was dropped before inference`),
   // 500: the model itself failed on valid input

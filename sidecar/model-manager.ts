@@ -87,6 +87,14 @@ export class ModelManager {
     this.#opts = opts
     this.#log = opts.logger.child({ component: 'model-manager' })
     for (const a of opts.assigned ?? []) this.#entry(a.name)
+    opts.pool.on('reload-failed', this.#onReloadFailed)
+  }
+
+  /** A serving version failed to load into a replacement worker (the pool logged why): count it. */
+  #onReloadFailed = (key: string): void => {
+    for (const e of this.#models.values()) {
+      for (const mv of e.versions.values()) if (mv.key === key) this.#opts.metrics.modelLoadFailures.inc({ model: e.name })
+    }
   }
 
   async start (): Promise<void> {
@@ -347,6 +355,7 @@ export class ModelManager {
 
   async close (): Promise<void> {
     this.#closed = true
+    this.#opts.pool.off('reload-failed', this.#onReloadFailed)
     if (this.#timer !== undefined) clearInterval(this.#timer)
     if (this.#debounce !== undefined) clearTimeout(this.#debounce)
     this.#watcher?.close()

@@ -37,6 +37,8 @@ export interface ModelVersion {
   batcher: Batcher
   /** Set when the model is small enough to run on the main thread (see runtime/inline-session.ts). */
   inline: InlineSession | undefined
+  /** Batches with at most this many input elements run inline (what the warm-up measured within the budget); 0 without `inline`. */
+  inlineMaxElements: number
 }
 
 function specs (list: ValueMeta[], kind: 'input' | 'output', file: string): TensorSpec[] {
@@ -79,7 +81,10 @@ export interface LoadParams {
   labels: string[] | undefined
   generation: number
   onBatch: (rows: number) => void
-  /** Run on the main thread when a full batch computes within this many µs; 0: never. */
+  /**
+   * Run on the main thread batches up to the size of a warm-up batch (max_batch_size rows,
+   * dynamic non-batch dimensions 1) when that batch computes within this many µs; 0: never.
+   */
   inlineComputeUs: number
 }
 
@@ -119,17 +124,22 @@ export async function loadModelVersion (p: LoadParams): Promise<ModelVersion> {
     }
     const fetches = outputs.map(o => o.name)
     let inline: InlineSession | undefined
+    let inlineMaxElements = 0
     if (p.config.warmup) {
       try {
         await p.pool.run(key, zeros(1), fetches)
         if (p.inlineComputeUs > 0) {
-          // Worst case for the event loop: a full batch. Best of two runs (the first pays for allocations).
+          // A full batch at the smallest shape; best of two runs (the first pays for allocations).
+          // Only batches no larger than this run inline: nothing is extrapolated, as an op's
+          // cost may grow faster than its input (attention is quadratic in sequence length).
           const rows = Math.max(1, maxBatchSize)
+          const elements = Object.values(zeros(rows)).reduce((n, t) => n + t.data.length, 0)
           const a = await p.pool.run(key, zeros(rows), fetches)
           const b = await p.pool.run(key, zeros(rows), fetches)
           if (Math.min(a.computeNs, b.computeNs) <= p.inlineComputeUs * 1000) {
             inline = await InlineSession.create(bytes, 1)
             await inline.run(zeros(1), fetches)
+            inlineMaxElements = elements
           }
         }
       } catch (err) {
@@ -145,7 +155,7 @@ export async function loadModelVersion (p: LoadParams): Promise<ModelVersion> {
       maxQueueDelayMicros: p.config.maxQueueDelayMicros,
       maxQueueSize: p.config.maxQueueSize,
       onBatch: p.onBatch,
-      ...(inline !== undefined ? { inline } : {})
+      ...(inline !== undefined ? { inline: { session: inline, maxElements: inlineMaxElements } } : {})
     })
     return {
       name: p.name,
@@ -162,7 +172,8 @@ export async function loadModelVersion (p: LoadParams): Promise<ModelVersion> {
       preprocess: p.config.preprocess,
       labels: p.labels,
       batcher,
-      inline
+      inline,
+      inlineMaxElements
     }
   } catch (err) {
     await p.pool.unload(key)

@@ -9,13 +9,21 @@
  * worker runs at once, and requests that arrive while the workers are busy become the
  * next batch. A batch that fails is retried one request at a time, so one bad request
  * never fails its batch-mates. Requests whose client went away, or whose deadline has
- * passed, are dropped before they run.
+ * passed, are dropped before they run; a timer wakes the queue at the earliest deadline,
+ * so a request never waits past it even while no worker can take work.
+ *
+ * Where a batch runs is decided per batch: a model with an inline session runs a batch on
+ * the main thread only while its input element count is within what the warm-up measured
+ * inside the inline budget (`inline.maxElements`); a larger batch (say one request with a
+ * 100k-long dynamic dimension) goes to the workers and never blocks the event loop.
+ * A worker that dies under a batch fails it at once with 503 + Retry-After
+ * (`OS_ERR_WORKER_UNAVAILABLE`), never 500, and the batch is not retried request by request.
  */
 import assert from 'node:assert/strict'
 import { errors, SidecarError } from '../errors.js'
 import { elementCount, type TensorData } from '../datatypes.js'
 import type { WireTensor } from './protocol.js'
-import type { RunResult, WorkerPool } from './worker-pool.js'
+import { WorkerUnavailableError, type RunResult, type WorkerPool } from './worker-pool.js'
 import type { InlineSession } from './inline-session.js'
 
 export interface Job {
@@ -37,11 +45,17 @@ export interface JobResult {
   queueNs: number
   computeNs: number
   batchRows: number
+  /** Where the batch ran. */
+  ranOn: RunsOn
 }
+
+export type RunsOn = 'inline' | 'worker'
 
 interface Queued {
   job: Job
   signature: string
+  /** Input elements, all inputs together. */
+  elements: number
   resolve: (r: JobResult) => void
   reject: (e: Error) => void
 }
@@ -53,9 +67,12 @@ export interface BatcherOptions {
   maxQueueDelayMicros: number
   maxQueueSize: number
   /** Called once per executed batch (metrics). */
-  onBatch?: (rows: number) => void
-  /** Run batches on this main-thread session instead of the workers (tiny models). */
-  inline?: InlineSession
+  onBatch?: (rows: number, ranOn: RunsOn) => void
+  /**
+   * Run batches of at most `maxElements` input elements on this main-thread session
+   * instead of the workers (models that are tiny at their warm-up shape).
+   */
+  inline?: { session: InlineSession, maxElements: number }
 }
 
 export class Batcher {
@@ -65,6 +82,8 @@ export class Batcher {
   #running = 0
   #inlineBusy = false
   #scheduled = false
+  #deadlineTimer: NodeJS.Timeout | undefined
+  #executed = { inline: 0, worker: 0 }
   #drainWaiters: Array<() => void> = []
   #onCapacity = (): void => this.#schedule()
 
@@ -77,13 +96,15 @@ export class Batcher {
   get key (): string { return this.#opts.key }
   get queued (): number { return this.#queue.length }
   get idle (): boolean { return this.#queue.length === 0 && this.#running === 0 }
+  /** Batches executed so far, by where they ran. */
+  get executed (): { inline: number, worker: number } { return { ...this.#executed } }
 
   submit (job: Job): Promise<JobResult> {
     if (this.#queue.length >= this.#opts.maxQueueSize) {
       return Promise.reject(errors.OVERLOADED(this.#opts.model, this.#opts.maxQueueSize))
     }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ job, signature: signatureOf(job), resolve, reject })
+      this.#queue.push({ job, signature: signatureOf(job), elements: elementsOf(job), resolve, reject })
       this.#schedule()
     })
   }
@@ -97,6 +118,7 @@ export class Batcher {
   /** Stops listening to the pool; call after `drain()`. */
   close (): void {
     this.#pool.off('capacity', this.#onCapacity)
+    clearTimeout(this.#deadlineTimer)
   }
 
   #schedule (): void {
@@ -111,9 +133,11 @@ export class Batcher {
   }
 
   #pump (): void {
-    while (this.#queue.length > 0 && this.#canRun()) {
+    for (;;) {
       this.#dropDead()
       if (this.#queue.length === 0) break
+      const where = this.#route(this.#queue[0] as Queued)
+      if (where === undefined) break
       const waitUs = this.#waitMicros()
       if (waitUs > 0) {
         this.#scheduled = true
@@ -122,13 +146,35 @@ export class Batcher {
         else setImmediate(again)
         return
       }
-      this.#dispatch(this.#cutBatch())
+      this.#dispatch(this.#cutBatch(where === 'inline' ? (this.#opts.inline?.maxElements as number) : Infinity), where)
     }
+    this.#armDeadline()
     this.#checkDrained()
   }
 
-  #canRun (): boolean {
-    return this.#opts.inline !== undefined ? !this.#inlineBusy : this.#pool.hasCapacity()
+  /**
+   * Where a batch led by `head` runs, or undefined while that place is busy. A batch
+   * small enough for the inline session waits for it (the next batch collects meanwhile);
+   * a larger one goes to the workers.
+   */
+  #route (head: Queued): RunsOn | undefined {
+    const inline = this.#opts.inline
+    if (inline !== undefined && head.elements <= inline.maxElements) return this.#inlineBusy ? undefined : 'inline'
+    return this.#pool.hasCapacity(this.#opts.key) ? 'worker' : undefined
+  }
+
+  /** Wakes the queue when its earliest deadline passes, so nothing waits past it for a busy or missing worker. */
+  #armDeadline (): void {
+    clearTimeout(this.#deadlineTimer)
+    this.#deadlineTimer = undefined
+    let earliest = 0n
+    for (const q of this.#queue) {
+      if (q.job.deadlineNs !== 0n && (earliest === 0n || q.job.deadlineNs < earliest)) earliest = q.job.deadlineNs
+    }
+    if (earliest === 0n) return
+    const ms = Math.max(0, Math.ceil(Number(earliest - process.hrtime.bigint()) / 1e6)) + 1
+    this.#deadlineTimer = setTimeout(() => { this.#deadlineTimer = undefined; this.#pump() }, ms)
+    this.#deadlineTimer.unref()
   }
 
   /**
@@ -159,16 +205,19 @@ export class Batcher {
     })
   }
 
-  #cutBatch (): Queued[] {
+  /** The head of the queue and the requests that can join it, up to max_batch_size rows and `maxElements` input elements. */
+  #cutBatch (maxElements: number): Queued[] {
     const first = this.#queue.shift() as Queued
     const batch = [first]
     if (this.#opts.maxBatchSize === 0) return batch
     let rows = first.job.rows
+    let elements = first.elements
     for (let i = 0; i < this.#queue.length && rows < this.#opts.maxBatchSize;) {
       const q = this.#queue[i] as Queued
-      if (q.signature === first.signature && rows + q.job.rows <= this.#opts.maxBatchSize) {
+      if (q.signature === first.signature && rows + q.job.rows <= this.#opts.maxBatchSize && elements + q.elements <= maxElements) {
         batch.push(q)
         rows += q.job.rows
+        elements += q.elements
         this.#queue.splice(i, 1)
       } else {
         i++
@@ -177,32 +226,38 @@ export class Batcher {
     return batch
   }
 
-  #dispatch (batch: Queued[]): void {
+  #dispatch (batch: Queued[], where: RunsOn): void {
     this.#running++
-    if (this.#opts.inline !== undefined) this.#inlineBusy = true
+    if (where === 'inline') this.#inlineBusy = true
     const started = process.hrtime.bigint()
-    this.#execute(batch, started).finally(() => {
+    this.#execute(batch, started, where).finally(() => {
       this.#running--
-      this.#inlineBusy = false
+      if (where === 'inline') this.#inlineBusy = false
       this.#schedule()
       this.#checkDrained()
     })
   }
 
-  async #execute (batch: Queued[], started: bigint): Promise<void> {
+  async #execute (batch: Queued[], started: bigint, where: RunsOn): Promise<void> {
     const first = batch[0] as Queued
     const rows = batch.reduce((n, q) => n + q.job.rows, 0)
-    this.#opts.onBatch?.(rows)
+    this.#executed[where]++
+    this.#opts.onBatch?.(rows, where)
     let result: RunResult
     try {
       const feeds = batch.length === 1 ? first.job.feeds : concatFeeds(batch.map(q => q.job.feeds), rows)
-      result = this.#opts.inline !== undefined
-        ? await this.#opts.inline.run(feeds, first.job.fetches)
+      result = where === 'inline'
+        ? await (this.#opts.inline?.session as InlineSession).run(feeds, first.job.fetches)
         : await this.#pool.run(this.#opts.key, feeds, first.job.fetches)
     } catch (err) {
+      if (err instanceof WorkerUnavailableError) {
+        // The worker died under the batch (or none can run it): nothing is wrong with the requests.
+        for (const q of batch) q.reject(errors.WORKER_UNAVAILABLE(this.#opts.model, err.message))
+        return
+      }
       if (batch.length > 1) {
         // One request may be what broke the batch: give each its own run.
-        await Promise.all(batch.map(async q => await this.#execute([q], process.hrtime.bigint())))
+        await Promise.all(batch.map(async q => await this.#execute([q], process.hrtime.bigint(), where)))
         return
       }
       first.reject(errors.INFERENCE_FAILED(this.#opts.model, (err as Error).message))
@@ -212,7 +267,7 @@ export class Batcher {
     try {
       parts = batch.length === 1 ? [result.outputs] : splitOutputs(result.outputs, batch.map(q => q.job.rows))
     } catch (err) {
-      await Promise.all(batch.map(async q => await this.#execute([q], process.hrtime.bigint())))
+      await Promise.all(batch.map(async q => await this.#execute([q], process.hrtime.bigint(), where)))
       return
     }
     batch.forEach((q, i) => {
@@ -220,7 +275,8 @@ export class Batcher {
         outputs: parts[i] as Record<string, WireTensor>,
         queueNs: Number(started - q.job.enqueuedNs),
         computeNs: result.computeNs,
-        batchRows: rows
+        batchRows: rows,
+        ranOn: where
       })
     })
   }
@@ -247,6 +303,12 @@ function signatureOf (job: Job): string {
     sig += `${name}:${t.type}:${t.dims.slice(1).join('x')};`
   }
   return sig + '|' + job.fetches.join(',')
+}
+
+function elementsOf (job: Job): number {
+  let n = 0
+  for (const t of Object.values(job.feeds)) n += t.data.length
+  return n
 }
 
 export function concatFeeds (feeds: Array<Record<string, WireTensor>>, rows: number): Record<string, WireTensor> {

@@ -7,6 +7,7 @@
  *   load   {op, id, key, bytes, threads}  -> {id, ok, inputs, outputs} | {id, ok:false, error}
  *   run    {op, id, key, feeds, fetches}  -> {id, ok, outputs, computeNs}
  *   unload {op, id, key}                  -> {id, ok}
+ *   exit   {op, code}                     -> the thread ends (after the run in progress, if any)
  */
 import { parentPort } from 'node:worker_threads'
 import ort from 'onnxruntime-node'
@@ -22,7 +23,7 @@ function meta (list: readonly ort.InferenceSession.ValueMetadata[]): ValueMeta[]
     : { name: m.name, type: 'non-tensor', shape: [] })
 }
 
-async function handle (msg: WorkerRequest): Promise<{ res: WorkerResponse, transfer: ArrayBuffer[] }> {
+async function handle (msg: Exclude<WorkerRequest, { op: 'exit' }>): Promise<{ res: WorkerResponse, transfer: ArrayBuffer[] }> {
   switch (msg.op) {
     case 'load': {
       // ONNX Runtime wants its own ArrayBuffer, not a view of the pool's shared one.
@@ -68,6 +69,7 @@ async function handle (msg: WorkerRequest): Promise<{ res: WorkerResponse, trans
 }
 
 port.on('message', (msg: WorkerRequest) => {
+  if (msg.op === 'exit') process.exit(msg.code)
   handle(msg).then(({ res, transfer }) => {
     port.postMessage(res, transfer)
   }, (err: unknown) => {

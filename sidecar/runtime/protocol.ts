@@ -20,6 +20,8 @@ export type WorkerRequest =
   | { op: 'load', id: number, key: string, bytes: SharedArrayBuffer | ArrayBuffer, threads: number }
   | { op: 'unload', id: number, key: string }
   | { op: 'run', id: number, key: string, feeds: Record<string, WireTensor>, fetches: string[] }
+  /** Ends the worker when it reads this (never inside a run, unlike terminate(), which aborts the process then); no answer. */
+  | { op: 'exit', code: number }
 
 export type WorkerResponse =
   | { id: number, ok: true, kind: 'load', inputs: ValueMeta[], outputs: ValueMeta[] }

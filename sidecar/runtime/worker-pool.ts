@@ -1,10 +1,18 @@
 /**
  * A fixed pool of inference worker threads. Every worker holds a session for every
- * loaded model version, so any worker can run any batch; a batch goes to the worker
- * with the fewest jobs in flight. A worker that dies is replaced and its sessions are
- * reloaded; the jobs it held fail with an error instead of hanging.
+ * loaded model version, so any worker can run any batch; a batch goes to the ready
+ * worker with the fewest jobs in flight.
+ *
+ * Each slot has an explicit state:
+ *   starting  a replacement is loading every model the pool serves; it takes no batches
+ *   ready     takes batches (for the models whose load succeeded in it)
+ *   dead      exited or crashed; nothing is sent to it, and it is replaced after a back-off
+ * When a worker dies, every job it held fails at once with a `WorkerUnavailableError`
+ * (the batcher answers 503 + Retry-After). A model that fails to load in a replacement
+ * is logged and reported with a 'reload-failed' event; that worker never runs it, and
+ * when no running worker holds a model, `run()` rejects at once instead of hanging.
  */
-import { EventEmitter } from 'node:events'
+import { EventEmitter, once } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import { workerScript } from '../../common/worker-script.js'
 import assert from 'node:assert/strict'
@@ -13,13 +21,28 @@ import type { ValueMeta, WireTensor, WorkerRequest, WorkerResponse } from './pro
 
 /** Jobs a worker may hold at once: one computing, one queued so it never idles between batches. */
 const MAX_IN_FLIGHT = 2
+/** close() waits this long for a worker to finish its run and exit before terminating it. */
+const EXIT_GRACE_MS = 5000 // 5 seconds
 
-type Pending = { resolve: (r: WorkerResponse & { ok: true }) => void, reject: (e: Error) => void }
+type Ok = WorkerResponse & { ok: true }
+type Pending = { resolve: (r: Ok) => void, reject: (e: Error) => void }
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
+/** A request before the pool numbers it. */
+type Request = DistributiveOmit<WorkerRequest, 'id'>
+type SessionMeta = { inputs: ValueMeta[], outputs: ValueMeta[] }
+
+export type SlotState = 'starting' | 'ready' | 'dead'
 
 interface Slot {
+  index: number
   worker: Worker
+  state: SlotState
   inFlight: number
   pending: Map<number, Pending>
+  /** Loads sent to this worker, by model key (settled: loaded or failed). */
+  loads: Map<string, Promise<SessionMeta>>
+  /** Model keys whose session is loaded in this worker. */
+  loaded: Set<string>
 }
 
 export interface RunResult {
@@ -27,8 +50,23 @@ export interface RunResult {
   computeNs: number
 }
 
+/** ONNX Runtime (in a worker) failed: a bad model or bad input. */
 export class WorkerError extends Error {
   override name = 'WorkerError'
+}
+
+/** No worker could run the job, or the one running it died: try again later. */
+export class WorkerUnavailableError extends WorkerError {
+  override name = 'WorkerUnavailableError'
+}
+
+export interface WorkerPoolOptions {
+  workers: number
+  /** intra-op threads per session. */
+  threads: number
+  logger: Logger
+  /** Starts the worker for a slot; tests substitute faulty ones. Default: runtime/inference-worker. */
+  createWorker?: (index: number) => Worker
 }
 
 const workerUrl = workerScript(import.meta.url, 'inference-worker')
@@ -37,26 +75,37 @@ export class WorkerPool extends EventEmitter {
   readonly size: number
   readonly threads: number
   #slots: Slot[] = []
+  /** Every model the pool serves (or is loading), by key: replacements load all of them. */
   #models = new Map<string, SharedArrayBuffer>()
   #nextId = 1
   #closed = false
   #backoffMs = 0
+  /** Pending replacements (back-off timers). */
+  #restarts = new Set<NodeJS.Timeout>()
   #log: Logger
+  #createWorker: (index: number) => Worker
 
-  constructor (opts: { workers: number, threads: number, logger: Logger }) {
+  constructor (opts: WorkerPoolOptions) {
     super()
     assert(opts.workers >= 1 && opts.threads >= 1)
     this.setMaxListeners(0) // one 'capacity' listener per loaded model version
     this.size = opts.workers
     this.threads = opts.threads
     this.#log = opts.logger
-    for (let i = 0; i < opts.workers; i++) this.#slots.push(this.#spawn(i))
+    this.#createWorker = opts.createWorker ?? (index => new Worker(workerUrl, { name: `inference-${index}` }))
+    // Nothing is loaded yet, so the first workers are ready at once (messages queue until they boot).
+    for (let i = 0; i < opts.workers; i++) this.#slots.push(this.#spawn(i, 'ready'))
   }
 
-  #spawn (index: number): Slot {
-    const worker = new Worker(workerUrl, { name: `inference-${index}` })
+  /** Each slot's state, by index (metrics, tests). */
+  get states (): SlotState[] {
+    return this.#slots.map(s => s.state)
+  }
+
+  #spawn (index: number, state: SlotState): Slot {
+    const worker = this.#createWorker(index)
     const bornAt = Date.now()
-    const slot: Slot = { worker, inFlight: 0, pending: new Map() }
+    const slot: Slot = { index, worker, state, inFlight: 0, pending: new Map(), loads: new Map(), loaded: new Set() }
     worker.on('message', (res: WorkerResponse) => {
       const p = slot.pending.get(res.id)
       if (p === undefined) return
@@ -64,18 +113,22 @@ export class WorkerPool extends EventEmitter {
       if (res.ok) p.resolve(res)
       else p.reject(new WorkerError(res.error))
     })
-    let dead = false
     const onDeath = (err: Error): void => {
-      if (this.#closed || dead) return
-      dead = true
-      for (const p of slot.pending.values()) p.reject(new WorkerError(`inference worker died: ${err.message}`))
+      if (slot.state === 'dead') return
+      slot.state = 'dead'
+      const pending = [...slot.pending.values()]
       slot.pending.clear()
+      for (const p of pending) p.reject(new WorkerUnavailableError(`inference worker ${index} died: ${err.message}`))
+      if (this.#closed) return
       // A worker that dies right after starting would die again at once: back off.
       this.#backoffMs = Date.now() - bornAt < 5000 ? Math.min(Math.max(this.#backoffMs * 2, 100), 10_000) : 0
-      this.#log.error({ err, worker: index, restartInMs: this.#backoffMs }, 'inference worker died; replacing it')
-      slot.inFlight = MAX_IN_FLIGHT // takes no work until replaced
-      const timer = setTimeout(() => this.#replace(index), this.#backoffMs)
-      timer.unref()
+      this.#log.error({ err, worker: index, failedJobs: pending.length, restartInMs: this.#backoffMs }, 'inference worker died; replacing it')
+      // Not unref'd: like the worker it replaces, it keeps the process alive; close() clears it.
+      const timer = setTimeout(() => {
+        this.#restarts.delete(timer)
+        this.#replace(index)
+      }, this.#backoffMs)
+      this.#restarts.add(timer)
     }
     worker.on('error', onDeath)
     worker.on('exit', code => onDeath(new Error(`exited with code ${code}`)))
@@ -84,74 +137,148 @@ export class WorkerPool extends EventEmitter {
 
   #replace (index: number): void {
     if (this.#closed) return
-    const replacement = this.#spawn(index)
-    this.#slots[index] = replacement
-    // Takes no work until every loaded model is back in it.
-    replacement.inFlight = MAX_IN_FLIGHT
-    const reloads = [...this.#models].map(async ([key, bytes]) => {
-      await this.#send(replacement, { op: 'load', id: 0, key, bytes, threads: this.threads }).catch((e: Error) => {
-        this.#log.error({ err: e, key }, 'reloading a model into a replacement worker failed')
-      })
-    })
-    Promise.all(reloads).then(() => {
-      if (this.#slots[index] !== replacement) return
-      replacement.inFlight = 0
-      this.emit('capacity')
-    }, () => {})
+    const slot = this.#spawn(index, 'starting')
+    this.#slots[index] = slot
+    this.emit('spawn')
+    this.#warm(slot).catch(/* c8 ignore next */ (err: Error) => this.#log.error({ err, worker: index }, 'warming a replacement worker failed'))
   }
 
-  #send (slot: Slot, msg: WorkerRequest): Promise<WorkerResponse & { ok: true }> {
+  /** Loads every served model into a replacement, then lets it take work. */
+  async #warm (slot: Slot): Promise<void> {
+    for (;;) {
+      // Models loaded while this runs are picked up by the next round.
+      const keys = [...this.#models.keys()]
+      const rounds = keys.map(async key => {
+        try {
+          await this.#loadInto(slot, key)
+        } catch (err) {
+          if (slot.state === 'dead' || !this.#models.has(key)) return
+          this.#log.error({ err, worker: slot.index, key }, 'a model failed to load into a replacement worker; that worker will not run it')
+          this.emit('reload-failed', key, (err as Error).message)
+        }
+      })
+      await Promise.all(rounds)
+      if (slot.state !== 'starting') return
+      if ([...this.#models.keys()].every(k => slot.loads.has(k))) break
+    }
+    slot.state = 'ready'
+    this.#log.info({ worker: slot.index, models: slot.loaded.size }, 'replacement inference worker ready')
+    this.emit('capacity')
+  }
+
+  #loadInto (slot: Slot, key: string): Promise<SessionMeta> {
+    let load = slot.loads.get(key)
+    if (load === undefined) {
+      const bytes = this.#models.get(key)
+      assert(bytes !== undefined)
+      load = this.#send(slot, { op: 'load', key, bytes, threads: this.threads }).then(res => {
+        assert(res.kind === 'load')
+        slot.loaded.add(key)
+        return { inputs: res.inputs, outputs: res.outputs }
+      })
+      load.catch(() => {}) // the callers handle it
+      slot.loads.set(key, load)
+    }
+    return load
+  }
+
+  #send (slot: Slot, msg: Request, transfer: ArrayBuffer[] = []): Promise<Ok> {
+    if (slot.state === 'dead') return Promise.reject(new WorkerUnavailableError(`inference worker ${slot.index} is not running`))
     const id = this.#nextId++
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { resolve, reject })
-      slot.worker.postMessage({ ...msg, id })
+      slot.worker.postMessage({ ...msg, id }, transfer)
     })
   }
 
-  /** Loads a model version into every worker; returns the session's input and output metadata. */
-  async load (key: string, bytes: Uint8Array): Promise<{ inputs: ValueMeta[], outputs: ValueMeta[] }> {
+  #live (): Slot[] {
+    return this.#slots.filter(s => s.state !== 'dead')
+  }
+
+  /**
+   * Loads a model version into every running worker (a replacement that is starting
+   * loads it too); returns the session's input and output metadata. A worker that dies
+   * meanwhile does not fail the load: its replacement loads the model before taking work.
+   */
+  async load (key: string, bytes: Uint8Array): Promise<SessionMeta> {
+    assert(!this.#models.has(key), `model key ${key} is already loaded`)
     const shared = new SharedArrayBuffer(bytes.byteLength)
     new Uint8Array(shared).set(bytes)
-    const results = await Promise.allSettled(this.#slots.map(slot => this.#send(slot, { op: 'load', id: 0, key, bytes: shared, threads: this.threads })))
-    const failed = results.find(r => r.status === 'rejected')
-    if (failed !== undefined) {
-      await this.#unloadEverywhere(key)
-      throw (failed as PromiseRejectedResult).reason
-    }
     this.#models.set(key, shared)
-    const first = (results[0] as PromiseFulfilledResult<WorkerResponse & { ok: true }>).value
-    assert(first.kind === 'load')
-    return { inputs: first.inputs, outputs: first.outputs }
+    try {
+      for (;;) {
+        if (this.#closed) throw new WorkerUnavailableError('the worker pool is closed')
+        const live = this.#live()
+        if (live.length === 0) {
+          await new Promise(resolve => this.once('spawn', resolve))
+          continue
+        }
+        const results = await Promise.allSettled(live.map(async slot => await this.#loadInto(slot, key)))
+        const failed = results.find(r => r.status === 'rejected' && !(r.reason instanceof WorkerUnavailableError))
+        if (failed !== undefined) throw (failed as PromiseRejectedResult).reason
+        const ok = results.find(r => r.status === 'fulfilled')
+        if (ok !== undefined) return ok.value
+        // Every worker it was sent to died: try the replacements.
+      }
+    } catch (err) {
+      await this.unload(key)
+      throw err
+    }
   }
 
   async unload (key: string): Promise<void> {
     this.#models.delete(key)
-    await this.#unloadEverywhere(key)
+    await Promise.allSettled(this.#live().filter(s => s.loads.has(key)).map(async slot => {
+      slot.loads.delete(key)
+      slot.loaded.delete(key)
+      await this.#send(slot, { op: 'unload', key })
+    }))
   }
 
-  async #unloadEverywhere (key: string): Promise<void> {
-    await Promise.allSettled(this.#slots.map(slot => this.#send(slot, { op: 'unload', id: 0, key })))
+  /**
+   * True when `run(key)` would start now or fail at once: some ready worker holding
+   * the model has room, or no worker (running or to come) can ever run it.
+   */
+  hasCapacity (key?: string): boolean {
+    if (this.#closed) return true
+    let someday = false
+    for (const s of this.#slots) {
+      if (s.state !== 'ready') someday = true // a replacement (to come) loads every model
+      else if (key === undefined || s.loaded.has(key)) {
+        if (s.inFlight < MAX_IN_FLIGHT) return true
+        someday = true
+      }
+    }
+    return !someday
   }
 
-  /** True when some worker can take another batch right now. */
-  hasCapacity (): boolean {
-    return this.#slots.some(s => s.inFlight < MAX_IN_FLIGHT)
+  /** The ready worker holding `key` with the fewest jobs in flight. */
+  #pick (key: string): Slot | undefined {
+    let best: Slot | undefined
+    for (const s of this.#slots) {
+      if (s.state === 'ready' && s.loaded.has(key) && (best === undefined || s.inFlight < best.inFlight)) best = s
+    }
+    return best
   }
 
+  /** Runs a batch on a ready worker; rejects at once with a `WorkerUnavailableError` when none holds the model. */
   async run (key: string, feeds: Record<string, WireTensor>, fetches: string[]): Promise<RunResult> {
-    let slot = this.#slots[0] as Slot
-    for (const s of this.#slots) if (s.inFlight < slot.inFlight) slot = s
+    const slot = this.#closed ? undefined : this.#pick(key)
+    if (slot === undefined) {
+      const why = this.#closed
+        ? 'the worker pool is closed'
+        : this.#slots.some(s => s.state !== 'ready')
+          ? 'no inference worker is ready (a replacement is starting)'
+          : 'the model is not loaded in any running inference worker'
+      throw new WorkerUnavailableError(why)
+    }
     slot.inFlight++
     const transfer: ArrayBuffer[] = []
     for (const t of Object.values(feeds)) {
       if (!Array.isArray(t.data) && t.data.buffer instanceof ArrayBuffer && t.data.byteLength === t.data.buffer.byteLength) transfer.push(t.data.buffer)
     }
-    const id = this.#nextId++
     try {
-      const res = await new Promise<WorkerResponse & { ok: true }>((resolve, reject) => {
-        slot.pending.set(id, { resolve, reject })
-        slot.worker.postMessage({ op: 'run', id, key, feeds, fetches } satisfies WorkerRequest, transfer)
-      })
+      const res = await this.#send(slot, { op: 'run', key, feeds, fetches }, transfer)
       assert(res.kind === 'run')
       return { outputs: res.outputs, computeNs: res.computeNs }
     } finally {
@@ -160,8 +287,36 @@ export class WorkerPool extends EventEmitter {
     }
   }
 
+  /**
+   * Fault injection for tests: worker `index` exits with code 1, as a crash would, when
+   * it next reads its messages (after the run it is computing, if any); the jobs it
+   * holds then fail.
+   */
+  kill (index: number): void {
+    const slot = this.#slots[index]
+    assert(slot !== undefined)
+    slot.worker.postMessage({ op: 'exit', code: 1 } satisfies WorkerRequest)
+  }
+
+  /**
+   * Stops every worker; the jobs they still hold fail. A worker exits between runs:
+   * `worker.terminate()` during a native ONNX Runtime run aborts the whole process
+   * (onnxruntime-node 1.30), so it is only the fallback for a worker that has not
+   * exited after EXIT_GRACE_MS.
+   */
   async close (): Promise<void> {
     this.#closed = true
-    await Promise.all(this.#slots.map(async s => await s.worker.terminate()))
+    for (const timer of this.#restarts) clearTimeout(timer)
+    this.#restarts.clear()
+    this.emit('spawn') // wakes a load() waiting for a worker
+    await Promise.all(this.#slots.map(async slot => {
+      if (slot.state === 'dead') return
+      const exited = once(slot.worker, 'exit')
+      slot.worker.postMessage({ op: 'exit', code: 0 } satisfies WorkerRequest)
+      const timer = setTimeout(() => { void slot.worker.terminate() }, EXIT_GRACE_MS)
+      timer.unref()
+      await exited
+      clearTimeout(timer)
+    }))
   }
 }
