@@ -5,15 +5,14 @@
  */
 import { errors, InjectorError } from './errors.js'
 import { LOG_LEVELS, type LogLevel } from '../common/config.js'
+import { parseModelList, parsePort, parseThreads, parseCpu, parseMemory, MIN_CPU, MIN_MEMORY, THREADS, WORKERS, type ModelRef } from '../common/contract.js'
+
+// the rules shared with `serve` live in common/contract.ts; these names stay for the injector's callers
+export { parseQuantity, formatModelList as formatModels, type ModelRef, type Quantity } from '../common/contract.js'
 
 export const PREFIX = 'onnx-sidecar.io/'
 /** Written by the injector: what it added, as JSON. Not set by users. */
 export const STATUS_ANNOTATION = 'onnx-sidecar.io/status'
-
-export interface ModelRef {
-  name: string
-  version?: number
-}
 
 export interface AnnotationSpec<T> {
   key: string
@@ -25,50 +24,13 @@ export interface AnnotationSpec<T> {
   parse: (raw: string) => T
 }
 
-const MODEL_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
-/** Kubernetes resource quantity: a decimal number and an optional binary/decimal suffix or exponent. */
-const QUANTITY = /^(\d+(?:\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/
-const SUFFIX: Record<string, number> = {
-  '': 1, n: 1e-9, u: 1e-6, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
-  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60
-}
 
-export interface Quantity {
-  /** As written, so the pod shows exactly what the user asked for. */
-  text: string
-  /** In base units: cores for CPU, bytes for memory. */
-  value: number
-}
-
-export function parseQuantity (raw: string): Quantity {
-  const text = raw.trim()
-  const m = QUANTITY.exec(text)
-  if (m === null) throw new Error('is not a Kubernetes quantity (examples: 250m, 1, 256Mi, 1Gi)')
-  const suffix = m[2] ?? ''
-  const scale = /^[eE]/.test(suffix) ? 10 ** Number(suffix.slice(1)) : SUFFIX[suffix] as number
-  const value = Number(m[1]) * scale
-  if (!(value > 0) || !Number.isFinite(value)) throw new Error('must be a quantity greater than zero')
-  return { text, value }
-}
-
+/** The model list the sidecar gets as `--model`: the contract's, and at least one model. */
 export function parseModels (raw: string): ModelRef[] {
-  const parts = raw.split(',').map(s => s.trim())
-  if (parts.length === 0 || parts.every(p => p === '')) throw new Error('names no model (expected name[:version][,...])')
-  const seen = new Set<string>()
-  return parts.map(part => {
-    const [name = '', version, ...rest] = part.split(':')
-    if (part === '' || rest.length > 0) throw new Error(`is not a model list: '${part}' (expected name[:version][,...])`)
-    if (!MODEL_NAME.test(name)) throw new Error(`is not a model list: '${name}' is not a model name (lowercase letters, digits, '.', '_' and '-', starting with a letter or digit, at most 63 characters)`)
-    if (version !== undefined && !/^[1-9]\d{0,8}$/.test(version)) throw new Error(`is not a model list: version '${version}' of '${name}' is not a positive integer`)
-    if (seen.has(part)) throw new Error(`lists '${part}' twice`)
-    seen.add(part)
-    return version === undefined ? { name } : { name, version: Number(version) }
-  })
-}
-
-export function formatModels (models: readonly ModelRef[]): string {
-  return models.map(m => m.version === undefined ? m.name : `${m.name}:${m.version}`).join(',')
+  const models = parseModelList(raw)
+  if (models.length === 0) throw new Error('names no model (expected name[:version][,...])')
+  return models
 }
 
 function parseBool (raw: string): boolean {
@@ -76,18 +38,6 @@ function parseBool (raw: string): boolean {
   if (v === 'true') return true
   if (v === 'false') return false
   throw new Error('is not "true" or "false"')
-}
-
-function parsePort (raw: string): number {
-  if (!/^\d{1,5}$/.test(raw.trim())) throw new Error('is not a port number (1-65535)')
-  const n = Number(raw)
-  if (n < 1 || n > 65535) throw new Error('is not a port number (1-65535)')
-  return n
-}
-
-function parseThreads (raw: string): number {
-  if (!/^\d{1,4}$/.test(raw.trim()) || Number(raw) < 1 || Number(raw) > 1024) throw new Error('is not a thread count (an integer from 1 to 1024)')
-  return Number(raw)
 }
 
 function parseVolume (raw: string): string {
@@ -105,16 +55,16 @@ function spec<T> (name: string, s: Omit<AnnotationSpec<T>, 'key'>): AnnotationSp
 }
 
 export const ANNOTATIONS = {
-  model: spec('model', { description: 'model(s) to serve, comma-separated; `name:version` pins a version. Required: without it the pod is not changed.', defaultText: '(none: pod not injected)', example: 'ranker:3,ctr', parse: parseModels }),
+  model: spec('model', { description: 'model(s) to serve, comma-separated; `name:version` pins a version; each model once (several versions: `version_policy: { specific: [3, 4] }` in its config.yaml). Required: without it the pod is not changed.', defaultText: '(none: pod not injected)', example: 'ranker:3,ctr', parse: parseModels }),
   inject: spec('inject', { description: '`"false"` opts the pod out even if it carries a model annotation', defaultText: '`"true"`', example: '"false"', parse: parseBool }),
   port: spec('port', { description: 'inference port on 127.0.0.1; app containers get `ONNX_SIDECAR_URL=http://127.0.0.1:<port>`', defaultText: 'config `ports.inference` (8500)', example: '8500', parse: parsePort }),
   grpcPort: spec('grpc-port', { description: 'Open Inference Protocol gRPC port on 127.0.0.1; app containers get `ONNX_SIDECAR_GRPC_ADDRESS=127.0.0.1:<port>`', defaultText: 'config `ports.grpc` (8501)', example: '8501', parse: parsePort }),
   metricsPort: spec('metrics-port', { description: 'metrics and health port (all interfaces); probes and `prometheus.io/port` use it', defaultText: 'config `ports.metrics` (9464)', example: '9464', parse: parsePort }),
-  cpu: spec('cpu', { description: 'sidecar CPU request', defaultText: 'config `resources.requests.cpu`', example: '250m', parse: parseQuantity }),
-  memory: spec('memory', { description: 'sidecar memory request', defaultText: 'config `resources.requests.memory`', example: '256Mi', parse: parseQuantity }),
-  cpuLimit: spec('cpu-limit', { description: 'sidecar CPU limit', defaultText: 'config `resources.limits.cpu`', example: '1', parse: parseQuantity }),
-  memoryLimit: spec('memory-limit', { description: 'sidecar memory limit', defaultText: 'config `resources.limits.memory`', example: '512Mi', parse: parseQuantity }),
-  threads: spec('threads', { description: 'ONNX Runtime intra-op threads per inference worker (`--threads`)', defaultText: 'from the sidecar\'s CPU limit (else request, else 1) with the sidecar\'s rule: workers = CPUs / 2, threads = (CPUs - 1) / workers, at least 1; never the node\'s core count', example: '2', parse: parseThreads }),
+  cpu: spec('cpu', { description: `sidecar CPU request, at least ${MIN_CPU.text}`, defaultText: 'config `resources.requests.cpu`', example: '250m', parse: parseCpu }),
+  memory: spec('memory', { description: `sidecar memory request, at least ${MIN_MEMORY.text}`, defaultText: 'config `resources.requests.memory`', example: '256Mi', parse: parseMemory }),
+  cpuLimit: spec('cpu-limit', { description: `sidecar CPU limit, at least ${MIN_CPU.text}; above 129 CPUs the workers stop at ${WORKERS.max}`, defaultText: 'config `resources.limits.cpu`', example: '1', parse: parseCpu }),
+  memoryLimit: spec('memory-limit', { description: `sidecar memory limit, at least ${MIN_MEMORY.text}`, defaultText: 'config `resources.limits.memory`', example: '512Mi', parse: parseMemory }),
+  threads: spec('threads', { description: `ONNX Runtime intra-op threads per inference worker (\`--threads\`), ${THREADS.min} to ${THREADS.max}`, defaultText: `from the sidecar's CPU limit (else request, else 1) with the sidecar's rule: workers = CPUs / 2 (at most ${WORKERS.max}), threads = (CPUs - 1) / workers (at most ${THREADS.max}), at least 1; never the node's core count`, example: '2', parse: parseThreads }),
   volume: spec('volume', { description: 'use this existing pod volume as the model repository instead of the config\'s `modelVolume`', defaultText: 'config `modelVolume`', example: 'models', parse: parseVolume }),
   logLevel: spec('log-level', { description: 'sidecar log level', defaultText: 'config `logLevel` (info)', example: 'debug', parse: parseLogLevel }),
   nativeSidecar: spec('native-sidecar', { description: '`"false"` injects a regular container instead of a native sidecar (init container with `restartPolicy: Always`)', defaultText: 'config `nativeSidecar` (true)', example: '"false"', parse: parseBool }),

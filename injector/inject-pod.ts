@@ -15,7 +15,7 @@ import { merge, isObject, cloneJson, type Json, type JsonObject } from './merge.
 import type { InjectionConfig, ProbeTiming } from './injection-config.js'
 import { SOCKET_DIR, SOCKET_VOLUME, wireApps } from './app-wiring.js'
 import { formatStatus, readStatus } from './status.js'
-import { defaultParallelism } from '../common/cpu.js'
+import { parallelismFor } from '../common/contract.js'
 
 export { URL_ENV, GRPC_ADDRESS_ENV, SOCKET_ENV, GRPC_SOCKET_ENV, SOCKET_VOLUME, SOCKET_DIR } from './app-wiring.js'
 export { formatStatus, readStatus, type InjectionStatus } from './status.js'
@@ -183,7 +183,7 @@ function resolveSettings (values: PodAnnotations, config: InjectionConfig): Sett
   }
   const cores = limits.cpu ?? requests.cpu
   const cpus = cores === undefined ? 1 : Math.max(1, Math.ceil(parseQuantity(cores).value))
-  const parallelism = defaultParallelism(cpus) // the sidecar's own rule, applied to the pod's CPU limit
+  const parallelism = parallelismFor(cpus) // the sidecar's own rule, applied to the pod's CPU limit, within --workers' and --threads' ranges
   return {
     models: formatModels(values.model ?? []),
     port: values.port ?? config.ports.inference,

@@ -8,7 +8,7 @@ import { Ajv } from 'ajv'
 import { parse as parseYaml } from 'yaml'
 import { errors } from './errors.js'
 import { merge, isObject, type Json, type JsonObject } from './merge.js'
-import { parseQuantity } from './annotations.js'
+import { parseQuantity, parseCpu, parseMemory } from '../common/contract.js'
 import { LOG_LEVELS, type LogLevel } from '../common/config.js'
 
 export interface ProbeTiming {
@@ -133,11 +133,20 @@ export function resolveInjectionConfig (doc: unknown, source = '(inline)'): Inje
   for (const kind of ['requests', 'limits'] as const) {
     for (const [name, value] of Object.entries(config.resources[kind])) {
       config.resources[kind][name] = String(value)
+      // cpu and memory have the floors the annotations have (common/contract.ts); other resources need only be quantities
+      const check = name === 'cpu' ? parseCpu : name === 'memory' ? parseMemory : parseQuantity
       try {
-        parseQuantity(String(value))
+        check(String(value))
       } catch (err) {
         throw errors.INVALID_CONFIG(source, `/resources/${kind}/${name}: ${JSON.stringify(String(value))} ${(err as Error).message}`)
       }
+    }
+  }
+  for (const name of ['cpu', 'memory']) {
+    const request = config.resources.requests[name]
+    const limit = config.resources.limits[name]
+    if (request !== undefined && limit !== undefined && parseQuantity(request).value > parseQuantity(limit).value) {
+      throw errors.INVALID_CONFIG(source, `/resources: the ${name} request ${request} is above the ${name} limit ${limit}`)
     }
   }
   try {

@@ -10,6 +10,7 @@
  */
 import { readdir, readFile, realpath, stat } from 'node:fs/promises'
 import path from 'node:path'
+import { MODEL_NAME } from '../common/contract.js'
 
 export interface ScannedVersion {
   version: number
@@ -27,9 +28,6 @@ export interface ScannedModel {
   settingsFingerprint: string
   versions: ScannedVersion[]
 }
-
-/** Model directory names: what Triton allows, minus anything that could escape the repository. */
-export const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
 
 async function readOptional (file: string): Promise<string | undefined> {
   try {

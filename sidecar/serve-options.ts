@@ -1,20 +1,7 @@
 /** The `serve` command's options: flags, environment variables, defaults (SPEC "What it is"). */
 import { commonOptions, parse, type Option } from '../common/config.js'
-import { MODEL_NAME } from './repository.js'
+import { asOption, parseModelList, parseThreads, parseWorkers } from '../common/contract.js'
 import type { AssignedModel } from './model-manager.js'
-
-/** `name[:version],...` as in `--model ranker:3,ctr`. */
-export function parseModelList (raw: string): AssignedModel[] {
-  const out: AssignedModel[] = []
-  for (const item of raw.split(',').map(s => s.trim()).filter(s => s !== '')) {
-    const m = /^([^:]+)(?::(\d+))?$/.exec(item)
-    if (m === null || !MODEL_NAME.test(m[1] as string)) throw new Error(`'${item}' is not a model name[:version]`)
-    if (m[2] !== undefined && !/^[1-9]\d{0,8}$/.test(m[2])) throw new Error(`'${item}': the version must be a positive integer`)
-    if (out.some(a => a.name === m[1])) throw new Error(`model '${m[1]}' is listed twice`)
-    out.push(m[2] === undefined ? { name: m[1] as string } : { name: m[1] as string, version: Number(m[2]) })
-  }
-  return out
-}
 
 /** A port, or `off` (null): no gRPC listener at all. */
 export function parseGrpcPort (raw: string): number | null {
@@ -26,15 +13,15 @@ export function serveOptions () {
   return {
     ...commonOptions(),
     modelRepository: { flag: '--model-repository', env: 'ONNX_SIDECAR_MODEL_REPOSITORY', description: 'directory holding <model>/<version>/model.onnx', default: '/models', parse: parse.string } as Option<string>,
-    model: { flag: '--model', env: 'ONNX_SIDECAR_MODEL', description: 'models to serve, name[:version],... (empty: every model in the repository)', default: [], defaultText: 'every model', parse: parseModelList } as Option<AssignedModel[]>,
+    model: { flag: '--model', env: 'ONNX_SIDECAR_MODEL', description: 'models to serve, name[:version],... (empty: every model in the repository)', default: [], defaultText: 'every model', parse: asOption(parseModelList) } as Option<AssignedModel[]>,
     host: { flag: '--host', env: 'ONNX_SIDECAR_HOST', description: 'inference address; keep it on loopback', default: '127.0.0.1', parse: parse.string } as Option<string>,
     port: { flag: '--port', env: 'ONNX_SIDECAR_PORT', description: 'inference port (Open Inference Protocol REST); 0 picks a free one', default: 8500, parse: parse.int(0, 65535) } as Option<number>,
     grpcPort: { flag: '--grpc-port', env: 'ONNX_SIDECAR_GRPC_PORT', description: 'gRPC inference port (Open Inference Protocol gRPC) on --host; 0 picks a free one, "off" serves no gRPC', default: 8501, parse: parseGrpcPort } as Option<number | null>,
     socketDir: { flag: '--socket-dir', env: 'ONNX_SIDECAR_SOCKET_DIR', description: 'also serve REST on <dir>/http.sock and gRPC on <dir>/grpc.sock (Unix domain sockets, mode 0660); empty: TCP only', default: '', defaultText: 'none', parse: parse.string } as Option<string>,
     metricsHost: { flag: '--metrics-host', env: 'ONNX_SIDECAR_METRICS_HOST', description: 'metrics and health address', default: '0.0.0.0', parse: parse.string } as Option<string>,
     metricsPort: { flag: '--metrics-port', env: 'ONNX_SIDECAR_METRICS_PORT', description: 'metrics and health port (/metrics, /v2/health/*); 0 picks a free one', default: 9464, parse: parse.int(0, 65535) } as Option<number>,
-    threads: { flag: '--threads', env: 'ONNX_SIDECAR_THREADS', description: 'ONNX Runtime intra-op threads per worker', default: 0, defaultText: '(CPU limit - 1) / workers, at least 1', parse: parse.int(1, 256) } as Option<number>,
-    workers: { flag: '--workers', env: 'ONNX_SIDECAR_WORKERS', description: 'inference worker threads (each holds a session per model version)', default: 0, defaultText: 'CPU limit / 2, at least 1', parse: parse.int(1, 64) } as Option<number>,
+    threads: { flag: '--threads', env: 'ONNX_SIDECAR_THREADS', description: 'ONNX Runtime intra-op threads per worker', default: 0, defaultText: '(CPU limit - 1) / workers, at least 1', parse: asOption(parseThreads) } as Option<number>,
+    workers: { flag: '--workers', env: 'ONNX_SIDECAR_WORKERS', description: 'inference worker threads (each holds a session per model version)', default: 0, defaultText: 'CPU limit / 2, at least 1', parse: asOption(parseWorkers) } as Option<number>,
     inlineComputeUs: { flag: '--inline-compute-us', env: 'ONNX_SIDECAR_INLINE_COMPUTE_US', description: 'run a model on the main thread when a full batch computes within this many microseconds (a worker round trip costs more); 0 keeps every model on the workers', default: 300, parse: parse.int(0, 100_000) } as Option<number>,
     bodyLimit: { flag: '--body-limit', env: 'ONNX_SIDECAR_BODY_LIMIT', description: 'largest request body (413 above it)', default: 64 * 1024 * 1024, defaultText: '64mb', parse: parse.bytes } as Option<number>,
     pollInterval: { flag: '--poll-interval', env: 'ONNX_SIDECAR_POLL_INTERVAL_MS', description: 'repository rescan period in ms (file events also trigger a rescan); 0 disables', default: 5000, parse: parse.int(0, 3_600_000) } as Option<number>,

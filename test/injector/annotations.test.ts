@@ -13,22 +13,24 @@ t.test('one table holds every annotation of the SPEC', async t => {
 t.test('model lists', async t => {
   t.same(parseModels('recommender'), [{ name: 'recommender' }])
   t.same(parseModels('ranker:3, ctr'), [{ name: 'ranker', version: 3 }, { name: 'ctr' }])
-  t.same(parseModels('ranker:3,ranker:4'), [{ name: 'ranker', version: 3 }, { name: 'ranker', version: 4 }], 'two pinned versions of one model')
   t.equal(formatModels(parseModels(' a.b_c-1 ,x:12')), 'a.b_c-1,x:12')
-  t.equal(parseModels('a'.repeat(63))[0]?.name.length, 63)
+  t.equal(parseModels('a'.repeat(128))[0]?.name.length, 128, 'as long as a name serve accepts')
+  t.same(parseModels('ResNet50'), [{ name: 'ResNet50' }], 'upper case, as serve accepts in the repository')
   for (const [bad, why] of [
     ['', /names no model/],
-    [' , ', /names no model/],
-    ['a,,b', /is not a model list: '' /],
-    ['Ranker', /'Ranker' is not a model name/],
+    [' , ', /is not a model list: it has an empty entry/],
+    ['a,,b', /is not a model list: it has an empty entry/],
+    ['Ranker!', /'Ranker!' is not a model name/],
     ['../etc', /'..\/etc' is not a model name/],
     ['a/b', /not a model name/],
     ['.hidden', /not a model name/],
-    ['a'.repeat(64), /not a model name/],
+    ['a'.repeat(129), /not a model name/],
     ['iris:0', /version '0' of 'iris' is not a positive integer/],
     ['iris:v1', /version 'v1'/],
     ['iris:1:2', /expected name\[:version\]/],
-    ['iris,iris', /lists 'iris' twice/]
+    ['iris,iris', /lists model 'iris' twice/],
+    ['ranker:3,ranker:4', /^lists model 'ranker' twice \('ranker:3' and 'ranker:4'\): .*list 'ranker' once without a version and put version_policy: \{ specific: \[3, 4\] \} in ranker\/config.yaml$/],
+    ['ranker,ctr,ranker:2', /lists model 'ranker' twice \('ranker' and 'ranker:2'\)/]
   ] as const) {
     t.throws(() => parseModels(bad), why, JSON.stringify(bad))
   }
@@ -41,6 +43,8 @@ t.test('quantities', async t => {
   t.equal(parseQuantity('256Mi').value, 256 * 2 ** 20)
   t.equal(parseQuantity('1G').value, 1e9)
   t.equal(parseQuantity('1e3').value, 1000)
+  t.equal(parseQuantity('2E3').value, 2000)
+  t.equal(parseQuantity('1E').value, 1e18, 'E alone is exa, not an exponent')
   t.equal(parseQuantity(' 1Gi ').text, '1Gi')
   for (const bad of ['', 'lots', '-1', '1 Gi', '1gi', '1.2.3', 'Mi']) t.throws(() => parseQuantity(bad), /not a Kubernetes quantity/, bad)
   t.throws(() => parseQuantity('0'), /greater than zero/)
@@ -72,6 +76,11 @@ t.test('parseAnnotations: values, unknown keys, and messages that name annotatio
     ['socket', '1', /socket: "1"/],
     ['threads', '0', /threads: "0" is not a thread count/],
     ['threads', '2.5', /threads: "2.5"/],
+    ['threads', '257', /^annotation onnx-sidecar.io\/threads: "257" is not a thread count \(an integer from 1 to 256\)$/],
+    ['memory', '1', /^annotation onnx-sidecar.io\/memory: "1" is below 128Mi, the least memory the sidecar runs in \(a plain number is bytes: write 512Mi or 1Gi\)$/],
+    ['memory-limit', '127Mi', /memory-limit: "127Mi" is below 128Mi/],
+    ['cpu', '10m', /^annotation onnx-sidecar.io\/cpu: "10m" is below 50m, the least CPU the sidecar runs on/],
+    ['cpu-limit', '0.049', /cpu-limit: "0.049" is below 50m/],
     ['inject', 'no', /inject: "no" is not "true" or "false"/],
     ['native-sidecar', 'yes', /native-sidecar: "yes"/],
     ['volume', 'Models', /volume: "Models" is not a volume name/],
@@ -82,7 +91,9 @@ t.test('parseAnnotations: values, unknown keys, and messages that name annotatio
   for (const [key, value, message] of cases) {
     t.throws(() => parseAnnotations({ 'onnx-sidecar.io/model': 'iris', [`onnx-sidecar.io/${key}`]: value }), message, `${key}=${value}`)
   }
-  const err = t.throws(() => parseAnnotations({ 'onnx-sidecar.io/model': 'A', 'onnx-sidecar.io/port': 'x', 'onnx-sidecar.io/cpu': { a: 1 } })) as unknown as InjectorError
+  t.match(parseAnnotations({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/threads': '256', 'onnx-sidecar.io/memory': '128Mi', 'onnx-sidecar.io/cpu': '50m' }).values,
+    { threads: 256, memory: { value: 128 * 2 ** 20 }, cpu: { value: 0.05 } }, 'the edges of the ranges are admitted')
+  const err = t.throws(() => parseAnnotations({ 'onnx-sidecar.io/model': 'A!', 'onnx-sidecar.io/port': 'x', 'onnx-sidecar.io/cpu': { a: 1 } })) as unknown as InjectorError
   t.equal(err.code, 'OS_ERR_INJ_INVALID_ANNOTATION')
-  t.match(err.message, /model: "A".*; annotation onnx-sidecar.io\/port: "x".*; annotation onnx-sidecar.io\/cpu: "\{\\"a\\":1\}" is not a string/, 'every problem in one message')
+  t.match(err.message, /model: "A!".*; annotation onnx-sidecar.io\/port: "x".*; annotation onnx-sidecar.io\/cpu: "\{\\"a\\":1\}" is not a string/, 'every problem in one message')
 })

@@ -66,8 +66,8 @@ t.test('requests above limits are rejected with a message naming the annotation'
     /^annotation onnx-sidecar.io\/cpu: "2" is above the cpu limit 1 \(from the injection config\); set onnx-sidecar.io\/cpu-limit too$/)
   t.throws(() => inject(pod({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/memory': '1Gi', 'onnx-sidecar.io/memory-limit': '512Mi' }), DEFAULT_CONFIG),
     /annotation onnx-sidecar.io\/memory: "1Gi" is above the memory limit 512Mi \(onnx-sidecar.io\/memory-limit\)/)
-  t.throws(() => inject(pod({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/memory-limit': '64Mi' }), DEFAULT_CONFIG),
-    /annotation onnx-sidecar.io\/memory-limit: "64Mi" is below the memory request 128Mi \(from the injection config\); set onnx-sidecar.io\/memory too/)
+  t.throws(() => inject(pod({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/memory-limit': '192Mi' }), resolveInjectionConfig({ resources: { requests: { memory: '256Mi' } } })),
+    /annotation onnx-sidecar.io\/memory-limit: "192Mi" is below the memory request 256Mi \(from the injection config\); set onnx-sidecar.io\/memory too/)
   const ok = inject(pod({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/cpu': '2', 'onnx-sidecar.io/cpu-limit': '2' }), DEFAULT_CONFIG)
   t.same(sidecarOf(ok.pod).resources, { requests: { cpu: '2', memory: '128Mi' }, limits: { cpu: '2', memory: '512Mi' } })
 })

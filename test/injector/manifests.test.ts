@@ -21,8 +21,8 @@ t.test('JSON input; unknown kinds and odd shapes pass through', async t => {
 })
 
 t.test('errors name the object and the document', async t => {
-  const text = 'kind: ConfigMap\n---\nkind: Job\nmetadata: { name: j }\nspec: { template: { metadata: { annotations: { onnx-sidecar.io/model: "Bad" } }, spec: { containers: [{ name: a }] } } }\n'
-  t.throws(() => injectManifests(text, DEFAULT_CONFIG), /^Job\/j \(document 2\): annotation onnx-sidecar.io\/model: "Bad"/)
+  const text = 'kind: ConfigMap\n---\nkind: Job\nmetadata: { name: j }\nspec: { template: { metadata: { annotations: { onnx-sidecar.io/model: "Bad/" } }, spec: { containers: [{ name: a }] } } }\n'
+  t.throws(() => injectManifests(text, DEFAULT_CONFIG), /^Job\/j \(document 2\): annotation onnx-sidecar.io\/model: "Bad\/"/)
 })
 
 t.test('unquoted YAML numbers in annotations are read as their text', async t => {

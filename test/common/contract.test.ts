@@ -1,0 +1,102 @@
+import t from 'tap'
+import { mkdirSync } from 'node:fs'
+import { readConfig, ConfigError } from '../../common/config.js'
+import { asOption, parallelismFor, parseCpu, parseMemory, parseModelList, parseThreads, MIN_CPU, MIN_MEMORY, THREADS, WORKERS } from '../../common/contract.js'
+import { serveOptions } from '../../sidecar/serve-options.js'
+import { listModels } from '../../sidecar/repository.js'
+import { parseAnnotations } from '../../injector/annotations.js'
+import { inject } from '../../injector/inject-pod.js'
+import { DEFAULT_CONFIG } from '../../injector/injection-config.js'
+
+const serve = (...args: string[]) => readConfig(serveOptions(), args, {})
+const annotation = (key: string, value: string) => parseAnnotations({ 'onnx-sidecar.io/model': 'iris', [`onnx-sidecar.io/${key}`]: value }).values
+
+t.test('a model list: the injector admits what serve accepts, and refuses what it refuses', async t => {
+  const lists = ['iris', 'ranker:3,ctr', ' ranker:3 , ctr ', 'ResNet50', 'a.b_c-d', 'x'.repeat(128), 'x'.repeat(129), 'iris:0', 'iris:01', 'iris:v1', 'iris:1:2',
+    'a/b', '../etc', '.hidden', 'iris,iris', 'ranker:3,ranker:4', 'ranker,ranker:4', 'a,,b', 'a,', 'iris,ctr,iris:2']
+  for (const list of lists) {
+    let byServe: unknown
+    let byInjector: unknown
+    try {
+      byServe = serve('--model', list).model
+    } catch (err) {
+      t.type(err, ConfigError)
+      t.match((err as Error).message, `flag --model: '${list}' `, 'serve names the flag and the value')
+      byServe = 'refused'
+    }
+    try {
+      byInjector = parseAnnotations({ 'onnx-sidecar.io/model': list }).values.model
+    } catch (err) {
+      t.match((err as Error).message, `annotation onnx-sidecar.io/model: ${JSON.stringify(list)} `)
+      byInjector = 'refused'
+    }
+    t.same(byInjector, byServe, `${list.slice(0, 40)}: ${JSON.stringify(byServe)}`)
+  }
+  t.same(serve('--model', '').model, [], 'serve: blank is every model in the repository')
+  t.throws(() => parseAnnotations({ 'onnx-sidecar.io/model': ' ' }), /names no model/, 'the injector needs at least one')
+})
+
+t.test('one model listed twice: refused on both sides, with how to serve several versions', async t => {
+  const hint = /lists model 'ranker' twice \('ranker:3' and 'ranker:4'\): a model is served at one pinned version or by its version policy; to serve several versions, list 'ranker' once without a version and put version_policy: \{ specific: \[3, 4\] \} in ranker\/config.yaml$/
+  t.throws(() => serve('--model', 'ranker:3,ranker:4'), hint)
+  t.throws(() => readConfig(serveOptions(), [], { ONNX_SIDECAR_MODEL: 'ranker:3,ranker:4' }), /^environment variable ONNX_SIDECAR_MODEL: 'ranker:3,ranker:4' lists model 'ranker' twice/)
+  t.throws(() => inject({ metadata: { annotations: { 'onnx-sidecar.io/model': 'ranker:3,ranker:4' } }, spec: { containers: [{ name: 'app' }] } }, DEFAULT_CONFIG),
+    { code: 'OS_ERR_INJ_INVALID_ANNOTATION', message: /^annotation onnx-sidecar.io\/model: "ranker:3,ranker:4" lists model 'ranker' twice/ })
+  t.throws(() => parseModelList('iris,iris'), /lists model 'iris' twice \('iris' and 'iris'\).*version_policy: \{ specific: \[1, 2\] \} in iris\/config.yaml/, 'an example policy when no versions are given')
+})
+
+t.test('the repository lists the directories whose names the model lists accept', async t => {
+  const repo = t.testdir({})
+  for (const name of ['ResNet50', 'a.b_c-d', '.hidden', 'x'.repeat(129)]) mkdirSync(`${repo}/${name}`)
+  const listed = await listModels(repo)
+  t.same(listed, ['ResNet50', 'a.b_c-d'])
+  t.same(parseModelList(listed.join(',')).map(m => m.name), listed)
+})
+
+t.test('threads and workers: one range on both sides', async t => {
+  t.same([THREADS, WORKERS], [{ min: 1, max: 256 }, { min: 1, max: 64 }])
+  t.equal(serve('--threads', '256').threads, 256)
+  t.equal(annotation('threads', '256').threads, 256)
+  for (const bad of ['0', '257', '1024', '2.5', '-1', 'x']) {
+    t.throws(() => serve('--threads', bad), new RegExp(`^flag --threads: '${bad.replace('.', '\\.')}' is not a thread count \\(an integer from 1 to 256\\)$`))
+    t.throws(() => annotation('threads', bad), /is not a thread count \(an integer from 1 to 256\)$/)
+  }
+  t.equal(serve('--workers', '64').workers, 64)
+  t.throws(() => serve('--workers', '65'), /^flag --workers: '65' is not a worker count \(an integer from 1 to 64\)$/)
+  t.throws(() => readConfig(serveOptions(), [], { ONNX_SIDECAR_THREADS: '300' }), /^environment variable ONNX_SIDECAR_THREADS: '300' is not a thread count/)
+})
+
+t.test('parallelism for a CPU count: the sidecar\'s rule, within the ranges', async t => {
+  const plan = (cpus: number) => { const p = parallelismFor(cpus); return `${p.workers}x${p.threads}` }
+  t.equal(plan(1), '1x1')
+  t.equal(plan(3), '1x2')
+  t.equal(plan(8), '4x1')
+  t.equal(plan(129), '64x2', 'the last count the plain rule keeps in range')
+  t.equal(plan(130), '64x2', 'workers stop at 64 (the plain rule says 65)')
+  t.equal(plan(1000), '64x15', 'the CPUs go to threads')
+  t.equal(plan(1e18), '64x256', 'threads stop at 256')
+  const sidecar = (cpuLimit: string) => {
+    const pod = inject({ metadata: { annotations: { 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/cpu-limit': cpuLimit } }, spec: { containers: [{ name: 'app' }] } }, DEFAULT_CONFIG).pod as any
+    const args: string[] = pod.spec.initContainers[0].args
+    const opts = serve(...args)
+    return `${opts.workers}x${opts.threads}`
+  }
+  t.equal(sidecar('130'), '64x2', 'an injected sidecar with 130 CPUs starts (its --workers is in range)')
+  t.equal(sidecar('1E'), '64x256')
+})
+
+t.test('cpu and memory have a floor', async t => {
+  t.same([MIN_CPU.text, MIN_MEMORY.text], ['50m', '128Mi'])
+  t.equal(parseMemory('128Mi').value, 128 * 2 ** 20)
+  t.equal(parseMemory('134217728').value, 128 * 2 ** 20, 'in bytes')
+  for (const bad of ['1', '1k', '127Mi', '134217727', '100M']) t.throws(() => parseMemory(bad), /^is below 128Mi, the least memory the sidecar runs in/, bad)
+  t.equal(parseCpu('50m').value, 0.05)
+  t.equal(parseCpu('0.05').value, 0.05)
+  for (const bad of ['1m', '49m', '0.01', '10000u']) t.throws(() => parseCpu(bad), /^is below 50m, the least CPU the sidecar runs on/, bad)
+  t.throws(() => parseMemory('lots'), /is not a Kubernetes quantity/)
+})
+
+t.test('asOption puts the value in front of the message', async t => {
+  t.throws(() => asOption(parseThreads)('300'), { message: '\'300\' is not a thread count (an integer from 1 to 256)' })
+  t.equal(asOption(parseThreads)('3'), 3)
+})
