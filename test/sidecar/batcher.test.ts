@@ -5,7 +5,8 @@
 import t from 'tap'
 import { EventEmitter } from 'node:events'
 import { Batcher, concatFeeds, splitOutputs, AbandonedError, type Job, type BatcherOptions } from '../../sidecar/runtime/batcher.js'
-import type { WorkerPool, RunResult } from '../../sidecar/runtime/worker-pool.js'
+import { WorkerUnavailableError, type WorkerPool, type RunResult } from '../../sidecar/runtime/worker-pool.js'
+import type { InlineSession } from '../../sidecar/runtime/inline-session.js'
 import type { WireTensor } from '../../sidecar/runtime/protocol.js'
 import { SidecarError } from '../../sidecar/errors.js'
 
@@ -154,4 +155,73 @@ t.test('a queue delay waits for more rows, up to the delay', async t => {
   const c = b.submit(job([[2, 2]]))
   await Promise.all([a, c])
   t.same(batches, [2], 'the second request joined the first within the delay')
+})
+
+t.test('a worker that dies under a batch fails it at once with 503, without retrying each request', async t => {
+  const pool = new FakePool()
+  pool.run = async () => { pool.runs.push(0); throw new WorkerUnavailableError('inference worker 0 died: exited with code 1') }
+  const { b } = batcher(pool)
+  const settled = await Promise.allSettled([job([[1, 1]]), job([[2, 2]])].map(j => b.submit(j)))
+  for (const s of settled) {
+    const e = (s as PromiseRejectedResult).reason as SidecarError
+    t.equal(e.code, 'OS_ERR_WORKER_UNAVAILABLE')
+    t.equal(e.statusCode, 503, 'retryable, not a 500')
+    t.equal(e.headers['retry-after'], '1')
+    t.match(e.message, /model 'm' could not run: inference worker 0 died/)
+  }
+  t.same(pool.runs, [0], 'one run: the batch is not retried request by request')
+  await b.drain()
+})
+
+t.test('a request waiting for a worker that never frees up is answered at its deadline', async t => {
+  const pool = new FakePool()
+  pool.hasCapacity = () => false // e.g. the only worker died and its replacement is starting
+  const { b } = batcher(pool)
+  const now = process.hrtime.bigint()
+  const waiting = b.submit(job([[1, 1]], { enqueuedNs: now, deadlineNs: now + 20_000_000n })).catch((e: unknown) => e)
+  let timer: NodeJS.Timeout | undefined
+  const hung = new Promise(resolve => { timer = setTimeout(() => resolve('still waiting after 10 s'), 10_000) })
+  const e = await Promise.race([waiting, hung]) as SidecarError
+  clearTimeout(timer)
+  t.equal(e.statusCode, 504)
+  t.match(e.message, /waited longer than its 20 ms deadline/)
+  t.same(pool.runs, [], 'it never ran')
+  await b.drain()
+  b.close()
+})
+
+/** A main-thread session double: y = x, and counts its runs. */
+function fakeInline (): { session: InlineSession, rows: number[] } {
+  const rows: number[] = []
+  const session = {
+    async run (feeds: Record<string, WireTensor>): Promise<RunResult> {
+      const x = feeds.x as WireTensor
+      rows.push(x.dims[0] as number)
+      return { outputs: { y: { type: x.type, dims: [...x.dims], data: (x.data as Float32Array).slice() } }, computeNs: 1000 }
+    }
+  } as unknown as InlineSession
+  return { session, rows }
+}
+
+t.test('inline or worker is decided per batch by its input element count', async t => {
+  const pool = new FakePool()
+  const inline = fakeInline()
+  // The warm-up measured 8 elements within the inline budget.
+  const { b } = batcher(pool, { inline: { session: inline.session, maxElements: 8 } })
+  const small = await b.submit(job([[1, 2]]))
+  t.equal(small.ranOn, 'inline', 'a small request runs on the main thread')
+  const wide = Array.from({ length: 100_000 }, (_, i) => i % 7)
+  const big = await b.submit(job([wide]))
+  t.equal(big.ranOn, 'worker', 'a request with a 100k-long dimension goes to a worker')
+  t.same(yOf(big), wide)
+  t.same(pool.runs, [1])
+  t.same(inline.rows, [1])
+
+  // Queued together: the inline batch stops at 8 elements; the rest forms the next batch.
+  const all = await Promise.all(Array.from({ length: 6 }, (_, i) => b.submit(job([[i, i]]))))
+  t.same(all.map(yOf), Array.from({ length: 6 }, (_, i) => [i, i]))
+  t.same(inline.rows, [1, 4, 2], 'inline batches of at most 8 elements (4 rows of 2)')
+  t.same(b.executed, { inline: 3, worker: 1 })
+  await b.drain()
+  b.close()
 })
