@@ -3,8 +3,12 @@
  *
  * A declared `content-length` over the limit is refused before reading anything; a body
  * that grows past it while streaming is drained (not buffered) so the caller can still
- * answer 413. A client that hangs up before the end settles the promise with the
- * caller's hang-up error instead of leaving it pending.
+ * answer 413. With a declared length the body is read into one buffer of that size (no
+ * list of chunks and no second copy when they are joined). `charge`, when given, is
+ * called with each chunk's size before it is kept; if it throws, the rest of the body is
+ * drained and the promise rejects with that error (the caller's memory accounting). A
+ * client that hangs up before the end settles the promise with the caller's hang-up
+ * error instead of leaving it pending.
  */
 import type { IncomingMessage } from 'node:http'
 
@@ -13,25 +17,46 @@ export interface BodyErrors {
   hungUp: (detail: string) => Error
 }
 
-export function readBody (req: IncomingMessage, limit: number, errors: BodyErrors): Promise<Buffer> {
+export function readBody (req: IncomingMessage, limit: number, errors: BodyErrors, charge?: (bytes: number) => void): Promise<Buffer> {
   const declared = Number(req.headers['content-length'])
-  if (Number.isFinite(declared) && declared > limit) return Promise.reject(errors.tooLarge())
+  const known = req.headers['content-length'] !== undefined && Number.isSafeInteger(declared) && declared >= 0
+  if (known && declared > limit) return Promise.reject(errors.tooLarge())
   return new Promise((resolve, reject) => {
+    const whole = known ? Buffer.allocUnsafe(declared) : undefined
     const chunks: Buffer[] = []
     let size = 0
+    let failed = false
+    const fail = (err: Error): void => {
+      failed = true
+      req.removeAllListeners('data')
+      req.resume()
+      reject(err)
+    }
     req.on('data', (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limit) {
-        req.removeAllListeners('data')
-        req.resume()
-        reject(errors.tooLarge())
+      if (failed) return
+      if (size + chunk.length > limit || (whole !== undefined && size + chunk.length > whole.length)) {
+        fail(errors.tooLarge())
         return
       }
-      chunks.push(chunk)
+      if (charge !== undefined) {
+        try {
+          charge(chunk.length)
+        } catch (err) {
+          fail(err as Error)
+          return
+        }
+      }
+      if (whole !== undefined) chunk.copy(whole, size)
+      else chunks.push(chunk)
+      size += chunk.length
     })
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, size)))
+    req.on('end', () => {
+      if (failed) return
+      if (whole !== undefined) resolve(size === whole.length ? whole : whole.subarray(0, size))
+      else resolve(chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, size))
+    })
     // An aborted upload emits 'error' (ECONNRESET) and/or 'close' before 'end'.
-    req.on('error', (err) => reject(errors.hungUp(err.message)))
-    req.on('close', () => { if (!req.complete) reject(errors.hungUp('closed')) })
+    req.on('error', (err) => { if (!failed) reject(errors.hungUp(err.message)) })
+    req.on('close', () => { if (!req.complete && !failed) reject(errors.hungUp('closed')) })
   })
 }

@@ -21,6 +21,8 @@ export class SidecarError extends Error {
   }
 }
 
+const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`
+
 type Factory<A extends unknown[]> = ((...args: A) => SidecarError) & { code: string, statusCode: number }
 
 function define<A extends unknown[]> (code: string, statusCode: number, message: (...args: A) => string, headers?: (...args: A) => Record<string, string>): Factory<A> {
@@ -36,6 +38,7 @@ export const errors = {
   BAD_OUTPUT: define('OS_ERR_BAD_OUTPUT', 400, (output: string, detail: string) => `output '${output}': ${detail}`),
   BAD_BINARY: define('OS_ERR_BAD_BINARY', 400, (detail: string) => `binary tensor data: ${detail}`),
   BAD_VERSION: define('OS_ERR_BAD_VERSION', 400, (version: string) => `version '${version}' is not a positive integer`),
+  JSON_LIMIT: define('OS_ERR_JSON_LIMIT', 400, (detail: string) => `request JSON is past a limit: ${detail}`),
   // 404: nothing there
   NOT_FOUND: define('OS_ERR_NOT_FOUND', 404, (method: string, path: string) => `no route for ${method} ${path}`),
   MODEL_NOT_FOUND: define('OS_ERR_MODEL_NOT_FOUND', 404, (model: string) => `unknown model '${model}'`),
@@ -44,10 +47,12 @@ export const errors = {
   METHOD_NOT_ALLOWED: define('OS_ERR_METHOD_NOT_ALLOWED', 405, (method: string, path: string, _allow: string) => `${method} is not allowed on ${path}`,
     (_method: string, _path: string, allow: string) => ({ allow })),
   BODY_TOO_LARGE: define('OS_ERR_BODY_TOO_LARGE', 413, (limit: number) => `request body exceeds the limit of ${limit} bytes`),
+  REQUEST_TOO_LARGE: define('OS_ERR_REQUEST_TOO_LARGE', 413, (bytes: number, limit: number) => `request needs about ${mib(bytes)} of memory to decode, more than the request memory limit of ${mib(limit)} (--request-memory)`),
   // 503: try again later
   MODEL_NOT_READY: define('OS_ERR_MODEL_NOT_READY', 503, (model: string, version: string, reason: string) => `model '${model}' version ${version} is not ready: ${reason}`),
   OVERLOADED: define('OS_ERR_OVERLOADED', 503, (model: string, size: number) => `model '${model}' queue is full (${size} requests); retry later`, () => ({ 'retry-after': '1' })),
   WORKER_UNAVAILABLE: define('OS_ERR_WORKER_UNAVAILABLE', 503, (model: string, detail: string) => `model '${model}' could not run: ${detail}; retry later`, () => ({ 'retry-after': '1' })),
+  MEMORY_BUSY: define('OS_ERR_MEMORY_BUSY', 503, (used: number, limit: number) => `requests in flight hold ${mib(used)} of the ${mib(limit)} request memory; retry later`, () => ({ 'retry-after': '1' })),
   SHUTTING_DOWN: define('OS_ERR_SHUTTING_DOWN', 503, () => 'the sidecar is shutting down', () => ({ 'retry-after': '1', connection: 'close' })),
   DEADLINE_EXCEEDED: define('OS_ERR_DEADLINE_EXCEEDED', 504, (ms: number) => `request waited longer than its ${ms} ms deadline and was dropped before inference`),
   // 500: the model itself failed on valid input

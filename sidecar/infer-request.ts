@@ -9,6 +9,13 @@ import { numberToHalf } from './float16.js'
 import { normalize } from './preprocess.js'
 import type { ModelVersion, TensorSpec } from './model-version.js'
 import type { WireTensor } from './runtime/protocol.js'
+import { MAX_DEPTH, OtherValue, TensorText, type Leaves } from './request-json.js'
+import { tensorBytes } from './request-memory.js'
+
+/** Charges memory a request is about to allocate; throws (413/503) when it cannot. */
+export interface MemoryCharge {
+  charge: (bytes: number) => void
+}
 
 export interface OutputRequest {
   name: string
@@ -42,18 +49,32 @@ function checkShape (input: string, shape: unknown, spec: TensorSpec): number[] 
   return dims
 }
 
-function fillNumbers (input: string, datatype: OipDatatype, values: unknown[], n: number): TensorData {
+/** An element as error messages show it: JSON, cut short. */
+function describe (v: unknown): string {
+  if (v instanceof OtherValue) return v.preview
+  const text = JSON.stringify(v) ?? String(v)
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text
+}
+
+/** Leaves of flat data that is already a JS array (JSON.parse's, or a gRPC contents field). */
+function arrayLeaves (values: readonly unknown[]): Leaves {
+  let i = 0
+  return { count: values.length, next: () => values[i++] }
+}
+
+function fillNumbers (input: string, datatype: OipDatatype, leaves: Leaves, n: number): TensorData {
   const info = typeInfo(datatype)
   const out = allocate(datatype, n)
+  let v: unknown
   const bad = (i: number, what: string): never => {
-    throw errors.BAD_INPUT(input, `data[${i}] = ${JSON.stringify(values[i]) ?? String(values[i])} ${what}`)
+    throw errors.BAD_INPUT(input, `data[${i}] = ${describe(v)} ${what}`)
   }
   switch (info.kind) {
     case 'float': {
       const arr = out as Float32Array | Float64Array | Uint16Array
       const half = datatype === 'FP16'
       for (let i = 0; i < n; i++) {
-        const v = values[i]
+        v = leaves.next()
         if (typeof v !== 'number') bad(i, `is not a number (datatype ${datatype})`)
         arr[i] = half ? numberToHalf(v as number) : v as number
       }
@@ -64,7 +85,7 @@ function fillNumbers (input: string, datatype: OipDatatype, values: unknown[], n
       const min = info.min as number
       const max = info.max as number
       for (let i = 0; i < n; i++) {
-        const v = values[i]
+        v = leaves.next()
         if (typeof v !== 'number' || !Number.isInteger(v)) bad(i, `is not an integer (datatype ${datatype})`)
         if ((v as number) < min || (v as number) > max) bad(i, `is out of range for ${datatype} (${min}..${max})`)
         arr[i] = v as number
@@ -75,7 +96,7 @@ function fillNumbers (input: string, datatype: OipDatatype, values: unknown[], n
       // INT64/UINT64: safe integers as JSON numbers, anything larger as a decimal string.
       const arr = out as BigInt64Array
       for (let i = 0; i < n; i++) {
-        const v = values[i]
+        v = leaves.next()
         let b: bigint
         if (typeof v === 'number') {
           if (!Number.isInteger(v)) bad(i, `is not an integer (datatype ${datatype})`)
@@ -94,7 +115,7 @@ function fillNumbers (input: string, datatype: OipDatatype, values: unknown[], n
     case 'bool': {
       const arr = out as Uint8Array
       for (let i = 0; i < n; i++) {
-        const v = values[i]
+        v = leaves.next()
         if (typeof v !== 'boolean') bad(i, 'is not a boolean (datatype BOOL)')
         arr[i] = v === true ? 1 : 0
       }
@@ -103,7 +124,7 @@ function fillNumbers (input: string, datatype: OipDatatype, values: unknown[], n
     case 'bytes': {
       const arr = out as string[]
       for (let i = 0; i < n; i++) {
-        const v = values[i]
+        v = leaves.next()
         if (typeof v !== 'string') bad(i, 'is not a string (datatype BYTES)')
         if ((v as string).includes('\u0000')) bad(i, NUL_MESSAGE)
         arr[i] = v as string
@@ -113,7 +134,7 @@ function fillNumbers (input: string, datatype: OipDatatype, values: unknown[], n
   }
 }
 
-function decodeInput (raw: unknown, index: number, mv: ModelVersion, binary: BinarySource): WireTensor & { name: string } {
+function decodeInput (raw: unknown, index: number, mv: ModelVersion, binary: BinarySource, memory: MemoryCharge | undefined): WireTensor & { name: string } {
   if (!isObject(raw)) throw errors.BAD_REQUEST(`inputs[${index}] must be an object`)
   const name = raw.name
   if (typeof name !== 'string' || name === '') throw errors.BAD_REQUEST(`inputs[${index}].name must be a non-empty string`)
@@ -135,6 +156,8 @@ function decodeInput (raw: unknown, index: number, mv: ModelVersion, binary: Bin
     const bytes = binary.take(name, index, binarySize as number)
     const size = typeInfo(datatype).size
     if (size > 0 && bytes.byteLength !== n * size) throw errors.BAD_INPUT(name, `${binary.sizeLabel(index)} is ${bytes.byteLength} bytes but shape ${fmtShape(dims)} of ${datatype} needs ${n * size}`)
+    // BYTES: every element has a 4-byte length prefix, so there are at most byteLength / 4.
+    memory?.charge(size > 0 ? bytes.byteLength : tensorBytes(datatype, Math.ceil(bytes.byteLength / 4), bytes.byteLength))
     try {
       data = fromBytes(datatype, bytes)
     } catch (err) {
@@ -148,10 +171,20 @@ function decodeInput (raw: unknown, index: number, mv: ModelVersion, binary: Bin
     if (datatype === 'BOOL') (data as Uint8Array).forEach((v, i, a) => { a[i] = v === 0 ? 0 : 1 })
   } else {
     if (raw.data === undefined) throw errors.BAD_INPUT(name, 'has no data (give data, or parameters.binary_data_size with a binary body)')
-    if (!Array.isArray(raw.data)) throw errors.BAD_INPUT(name, 'data must be an array (flat or nested)')
-    const flat = flatData(raw.data)
-    if (flat.length !== n) throw errors.BAD_INPUT(name, `data has ${flat.length} elements but shape ${fmtShape(dims)} needs ${n}`)
-    data = fillNumbers(name, datatype, flat, n)
+    let leaves: Leaves
+    let stringBytes = 0
+    if (raw.data instanceof TensorText) {
+      leaves = raw.data.leaves()
+      stringBytes = raw.data.stringBytes
+    } else if (Array.isArray(raw.data)) {
+      leaves = arrayLeaves(flatData(name, raw.data))
+    } else {
+      throw errors.BAD_INPUT(name, 'data must be an array (flat or nested)')
+    }
+    if (leaves.count !== n) throw errors.BAD_INPUT(name, `data has ${leaves.count} elements but shape ${fmtShape(dims)} needs ${n}`)
+    // JSON.parse's strings already exist: only the array holding them is new.
+    memory?.charge(raw.data instanceof TensorText ? tensorBytes(datatype, n, stringBytes) : n * Math.max(8, typeInfo(datatype).size))
+    data = fillNumbers(name, datatype, leaves, n)
   }
   const norm = mv.preprocess.get(name)
   if (norm !== undefined) normalize(data as Float32Array, norm)
@@ -160,20 +193,23 @@ function decodeInput (raw: unknown, index: number, mv: ModelVersion, binary: Bin
 
 /**
  * Row-major flattening of nested `data`. Flat data (the common case) is used as it is;
- * `Array.prototype.flat` costs ~0.4 µs per element on Node 20, a hand walk ~0.06.
+ * `Array.prototype.flat` costs ~0.4 µs per element on Node 20, a hand walk ~0.06. Nesting
+ * deeper than `MAX_DEPTH` is a 400 (REST bodies are checked before parsing; this guards
+ * other callers), so the walk never runs out of stack.
  */
-function flatData (data: unknown[]): unknown[] {
+function flatData (input: string, data: unknown[]): unknown[] {
   for (let i = 0; i < data.length; i++) {
     if (Array.isArray(data[i])) {
       const out: unknown[] = []
-      const walk = (a: unknown[]): void => {
+      const walk = (a: unknown[], depth: number): void => {
+        if (depth > MAX_DEPTH) throw errors.BAD_INPUT(input, `data is nested deeper than ${MAX_DEPTH} levels`)
         for (let j = 0; j < a.length; j++) {
           const v = a[j]
-          if (Array.isArray(v)) walk(v)
+          if (Array.isArray(v)) walk(v, depth + 1)
           else out.push(v)
         }
       }
-      walk(data)
+      walk(data, 1)
       return out
     }
   }
@@ -235,9 +271,10 @@ function decodeOutputs (raw: unknown, mv: ModelVersion, binaryDefault: boolean):
 
 /**
  * `binary` is the part of a REST body after its JSON header (Triton's binary extension),
- * or any other `BinarySource` (the gRPC server passes `raw_input_contents`).
+ * or any other `BinarySource` (the gRPC server passes `raw_input_contents`). `memory`, when
+ * given, is charged for each tensor before it is allocated.
  */
-export function decodeInferRequest (body: unknown, binary: Uint8Array | BinarySource | undefined, mv: ModelVersion): InferRequest {
+export function decodeInferRequest (body: unknown, binary: Uint8Array | BinarySource | undefined, mv: ModelVersion, memory?: MemoryCharge): InferRequest {
   if (!isObject(body)) throw errors.BAD_REQUEST('request body must be a JSON object')
   const id = body.id
   if (id !== undefined && typeof id !== 'string') throw errors.BAD_REQUEST('id must be a string')
@@ -253,7 +290,7 @@ export function decodeInferRequest (body: unknown, binary: Uint8Array | BinarySo
   const cursor = binary === undefined || binary instanceof Uint8Array ? new BinaryCursor(binary) : binary
   const feeds: Record<string, WireTensor> = {}
   inputs.forEach((raw, i) => {
-    const t = decodeInput(raw, i, mv, cursor)
+    const t = decodeInput(raw, i, mv, cursor, memory)
     if (feeds[t.name] !== undefined) throw errors.BAD_INPUT(t.name, 'given more than once')
     feeds[t.name] = { type: t.type, dims: t.dims, data: t.data }
   })

@@ -13,6 +13,7 @@ import { GrpcServer } from './grpc/server.js'
 import { Inference } from './inference.js'
 import { createSidecarMetrics, type SidecarMetrics } from './metrics.js'
 import { ModelManager, type AssignedModel } from './model-manager.js'
+import { RequestMemory } from './request-memory.js'
 import { WorkerPool } from './runtime/worker-pool.js'
 import type http from 'node:http'
 
@@ -22,6 +23,8 @@ export interface SidecarOptions {
   workers: number
   threads: number
   bodyLimit: number
+  /** Bytes that requests in flight may hold at once (`--request-memory`); default 16 × bodyLimit. */
+  requestMemory?: number
   pollIntervalMs: number
   watch: boolean
   logger: Logger
@@ -36,6 +39,8 @@ export interface SidecarOptions {
 export interface Sidecar {
   manager: ModelManager
   metrics: SidecarMetrics
+  /** What requests in flight hold of `--request-memory`. */
+  requestMemory: RequestMemory
   pool: WorkerPool
   inference: InferenceApp
   /** The gRPC listener; grpc-js loads only when it is asked to listen. */
@@ -64,6 +69,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     inlineComputeUs: opts.inlineComputeUs ?? 0
   })
   const isShuttingDown = (): boolean => shutting
+  const requestMemory = new RequestMemory(opts.requestMemory ?? 16 * opts.bodyLimit)
   const runner = new Inference({ manager, metrics, logger: opts.logger, tracer: opts.tracer })
   const inference = buildInferenceApp({
     manager,
@@ -71,6 +77,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     logger: opts.logger,
     tracer: opts.tracer,
     bodyLimit: opts.bodyLimit,
+    memory: requestMemory,
     isShuttingDown,
     version: opts.version ?? '0.0.0'
   })
@@ -80,13 +87,15 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     tracer: opts.tracer,
     isShuttingDown,
     version: opts.version ?? '0.0.0',
-    maxMessageBytes: opts.bodyLimit
+    maxMessageBytes: opts.bodyLimit,
+    memory: requestMemory
   })
   const metricsServer = new MetricsServer({ registry: metrics.registry, manager, isShuttingDown })
 
   return {
     manager,
     metrics,
+    requestMemory,
     pool,
     inference,
     grpc,

@@ -8,7 +8,7 @@
  * which then holds one entry per input in the order of `inputs` (Triton's rule).
  */
 import { errors } from '../errors.js'
-import { decodeInferRequest, type BinarySource, type InferRequest } from '../infer-request.js'
+import { decodeInferRequest, type BinarySource, type InferRequest, type MemoryCharge } from '../infer-request.js'
 import type { ModelVersion } from '../model-version.js'
 
 export interface GrpcParameter {
@@ -151,7 +151,7 @@ function restShaped (msg: GrpcInferRequest): { body: Record<string, unknown>, ra
 }
 
 /** Validates a ModelInferRequest against a model version, with the same rules (and messages) as REST. */
-export function decodeGrpcInferRequest (msg: GrpcInferRequest, mv: ModelVersion): InferRequest {
+export function decodeGrpcInferRequest (msg: GrpcInferRequest, mv: ModelVersion, memory?: MemoryCharge): InferRequest {
   const { body, raw } = restShaped(msg)
-  return decodeInferRequest(body, raw, mv)
+  return decodeInferRequest(body, raw, mv, memory)
 }

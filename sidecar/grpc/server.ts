@@ -6,6 +6,8 @@
  */
 import { fileURLToPath } from 'node:url'
 import type * as GrpcJs from '@grpc/grpc-js'
+import type { RequestMemory } from '../request-memory.js'
+import { admittingDeserializer } from './admission.js'
 import { grpcService, type GrpcServiceDeps } from './service.js'
 
 const PROTO = fileURLToPath(new URL('./oip.proto', import.meta.url))
@@ -16,6 +18,8 @@ const LOADER_OPTIONS = { keepCase: true, longs: String, enums: String, defaults:
 export interface GrpcServerOptions extends GrpcServiceDeps {
   /** Largest message accepted (the REST body limit); grpc-js answers RESOURCE_EXHAUSTED above it. */
   maxMessageBytes: number
+  /** Request memory: ModelInfer messages are charged to it before they are decoded. */
+  memory: RequestMemory
 }
 
 export class GrpcServer {
@@ -41,7 +45,12 @@ export class GrpcServer {
       // Same idea as REST's keep-alive timeout: let idle connections live longer than client pools expect.
       'grpc.max_connection_idle_ms': 5 * 60_000
     })
-    server.addService(pkg.inference.GRPCInferenceService.service, grpcService(this.#opts))
+    const service = pkg.inference.GRPCInferenceService.service
+    const infer = service.ModelInfer as GrpcJs.MethodDefinition<object, unknown>
+    server.addService({
+      ...service,
+      ModelInfer: { ...infer, requestDeserialize: admittingDeserializer(infer.requestDeserialize, this.#opts.memory) }
+    }, grpcService(this.#opts))
     this.#grpc = grpc
     this.#server = server
     return { grpc, server }

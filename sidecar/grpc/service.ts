@@ -16,6 +16,7 @@ import { grpcCodeOfStatus, statusOf, type Inference } from '../inference.js'
 import type { ModelManager } from '../model-manager.js'
 import { extractContext } from '../tracing.js'
 import { modelMetadata, modelReady, serverMetadata } from '../http/metadata.js'
+import { admissionOf } from './admission.js'
 import { decodeGrpcInferRequest, type GrpcInferRequest } from './decode.js'
 import { encodeGrpcResponse } from './encode.js'
 
@@ -76,7 +77,9 @@ export function grpcService (deps: GrpcServiceDeps): UntypedServiceImplementatio
   let nextId = 1
 
   const modelInfer: Handler<GrpcInferRequest, unknown> = (call, callback) => {
+    const admission = admissionOf(call.request)
     if (deps.isShuttingDown()) {
+      admission.done()
       callback(toGrpcError(errors.SHUTTING_DOWN()))
       return
     }
@@ -91,14 +94,15 @@ export function grpcService (deps: GrpcServiceDeps): UntypedServiceImplementatio
       requestId,
       parent: deps.tracer === undefined ? ROOT_CONTEXT : extractContext(md.getMap() as Record<string, string>),
       read: () => {
+        if (admission.error !== undefined) throw admission.error
         if (msg.model_name === '') throw errors.BAD_REQUEST('model_name must be a non-empty string')
         return msg
       },
-      decode: decodeGrpcInferRequest,
+      decode: (m, mv) => decodeGrpcInferRequest(m, mv, admission.lease),
       encode: encodeGrpcResponse,
       abandoned: () => call.cancelled,
       deadlineNs: deadlineNs(call.getDeadline())
-    }).then(res => callback(null, res), err => callback(toGrpcError(err)))
+    }).then(res => { admission.done(); callback(null, res) }, err => { admission.done(); callback(toGrpcError(err)) })
   }
 
   return {

@@ -17,6 +17,7 @@ import { decodeInferRequest } from '../infer-request.js'
 import { encodeInferResponse } from '../infer-response.js'
 import type { Inference } from '../inference.js'
 import type { ModelManager } from '../model-manager.js'
+import type { RequestLease, RequestMemory } from '../request-memory.js'
 import { AbandonedError } from '../runtime/batcher.js'
 import { extractContext } from '../tracing.js'
 import { parseInferBody, readBody } from './body.js'
@@ -29,6 +30,8 @@ export interface InferenceAppDeps {
   /** Undefined when tracing is off: then no trace context is extracted. */
   tracer: Tracer | undefined
   bodyLimit: number
+  /** Memory that requests in flight share; each request charges its body and tensors to it. */
+  memory: RequestMemory
   /** True once shutdown began: readiness fails and new requests get 503. */
   isShuttingDown: () => boolean
   version: string
@@ -48,6 +51,7 @@ export interface InferenceApp {
 const HEADERS_TIMEOUT = 10_000 // 10 seconds to send request headers
 const REQUEST_TIMEOUT = 120_000 // 2 minutes for a whole request, body included
 const KEEP_ALIVE_TIMEOUT = 65_000 // 65 seconds idle keep-alive (longer than common client pools' 60 s)
+const INDEX_BODY_LIMIT = 64 * 1024 // 64 KiB: the repository index takes at most {"ready": true}
 
 function send (res: ServerResponse, status: number, body: Buffer | string, headers: Record<string, string>): void {
   if (res.headersSent || res.destroyed) return
@@ -78,6 +82,9 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
   }
 
   function infer (req: IncomingMessage, res: ServerResponse, model: string, version: string | undefined, requestId: string): Promise<void> {
+    // Everything the request holds (body, parsed JSON, tensors) stays charged until its answer is written.
+    let lease: RequestLease | undefined
+    res.once('close', () => lease?.release())
     return inference.run({
       protocol: 'rest',
       model,
@@ -85,8 +92,11 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
       requestId,
       // With tracing off there is no context to extract.
       parent: deps.tracer === undefined ? ROOT_CONTEXT : extractContext(req.headers),
-      read: async () => parseInferBody(await readBody(req, deps.bodyLimit), req.headers['inference-header-content-length']),
-      decode: (parsed, mv) => decodeInferRequest(parsed.json, parsed.binary, mv),
+      read: async () => {
+        lease = deps.memory.open(0)
+        return parseInferBody(await readBody(req, deps.bodyLimit, lease), req.headers['inference-header-content-length'])
+      },
+      decode: (parsed, mv) => decodeInferRequest(parsed.json, parsed.binary, mv, lease),
       encode: encodeInferResponse,
       abandoned: () => res.destroyed || req.socket.destroyed
     }).then(encoded => send(res, 200, encoded.body, encoded.headers), err => { reply(res, err) })
@@ -126,7 +136,7 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
     }
     if (parts[1] === 'repository' && parts[2] === 'index' && parts.length === 3) {
       allow('POST')
-      return readBody(req, deps.bodyLimit).then(body => {
+      return readBody(req, Math.min(deps.bodyLimit, INDEX_BODY_LIMIT)).then(body => {
         let readyOnly = false
         if (body.length > 0) {
           const parsed = parseInferBody(body, undefined).json as { ready?: unknown }

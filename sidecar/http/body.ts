@@ -1,11 +1,25 @@
 /**
- * Reads a request body with the sidecar's errors, and splits Triton's binary tensor
- * extension (`Inference-Header-Content-Length`: a JSON header, then raw tensors).
+ * Reads a request body with the sidecar's errors and memory accounting, and splits
+ * Triton's binary tensor extension (`Inference-Header-Content-Length`: a JSON header,
+ * then raw tensors).
  */
 import type { IncomingMessage } from 'node:http'
 import { readBody as readLimitedBody, type BodyErrors } from '../../common/read-body.js'
 import { errors } from '../errors.js'
+import { JsonLimitError, MAX_DEPTH, MAX_VALUES, nestsDeeperThan, parseRequestJson } from '../request-json.js'
+import type { RequestLease } from '../request-memory.js'
 import { AbandonedError } from '../runtime/batcher.js'
+
+/**
+ * JSON parts up to this size go to `JSON.parse` (fastest for small requests; the heap it
+ * builds is at most `SMALL_JSON_AMPLIFICATION` times the text); larger ones to the bounded
+ * parser in `request-json.ts`, which never makes a JS value per tensor element.
+ */
+export const SMALL_JSON = 64 * 1024 // 64 KiB
+/** Worst heap per byte of JSON text that `JSON.parse` builds (`[{},{},...]`, `[[0],[0],...]`), measured at ~11 on Node 20. */
+export const SMALL_JSON_AMPLIFICATION = 16
+/** Heap for the values the bounded parser may build outside tensor data. */
+const STRUCTURE_BYTES = MAX_VALUES * 64
 
 const bodyErrors = (limit: number): BodyErrors => ({
   tooLarge: () => errors.BODY_TOO_LARGE(limit),
@@ -13,8 +27,32 @@ const bodyErrors = (limit: number): BodyErrors => ({
   hungUp: () => new AbandonedError()
 })
 
-export async function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
-  return await readLimitedBody(req, limit, bodyErrors(limit))
+/**
+ * What reading and parsing a body of `length` bytes costs, before any tensor is decoded:
+ * the body itself, plus what parsing its JSON part builds (a binary body's tensors are
+ * charged when they are copied out of it).
+ */
+export function parseCost (length: number, binary: boolean): number {
+  if (binary) return length + STRUCTURE_BYTES
+  return length <= SMALL_JSON ? length * (1 + SMALL_JSON_AMPLIFICATION) : length + STRUCTURE_BYTES
+}
+
+/**
+ * Reads the body; with a lease, its bytes are charged before they are kept (a declared
+ * `content-length` is charged whole before anything is read).
+ */
+export async function readBody (req: IncomingMessage, limit: number, lease?: RequestLease): Promise<Buffer> {
+  if (lease === undefined) return await readLimitedBody(req, limit, bodyErrors(limit))
+  const binary = req.headers['inference-header-content-length'] !== undefined
+  const declared = Number(req.headers['content-length'])
+  if (req.headers['content-length'] !== undefined && Number.isSafeInteger(declared) && declared >= 0 && declared <= limit) {
+    lease.charge(parseCost(declared, binary))
+    return await readLimitedBody(req, limit, bodyErrors(limit))
+  }
+  // Chunked: charge as it arrives, then what parsing adds.
+  const body = await readLimitedBody(req, limit, bodyErrors(limit), bytes => lease.charge(bytes))
+  lease.charge(parseCost(body.length, binary) - body.length)
+  return body
 }
 
 export interface ParsedBody {
@@ -22,7 +60,7 @@ export interface ParsedBody {
   binary: Uint8Array | undefined
 }
 
-export function parseInferBody (body: Buffer, headerLength: string | string[] | undefined): ParsedBody {
+export function parseInferBody (body: Buffer, headerLength: string | string[] | undefined, smallJson = SMALL_JSON): ParsedBody {
   let jsonPart = body
   let binary: Uint8Array | undefined
   if (headerLength !== undefined) {
@@ -36,8 +74,11 @@ export function parseInferBody (body: Buffer, headerLength: string | string[] | 
   }
   if (jsonPart.length === 0) throw errors.BAD_JSON('the body is empty')
   try {
+    if (jsonPart.length > smallJson) return { json: parseRequestJson(jsonPart), binary }
+    if (nestsDeeperThan(jsonPart, MAX_DEPTH)) throw new JsonLimitError(`JSON nested deeper than ${MAX_DEPTH} levels`)
     return { json: JSON.parse(jsonPart.toString('utf8')), binary }
   } catch (err) {
+    if (err instanceof JsonLimitError) throw errors.JSON_LIMIT(err.message)
     throw errors.BAD_JSON((err as Error).message)
   }
 }
