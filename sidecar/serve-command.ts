@@ -1,7 +1,8 @@
 /** `onnx-sidecar serve`: run the sidecar until SIGTERM/SIGINT, then drain and exit 0. */
 import { readFileSync } from 'node:fs'
 import { availableCpus, defaultParallelism } from '../common/cpu.js'
-import { helpText, otelRequested, processEnv, readConfig } from '../common/config.js'
+import { memoryBudget, requestLimits } from '../common/memory.js'
+import { ConfigError, helpText, otelRequested, processEnv, readConfig } from '../common/config.js'
 import { createLogger } from '../common/logger.js'
 import { createSidecar, listenOnSocket, portOf } from './sidecar.js'
 import { serveOptions } from './serve-options.js'
@@ -23,6 +24,11 @@ function listen (server: import('node:http').Server, port: number, host: string)
   })
 }
 
+/** `host:port`, with an IPv6 address in brackets (`[::]:9464`). */
+function hostPort (host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+}
+
 export async function serveCommand (argv: string[]): Promise<number> {
   const env = processEnv()
   const table = serveOptions()
@@ -32,18 +38,33 @@ export async function serveCommand (argv: string[]): Promise<number> {
     return 0
   }
   const logger = createLogger({ level: opts.logLevel, name: 'onnx-sidecar' })
+  // Signal handlers come first: node is PID 1 in the container, where a signal nothing
+  // handles is ignored, so a SIGTERM during a long model load would otherwise wait for
+  // the kubelet's SIGKILL. Once: a second Ctrl-C (or SIGTERM) ends the process at once.
+  const signalled = new Promise<NodeJS.Signals>(resolve => {
+    process.once('SIGTERM', resolve)
+    process.once('SIGINT', resolve)
+  })
   const cpus = availableCpus()
   const parallelism = defaultParallelism(cpus, opts.workers > 0 ? opts.workers : undefined)
   const workers = parallelism.workers
   const threads = opts.threads > 0 ? opts.threads : parallelism.threads
   const tracing = startTracing({ enabled: otelRequested(env) })
   const version = packageVersion()
+  const budget = memoryBudget(opts.memoryLimit > 0 ? opts.memoryLimit : undefined)
+  const derived = requestLimits(budget.bytes)
+  const bodyLimit = opts.bodyLimit > 0 ? opts.bodyLimit : derived.bodyLimit
+  const requestMemory = opts.requestMemory > 0 ? opts.requestMemory : derived.requestBytes
+  if (requestMemory < 2 * bodyLimit) {
+    throw new ConfigError(`--request-memory (${requestMemory} bytes) must be at least twice --body-limit (${bodyLimit} bytes): a body of the largest allowed size, and the tensors decoded from it, must fit`)
+  }
   const sidecar = createSidecar({
     repository: opts.modelRepository,
     models: opts.model,
     workers,
     threads,
-    bodyLimit: opts.bodyLimit,
+    bodyLimit,
+    requestMemory,
     pollIntervalMs: opts.pollInterval,
     watch: true,
     logger,
@@ -55,7 +76,7 @@ export async function serveCommand (argv: string[]): Promise<number> {
   let grpcPort: number | undefined
   let sockets: { http: string, grpc?: string } | undefined
   try {
-    metricsPort = await sidecar.metricsServer.listen(opts.metricsPort, opts.metricsHost)
+    metricsPort = await sidecar.metricsServer.listen(opts.metricsPort, opts.metricsHost, { livenessTimeoutMs: opts.livenessTimeout })
     await listen(sidecar.inference.server, opts.port, opts.host)
     if (opts.grpcPort !== null) grpcPort = await sidecar.grpc.listen(opts.grpcPort, opts.host)
     if (opts.socketDir !== '') sockets = await listenOnSocket(sidecar, opts.socketDir, { grpc: opts.grpcPort !== null })
@@ -68,29 +89,24 @@ export async function serveCommand (argv: string[]): Promise<number> {
     return 1
   }
   const inferencePort = portOf(sidecar.inference.server)
-  logger.info({ version, repository: opts.modelRepository, models: opts.model.length === 0 ? 'all' : opts.model, inference: `http://${opts.host}:${inferencePort}`, grpc: grpcPort === undefined ? 'off' : `${opts.host}:${grpcPort}`, sockets, metrics: `http://${opts.metricsHost}:${metricsPort}/metrics`, cpus, workers, threads }, 'onnx-sidecar serving')
+  logger.info({ version, repository: opts.modelRepository, models: opts.model.length === 0 ? 'all' : opts.model, inference: `http://${hostPort(opts.host, inferencePort)}`, grpc: grpcPort === undefined ? 'off' : hostPort(opts.host, grpcPort), sockets, metrics: `http://${hostPort(opts.metricsHost, metricsPort)}/metrics`, livenessTimeoutMs: opts.livenessTimeout, cpus, workers, threads, memoryBudget: budget.bytes, memoryBudgetFrom: budget.source, bodyLimit, requestMemory }, 'onnx-sidecar serving')
   if (opts.host !== '127.0.0.1' && opts.host !== '::1' && opts.host !== 'localhost') {
     logger.warn({ host: opts.host }, 'inference is listening off loopback: anything that can reach this address can run the models')
   }
-  await sidecar.start()
-
-  return await new Promise<number>(resolve => {
-    let stopping = false
-    const stop = (signal: string): void => {
-      if (stopping) return
-      stopping = true
-      logger.info({ signal, inFlight: sidecar.inference.inFlight(), graceMs: opts.shutdownGrace }, 'shutting down: finishing in-flight requests')
-      sidecar.close(opts.shutdownGrace).then(async () => {
-        await tracing.shutdown()
-        logger.info('stopped')
-        logger.flush()
-        resolve(0)
-      }, (err: unknown) => {
-        logger.error({ err }, 'shutdown failed')
-        resolve(1)
-      })
-    }
-    process.once('SIGTERM', () => stop('SIGTERM'))
-    process.once('SIGINT', () => stop('SIGINT'))
-  })
+  // A signal while the models load stops the load: no waiting for it to finish first.
+  const starting = sidecar.start()
+  starting.catch(() => {}) // a load failing after the signal won must not crash the shutdown
+  const first = await Promise.race([starting.then(() => undefined), signalled])
+  const signal = first ?? await signalled
+  logger.info({ signal, inFlight: sidecar.inference.inFlight(), graceMs: opts.shutdownGrace, ...(first !== undefined ? { loading: true } : {}) }, first !== undefined ? 'shutting down while the models load' : 'shutting down: finishing in-flight requests')
+  try {
+    await sidecar.close(opts.shutdownGrace)
+  } catch (err) {
+    logger.error({ err }, 'shutdown failed')
+    return 1
+  }
+  await tracing.shutdown()
+  logger.info('stopped')
+  logger.flush()
+  return 0
 }

@@ -18,7 +18,7 @@ export function serveOptions () {
     port: { flag: '--port', env: 'ONNX_SIDECAR_PORT', description: 'inference port (Open Inference Protocol REST); 0 picks a free one', default: 8500, parse: parse.int(0, 65535) } as Option<number>,
     grpcPort: { flag: '--grpc-port', env: 'ONNX_SIDECAR_GRPC_PORT', description: 'gRPC inference port (Open Inference Protocol gRPC) on --host; 0 picks a free one, "off" serves no gRPC', default: 8501, parse: parseGrpcPort } as Option<number | null>,
     socketDir: { flag: '--socket-dir', env: 'ONNX_SIDECAR_SOCKET_DIR', description: 'also serve REST on <dir>/http.sock and gRPC on <dir>/grpc.sock (Unix domain sockets, mode 0660); empty: TCP only', default: '', defaultText: 'none', parse: parse.string } as Option<string>,
-    metricsHost: { flag: '--metrics-host', env: 'ONNX_SIDECAR_METRICS_HOST', description: 'metrics and health address', default: '0.0.0.0', parse: parse.string } as Option<string>,
+    metricsHost: { flag: '--metrics-host', env: 'ONNX_SIDECAR_METRICS_HOST', description: 'metrics and health address (:: is every IPv6 and IPv4 address; 0.0.0.0 where the host has no IPv6)', default: '::', parse: parse.string } as Option<string>,
     metricsPort: { flag: '--metrics-port', env: 'ONNX_SIDECAR_METRICS_PORT', description: 'metrics and health port (/metrics, /v2/health/*); 0 picks a free one', default: 9464, parse: parse.int(0, 65535) } as Option<number>,
     threads: { flag: '--threads', env: 'ONNX_SIDECAR_THREADS', description: 'ONNX Runtime intra-op threads per worker', default: 0, defaultText: '(CPU limit - 1) / workers, at least 1', parse: asOption(parseThreads) } as Option<number>,
     workers: { flag: '--workers', env: 'ONNX_SIDECAR_WORKERS', description: 'inference worker threads (each holds a session per model version)', default: 0, defaultText: 'CPU limit / 2, at least 1', parse: asOption(parseWorkers) } as Option<number>,
@@ -27,6 +27,7 @@ export function serveOptions () {
     bodyLimit: { flag: '--body-limit', env: 'ONNX_SIDECAR_BODY_LIMIT', description: 'largest request body (413 above it)', default: 0, defaultText: 'memory budget / 32 (16mb at 512mb), at least 1mb', parse: parse.bytes } as Option<number>,
     requestMemory: { flag: '--request-memory', env: 'ONNX_SIDECAR_REQUEST_MEMORY', description: 'bytes that requests being read, decoded, queued and run may hold at once (503 + Retry-After beyond it)', default: 0, defaultText: 'memory budget / 4 (128mb at 512mb)', parse: parse.bytes } as Option<number>,
     pollInterval: { flag: '--poll-interval', env: 'ONNX_SIDECAR_POLL_INTERVAL_MS', description: 'repository rescan period in ms (file events also trigger a rescan); 0 disables', default: 5000, parse: parse.int(0, 3_600_000) } as Option<number>,
-    shutdownGrace: { flag: '--shutdown-grace', env: 'ONNX_SIDECAR_SHUTDOWN_GRACE_MS', description: 'ms to let in-flight requests finish on SIGTERM', default: 20_000, parse: parse.int(0, 600_000) } as Option<number>
+    shutdownGrace: { flag: '--shutdown-grace', env: 'ONNX_SIDECAR_SHUTDOWN_GRACE_MS', description: 'ms to let in-flight requests finish on SIGTERM', default: 20_000, parse: parse.int(0, 600_000) } as Option<number>,
+    livenessTimeout: { flag: '--liveness-timeout', env: 'ONNX_SIDECAR_LIVENESS_TIMEOUT_MS', description: 'ms the main thread may go without a heartbeat before /v2/health/live and /ready answer 503 on the metrics port; 0 disables', default: 10_000, parse: parse.int(0, 3_600_000) } as Option<number>
   }
 }

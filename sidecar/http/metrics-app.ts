@@ -1,11 +1,12 @@
 /**
- * The metrics and health server (default 0.0.0.0:9464): `/metrics` for Prometheus and
- * `/v2/health/{live,ready}` for kubelet probes. It carries no inference and no model
- * data, which is why it is the only listener allowed off loopback.
+ * The metrics and health server (default [::]:9464, IPv4 and IPv6): `/metrics` for
+ * Prometheus and `/v2/health/{live,ready}` for kubelet probes. It carries no inference
+ * and no model data, which is why it is the only listener allowed off loopback.
  *
  * The listener lives in its own worker thread (metrics-worker.ts) so probes answer in
  * microseconds even while the main thread is saturated; this side keeps the shared
- * readiness flag current and answers the worker's `/metrics` requests from the registry.
+ * readiness flag current, stamps the heartbeat that tells the worker the main thread
+ * still runs, and answers the worker's `/metrics` requests from the registry.
  */
 import { Worker } from 'node:worker_threads'
 import { workerScript } from '../../common/worker-script.js'
@@ -14,11 +15,19 @@ import type { ModelManager } from '../model-manager.js'
 
 const workerUrl = workerScript(import.meta.url, 'metrics-worker')
 
-const REFRESH_MS = 100 // readiness flag refresh period (0.1 seconds)
+const REFRESH_MS = 100 // readiness flag and heartbeat refresh period (0.1 seconds)
+export const DEFAULT_LIVENESS_TIMEOUT_MS = 10_000 // 10 seconds without a heartbeat: not live
+
+export interface MetricsListenOptions {
+  /** Probes answer 503 once the main thread has not stamped its heartbeat for this long; 0: never. */
+  livenessTimeoutMs?: number
+}
 
 export class MetricsServer {
   #deps: { registry: Registry, manager: ModelManager, isShuttingDown: () => boolean }
-  #flags = new Int32Array(new SharedArrayBuffer(4))
+  #shared = new SharedArrayBuffer(16)
+  #flags = new Int32Array(this.#shared, 0, 1)
+  #heartbeat = new BigInt64Array(this.#shared, 8, 1)
   #worker: Worker | undefined
   #timer: NodeJS.Timeout | undefined
   #port = 0
@@ -30,14 +39,19 @@ export class MetricsServer {
   get port (): number { return this.#port }
   get listening (): boolean { return this.#worker !== undefined }
 
-  /** Publishes readiness to the listener thread now (also done every 100 ms). */
+  /**
+   * Publishes readiness and a heartbeat to the listener thread now (also done every 100 ms:
+   * the same timer, so liveness costs no extra wake-up).
+   */
   refresh (): void {
     Atomics.store(this.#flags, 0, !this.#deps.isShuttingDown() && this.#deps.manager.ready() ? 1 : 0)
+    Atomics.store(this.#heartbeat, 0, process.hrtime.bigint())
   }
 
-  async listen (port: number, host: string): Promise<number> {
+  async listen (port: number, host: string, opts: MetricsListenOptions = {}): Promise<number> {
     this.refresh()
-    const worker = new Worker(workerUrl, { name: 'metrics', workerData: { host, port, flags: this.#flags.buffer } })
+    const livenessTimeoutMs = opts.livenessTimeoutMs ?? DEFAULT_LIVENESS_TIMEOUT_MS
+    const worker = new Worker(workerUrl, { name: 'metrics', workerData: { host, port, flags: this.#shared, livenessTimeoutMs } })
     this.#worker = worker
     worker.on('message', (msg: { type: string, id?: number }) => {
       if (msg.type !== 'metrics') return

@@ -1,12 +1,19 @@
 /**
- * Runs in its own worker thread: the metrics and health listener (default 0.0.0.0:9464).
+ * Runs in its own worker thread: the metrics and health listener (default [::]:9464,
+ * IPv4 and IPv6; 0.0.0.0 where the host has no IPv6).
  *
  * Kubelet probes must answer even while the main thread is saturated with parsing and
  * encoding, so readiness is read from a shared flag the main thread keeps current, and
  * only `/metrics` asks the main thread (which owns the prom-client registry) over the
  * worker's message port.
  *
- * workerData: { host, port, flags: SharedArrayBuffer }  flags[0]: 1 ready, 0 not
+ * Answering from another thread must not hide a main thread that is stuck (a busy loop,
+ * a deadlock): the main thread stamps a heartbeat (process.hrtime, one clock for every
+ * thread) next to the flag, and once it is older than `livenessTimeoutMs` both probes
+ * answer 503 and say for how long the main thread has not answered. 0 turns that off.
+ *
+ * workerData: { host, port, flags: SharedArrayBuffer, livenessTimeoutMs }
+ *             flags: Int32 [0] 1 ready, 0 not; BigInt64 at byte 8: heartbeat (ns)
  * to parent:  {type:'listening', port} | {type:'error', message} | {type:'metrics', id}
  * from parent: {type:'metrics', id, ok, text, contentType} | {type:'close'}
  */
@@ -14,8 +21,9 @@ import http from 'node:http'
 import { parentPort, workerData } from 'node:worker_threads'
 import { health } from './metadata.js'
 
-const { host, port, flags } = workerData as { host: string, port: number, flags: SharedArrayBuffer }
-const ready = new Int32Array(flags)
+const { host, port, flags, livenessTimeoutMs } = workerData as { host: string, port: number, flags: SharedArrayBuffer, livenessTimeoutMs: number }
+const ready = new Int32Array(flags, 0, 1)
+const heartbeat = new BigInt64Array(flags, 8, 1)
 const parent = parentPort as NonNullable<typeof parentPort>
 const pending = new Map<number, (m: { ok: boolean, text: string, contentType: string }) => void>()
 let nextId = 1
@@ -26,10 +34,23 @@ function json (res: http.ServerResponse, status: number, body: object): void {
   res.end(text)
 }
 
+/** Milliseconds since the main thread's last heartbeat, when that exceeds the liveness timeout; else 0. */
+function unresponsiveMs (): number {
+  if (livenessTimeoutMs <= 0) return 0
+  const ms = Number(process.hrtime.bigint() - Atomics.load(heartbeat, 0)) / 1e6
+  return ms > livenessTimeoutMs ? ms : 0
+}
+
 const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
   const path = (req.url ?? '/').split('?')[0] ?? '/'
   if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `${req.method ?? ''} is not allowed on ${path}` })
-  const probe = path.startsWith('/v2/health/') ? health(path.slice('/v2/health/'.length), () => Atomics.load(ready, 0) === 1) : undefined
+  const which = path.startsWith('/v2/health/') ? path.slice('/v2/health/'.length) : ''
+  const stuck = which === 'live' || which === 'ready' ? unresponsiveMs() : 0
+  if (stuck > 0) {
+    const error = `the main thread has not answered for ${(stuck / 1000).toFixed(1)} s (liveness timeout ${livenessTimeoutMs / 1000} s)`
+    return json(res, 503, which === 'live' ? { live: false, error } : { ready: false, error })
+  }
+  const probe = which !== '' ? health(which, () => Atomics.load(ready, 0) === 1) : undefined
   if (probe !== undefined) return json(res, probe.status, probe.body)
   if (path === '/metrics') {
     const id = nextId++
@@ -55,8 +76,16 @@ parent.on('message', (msg: { type: 'metrics', id: number, ok: boolean, text: str
   reply?.(msg)
 })
 
-server.on('error', (err) => parent.postMessage({ type: 'error', message: err.message }))
-server.listen(port, host, () => {
-  const addr = server.address()
-  parent.postMessage({ type: 'listening', port: typeof addr === 'object' && addr !== null ? addr.port : port })
+server.on('error', (err: NodeJS.ErrnoException) => {
+  // `::` (the default) on a host without IPv6: all IPv4 interfaces, as node does with no host.
+  if (host === '::' && (err.code === 'EAFNOSUPPORT' || err.code === 'EADDRNOTAVAIL') && !server.listening) {
+    server.listen(port, '0.0.0.0') // onListening is still registered from the first try
+    return
+  }
+  parent.postMessage({ type: 'error', message: err.message })
 })
+function onListening (): void {
+  const addr = server.address()
+  parent.postMessage({ type: 'listening', port: typeof addr === 'object' && addr !== null ? addr.port : port, address: typeof addr === 'object' && addr !== null ? addr.address : host })
+}
+server.listen(port, host, onListening)
