@@ -42,15 +42,14 @@ class Reader {
 
   get done (): boolean { return this.pos >= this.end }
 
+  /** A varint's low 32 bits, unsigned, as protobufjs reads tags and lengths (up to 10 bytes are consumed). */
   varint (): number {
     let value = 0
-    let scale = 1
     for (let i = 0; i < 10; i++) {
       if (this.pos >= this.end) throw bad('truncated varint')
       const b = this.buf[this.pos++] as number
-      value += (b & 0x7f) * scale
+      if (i < 5) value = (value | ((b & 0x7f) << (7 * i))) >>> 0
       if ((b & 0x80) === 0) return value
-      scale *= 128
     }
     throw bad('varint longer than 10 bytes')
   }
@@ -89,16 +88,25 @@ function expect (wt: number, want: number, field: string): void {
   if (wt !== want) throw bad(`${field} has wire type ${wt}, expected ${want}`)
 }
 
-/** Counts varints in a packed field. */
+/** Counts varints in a packed field (each at most 10 bytes, as protobufjs requires). */
 function countVarints (buf: Uint8Array, start: number, end: number): number {
   let n = 0
-  for (let i = start; i < end; i++) if (((buf[i] as number) & 0x80) === 0) n++
-  if (end > start && ((buf[end - 1] as number) & 0x80) !== 0) throw bad('truncated packed varint')
+  let run = 0
+  for (let i = start; i < end; i++) {
+    if (((buf[i] as number) & 0x80) === 0) {
+      n++
+      run = 0
+    } else if (++run >= 10) {
+      throw bad('packed varint longer than 10 bytes')
+    }
+  }
+  if (run > 0) throw bad('truncated packed varint')
   return n
 }
 
-/** A map<string, InferParameter> entry: checked for shape only. */
+/** A map<string, InferParameter> entry: checked for shape only. protobufjs fails on an entry without a value. */
 function parameterEntry (r: Reader): void {
+  let value = false
   while (!r.done) {
     const tag = r.varint()
     const field = Math.floor(tag / 8)
@@ -106,6 +114,7 @@ function parameterEntry (r: Reader): void {
     if (field === 1 || field === 2) expect(wt, Wire.Len, field === 1 ? 'parameter key' : 'parameter value')
     const span = r.skip(wt)
     if (field === 2) {
+      value = true
       const v = r.sub(span)
       while (!v.done) {
         const t = v.varint()
@@ -117,6 +126,7 @@ function parameterEntry (r: Reader): void {
       }
     }
   }
+  if (!value) throw bad('a parameters entry has no value')
 }
 
 /** Repeated scalar field (packed or not): returns how many elements the span holds. */
