@@ -171,13 +171,14 @@ export class WorkerPool extends EventEmitter {
     if (load === undefined) {
       const bytes = this.#models.get(key)
       assert(bytes !== undefined)
-      load = this.#send(slot, { op: 'load', key, bytes, threads: this.threads }).then(res => {
+      const sent = this.#send(slot, { op: 'load', key, bytes, threads: this.threads }).then(res => {
         assert(res.kind === 'load')
-        slot.loaded.add(key)
+        if (slot.loads.get(key) === sent) slot.loaded.add(key) // not unloaded meanwhile
         return { inputs: res.inputs, outputs: res.outputs }
       })
-      load.catch(() => {}) // the callers handle it
-      slot.loads.set(key, load)
+      sent.catch(() => {}) // the callers handle it
+      slot.loads.set(key, sent)
+      load = sent
     }
     return load
   }
@@ -217,12 +218,22 @@ export class WorkerPool extends EventEmitter {
         const failed = results.find(r => r.status === 'rejected' && !(r.reason instanceof WorkerUnavailableError))
         if (failed !== undefined) throw (failed as PromiseRejectedResult).reason
         const ok = results.find(r => r.status === 'fulfilled')
-        if (ok !== undefined) return ok.value
+        if (ok !== undefined) {
+          await this.#untilRunnable(key)
+          return ok.value
+        }
         // Every worker it was sent to died: try the replacements.
       }
     } catch (err) {
       await this.unload(key)
       throw err
+    }
+  }
+
+  /** Waits until a ready worker holds `key` (when only a replacement loaded it), so warm-up runs can follow. */
+  async #untilRunnable (key: string): Promise<void> {
+    while (!this.#closed && this.#pick(key) === undefined && this.#slots.some(s => s.state !== 'ready')) {
+      await once(this, 'capacity')
     }
   }
 
@@ -309,6 +320,7 @@ export class WorkerPool extends EventEmitter {
     for (const timer of this.#restarts) clearTimeout(timer)
     this.#restarts.clear()
     this.emit('spawn') // wakes a load() waiting for a worker
+    this.emit('capacity') // and one waiting for a replacement; batchers find run() failing at once
     await Promise.all(this.#slots.map(async slot => {
       if (slot.state === 'dead') return
       const exited = once(slot.worker, 'exit')
