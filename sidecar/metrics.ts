@@ -80,3 +80,12 @@ export function createSidecarMetrics (opts: { defaultMetrics?: boolean } = {}): 
     modelLoadFailures: new Counter({ name: 'onnx_sidecar_model_load_failures_total', help: 'Model versions or configs that failed to load (the previous version keeps serving).', labelNames: ['model'], registers })
   }
 }
+
+/** Gauges read at scrape time: what requests in flight hold of the request memory, and its size. */
+export function trackRequestMemory (m: SidecarMetrics, budget: { used: number, capacity: number }): { used: Gauge, limit: Gauge } {
+  const registers = [m.registry]
+  const used = new Gauge({ name: 'onnx_sidecar_request_memory_used_bytes', help: 'Bytes that requests being read, decoded, queued and run hold of the request memory (--request-memory).', registers, collect () { this.set(budget.used) } })
+  const limit = new Gauge({ name: 'onnx_sidecar_request_memory_limit_bytes', help: 'The request memory (--request-memory): beyond it requests get 503 OS_ERR_MEMORY_BUSY.', registers })
+  limit.set(budget.capacity)
+  return { used, limit }
+}

@@ -11,7 +11,7 @@ import { buildInferenceApp, type InferenceApp } from './http/app.js'
 import { MetricsServer } from './http/metrics-app.js'
 import { GrpcServer } from './grpc/server.js'
 import { Inference } from './inference.js'
-import { createSidecarMetrics, type SidecarMetrics } from './metrics.js'
+import { createSidecarMetrics, trackRequestMemory, type SidecarMetrics } from './metrics.js'
 import { ModelManager, type AssignedModel } from './model-manager.js'
 import { RequestMemory } from './request-memory.js'
 import { WorkerPool } from './runtime/worker-pool.js'
@@ -70,6 +70,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
   })
   const isShuttingDown = (): boolean => shutting
   const requestMemory = new RequestMemory(opts.requestMemory ?? 16 * opts.bodyLimit)
+  trackRequestMemory(metrics, requestMemory.budget)
   const runner = new Inference({ manager, metrics, logger: opts.logger, tracer: opts.tracer })
   const inference = buildInferenceApp({
     manager,

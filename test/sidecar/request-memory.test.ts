@@ -6,7 +6,7 @@ import path from 'node:path'
 import { ByteBudget } from '../../common/byte-budget.js'
 import { memoryBudget, parseMemoryLimit, requestLimits, DEFAULT_MEMORY_BUDGET } from '../../common/memory.js'
 import { SMALL_JSON } from '../../sidecar/http/body.js'
-import { EXAMPLE_REPO, startSidecar } from '../fixtures/sidecar.js'
+import { EXAMPLE_REPO, metricsText, startSidecar } from '../fixtures/sidecar.js'
 import { grpcClient, f32, status } from '../fixtures/grpc-client.js'
 import { fuzzRepository, restJson, validRequest } from '../fixtures/fuzz.js'
 
@@ -70,6 +70,9 @@ t.test('REST and gRPC: 503 while the request memory is held, 413 when a request 
   t.equal(busy.headers['retry-after'], '1')
   const grpcBusy = await grpcInfer(1).then(() => undefined, (err: { code: number }) => err)
   t.equal(grpcBusy?.code, status.UNAVAILABLE, 'gRPC: UNAVAILABLE')
+  const scraped = await metricsText(s.metricsUrl)
+  t.match(scraped, `onnx_sidecar_request_memory_used_bytes ${budget.capacity - 100}`, 'the held memory shows in /metrics')
+  t.match(scraped, `onnx_sidecar_request_memory_limit_bytes ${2 * MiB}`)
   held.release()
   t.equal((await s.post('/v2/models/iris/infer', irisBody(1))).status, 200, 'answers again once the memory is free')
 
