@@ -3,9 +3,11 @@
  * worker thread costs more than computing it: a worker round trip is two thread
  * wake-ups (p50 ~280 µs on the 2-vCPU VMs we measure on), while a batch of the small
  * example models computes in 5-100 µs. Such a model runs inline, blocking the event
- * loop for at most the configured bound (`--inline-compute-us`, measured at the
- * model's full batch size during warm-up); health probes are unaffected because the
- * metrics port answers from its own thread. Larger models always use the workers.
+ * loop for at most the configured bound (`--inline-compute-us`, measured during warm-up
+ * on a full batch with dynamic non-batch dimensions set to 1); health probes are
+ * unaffected because the metrics port answers from its own thread. Larger models always
+ * use the workers, and so does any batch with more input elements than the warm-up batch
+ * (a request with a long dynamic dimension): the batcher decides per batch.
  */
 import ort from 'onnxruntime-node'
 import type { WireTensor } from './protocol.js'

@@ -140,7 +140,7 @@ export class WorkerPool extends EventEmitter {
     const slot = this.#spawn(index, 'starting')
     this.#slots[index] = slot
     this.emit('spawn')
-    this.#warm(slot).catch(/* c8 ignore next */ (err: Error) => this.#log.error({ err, worker: index }, 'warming a replacement worker failed'))
+    this.#warm(slot).catch((err: Error) => this.#log.error({ err, worker: index }, 'warming a replacement worker failed'))
   }
 
   /** Loads every served model into a replacement, then lets it take work. */
