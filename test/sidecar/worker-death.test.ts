@@ -49,7 +49,7 @@ t.test('a worker dying under load: 503s in flight, then answers, a hot update an
   let stop = false
   const client = async (model: string, shape: number[], timeoutUs?: number): Promise<void> => {
     while (!stop) {
-      const body = { inputs: [{ name: 'x', datatype: 'FP32', shape, data: new Array(shape[0] * shape[1]).fill(0.5) }], ...(timeoutUs !== undefined ? { parameters: { timeout: timeoutUs } } : {}) }
+      const body = { inputs: [{ name: 'x', datatype: 'FP32', shape, data: new Array((shape[0] as number) * (shape[1] as number)).fill(0.5) }], ...(timeoutUs !== undefined ? { parameters: { timeout: timeoutUs } } : {}) }
       const res = await s.post(`/v2/models/${model}/infer`, body)
       statuses.set(String(res.status), (statuses.get(String(res.status)) ?? 0) + 1)
       if (res.status === 503) unavailable.push({ body: res.body, retryAfter: res.headers['retry-after'] })
