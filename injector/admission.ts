@@ -9,6 +9,8 @@ import jsonpatch from 'fast-json-patch'
 import { errors, InjectorError } from './errors.js'
 import { inject } from './inject-pod.js'
 import { isObject } from './merge.js'
+import { checkPodSize } from './pod-limits.js'
+import { ANNOTATIONS } from './annotations.js'
 import type { InjectionConfig } from './injection-config.js'
 
 export type AdmissionResult = 'injected' | 'skipped' | 'denied' | 'error'
@@ -58,6 +60,8 @@ export function admit (body: unknown, config: InjectionConfig): AdmissionOutcome
   }
 
   try {
+    // a pod the injector would work on, before any work that grows with its lists
+    if (isObject(meta.annotations) && Object.hasOwn(meta.annotations, ANNOTATIONS.model.key)) checkPodSize(object)
     const result = inject(object, config, req.namespace)
     if (result.outcome === 'skipped') return allowed(req, 'skipped', result.reason ?? '', undefined, [])
     // `compare` copies every value it adds (JSON round trip); the ops are only serialised here.

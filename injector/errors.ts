@@ -45,6 +45,10 @@ export const errors = {
   METHOD_NOT_ALLOWED: define('OS_ERR_INJ_METHOD_NOT_ALLOWED', 405, (method: string, path: string) => `${method} is not allowed on ${path}`),
   BODY_TOO_LARGE: define('OS_ERR_INJ_BODY_TOO_LARGE', 413, (limit: number) => `request body exceeds the limit of ${limit} bytes`),
   UNSUPPORTED_MEDIA_TYPE: define('OS_ERR_INJ_UNSUPPORTED_MEDIA_TYPE', 415, (type: string) => `content-type '${type}' is not supported (use application/json)`),
+  // A review whose parse would cost more than the whole memory budget (`--request-memory`): never fits.
+  REVIEW_TOO_COSTLY: define('OS_ERR_INJ_REVIEW_TOO_COSTLY', 413, (needed: number, capacity: number) => `this review would need about ${Math.ceil(needed / 1024)} KiB of memory to parse, more than the ${Math.ceil(capacity / 1024)} KiB request memory`),
+  // Reviews in flight already hold the memory budget (`--request-memory`): HTTP 503 with Retry-After.
+  OVERLOADED: define('OS_ERR_INJ_OVERLOADED', 503, (needed: number, capacity: number) => `too many reviews in flight: this one needs about ${Math.ceil(needed / 1024)} KiB of the ${Math.ceil(capacity / 1024)} KiB request memory; retry shortly`),
   // A bug: the admission is denied (the chart's failurePolicy is Fail anyway) and the detail goes to the log.
   INTERNAL: define('OS_ERR_INJ_INTERNAL', 500, () => 'internal error in the onnx-sidecar injector (see its log)')
 } as const

@@ -7,28 +7,35 @@
  * sum of every worker's registry, prom-client's AggregatorRegistry) and health, replaces a
  * worker that dies, and on SIGTERM passes the signal on and waits for the workers. Each
  * worker is a whole webhook on the shared HTTPS port (connections are dealt out round-robin)
- * that reloads certificate, key and config by itself.
+ * that reloads certificate, key and config by itself, with its own share of the request
+ * memory (`--request-memory`) and its own connection cap (`--max-connections`).
  */
 import cluster, { type Worker } from 'node:cluster'
-import type { AddressInfo } from 'node:net'
 import { pino } from 'pino'
 import { AggregatorRegistry } from 'prom-client'
 import { readConfig, helpText, parse, commonOptions, processEnv, ConfigError, type Option } from '../common/config.js'
 import { availableCpus } from '../common/cpu.js'
+import { memoryBudget } from '../common/memory.js'
 import { createLogger, type Logger } from '../common/logger.js'
-import { build, createMetricsServer, loadStartupFiles, type WebhookOptions } from './webhook-server.js'
+import { build, createMetricsServer, listenOn, loadStartupFiles, DEFAULTS, type WebhookOptions } from './webhook-server.js'
 
 /** Workers when `--workers` is not given: the CPU limit, capped (each worker is a whole Node.js process, ~80 MB). */
 export const MAX_DEFAULT_WORKERS = 2
+
+const MiB = 1024 * 1024
+/** The least request memory a process gets by default: room for reviews of a few MiB. */
+export const MIN_REQUEST_MEMORY = 16 * MiB
 
 export const WEBHOOK_OPTIONS = {
   tlsCert: { flag: '--tls-cert', env: 'ONNX_SIDECAR_TLS_CERT', description: 'PEM serving certificate (chain); reloaded when the file changes', default: '', defaultText: 'required', parse: parse.string } as Option<string>,
   tlsKey: { flag: '--tls-key', env: 'ONNX_SIDECAR_TLS_KEY', description: 'PEM private key of the serving certificate; reloaded when the file changes', default: '', defaultText: 'required', parse: parse.string } as Option<string>,
   config: { flag: '--config', env: 'ONNX_SIDECAR_CONFIG', description: 'injection config file (YAML or JSON); reloaded when it changes', default: '', defaultText: 'built-in defaults', parse: parse.string } as Option<string>,
-  host: { flag: '--host', env: 'ONNX_SIDECAR_HOST', description: 'address the HTTPS server binds', default: '0.0.0.0', parse: parse.string } as Option<string>,
+  host: { flag: '--host', env: 'ONNX_SIDECAR_HOST', description: 'address the HTTPS server binds (:: takes IPv6 and IPv4; 0.0.0.0 where the node has no IPv6)', default: DEFAULTS.host, parse: parse.string } as Option<string>,
   port: { flag: '--port', env: 'ONNX_SIDECAR_PORT', description: 'HTTPS port for /mutate and health (0 picks a free port)', default: 8443, parse: parse.int(0, 65535) } as Option<number>,
   metricsPort: { flag: '--metrics-port', env: 'ONNX_SIDECAR_METRICS_PORT', description: 'plain-HTTP port for /metrics and health, all interfaces (0 picks a free port)', default: 9464, parse: parse.int(0, 65535) } as Option<number>,
   reloadInterval: { flag: '--reload-interval', env: 'ONNX_SIDECAR_RELOAD_INTERVAL', description: 'seconds between checks of the certificate, key and config files', default: 5, parse: parse.int(1, 3600) } as Option<number>,
+  requestMemory: { flag: '--request-memory', env: 'ONNX_SIDECAR_WEBHOOK_REQUEST_MEMORY', description: 'bytes that reviews being read and parsed may hold at once, per process (503 + Retry-After beyond it)', default: 0, defaultText: `memory limit / (4 x processes), at least ${MIN_REQUEST_MEMORY / MiB}mb (48mb per worker at the chart's 384Mi and 2 workers)`, parse: parse.bytes } as Option<number>,
+  maxConnections: { flag: '--max-connections', env: 'ONNX_SIDECAR_WEBHOOK_MAX_CONNECTIONS', description: 'HTTPS connections open at once, per process; more are closed as they arrive', default: DEFAULTS.maxConnections, parse: parse.int(1, 65535) } as Option<number>,
   workers: { flag: '--workers', env: 'ONNX_SIDECAR_WEBHOOK_WORKERS', description: 'processes serving /mutate (node:cluster); 1 serves from this process', default: 0, defaultText: `the CPU limit, at most ${MAX_DEFAULT_WORKERS}`, parse: parse.int(1, 64) } as Option<number>,
   ...commonOptions()
 }
@@ -47,6 +54,15 @@ export function defaultWorkers (cpus = availableCpus()): number {
   return Math.max(1, Math.min(cpus, MAX_DEFAULT_WORKERS))
 }
 
+/**
+ * Request memory per process without `--request-memory`: a quarter of the memory limit
+ * (the cgroup's, else 512 MiB), shared by the processes (each also holds ~80 MB of its
+ * own), and at least 16 MiB: room for the largest review of real pods (~9 MiB charged).
+ */
+export function defaultRequestMemory (processes: number, budget = memoryBudget(undefined).bytes): number {
+  return Math.max(MIN_REQUEST_MEMORY, Math.floor(budget / (4 * processes)))
+}
+
 export async function webhookCommand (argv: string[]): Promise<number> {
   const opts = readConfig(WEBHOOK_OPTIONS, argv, processEnv())
   if (opts.help) {
@@ -55,6 +71,7 @@ export async function webhookCommand (argv: string[]): Promise<number> {
   }
   if (opts.tlsCert === '' || opts.tlsKey === '') throw new ConfigError('--tls-cert and --tls-key are required (the API server only calls webhooks over HTTPS)')
   const workers = opts.workers === 0 ? defaultWorkers() : opts.workers
+  if (opts.requestMemory === 0) opts.requestMemory = defaultRequestMemory(workers) // each of the workers (or this one process) gets its share
   const files: Files = { tlsCertFile: opts.tlsCert, tlsKeyFile: opts.tlsKey, ...(opts.config === '' ? {} : { configFile: opts.config }) }
   if (cluster.isWorker) return await runWorker(opts, files)
   // Several processes share stdout: one write(2) per line keeps lines whole (pipes write up to 4 KiB atomically).
@@ -71,7 +88,7 @@ export async function webhookCommand (argv: string[]): Promise<number> {
 
 function buildWebhook (opts: Opts, files: Files, logger: Logger): ReturnType<typeof build> {
   try {
-    return build({ ...files, logger, reloadIntervalMs: opts.reloadInterval * 1000 })
+    return build({ ...files, logger, reloadIntervalMs: opts.reloadInterval * 1000, requestMemoryBytes: opts.requestMemory, maxConnections: opts.maxConnections })
   } catch (err) {
     // unreadable or invalid certificate, key or config: a start-up error, not a crash
     throw new ConfigError((err as Error).message)
@@ -157,11 +174,8 @@ async function runPrimary (opts: Opts, count: number, image: string, logger: Log
     return typeof first === 'number' ? first : 0
   }
   const port = [...listening.values()][0] as number
-  const metricsPort = await new Promise<number>((resolve, reject) => {
-    metricsServer.once('error', reject)
-    metricsServer.listen(opts.metricsPort, '0.0.0.0', () => { resolve((metricsServer.address() as AddressInfo).port) })
-  })
-  logger.info({ port, metricsPort, workers: count, image }, 'injector listening')
+  const metricsPort = await listenOn(metricsServer, opts.metricsPort, DEFAULTS.host, logger)
+  logger.info({ port, metricsPort, workers: count, image, maxConnections: opts.maxConnections, requestMemory: opts.requestMemory }, 'injector listening') // both per worker
   const signal = await stop
   logger.info({ signal }, 'shutting down')
   stopping = true

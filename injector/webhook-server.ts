@@ -3,7 +3,13 @@
  * `/mutate`, health) and the plain-HTTP metrics server; `listen` is separate so tests build
  * the app and talk to it in-process. Certificate, key and injection config are re-read
  * every `reloadIntervalMs` and swapped in when they change (cert-manager and kubelet
- * rotate them on disk); a bad new file is logged and the previous one stays in use.
+ * rotate them on disk); a bad new file is logged and counted, and the previous one stays in use.
+ *
+ * Limits, so that no client (the API server's calls come from inside the cluster network,
+ * and so can anyone else's) can hold the process: TLS handshake, header, request and
+ * keep-alive timeouts, a connection cap, a body limit, and a memory budget for the reviews
+ * being read and parsed at once (`review-body.ts`); a review that does not fit is answered
+ * 503 with Retry-After.
  */
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
@@ -12,19 +18,38 @@ import { X509Certificate, createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
-import { Registry, Counter, Histogram, collectDefaultMetrics } from 'prom-client'
+import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client'
 import type { Logger } from '../common/logger.js'
-import { readBody, type BodyErrors } from '../common/read-body.js'
+import { ByteBudget } from '../common/byte-budget.js'
 import { admit, type AdmissionOutcome, type AdmissionResult } from './admission.js'
 import { errors, InjectorError } from './errors.js'
 import { loadInjectionConfig, parseInjectionConfig, type InjectionConfig } from './injection-config.js'
+import { readReview } from './review-body.js'
+
+const MiB = 1024 * 1024
 
 export const DEFAULTS = {
   reloadIntervalMs: 5000, // 5 seconds: how often certificate, key and config files are checked
-  maxBodyBytes: 8 * 1024 * 1024, // 8 MiB: a pod is at most ~1.5 MiB (etcd's limit) plus the review wrapper
-  keepAliveTimeoutMs: 65000, // 65 seconds: longer than the API server's idle connection reuse
+  // 4 MiB: the API server refuses request bodies over 3 MiB and etcd stores objects up to
+  // 1.5 MiB (protobuf, a little larger as JSON); the review wrapper adds a few KiB
+  maxBodyBytes: 4 * MiB,
+  // 64 MiB: what reviews being read and parsed may hold at once in one process. A typical
+  // review is charged ~10 KiB, a 4 MiB one of long strings ~9 MiB; one charged more than
+  // this is always refused: only bodies built to be expensive (4 MiB of `[{},{},…]`: 180 MiB)
+  requestMemoryBytes: 64 * MiB,
+  maxConnections: 256, // per process: the API servers' connections, kept alive, plus probes
+  handshakeTimeoutMs: 10_000, // 10 seconds for a client to finish the TLS handshake
+  headersTimeoutMs: 10_000, // 10 seconds from a request's first byte to the end of its headers
+  requestTimeoutMs: 30_000, // 30 seconds for a whole request: the API server gives up after at most 30 (timeoutSeconds)
+  keepAliveTimeoutMs: 65_000, // 65 seconds idle on a kept-alive connection: longer than the API server's idle connection reuse
+  connectionsCheckingIntervalMs: 1000, // 1 second: how often Node.js checks the header and request timeouts
+  metricsMaxConnections: 64, // per process, on the metrics server: Prometheus and the kubelet's probes
+  host: '::', // every interface, IPv6 and IPv4 (dual-stack); 0.0.0.0 where the node has no IPv6
   minTlsVersion: 'TLSv1.2' as const
 }
+
+/** Seconds a client refused for lack of memory is told to wait (`Retry-After`). */
+export const RETRY_AFTER_SECONDS = 1
 
 const RESULTS: readonly AdmissionResult[] = ['injected', 'skipped', 'denied', 'error']
 
@@ -36,6 +61,19 @@ export interface WebhookOptions {
   logger: Logger
   reloadIntervalMs?: number
   maxBodyBytes?: number
+  /** Bytes reviews being read and parsed may hold at once (`--request-memory`). */
+  requestMemoryBytes?: number
+  /** Connections the HTTPS server accepts at once (`--max-connections`); more are closed at once. */
+  maxConnections?: number
+  /** Shorter timeouts for tests; DEFAULTS otherwise. */
+  timeouts?: Partial<Timeouts>
+}
+
+export interface Timeouts {
+  handshakeTimeoutMs: number
+  headersTimeoutMs: number
+  requestTimeoutMs: number
+  keepAliveTimeoutMs: number
 }
 
 export interface ListenOptions {
@@ -103,7 +141,40 @@ function sendJson (res: ServerResponse, status: number, text: string): void {
 }
 
 function sendError (res: ServerResponse, err: InjectorError): void {
+  if (err.code === errors.OVERLOADED.code) res.setHeader('retry-after', String(RETRY_AFTER_SECONDS))
   sendJson(res, err.statusCode, JSON.stringify({ error: err.message, code: err.code }))
+}
+
+/** The timeouts of both servers, as Node.js server options; `maxConnections` is set on the server itself. */
+function httpLimits (t: Partial<Timeouts> = {}): { headersTimeout: number, requestTimeout: number, keepAliveTimeout: number, connectionsCheckingInterval: number } {
+  const headersTimeout = t.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs
+  const requestTimeout = t.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs
+  return {
+    headersTimeout,
+    requestTimeout,
+    keepAliveTimeout: t.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeoutMs,
+    // checked this often: never less often than the shortest timeout
+    connectionsCheckingInterval: Math.min(DEFAULTS.connectionsCheckingIntervalMs, headersTimeout, requestTimeout)
+  }
+}
+
+/**
+ * Listens on `host`; the default `::` takes IPv6 and IPv4 connections, but fails where the
+ * kernel has IPv6 turned off: then 0.0.0.0. Resolves with the port.
+ */
+export function listenOn (s: HttpServer | HttpsServer, port: number, host: string, log: Logger): Promise<number> {
+  const attempt = (h: string): Promise<number> => new Promise((resolve, reject) => {
+    s.once('error', reject)
+    s.listen(port, h, () => {
+      s.off('error', reject)
+      resolve((s.address() as AddressInfo).port)
+    })
+  })
+  return attempt(host).catch(async (err: NodeJS.ErrnoException) => {
+    if (host !== '::' || (err.code !== 'EAFNOSUPPORT' && err.code !== 'EADDRNOTAVAIL')) throw err
+    log.warn({ host, err: err.message }, 'no IPv6 on this host; listening on 0.0.0.0')
+    return await attempt('0.0.0.0')
+  })
 }
 
 /**
@@ -111,7 +182,7 @@ function sendError (res: ServerResponse, err: InjectorError): void {
  * registry's, or in cluster mode the primary's sum over every worker's registry.
  */
 export function createMetricsServer (metrics: () => Promise<string>, contentType: string, log: Logger): HttpServer {
-  return createHttpServer((req, res) => {
+  const server = createHttpServer(httpLimits(), (req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/'
     const method = req.method ?? 'GET'
     if (method === 'GET' && path === '/metrics') {
@@ -127,12 +198,15 @@ export function createMetricsServer (metrics: () => Promise<string>, contentType
     if (healthy(method, path)) sendJson(res, 200, '{"status":"ok"}')
     else sendError(res, errors.NOT_FOUND(method, path))
   })
+  server.maxConnections = DEFAULTS.metricsMaxConnections
+  return server
 }
 
 export function build (opts: WebhookOptions): Webhook {
   const log = opts.logger
   const reloadIntervalMs = opts.reloadIntervalMs ?? DEFAULTS.reloadIntervalMs
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULTS.maxBodyBytes
+  const budget = new ByteBudget(opts.requestMemoryBytes ?? DEFAULTS.requestMemoryBytes)
 
   const startup = loadStartupFiles(opts)
   const tls = startup.tls
@@ -145,15 +219,15 @@ export function build (opts: WebhookOptions): Webhook {
   collectDefaultMetrics({ register: registry })
   const admissions = new Counter({ name: 'onnx_sidecar_injector_admissions_total', help: 'AdmissionReviews answered, by result (injected, skipped, denied, error)', labelNames: ['result'], registers: [registry] })
   const duration = new Histogram({ name: 'onnx_sidecar_injector_admission_duration_seconds', help: 'Time from request to AdmissionReview response', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] })
+  const overloaded = new Counter({ name: 'onnx_sidecar_injector_overloaded_total', help: 'Reviews refused with 503 because reviews in flight held the request memory (--request-memory)', registers: [registry] })
+  const inFlight = new Gauge({ name: 'onnx_sidecar_injector_request_memory_bytes', help: 'Bytes reserved by reviews being read and parsed (at most --request-memory)', registers: [registry], collect: () => { inFlight.set(budget.used) } })
+  const reloadFailures = new Counter({ name: 'onnx_sidecar_injector_reload_failures_total', help: 'Changed certificate/key (file="tls") or injection config (file="config") files that could not be read or loaded; the previous ones stay in use', labelNames: ['file'], registers: [registry] })
   for (const r of RESULTS) admissions.labels(r).inc(0)
+  for (const f of ['tls', 'config']) reloadFailures.labels(f).inc(0)
 
-  const server = createHttpsServer({ ...tlsOptions(tls), keepAliveTimeout: DEFAULTS.keepAliveTimeoutMs }, (req, res) => { handle(req, res) })
+  const server = createHttpsServer({ ...tlsOptions(tls), ...httpLimits(opts.timeouts), handshakeTimeout: opts.timeouts?.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs }, (req, res) => { handle(req, res) })
+  server.maxConnections = opts.maxConnections ?? DEFAULTS.maxConnections
   server.on('tlsClientError', (err) => { log.debug({ err: err.message }, 'TLS handshake failed') })
-
-  const bodyErrors: BodyErrors = {
-    tooLarge: () => errors.BODY_TOO_LARGE(maxBodyBytes),
-    hungUp: (detail) => errors.BAD_REVIEW(`the client closed the connection before sending the whole body (${detail})`)
-  }
 
   function record (outcome: Pick<AdmissionOutcome, 'uid' | 'namespace' | 'pod' | 'result' | 'reason' | 'warnings' | 'error'>, started: bigint): void {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9
@@ -175,16 +249,14 @@ export function build (opts: WebhookOptions): Webhook {
   async function mutate (req: IncomingMessage, res: ServerResponse, started: bigint): Promise<void> {
     const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
     if (type !== 'application/json') throw errors.UNSUPPORTED_MEDIA_TYPE(type)
-    const raw = await readBody(req, maxBodyBytes, bodyErrors)
-    let body: unknown
+    const { body, reservation } = await readReview(req, { maxBytes: maxBodyBytes, budget })
     try {
-      body = JSON.parse(raw.toString('utf8'))
-    } catch (err) {
-      throw errors.BAD_REVIEW(`the body is not JSON: ${(err as Error).message}`)
+      const outcome = admit(body, config)
+      sendJson(res, 200, outcome.json)
+      record(outcome, started)
+    } finally {
+      reservation.release()
     }
-    const outcome = admit(body, config)
-    sendJson(res, 200, outcome.json)
-    record(outcome, started)
   }
 
   function handle (req: IncomingMessage, res: ServerResponse): void {
@@ -199,6 +271,7 @@ export function build (opts: WebhookOptions): Webhook {
       mutate(req, res, started).catch((err: unknown) => {
         const known = err instanceof InjectorError
         const e = known ? err : errors.INTERNAL()
+        if (e.code === errors.OVERLOADED.code) overloaded.inc()
         if (!res.headersSent) sendError(res, e)
         record({ uid: '', namespace: '', pod: '', result: 'error', reason: e.message, warnings: [], ...(known ? {} : { error: err }) }, started)
       })
@@ -215,6 +288,7 @@ export function build (opts: WebhookOptions): Webhook {
     try {
       next = { cert: await readFile(opts.tlsCertFile), key: await readFile(opts.tlsKeyFile) }
     } catch (err) {
+      reloadFailures.labels('tls').inc()
       log.warn({ err: (err as Error).message }, 'cannot read the TLS certificate or key; keeping the current one')
       return
     }
@@ -225,6 +299,7 @@ export function build (opts: WebhookOptions): Webhook {
     } catch (err) {
       // cert-manager writes the two files one after the other: a mismatch is usually gone by the next check
       failed.add(print)
+      reloadFailures.labels('tls').inc()
       log.warn({ err: (err as Error).message }, 'new TLS certificate and key do not load; keeping the current one')
       return
     }
@@ -239,6 +314,7 @@ export function build (opts: WebhookOptions): Webhook {
     try {
       text = await readFile(opts.configFile, 'utf8')
     } catch (err) {
+      reloadFailures.labels('config').inc()
       log.warn({ err: (err as Error).message }, 'cannot read the injection config; keeping the current one')
       return
     }
@@ -248,6 +324,7 @@ export function build (opts: WebhookOptions): Webhook {
       config = parseInjectionConfig(text, opts.configFile)
     } catch (err) {
       failed.add(print)
+      reloadFailures.labels('config').inc()
       log.error({ err: (err as Error).message, code: (err as InjectorError).code }, 'invalid injection config; keeping the current one')
       return
     }
@@ -263,16 +340,6 @@ export function build (opts: WebhookOptions): Webhook {
   }
   const timer = setInterval(() => { reload().catch(() => {}) }, reloadIntervalMs)
   timer.unref()
-
-  function listenOn (s: HttpServer | HttpsServer, port: number, host: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      s.once('error', reject)
-      s.listen(port, host, () => {
-        s.off('error', reject)
-        resolve((s.address() as AddressInfo).port)
-      })
-    })
-  }
 
   function closeServer (s: HttpServer | HttpsServer): Promise<void> {
     return new Promise(resolve => {
@@ -292,10 +359,10 @@ export function build (opts: WebhookOptions): Webhook {
     config: () => config,
     reload,
     async listen (l) {
-      const port = await listenOn(server, l.port, l.host ?? '0.0.0.0')
+      const port = await listenOn(server, l.port, l.host ?? DEFAULTS.host, log)
       if (l.metricsPort === undefined) return { port }
-      const metricsPort = await listenOn(metricsServer, l.metricsPort, l.metricsHost ?? '0.0.0.0')
-      log.info({ port, metricsPort, image: config.image }, 'injector listening')
+      const metricsPort = await listenOn(metricsServer, l.metricsPort, l.metricsHost ?? DEFAULTS.host, log)
+      log.info({ port, metricsPort, image: config.image, maxConnections: server.maxConnections, requestMemory: budget.capacity }, 'injector listening')
       return { port, metricsPort }
     },
     async close () {

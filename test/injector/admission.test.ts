@@ -74,3 +74,12 @@ t.test('the JSON sent is the review, byte for byte, on every path', async t => {
   const injected = admit(admissionReview(annotated), DEFAULT_CONFIG)
   t.match(JSON.parse(injected.json), { response: { allowed: true, patchType: 'JSONPatch', patch: /^[A-Za-z0-9+/]+=*$/ } })
 })
+
+t.test('an annotated pod too large to work on is denied before injection; an unannotated one is allowed', async t => {
+  const containers = Array.from({ length: 20_000 }, () => ({}))
+  const big = admit(admissionReview({ ...annotated, spec: { containers } }, { uid: 'big' }), DEFAULT_CONFIG)
+  t.match(big.review.response, { uid: 'big', allowed: false, status: { code: 400, reason: 'BadRequest', message: /^cannot inject this pod: it has more than 10000 annotations, containers/ } })
+  t.equal(big.result, 'denied')
+  const plain = admit(admissionReview({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers } }, { uid: 'plain' }), DEFAULT_CONFIG)
+  t.same(plain.review.response, { uid: 'plain', allowed: true }, 'not asking for a model: never denied')
+})

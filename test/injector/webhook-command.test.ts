@@ -1,13 +1,13 @@
 /** `onnx-sidecar webhook` as the chart runs it: a child process with real certificate files. */
 import t, { type Test } from 'tap'
-import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 import { connect } from 'node:tls'
 import type { Readable } from 'node:stream'
 import { Agent, request } from 'undici'
-import { defaultWorkers, MAX_DEFAULT_WORKERS } from '../../injector/webhook-command.js'
+import { defaultRequestMemory, defaultWorkers, MAX_DEFAULT_WORKERS } from '../../injector/webhook-command.js'
 import { makeCa, makeServing } from '../fixtures/injector/certs.js'
 import { admissionReview } from '../fixtures/injector/helpers.js'
 
@@ -168,4 +168,38 @@ t.test('--workers 2 with a bad certificate exits 2 before forking, with one mess
   const run = start(t, ['--tls-cert', `${dir}/missing.crt`, '--tls-key', `${dir}/missing.key`, '--workers', '2'])
   t.equal(await run.exited, 2)
   t.equal(run.stderr().match(/missing\.crt/g)?.length, 1, run.stderr())
+})
+
+t.test('request memory per process: a quarter of the memory limit, shared, at least 16 MiB', async t => {
+  const MiB = 1024 * 1024
+  t.equal(defaultRequestMemory(2, 384 * MiB), 48 * MiB, 'the chart\'s 384Mi and 2 workers: 48 MiB each')
+  t.equal(defaultRequestMemory(1, 512 * MiB), 128 * MiB)
+  t.equal(defaultRequestMemory(4, 128 * MiB), 16 * MiB, 'never below 16 MiB')
+})
+
+t.test('by default listens on every interface, IPv6 and IPv4, with the limits in --help', async t => {
+  const dir = t.testdir({})
+  const ca = await certificates(dir, '31')
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'webhook', '--port', '0', '--metrics-port', '0', '--workers', '1', '--max-connections', '7', '--request-memory', '20mb', '--tls-cert', `${dir}/tls.crt`, '--tls-key', `${dir}/tls.key`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  const listening = await new Promise<Record<string, any>>((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', line => {
+      const entry = JSON.parse(line) as Record<string, any>
+      if (entry.msg === 'injector listening') resolve(entry)
+    })
+    child.on('exit', () => { reject(new Error('exited before listening')) })
+  })
+  const agent = new Agent({ connect: { ca: ca.pem, servername: 'localhost' } })
+  t.teardown(async () => { await agent.close() })
+  for (const host of ['[::1]', '127.0.0.1']) {
+    const res = await request(`https://${host}:${listening.port as number}/mutate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(admissionReview(pod, { uid: host })), dispatcher: agent })
+    t.equal((await res.body.json() as any).response.uid, host, `HTTPS answers on ${host}`)
+    const metrics = await request(`http://${host}:${listening.metricsPort as number}/v2/health/live`)
+    t.equal(metrics.statusCode, 200, `metrics server answers on ${host}`)
+    await metrics.body.dump()
+  }
+  t.same([listening.maxConnections, listening.requestMemory], [7, 20 * 1024 * 1024], 'the limits are in the "listening" line')
+
+  const help = spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'webhook', '--help'], { cwd: ROOT, encoding: 'utf8' })
+  for (const text of ['--max-connections', 'ONNX_SIDECAR_WEBHOOK_MAX_CONNECTIONS', '--request-memory', 'ONNX_SIDECAR_WEBHOOK_REQUEST_MEMORY', '(default: "::")']) t.match(help.stdout, text)
 })
