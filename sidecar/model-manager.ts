@@ -19,6 +19,8 @@ import { listModels, scanModel, type ScannedModel } from './repository.js'
 import type { SidecarMetrics } from './metrics.js'
 import type { WorkerPool } from './runtime/worker-pool.js'
 
+const CLOSE_WAIT_MS = 1000 // how long close() waits for a scan or load in progress (1 second)
+
 export interface AssignedModel {
   name: string
   /** Pinned version; undefined follows the model's version policy. */
@@ -99,6 +101,7 @@ export class ModelManager {
 
   async start (): Promise<void> {
     await this.reconcile()
+    if (this.#closed) return // closed while the first scan ran: no timer or watcher to leak
     if (this.#opts.pollIntervalMs > 0) {
       this.#timer = setInterval(() => { this.reconcile().catch(() => {}) }, this.#opts.pollIntervalMs)
       this.#timer.unref()
@@ -168,6 +171,7 @@ export class ModelManager {
     }
     for (const name of names) this.#entry(name)
     for (const name of names) {
+      if (this.#closed) return
       await this.#reconcileModel(this.#entry(name), assigned?.find(a => a.name === name)?.version)
     }
   }
@@ -255,6 +259,10 @@ export class ModelManager {
       this.#log.info({ model: e.name, version, inputs: mv.inputs.map(i => i.name), maxBatchSize: mv.maxBatchSize, runsOn: mv.inline !== undefined ? 'main thread (inline)' : 'workers', replaced: current !== undefined }, 'model version ready')
       if (current !== undefined) await this.#retire(e, version, current)
     } catch (err) {
+      if (this.#closed) { // the pool closed under the load: shutdown, not a broken model
+        this.#log.info({ model: e.name, version }, 'model version load abandoned: shutting down')
+        return
+      }
       const reason = err instanceof ModelLoadError ? err.message : `unexpected error: ${(err as Error).message}`
       e.failures.set(version, { key: failureKey, reason, at: Date.now() })
       this.#opts.metrics.modelLoadFailures.inc({ model: e.name })
@@ -359,7 +367,14 @@ export class ModelManager {
     if (this.#timer !== undefined) clearInterval(this.#timer)
     if (this.#debounce !== undefined) clearTimeout(this.#debounce)
     this.#watcher?.close()
-    await this.#running
+    // A load in progress can take minutes (a big model, its warm-up): wait for it only
+    // briefly; closing the pool afterwards fails it, and a closed manager starts no other.
+    const running = this.#running
+    if (running !== undefined) {
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([running, new Promise<void>(resolve => { timer = setTimeout(resolve, CLOSE_WAIT_MS) })])
+      clearTimeout(timer)
+    }
     for (const e of this.#models.values()) await this.#unloadAll(e, 'shutting down')
   }
 }

@@ -40,10 +40,20 @@ export async function serveCommand (argv: string[]): Promise<number> {
   const logger = createLogger({ level: opts.logLevel, name: 'onnx-sidecar' })
   // Signal handlers come first: node is PID 1 in the container, where a signal nothing
   // handles is ignored, so a SIGTERM during a long model load would otherwise wait for
-  // the kubelet's SIGKILL. Once: a second Ctrl-C (or SIGTERM) ends the process at once.
+  // the kubelet's SIGKILL. They stay for good: a repeated SIGTERM (some supervisors signal
+  // the process and its group) must not cut the drain short; a second Ctrl-C does.
+  let stopping: NodeJS.Signals | undefined
   const signalled = new Promise<NodeJS.Signals>(resolve => {
-    process.once('SIGTERM', resolve)
-    process.once('SIGINT', resolve)
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping === undefined) {
+        stopping = signal
+        resolve(signal)
+      } else if (signal === 'SIGINT') {
+        process.exit(130)
+      }
+    }
+    process.on('SIGTERM', onSignal)
+    process.on('SIGINT', onSignal)
   })
   const cpus = availableCpus()
   const parallelism = defaultParallelism(cpus, opts.workers > 0 ? opts.workers : undefined)

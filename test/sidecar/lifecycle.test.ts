@@ -1,5 +1,6 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
@@ -8,14 +9,15 @@ import { ROOT, EXAMPLE_REPO, FIXTURE_REPO, startSidecar, untilMetrics } from '..
 
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js')
 
-/** Polls the metrics port's readiness for up to 10 s (model load and warm-up). */
+/** Polls the metrics port's readiness for up to 60 s (model load and warm-up: 'slow' takes 10 s on a busy machine). */
 async function untilReady (metricsOrigin: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 600; i++) {
     const r = await request(`${metricsOrigin}/v2/health/ready`)
     await r.body.dump()
     if (r.statusCode === 200) return
     await new Promise(resolve => setTimeout(resolve, 100))
   }
+  throw new Error(`${metricsOrigin} never became ready`)
 }
 
 t.test('serve: SIGTERM lets in-flight requests finish, then exits 0', async t => {
@@ -48,6 +50,36 @@ t.test('serve: SIGTERM lets in-flight requests finish, then exits 0', async t =>
   t.equal(code, 0, 'exit code 0')
   t.ok(lines.some(l => l.msg === 'shutting down: finishing in-flight requests'))
   t.ok(lines.some(l => l.msg === 'stopped'))
+})
+
+t.test('serve: SIGTERM while the models load exits 0 without waiting for the load', async t => {
+  // Six copies of 'slow' (110 ms per row; warm-up runs 1 + 4 + 4 rows each) load one after
+  // the other for several seconds, each native step well under a second.
+  const repo = t.testdir(Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`slow${i}`, {
+    'config.yaml': 'max_batch_size: 4\n',
+    1: { 'model.onnx': readFileSync(path.join(FIXTURE_REPO, 'slow', '1', 'model.onnx')) }
+  }])))
+  const child = spawn(process.execPath, [CLI, 'serve', '--model-repository', repo, '--port', '0', '--grpc-port', 'off', '--metrics-port', '0', '--metrics-host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const lines: Array<Record<string, any>> = []
+  const rl = createInterface({ input: child.stdout })
+  const serving = new Promise<string>(resolve => rl.on('line', line => {
+    const rec = JSON.parse(line)
+    lines.push(rec)
+    if (rec.msg === 'onnx-sidecar serving') resolve(rec.metrics.replace(/\/metrics$/, ''))
+  }))
+  const exited = once(child, 'exit')
+  const metrics = await serving
+  const ready = await request(`${metrics}/v2/health/ready`)
+  await ready.body.dump()
+  t.equal(ready.statusCode, 503, 'still loading when SIGTERM is sent')
+  child.kill('SIGTERM')
+  const [code, signal] = await exited
+  t.same({ code, signal }, { code: 0, signal: null }, 'exit code 0, not killed by the signal')
+  t.ok(lines.some(l => l.msg === 'shutting down while the models load' && l.signal === 'SIGTERM'), 'logs the signal')
+  t.ok(lines.some(l => l.msg === 'stopped'), 'logs that it stopped')
+  t.ok(lines.filter(l => l.msg === 'model version ready').length < 6, 'did not wait for every model to load')
+  t.notOk(lines.some(l => l.level >= 50), 'no error logged for the abandoned load')
 })
 
 t.test('serve --help lists every flag with its variable and default', async t => {
