@@ -183,6 +183,41 @@ t.test('the webhook over HTTPS', async t => {
     t.equal(webhook.config().image, 'example/onnx-sidecar:second', 'previous config kept')
     t.match(sink.lines().find(l => l.msg === 'invalid injection config; keeping the current one'), { code: 'OS_ERR_INJ_INVALID_CONFIG', err: /bogus/ })
   })
+
+  t.test('certificate and key replaced with garbage: the last good pair is kept, the failure logged and counted', async t => {
+    const failures = async (): Promise<number> => {
+      const res = await request(`http://127.0.0.1:${String(metricsPort)}/metrics`)
+      return Number(/^onnx_sidecar_injector_reload_failures_total\{file="tls"\} (\d+)$/m.exec(await res.body.text())?.[1])
+    }
+    const before = await failures()
+    const served = await peerSerial(port, ca.pem)
+    const warnings = (): number => sink.lines().filter(l => l.msg === 'new TLS certificate and key do not load; keeping the current one').length
+    const warned = warnings()
+    for (const [cert, key] of [['garbage', 'more garbage'], ['', ''], ['-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n']]) {
+      writeFileSync(certFile, cert as string)
+      writeFileSync(keyFile, key as string)
+      await webhook.reload()
+      t.equal(await peerSerial(port, ca.pem), served, `still the last good certificate after ${JSON.stringify((cert as string).slice(0, 16))}`)
+    }
+    // the periodic check may also catch a new cert beside the old key: one more bad pair
+    const logged = warnings() - warned
+    t.ok(logged >= 3, `each bad pair logged once (${logged})`)
+    await webhook.reload()
+    t.equal(warnings() - warned, logged, 'not again while the files stay the same')
+    t.equal(await failures() - before, logged, 'counted in onnx_sidecar_injector_reload_failures_total{file="tls"}')
+    const res = await post(admissionReview(plain, { uid: 'with-garbage-on-disk' }))
+    t.equal(res.json.response.uid, 'with-garbage-on-disk', 'admissions keep working')
+    const third = await makeServing(ca, '0c')
+    writeFileSync(certFile, third.cert)
+    writeFileSync(keyFile, third.key)
+    await webhook.reload()
+    t.equal(await peerSerial(port, ca.pem), '0c', 'a good pair afterwards is served')
+  })
+
+  t.test('config reload failures are counted too', async t => {
+    const res = await request(`http://127.0.0.1:${String(metricsPort)}/metrics`)
+    t.match(await res.body.text(), /^onnx_sidecar_injector_reload_failures_total\{file="config"\} 1$/m, 'the invalid config above')
+  })
 })
 
 t.test('start-up fails on a key that does not match the certificate', async t => {
