@@ -41,7 +41,7 @@ const fmtShape = (s: readonly number[]): string => `[${s.join(',')}]`
 
 function checkShape (input: string, shape: unknown, spec: TensorSpec): number[] {
   if (!Array.isArray(shape) || !shape.every(d => Number.isSafeInteger(d) && d >= 0)) {
-    throw errors.BAD_INPUT(input, `shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`)
+    throw errors.BAD_INPUT(input, `shape must be an array of non-negative integers, got ${describe(shape)}`)
   }
   const dims = shape as number[]
   const matches = dims.length === spec.shape.length && dims.every((d, i) => spec.shape[i] === -1 || spec.shape[i] === d)
@@ -52,7 +52,12 @@ function checkShape (input: string, shape: unknown, spec: TensorSpec): number[] 
 /** An element as error messages show it: JSON, cut short. */
 function describe (v: unknown): string {
   if (v instanceof OtherValue) return v.preview
-  const text = JSON.stringify(v) ?? String(v)
+  let text: string
+  try {
+    text = JSON.stringify(v) ?? String(v)
+  } catch {
+    text = Array.isArray(v) ? '[…]' : String(v) // nested too deep to print
+  }
   return text.length > 40 ? `${text.slice(0, 40)}…` : text
 }
 
@@ -141,7 +146,7 @@ function decodeInput (raw: unknown, index: number, mv: ModelVersion, binary: Bin
   const spec = mv.inputByName.get(name)
   if (spec === undefined) throw errors.BAD_INPUT(name, `model '${mv.name}' has no such input (inputs: ${mv.inputs.map(i => i.name).join(', ')})`)
   const datatype = raw.datatype
-  if (!isOipDatatype(datatype)) throw errors.BAD_INPUT(name, `datatype ${JSON.stringify(datatype)} is not an Open Inference Protocol datatype`)
+  if (!isOipDatatype(datatype)) throw errors.BAD_INPUT(name, `datatype ${describe(datatype)} is not an Open Inference Protocol datatype`)
   if (datatype !== spec.datatype) throw errors.BAD_INPUT(name, `datatype ${datatype} does not match model datatype ${spec.datatype}`)
   const dims = checkShape(name, raw.shape, spec)
   const n = elementCount(dims)
@@ -152,7 +157,7 @@ function decodeInput (raw: unknown, index: number, mv: ModelVersion, binary: Bin
   let data: TensorData
   if (binarySize !== undefined) {
     if (raw.data !== undefined) throw errors.BAD_INPUT(name, 'has both data and parameters.binary_data_size')
-    if (!Number.isSafeInteger(binarySize) || (binarySize as number) < 0) throw errors.BAD_INPUT(name, `parameters.binary_data_size must be a non-negative integer, got ${JSON.stringify(binarySize)}`)
+    if (!Number.isSafeInteger(binarySize) || (binarySize as number) < 0) throw errors.BAD_INPUT(name, `parameters.binary_data_size must be a non-negative integer, got ${describe(binarySize)}`)
     const bytes = binary.take(name, index, binarySize as number)
     const size = typeInfo(datatype).size
     if (size > 0 && bytes.byteLength !== n * size) throw errors.BAD_INPUT(name, `${binary.sizeLabel(index)} is ${bytes.byteLength} bytes but shape ${fmtShape(dims)} of ${datatype} needs ${n * size}`)
@@ -261,9 +266,9 @@ function decodeOutputs (raw: unknown, mv: ModelVersion, binaryDefault: boolean):
     const p = o.parameters
     if (p !== undefined && !isObject(p)) throw errors.BAD_OUTPUT(name, 'parameters must be an object')
     const binary = p?.binary_data ?? binaryDefault
-    if (typeof binary !== 'boolean') throw errors.BAD_OUTPUT(name, `parameters.binary_data must be a boolean, got ${JSON.stringify(binary)}`)
+    if (typeof binary !== 'boolean') throw errors.BAD_OUTPUT(name, `parameters.binary_data must be a boolean, got ${describe(binary)}`)
     const k = p?.classification ?? 0
-    if (!Number.isSafeInteger(k) || (k as number) < 0) throw errors.BAD_OUTPUT(name, `parameters.classification must be a positive integer, got ${JSON.stringify(k)}`)
+    if (!Number.isSafeInteger(k) || (k as number) < 0) throw errors.BAD_OUTPUT(name, `parameters.classification must be a positive integer, got ${describe(k)}`)
     if ((k as number) > 0 && spec.datatype === 'BYTES') throw errors.BAD_OUTPUT(name, 'classification needs a numeric output, this one is BYTES')
     return { name, binary, classification: k as number }
   })
@@ -281,9 +286,9 @@ export function decodeInferRequest (body: unknown, binary: Uint8Array | BinarySo
   const params = body.parameters
   if (params !== undefined && !isObject(params)) throw errors.BAD_REQUEST('parameters must be an object')
   const binaryOut = params?.binary_data_output ?? false
-  if (typeof binaryOut !== 'boolean') throw errors.BAD_REQUEST(`parameters.binary_data_output must be a boolean, got ${JSON.stringify(binaryOut)}`)
+  if (typeof binaryOut !== 'boolean') throw errors.BAD_REQUEST(`parameters.binary_data_output must be a boolean, got ${describe(binaryOut)}`)
   const timeout = params?.timeout ?? 0
-  if (!Number.isSafeInteger(timeout) || (timeout as number) < 0) throw errors.BAD_REQUEST(`parameters.timeout must be a non-negative integer (microseconds), got ${JSON.stringify(timeout)}`)
+  if (!Number.isSafeInteger(timeout) || (timeout as number) < 0) throw errors.BAD_REQUEST(`parameters.timeout must be a non-negative integer (microseconds), got ${describe(timeout)}`)
 
   const inputs = body.inputs
   if (!Array.isArray(inputs) || inputs.length === 0) throw errors.BAD_REQUEST('inputs must be a non-empty array')

@@ -19,6 +19,8 @@ import { listModels, scanModel, type ScannedModel } from './repository.js'
 import type { SidecarMetrics } from './metrics.js'
 import type { WorkerPool } from './runtime/worker-pool.js'
 
+/** How long a model that vanished while serving gets to reappear before it is unloaded (a directory swap). */
+const SWAP_SETTLE_MS = 250 // 0.25 seconds
 const CLOSE_WAIT_MS = 1000 // how long close() waits for a scan or load in progress (1 second)
 
 export interface AssignedModel {
@@ -155,18 +157,35 @@ export class ModelManager {
   async #reconcileOnce (): Promise<void> {
     if (this.#closed) return
     const assigned = this.#opts.assigned
+    // A repository that cannot be listed (a dangling symlink swap, a volume being
+    // remounted) says nothing about the models: keep serving what is loaded.
+    let listed: string[]
+    try {
+      listed = await listModels(this.#opts.repository)
+    } catch (err) {
+      const reason = `cannot read the model repository '${this.#opts.repository}': ${(err as Error).message}`
+      this.#log.warn({ err: (err as Error).message, repository: this.#opts.repository }, 'cannot read the model repository; keeping what is loaded')
+      for (const name of assigned?.map(a => a.name) ?? []) this.#entry(name)
+      for (const e of this.#models.values()) if (e.versions.size === 0) this.#setReason(e, reason)
+      return
+    }
     let names: string[]
     if (assigned !== undefined && assigned.length > 0) {
       names = assigned.map(a => a.name)
     } else {
-      names = await listModels(this.#opts.repository).catch((err: Error) => {
-        this.#log.warn({ err: err.message, repository: this.#opts.repository }, 'cannot read the model repository')
-        return [...this.#models.keys()]
-      })
-      for (const gone of [...this.#models.keys()].filter(n => !names.includes(n))) {
-        const e = this.#models.get(gone) as ModelEntry
+      names = listed
+      let gone = [...this.#models.keys()].filter(n => !names.includes(n))
+      if (gone.some(n => (this.#models.get(n) as ModelEntry).versions.size > 0)) {
+        // Writers swap model directories (rename away, rename back): look again before unloading.
+        await new Promise(resolve => setTimeout(resolve, SWAP_SETTLE_MS))
+        const again = await listModels(this.#opts.repository).catch(() => names)
+        names = [...new Set([...names, ...again])]
+        gone = gone.filter(n => !again.includes(n))
+      }
+      for (const name of gone) {
+        const e = this.#models.get(name) as ModelEntry
         await this.#unloadAll(e, 'model removed from the repository')
-        this.#models.delete(gone)
+        this.#models.delete(name)
       }
     }
     for (const name of names) this.#entry(name)
@@ -180,7 +199,7 @@ export class ModelManager {
   async #scan (e: ModelEntry): Promise<ScannedModel | undefined> {
     const first = await scanModel(this.#opts.repository, e.name)
     if (e.versions.size === 0 || (first !== undefined && first.versions.length > 0)) return first
-    await new Promise(resolve => setTimeout(resolve, 250))
+    await new Promise(resolve => setTimeout(resolve, SWAP_SETTLE_MS))
     return await scanModel(this.#opts.repository, e.name)
   }
 
