@@ -14,6 +14,7 @@ import { errors } from './errors.js'
 import { merge, isObject, cloneJson, type Json, type JsonObject } from './merge.js'
 import type { InjectionConfig, ProbeTiming } from './injection-config.js'
 import { SOCKET_DIR, SOCKET_VOLUME, wireApps } from './app-wiring.js'
+import { mountedAt, readOnlyModelVolume } from './model-volume.js'
 import { formatStatus, readStatus } from './status.js'
 import { parallelismFor } from '../common/contract.js'
 
@@ -75,6 +76,8 @@ export function inject (input: unknown, config: InjectionConfig, namespace = '')
   const previous = readStatus(annotations[STATUS_ANNOTATION])
   if (previous !== undefined && findContainer(spec, previous.container) !== undefined) {
     const added = wireApps(spec, previous.container, { port: previous.port, grpcPort: previous.grpcPort, socket: previous.socket, socketAnnotated: parsed.values.socket !== undefined })
+    const previousVolume = mountedAt(findContainer(spec, previous.container), MODEL_MOUNT_PATH)
+    if (previousVolume !== undefined) warnings.push(...readOnlyModelVolume(spec, previousVolume)) // containers added since
     for (const [key, was, now] of [
       [ANNOTATIONS.model.key, previous.models, settings.models],
       [ANNOTATIONS.port.key, previous.port, settings.port],
@@ -131,6 +134,7 @@ export function inject (input: unknown, config: InjectionConfig, namespace = '')
   }
 
   const wired = wireApps(spec, CONTAINER_NAME, { port: settings.port, grpcPort: settings.grpcPort, socket: settings.socket, socketAnnotated: parsed.values.socket !== undefined })
+  warnings.push(...readOnlyModelVolume(spec, modelVolume))
   const addedAnnotations: string[] = []
   if (config.prometheusAnnotations) {
     const wanted = { [PROMETHEUS.scrape]: 'true', [PROMETHEUS.port]: String(settings.metricsPort), [PROMETHEUS.path]: '/metrics' }
