@@ -5,7 +5,7 @@
  * The sidecar runs in this process, so wedging this test's main thread (Atomics.wait)
  * wedges the sidecar's. The probes are sent from a Worker, whose event loop keeps running.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import path from 'node:path'
@@ -44,7 +44,7 @@ const get = async p => { const r = await fetch(origin + p); return { status: r.s
 })().catch(err => parentPort.postMessage({ error: String(err) }))
 `
 
-async function sidecarWithTimeout (t: Tap.Test, livenessTimeoutMs: number): Promise<string> {
+async function sidecarWithTimeout (t: Test, livenessTimeoutMs: number): Promise<string> {
   const { logger } = memoryLogger()
   const sidecar = createSidecar({ repository: FIXTURE_REPO, models: [{ name: 'add' }], workers: 1, threads: 1, bodyLimit: 1 << 20, pollIntervalMs: 0, watch: false, logger, defaultMetrics: false })
   t.teardown(async () => { await sidecar.close(1000) })
