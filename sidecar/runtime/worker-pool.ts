@@ -21,8 +21,14 @@ import type { ValueMeta, WireTensor, WorkerRequest, WorkerResponse } from './pro
 
 /** Jobs a worker may hold at once: one computing, one queued so it never idles between batches. */
 const MAX_IN_FLIGHT = 2
-/** close() waits this long for a worker to finish its run and exit before terminating it. */
-const EXIT_GRACE_MS = 5000 // 5 seconds
+/**
+ * close() waits this long for a worker to finish the run in progress and exit before
+ * terminating it. Terminating a thread inside a native ONNX Runtime run aborts the whole
+ * process, so this is generous: one warm-up batch of a heavy model takes seconds on a
+ * small CPU limit, and the kubelet's SIGKILL (terminationGracePeriodSeconds, 30 s by
+ * default) ends a run that is really stuck first.
+ */
+const EXIT_GRACE_MS = 60_000 // 60 seconds
 
 type Ok = WorkerResponse & { ok: true }
 type Pending = { resolve: (r: Ok) => void, reject: (e: Error) => void }
