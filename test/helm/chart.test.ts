@@ -13,6 +13,7 @@ import { parse as parseYaml } from 'yaml'
 import { CHART, FIXTURES, NAMESPACE, RELEASE, Rendered, helmPath, render, runHelm, template, type K8sObject } from '../fixtures/helm/helm.js'
 import { parseInjectionConfig, type InjectionConfig } from '../../injector/injection-config.js'
 import { inject, CONTAINER_NAME, METRICS_PORT_NAME } from '../../injector/inject-pod.js'
+import { podTargets, scraped } from '../fixtures/helm/prometheus.js'
 
 // The first run on a machine may have to build Helm (go install, a few minutes on 2 cores).
 t.setTimeout(15 * 60 * 1000)
@@ -228,7 +229,15 @@ t.test('podMonitor and networkPolicy', async t => {
   const sidecar = injected.spec.initContainers.find((x: { name: string }) => x.name === CONTAINER_NAME)
   t.ok((sidecar.ports as any[]).some(p => p.name === ep.port && p.name === METRICS_PORT_NAME), `scrapes the port the injector names (${String(ep.port)})`)
   t.ok(injected.metadata.annotations['onnx-sidecar.io/status'] !== undefined, 'injected pods carry the status annotation')
-  t.match(ep.relabelings[0], { sourceLabels: ['__meta_kubernetes_pod_annotationpresent_onnx_sidecar_io_status'], action: 'keep' }, 'keeps only injected pods')
+  t.same(scraped(podTargets(injected), ep).map(x => [x.__meta_kubernetes_pod_container_name, x.__meta_kubernetes_pod_container_port_number]), [[CONTAINER_NAME, '9464']], 'an injected pod: the sidecar\'s metrics port only')
+  // a pod author copies the status annotation and the port name into their own container
+  const impostor = { ...injected, spec: { ...injected.spec, containers: [{ name: 'app', ports: [{ name: METRICS_PORT_NAME, containerPort: 8080 }] }] } }
+  t.same(scraped(podTargets(impostor), ep).map(x => x.__meta_kubernetes_pod_container_name), [CONTAINER_NAME], 'an app container\'s port named onnx-metrics is not scraped')
+  const plain = { metadata: { name: 'p' }, spec: { initContainers: [sidecar] } }
+  t.same(scraped(podTargets(plain), ep), [], 'nor a pod without the status record')
+  for (const m of monitors) t.equal(m.spec.sampleLimit, 5000, `${m.metadata.name as string}: sampleLimit bounds one target's samples`)
+  t.same(render(['monitoring.yaml'], ['podMonitor.sampleLimit=250']).all('PodMonitor').map(m => m.spec.sampleLimit), [250, 250], 'podMonitor.sampleLimit')
+  t.same(render(['monitoring.yaml'], ['podMonitor.sampleLimit=0']).all('PodMonitor').map(m => 'sampleLimit' in m.spec), [false, false], '0: no limit')
 
   const np = r.one('NetworkPolicy')
   t.match(podLabels, np.spec.podSelector.matchLabels, 'applies to the injector pods')
@@ -290,6 +299,15 @@ t.test('custom model volume, image, ports and tracing reach the injection config
 
   const nfs = injectionConfigOf(render(['nfs-volume.yaml']))
   t.same(nfs.modelVolume, { name: 'onnx-sidecar-models', nfs: { server: 'nfs.example.internal', path: '/exports/models', readOnly: true } }, 'a volume source replaces the claim')
+  const nfsUnsaid = injectionConfigOf(render([], ['sidecar.modelVolume.source.nfs.server=nfs.example', 'sidecar.modelVolume.source.nfs.path=/models']))
+  t.same(nfsUnsaid.modelVolume, { name: 'onnx-sidecar-models', nfs: { server: 'nfs.example', path: '/models', readOnly: true } }, 'a source that can be read-only is made so')
+  const csi = injectionConfigOf(render([], ['sidecar.modelVolume.source.csi.driver=models.example.com']))
+  t.same(csi.modelVolume, { name: 'onnx-sidecar-models', csi: { driver: 'models.example.com', readOnly: true } })
+  const hostPath = injectionConfigOf(render([], ['sidecar.modelVolume.source.hostPath.path=/var/lib/models']))
+  t.same(hostPath.modelVolume, { name: 'onnx-sidecar-models', hostPath: { path: '/var/lib/models' } }, 'hostPath has no readOnly: the injector makes every mount read-only')
+  const writable = template([], ['sidecar.modelVolume.source.nfs.server=nfs.example', 'sidecar.modelVolume.source.nfs.path=/models', 'sidecar.modelVolume.source.nfs.readOnly=false'])
+  t.not(writable.status, 0, 'a writable model volume is refused')
+  t.match(writable.stderr, /sidecar.modelVolume.source.nfs.readOnly is false: the model volume is shared by every injected pod and mounted read-only/)
 })
 
 t.test('the schema refuses typos and impossible settings', async t => {
@@ -307,7 +325,9 @@ t.test('the schema refuses typos and impossible settings', async t => {
     ['sidecar.ports.inference=8501', /must be three different ports/],
     ['sidecar.socket=yes', /socket/],
     ['tls.mode=letsencrypt', /mode/],
-    ['injector.replicas=3', /replicas/]
+    ['injector.replicas=3', /replicas/],
+    ['podMonitor.sampleLimit=-1', /sampleLimit/],
+    ['podMonitor.sampleLimit=lots', /sampleLimit/]
   ]
   for (const [set, message] of cases) {
     const r = template([], [set])

@@ -143,6 +143,15 @@ ones. Include it once per template file: every call without a Secret mints a new
 {{- $volume := dict "name" $s.modelVolume.name }}
 {{- if $s.modelVolume.source }}
 {{- $volume = merge $volume (deepCopy $s.modelVolume.source) }}
+{{- /* The model volume is shared by every injected pod: read-only wherever the source can say so. */}}
+{{- range $kind, $src := $s.modelVolume.source }}
+{{- if and (kindIs "map" $src) (has $kind (list "awsElasticBlockStore" "azureDisk" "azureFile" "cephfs" "cinder" "csi" "fc" "flexVolume" "gcePersistentDisk" "glusterfs" "iscsi" "nfs" "persistentVolumeClaim" "portworxVolume" "quobyte" "rbd" "scaleIO" "storageos")) }}
+{{- if and (hasKey $src "readOnly") (not $src.readOnly) }}
+{{- fail (printf "sidecar.modelVolume.source.%s.readOnly is false: the model volume is shared by every injected pod and mounted read-only (leave readOnly out or set it to true)" $kind) }}
+{{- end }}
+{{- $_ := set (index $volume $kind) "readOnly" true }}
+{{- end }}
+{{- end }}
 {{- else }}
 {{- $_ := set $volume "persistentVolumeClaim" (dict "claimName" $s.modelVolume.claimName "readOnly" true) }}
 {{- end }}
