@@ -47,18 +47,25 @@ export const MIN_CPU = { text: '50m', value: 0.05 }
  * a model either at its pinned version or by its version policy, so several versions of
  * one model come from `version_policy: { specific: [...] }` in its config.yaml.
  */
+/** Models one sidecar may serve (each is a session in every worker); also bounds the work of checking a list. */
+export const MAX_MODELS = 256
+
 export function parseModelList (raw: string): ModelRef[] {
   if (raw.trim() === '') return []
   const out: ModelRef[] = []
-  for (const part of raw.split(',').map(s => s.trim())) {
+  const byName = new Map<string, ModelRef>()
+  const parts = raw.split(',')
+  if (parts.length > MAX_MODELS) throw new Error(`lists ${parts.length} models; one sidecar serves at most ${MAX_MODELS}`)
+  for (const part of parts.map(s => s.trim())) {
     if (part === '') throw new Error('is not a model list: it has an empty entry (expected name[:version][,...])')
     const [name = '', version, ...rest] = part.split(':')
     if (rest.length > 0) throw new Error(`is not a model list: '${part}' (expected name[:version][,...])`)
     if (!MODEL_NAME.test(name)) throw new Error(`is not a model list: '${name}' is not a model name (${MODEL_NAME_RULE})`)
     if (version !== undefined && !MODEL_VERSION.test(version)) throw new Error(`is not a model list: version '${version}' of '${name}' is not a positive integer`)
     const ref: ModelRef = version === undefined ? { name } : { name, version: Number(version) }
-    const earlier = out.find(m => m.name === name)
+    const earlier = byName.get(name)
     if (earlier !== undefined) throw new Error(listedTwice(earlier, ref))
+    byName.set(name, ref)
     out.push(ref)
   }
   return out

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { mkdirSync } from 'node:fs'
 import { readConfig, ConfigError } from '../../common/config.js'
-import { asOption, parallelismFor, parseCpu, parseMemory, parseModelList, parseThreads, MIN_CPU, MIN_MEMORY, THREADS, WORKERS } from '../../common/contract.js'
+import { asOption, MAX_MODELS, parallelismFor, parseCpu, parseMemory, parseModelList, parseThreads, MIN_CPU, MIN_MEMORY, THREADS, WORKERS } from '../../common/contract.js'
 import { serveOptions } from '../../sidecar/serve-options.js'
 import { listModels } from '../../sidecar/repository.js'
 import { parseAnnotations } from '../../injector/annotations.js'
@@ -99,4 +99,11 @@ t.test('cpu and memory have a floor', async t => {
 t.test('asOption puts the value in front of the message', async t => {
   t.throws(() => asOption(parseThreads)('300'), { message: '\'300\' is not a thread count (an integer from 1 to 256)' })
   t.equal(asOption(parseThreads)('3'), 3)
+})
+
+t.test('model lists: at most MAX_MODELS, checked in linear time', async t => {
+  const list = (n: number): string => Array.from({ length: n }, (_, i) => `m${i}`).join(',')
+  t.equal(parseModelList(list(MAX_MODELS)).length, MAX_MODELS)
+  t.throws(() => parseModelList(list(MAX_MODELS + 1)), /one sidecar serves at most 256/)
+  t.throws(() => parseModelList(list(60_000)), /lists 60000 models; one sidecar serves at most 256/, 'a 400 KiB list is refused before its entries are checked (6.7 s of blocked event loop before)')
 })
