@@ -4,16 +4,8 @@
  * count when a limit is set: a sidecar limited to 1 CPU on a 64-core node must not
  * start 64 threads.
  */
-import { readFileSync } from 'node:fs'
+import { readCgroupFile as read } from './cgroup.js'
 import os from 'node:os'
-
-function read (file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8').trim()
-  } catch {
-    return undefined
-  }
-}
 
 /** Parses cgroup v2 `cpu.max` ("max 100000" or "150000 100000"). */
 export function parseCpuMax (text: string | undefined): number | undefined {

@@ -4,21 +4,13 @@
  * the node's memory: a sidecar limited to 512 MiB on a 256 GiB node must size its
  * buffers for 512 MiB.
  */
-import { readFileSync } from 'node:fs'
+import { readCgroupFile as read } from './cgroup.js'
 
 /** Assumed when no limit is set (no cgroup, or `max`): the injector's default limit. */
 export const DEFAULT_MEMORY_BUDGET = 512 * 1024 * 1024 // 512 MiB
 
 /** cgroup v1 reports "no limit" as a huge page-rounded number; anything above 2^60 is treated as none. */
 const UNLIMITED_ABOVE = 2 ** 60
-
-function read (file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8').trim()
-  } catch {
-    return undefined
-  }
-}
 
 /** Parses a cgroup memory limit file ("max", or a byte count); undefined for no limit. */
 export function parseMemoryLimit (text: string | undefined): number | undefined {
