@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { availableCpus, defaultParallelism } from '../common/cpu.js'
 import { memoryBudget, requestLimits } from '../common/memory.js'
+import { parallelismFor, THREADS } from '../common/contract.js'
 import { ConfigError, helpText, otelRequested, processEnv, readConfig } from '../common/config.js'
 import { createLogger } from '../common/logger.js'
 import { createSidecar, listenOnSocket, portOf } from './sidecar.js'
@@ -56,9 +57,10 @@ export async function serveCommand (argv: string[]): Promise<number> {
     process.on('SIGINT', onSignal)
   })
   const cpus = availableCpus()
-  const parallelism = defaultParallelism(cpus, opts.workers > 0 ? opts.workers : undefined)
+  // The injector's rule (common/contract.ts), kept inside --workers' and --threads' ranges.
+  const parallelism = opts.workers > 0 ? defaultParallelism(cpus, opts.workers) : parallelismFor(cpus)
   const workers = parallelism.workers
-  const threads = opts.threads > 0 ? opts.threads : parallelism.threads
+  const threads = opts.threads > 0 ? opts.threads : Math.min(THREADS.max, parallelism.threads)
   const tracing = startTracing({ enabled: otelRequested(env) })
   const version = packageVersion()
   const budget = memoryBudget(opts.memoryLimit > 0 ? opts.memoryLimit : undefined)
