@@ -42,6 +42,12 @@ class Reader {
 
   get done (): boolean { return this.pos >= this.end }
 
+  /** Reads a field's tag: [field number, wire type]. */
+  tag (): [number, number] {
+    const tag = this.varint()
+    return [tag >>> 3, tag & 7]
+  }
+
   /** A varint's low 32 bits, unsigned, as protobufjs reads tags and lengths (up to 10 bytes are consumed). */
   varint (): number {
     let value = 0
@@ -108,18 +114,14 @@ function countVarints (buf: Uint8Array, start: number, end: number): number {
 function parameterEntry (r: Reader): void {
   let value = false
   while (!r.done) {
-    const tag = r.varint()
-    const field = Math.floor(tag / 8)
-    const wt = tag & 7
+    const [field, wt] = r.tag()
     if (field === 1 || field === 2) expect(wt, Wire.Len, field === 1 ? 'parameter key' : 'parameter value')
     const span = r.skip(wt)
     if (field === 2) {
       value = true
       const v = r.sub(span)
       while (!v.done) {
-        const t = v.varint()
-        const f = Math.floor(t / 8)
-        const w = t & 7
+        const [f, w] = v.tag()
         const want = f === 3 ? Wire.Len : f === 4 ? Wire.Fixed64 : f >= 1 && f <= 5 ? Wire.Varint : w
         expect(w, want, 'parameter value')
         v.skip(w)
@@ -147,9 +149,7 @@ function scalarCount (r: Reader, wt: number, element: Wire, name: string): numbe
 function contentsCost (r: Reader): number {
   let cost = 0
   while (!r.done) {
-    const tag = r.varint()
-    const field = Math.floor(tag / 8)
-    const wt = tag & 7
+    const [field, wt] = r.tag()
     switch (field) {
       case 1: cost += scalarCount(r, wt, Wire.Varint, 'bool_contents') * COST.slot; break
       case 2: cost += scalarCount(r, wt, Wire.Varint, 'int_contents') * COST.slot; break
@@ -176,9 +176,7 @@ function tensorCost (r: Reader, input: boolean): number {
   let params = 0
   let dims = 0
   while (!r.done) {
-    const tag = r.varint()
-    const field = Math.floor(tag / 8)
-    const wt = tag & 7
+    const [field, wt] = r.tag()
     if (field === 1 || (input && field === 2)) {
       expect(wt, Wire.Len, field === 1 ? 'name' : 'datatype')
       r.skip(wt)
@@ -213,9 +211,7 @@ export function prescanInferRequest (buf: Uint8Array): number {
   let raw = 0
   let params = 0
   while (!r.done) {
-    const tag = r.varint()
-    const field = Math.floor(tag / 8)
-    const wt = tag & 7
+    const [field, wt] = r.tag()
     switch (field) {
       case 1: case 2: case 3:
         expect(wt, Wire.Len, ['model_name', 'model_version', 'id'][field - 1] as string)
