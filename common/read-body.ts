@@ -22,7 +22,9 @@ export function readBody (req: IncomingMessage, limit: number, errors: BodyError
   const known = req.headers['content-length'] !== undefined && Number.isSafeInteger(declared) && declared >= 0
   if (known && declared > limit) return Promise.reject(errors.tooLarge())
   return new Promise((resolve, reject) => {
-    const whole = known ? Buffer.allocUnsafe(declared) : undefined
+    // With a declared length, a body that comes in one chunk (most do) is used as it is;
+    // from the second chunk on, chunks are copied into one buffer of the declared size.
+    let whole: Buffer | undefined
     const chunks: Buffer[] = []
     let size = 0
     let failed = false
@@ -34,7 +36,7 @@ export function readBody (req: IncomingMessage, limit: number, errors: BodyError
     }
     req.on('data', (chunk: Buffer) => {
       if (failed) return
-      if (size + chunk.length > limit || (whole !== undefined && size + chunk.length > whole.length)) {
+      if (size + chunk.length > limit || (known && size + chunk.length > declared)) {
         fail(errors.tooLarge())
         return
       }
@@ -46,8 +48,16 @@ export function readBody (req: IncomingMessage, limit: number, errors: BodyError
           return
         }
       }
-      if (whole !== undefined) chunk.copy(whole, size)
-      else chunks.push(chunk)
+      if (known && size > 0) {
+        if (whole === undefined) {
+          whole = Buffer.allocUnsafe(declared)
+          ;(chunks[0] as Buffer).copy(whole, 0)
+          chunks.length = 0
+        }
+        chunk.copy(whole, size)
+      } else {
+        chunks.push(chunk)
+      }
       size += chunk.length
     })
     req.on('end', () => {

@@ -436,27 +436,3 @@ export function parseRequestJson (buf: Buffer): unknown {
   return new Parser(buf).parse()
 }
 
-/**
- * True when arrays and objects in `buf` nest deeper than `max` (strings are skipped, so
- * brackets inside them do not count). A byte loop, for bodies small enough to hand to
- * `JSON.parse`: the checks after parsing walk nested data and must not meet 10,000 levels.
- */
-export function nestsDeeperThan (buf: Buffer, max: number): boolean {
-  let depth = 0
-  const n = buf.length
-  for (let p = 0; p < n; p++) {
-    const c = buf[p]
-    if (c === 0x22) {
-      for (p++; p < n; p++) {
-        const d = buf[p]
-        if (d === 0x5c) p++
-        else if (d === 0x22) break
-      }
-    } else if (c === 0x5b || c === 0x7b) {
-      if (++depth > max) return true
-    } else if (c === 0x5d || c === 0x7d) {
-      depth--
-    }
-  }
-  return false
-}

@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http'
 import { readBody as readLimitedBody, type BodyErrors } from '../../common/read-body.js'
 import { errors } from '../errors.js'
-import { JsonLimitError, MAX_DEPTH, MAX_VALUES, nestsDeeperThan, parseRequestJson } from '../request-json.js'
+import { JsonLimitError, MAX_VALUES, parseRequestJson } from '../request-json.js'
 import type { RequestLease } from '../request-memory.js'
 import { AbandonedError } from '../runtime/batcher.js'
 
@@ -75,7 +75,8 @@ export function parseInferBody (body: Buffer, headerLength: string | string[] | 
   if (jsonPart.length === 0) throw errors.BAD_JSON('the body is empty')
   try {
     if (jsonPart.length > smallJson) return { json: parseRequestJson(jsonPart), binary }
-    if (nestsDeeperThan(jsonPart, MAX_DEPTH)) throw new JsonLimitError(`JSON nested deeper than ${MAX_DEPTH} levels`)
+    // V8's JSON.parse is not recursive: deep nesting cannot overflow the stack here, and
+    // the only walk of nested values after it (tensor data) stops at MAX_DEPTH.
     return { json: JSON.parse(jsonPart.toString('utf8')), binary }
   } catch (err) {
     if (err instanceof JsonLimitError) throw errors.JSON_LIMIT(err.message)
