@@ -29,13 +29,6 @@ export class Reservation {
     return true
   }
 
-  /** Shrinks the reservation to `bytes` (part of the cost is freed). */
-  shrink (bytes: number): void {
-    if (this.#released || bytes >= this.#bytes) return
-    this.#budget.give(this.#bytes - Math.max(0, bytes))
-    this.#bytes = Math.max(0, bytes)
-  }
-
   /** Gives everything back; safe to call more than once. */
   release (): void {
     if (this.#released) return
@@ -47,7 +40,6 @@ export class Reservation {
 export class ByteBudget {
   readonly capacity: number
   #used = 0
-  #refused = 0
 
   constructor (capacity: number) {
     assert(Number.isFinite(capacity) && capacity > 0, 'capacity must be a positive number of bytes')
@@ -56,8 +48,6 @@ export class ByteBudget {
 
   /** Bytes reserved right now. */
   get used (): number { return this.#used }
-  /** Reservations refused since start. */
-  get refused (): number { return this.#refused }
 
   /** Reserves `bytes`, or returns undefined when they do not fit. */
   reserve (bytes: number): Reservation | undefined {
@@ -68,10 +58,7 @@ export class ByteBudget {
 
   /** @internal */
   take (bytes: number): boolean {
-    if (this.#used + bytes > this.capacity) {
-      this.#refused++
-      return false
-    }
+    if (this.#used + bytes > this.capacity) return false
     this.#used += bytes
     return true
   }

@@ -164,11 +164,9 @@ function stringEnd (buf: Buffer, p: number): number {
   }
 }
 
-function stringValue (buf: Buffer, start: number, end: number): string {
-  for (let i = start + 1; i < end - 1; i++) {
-    if (buf[i] === 0x5c) return JSON.parse(buf.toString('utf8', start, end)) as string
-  }
-  return buf.toString('utf8', start + 1, end - 1)
+/** The string whose quotes are at `start` and `end - 1` (validated); escapes are left to JSON.parse. */
+function stringValue (buf: Buffer, start: number, end: number, escaped = buf.subarray(start + 1, end - 1).includes(0x5c)): string {
+  return escaped ? JSON.parse(buf.toString('utf8', start, end)) as string : buf.toString('utf8', start + 1, end - 1)
 }
 
 /** Skips a validated object or array starting at `p`; returns one past its end. */
@@ -315,7 +313,7 @@ class Parser {
     const start = this.#pos
     const end = this.#scanString()
     this.#pos = end
-    return this.#escaped ? JSON.parse(this.#buf.toString('utf8', start, end)) as string : this.#buf.toString('utf8', start + 1, end - 1)
+    return stringValue(this.#buf, start, end, this.#escaped)
   }
 
   #object (depth: number, at: At): Record<string, unknown> {

@@ -24,9 +24,6 @@ export class RequestLease {
     this.#reservation = reservation
   }
 
-  /** Bytes held now. */
-  get bytes (): number { return this.#reservation.bytes }
-
   /** Adds `bytes` to what this request holds; throws 413 or 503 when it cannot. */
   charge (bytes: number): void {
     if (bytes <= 0) return
