@@ -7,7 +7,9 @@
  * are concatenated along the first dimension, run once, and the outputs are split back.
  * With no queue delay configured, nothing waits on purpose: a request that finds an idle
  * worker runs at once, and requests that arrive while the workers are busy become the
- * next batch. A batch that fails is retried one request at a time, so one bad request
+ * next batch. A queue delay (`max_queue_delay_microseconds`) holds an incomplete batch
+ * only when there is company: a lone request, with nothing else queued or running for
+ * the model, runs at once. A batch that fails is retried one request at a time, so one bad request
  * never fails its batch-mates. Requests whose client went away, or whose deadline has
  * passed, are dropped before they run; a timer wakes the queue at the earliest deadline,
  * so a request never waits past it even while no worker can take work.
@@ -83,6 +85,8 @@ export class Batcher {
   #inlineBusy = false
   #scheduled = false
   #deadlineTimer: NodeJS.Timeout | undefined
+  /** Set while an incomplete batch waits out max_queue_delay_microseconds. */
+  #delayTimer: NodeJS.Timeout | undefined
   #executed = { inline: 0, worker: 0 }
   #drainWaiters: Array<() => void> = []
   #onCapacity = (): void => this.#schedule()
@@ -119,9 +123,16 @@ export class Batcher {
   close (): void {
     this.#pool.off('capacity', this.#onCapacity)
     clearTimeout(this.#deadlineTimer)
+    clearTimeout(this.#delayTimer)
   }
 
   #schedule (): void {
+    if (this.#delayTimer !== undefined) {
+      // Holding an incomplete batch: look again now (a new request may complete it).
+      clearTimeout(this.#delayTimer)
+      this.#delayTimer = undefined
+      this.#scheduled = false
+    }
     if (this.#scheduled || this.#queue.length === 0) return
     this.#scheduled = true
     // setImmediate runs after the poll phase: every request read in this turn of the
@@ -141,8 +152,8 @@ export class Batcher {
       const waitUs = this.#waitMicros()
       if (waitUs > 0) {
         this.#scheduled = true
-        const again = (): void => { this.#scheduled = false; this.#pump() }
-        if (waitUs >= 1000) setTimeout(again, Math.floor(waitUs / 1000))
+        const again = (): void => { this.#delayTimer = undefined; this.#scheduled = false; this.#pump() }
+        if (waitUs >= 1000) this.#delayTimer = setTimeout(again, Math.floor(waitUs / 1000))
         else setImmediate(again)
         return
       }
@@ -183,6 +194,9 @@ export class Batcher {
    */
   #waitMicros (): number {
     if (this.#opts.maxQueueDelayMicros === 0 || this.#opts.maxBatchSize === 0) return 0
+    // A lone request (nothing else queued or running for this model) has no company to
+    // wait for: requests that arrive while it runs form the next batch anyway.
+    if (this.#queue.length === 1 && this.#running === 0) return 0
     let rows = 0
     for (const q of this.#queue) rows += q.job.rows
     if (rows >= this.#opts.maxBatchSize) return 0
