@@ -5,6 +5,7 @@
 import { Ajv, type ErrorObject } from 'ajv'
 import { parse as parseYaml } from 'yaml'
 import { ModelLoadError } from './errors.js'
+import { parseRollout, ROLLOUT_SCHEMA, rolloutVersions, type RawRollout, type RolloutConfig } from './rollout/config.js'
 
 export type VersionPolicy = { latest: number } | { all: Record<string, never> } | { specific: number[] }
 
@@ -20,6 +21,8 @@ export interface ModelConfig {
   versionPolicy: VersionPolicy
   preprocess: Map<string, Normalizer>
   warmup: boolean
+  /** Shadow / canary of a candidate version (rollout/config.ts); undefined when not configured. */
+  rollout: RolloutConfig | undefined
 }
 
 export const DEFAULT_MAX_BATCH_SIZE = 32
@@ -78,7 +81,8 @@ const schema = {
         }
       }
     },
-    warmup: { type: 'boolean' }
+    warmup: { type: 'boolean' },
+    rollout: ROLLOUT_SCHEMA
   }
 } as const
 
@@ -102,6 +106,7 @@ function describe (err: ErrorObject): string {
     case 'required': return 'is required'
     case 'minProperties':
     case 'maxProperties': return 'must have exactly one key'
+    case 'enum': return `must be one of: ${(err.params.allowedValues as unknown[]).join(', ')}`
     default: return err.message ?? 'is invalid'
   }
 }
@@ -126,6 +131,7 @@ export function parseModelConfig (text: string | undefined, file: string): Model
     version_policy?: VersionPolicy
     preprocess?: Record<string, { minmax?: { min: number[], max: number[] }, zscore?: { mean: number[], std: number[] } }>
     warmup?: boolean
+    rollout?: RawRollout
   }
 
   const preprocess = new Map<string, Normalizer>()
@@ -152,14 +158,21 @@ export function parseModelConfig (text: string | undefined, file: string): Model
     maxQueueSize: raw.dynamic_batching?.max_queue_size ?? DEFAULTS.maxQueueSize,
     versionPolicy: raw.version_policy ?? DEFAULTS.versionPolicy,
     preprocess,
-    warmup: raw.warmup ?? DEFAULTS.warmup
+    warmup: raw.warmup ?? DEFAULTS.warmup,
+    rollout: parseRollout(raw.rollout, file)
   }
 }
 
-/** Which of the available versions the policy serves, highest first. */
-export function selectVersions (policy: VersionPolicy, available: readonly number[]): number[] {
+/**
+ * Which of the available versions the policy serves, highest first; a rollout's live and
+ * candidate versions are served as well, whatever the policy says.
+ */
+export function selectVersions (policy: VersionPolicy, available: readonly number[], rollout?: RolloutConfig): number[] {
   const sorted = [...available].sort((a, b) => b - a)
-  if ('latest' in policy) return sorted.slice(0, policy.latest)
-  if ('specific' in policy) return sorted.filter(v => policy.specific.includes(v))
-  return sorted
+  let picked: number[]
+  if ('latest' in policy) picked = sorted.slice(0, policy.latest)
+  else if ('specific' in policy) picked = sorted.filter(v => policy.specific.includes(v))
+  else picked = sorted
+  const extra = rolloutVersions(rollout).filter(v => available.includes(v) && !picked.includes(v))
+  return extra.length === 0 ? picked : [...picked, ...extra].sort((a, b) => b - a)
 }
