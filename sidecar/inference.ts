@@ -17,6 +17,7 @@ import type { ModelVersion } from './model-version.js'
 import { versionMetrics, type SidecarMetrics } from './metrics.js'
 import { AbandonedError } from './runtime/batcher.js'
 import type { WireTensor } from './runtime/protocol.js'
+import type { Rollouts, Routed } from './rollout/rollouts.js'
 import { trace } from './tracing.js'
 
 export type Protocol = 'rest' | 'grpc'
@@ -38,6 +39,8 @@ export interface InferenceCall<Raw, Encoded> {
   abandoned: () => boolean
   /** A deadline the transport imposes (gRPC), absolute hrtime ns; 0n for none. */
   deadlineNs?: bigint
+  /** A request header (REST) or metadata value (gRPC) by lower-case name: a canary's sticky key. */
+  header?: (name: string) => string | undefined
 }
 
 export interface InferenceDeps {
@@ -46,6 +49,8 @@ export interface InferenceDeps {
   logger: Logger
   /** Undefined when tracing is off. */
   tracer: Tracer | undefined
+  /** Shadow / canary rollouts (rollout/rollouts.ts); undefined: none. */
+  rollouts?: Rollouts
 }
 
 const NOOP_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT)
@@ -79,9 +84,13 @@ export class Inference {
     const spanCtx = tracer === undefined ? call.parent : trace.setSpan(call.parent, span)
     let mv: ModelVersion | undefined
     let status = 200
+    let routed: Routed | undefined
+    let outputs: Record<string, WireTensor> | undefined
+    const pinned = call.version === '' ? undefined : call.version
+    const rollouts = pinned === undefined ? this.#deps.rollouts : undefined
     try {
       const raw = await call.read()
-      mv = manager.resolve(call.model, call.version === '' ? undefined : call.version)
+      mv = rollouts?.live(call.model) ?? manager.resolve(call.model, pinned)
       span.setAttribute('onnx_sidecar.version', mv.version)
       const tracing = tracer !== undefined && span.isRecording()
       const pre = tracing ? tracer.startSpan('preprocess', {}, spanCtx) : undefined
@@ -90,6 +99,12 @@ export class Inference {
         request = call.decode(raw, mv)
       } finally {
         pre?.end()
+      }
+      // A rollout may hand the request to its candidate (canary) and sample it for a shadow run.
+      routed = rollouts?.route(mv, request, call, span)
+      if (routed !== undefined && routed.mv !== mv) {
+        mv = routed.mv
+        span.setAttribute('onnx_sidecar.version', mv.version)
       }
       const enqueuedNs = process.hrtime.bigint()
       const requested = request.timeoutUs > 0 ? enqueuedNs + BigInt(request.timeoutUs) * 1000n : 0n
@@ -113,6 +128,7 @@ export class Inference {
       vm.queueDuration.observe(result.queueNs / 1e9)
       vm.computeDuration.observe(result.computeNs / 1e9)
       const post = tracing ? tracer.startSpan('postprocess', {}, spanCtx) : undefined
+      outputs = result.outputs
       try {
         return call.encode(mv, request, result.outputs)
       } finally {
@@ -131,6 +147,7 @@ export class Inference {
     } finally {
       span.setAttribute(call.protocol === 'grpc' ? 'rpc.grpc.status_code' : 'http.response.status_code', call.protocol === 'grpc' ? grpcCodeOfStatus(status) : status)
       span.end()
+      routed?.finish(status, outputs, spanCtx)
       const vm = versionMetrics(metrics, mv?.name ?? (manager.has(call.model) ? call.model : '_unknown'), mv === undefined ? '' : String(mv.version))
       vm.request(status)
       const seconds = Number(process.hrtime.bigint() - started) / 1e9

@@ -73,6 +73,8 @@ export interface ModelManagerOptions {
   onChange?: () => void
   /** See runtime/inline-session.ts; 0 keeps every model on the workers. */
   inlineComputeUs?: number
+  /** A model's config.yaml parsed (undefined: the model left the repository); rollouts follow it. */
+  onConfig?: (model: string, config: ModelConfig | undefined) => void
 }
 
 export class ModelManager {
@@ -186,6 +188,7 @@ export class ModelManager {
         const e = this.#models.get(name) as ModelEntry
         await this.#unloadAll(e, 'model removed from the repository')
         this.#models.delete(name)
+        this.#opts.onConfig?.(name, undefined)
       }
     }
     for (const name of names) this.#entry(name)
@@ -219,8 +222,9 @@ export class ModelManager {
       this.#setReason(e, (err as Error).message, true)
       return
     }
+    this.#opts.onConfig?.(e.name, config)
     const available = scanned.versions.map(v => v.version)
-    const wanted = pinned !== undefined ? available.filter(v => v === pinned) : selectVersions(config.versionPolicy, available)
+    const wanted = pinned !== undefined ? available.filter(v => v === pinned) : selectVersions(config.versionPolicy, available, config.rollout)
     if (wanted.length === 0) {
       const why = pinned !== undefined
         ? `version ${pinned} not found in '${scanned.dir}'`
@@ -236,7 +240,7 @@ export class ModelManager {
     // Serve what the policy selects among the versions that actually loaded; a version
     // that failed does not push a working one out.
     const loaded = [...e.versions.keys()].filter(v => available.includes(v))
-    const keep = new Set(pinned !== undefined ? loaded.filter(v => v === pinned) : selectVersions(config.versionPolicy, loaded))
+    const keep = new Set(pinned !== undefined ? loaded.filter(v => v === pinned) : selectVersions(config.versionPolicy, loaded, config.rollout))
     for (const [v, mv] of e.versions) {
       if (!keep.has(v)) await this.#unload(e, v, mv, 'no longer selected by the version policy')
     }

@@ -14,6 +14,8 @@ import { Inference } from './inference.js'
 import { createSidecarMetrics, trackRequestMemory, type SidecarMetrics } from './metrics.js'
 import { ModelManager, type AssignedModel } from './model-manager.js'
 import { RequestMemory } from './request-memory.js'
+import { createRolloutMetrics } from './rollout/metrics.js'
+import { Rollouts } from './rollout/rollouts.js'
 import { WorkerPool } from './runtime/worker-pool.js'
 import type http from 'node:http'
 
@@ -42,6 +44,8 @@ export interface Sidecar {
   /** What requests in flight hold of `--request-memory`. */
   requestMemory: RequestMemory
   pool: WorkerPool
+  /** Shadow / canary rollouts declared in config.yaml. */
+  rollouts: Rollouts
   inference: InferenceApp
   /** The gRPC listener; grpc-js loads only when it is asked to listen. */
   grpc: GrpcServer
@@ -66,14 +70,17 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     pollIntervalMs: opts.pollIntervalMs,
     watch: opts.watch,
     onChange: () => metricsServer.refresh(),
-    inlineComputeUs: opts.inlineComputeUs ?? 0
+    inlineComputeUs: opts.inlineComputeUs ?? 0,
+    onConfig: (model, config) => rollouts.configure(model, config)
   })
+  const rollouts = new Rollouts({ versions: manager, pool, metrics: createRolloutMetrics(metrics.registry), logger: opts.logger, tracer: opts.tracer })
   const isShuttingDown = (): boolean => shutting
   const requestMemory = new RequestMemory(opts.requestMemory ?? 16 * opts.bodyLimit)
   trackRequestMemory(metrics, requestMemory.budget)
-  const runner = new Inference({ manager, metrics, logger: opts.logger, tracer: opts.tracer })
+  const runner = new Inference({ manager, metrics, logger: opts.logger, tracer: opts.tracer, rollouts })
   const inference = buildInferenceApp({
     manager,
+    rollouts,
     inference: runner,
     logger: opts.logger,
     tracer: opts.tracer,
@@ -98,6 +105,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     metrics,
     requestMemory,
     pool,
+    rollouts,
     inference,
     grpc,
     metricsServer,

@@ -101,7 +101,8 @@ export function grpcService (deps: GrpcServiceDeps): UntypedServiceImplementatio
       decode: (m, mv) => decodeGrpcInferRequest(m, mv, admission.lease),
       encode: encodeGrpcResponse,
       abandoned: () => call.cancelled,
-      deadlineNs: deadlineNs(call.getDeadline())
+      deadlineNs: deadlineNs(call.getDeadline()),
+      header: name => { const v = md.get(name)[0]; return typeof v === 'string' ? v : undefined }
     }).then(res => { admission.done(); callback(null, res) }, err => { admission.done(); callback(toGrpcError(err)) })
   }
 

@@ -18,6 +18,7 @@ import { encodeInferResponse } from '../infer-response.js'
 import type { Inference } from '../inference.js'
 import type { ModelManager } from '../model-manager.js'
 import type { RequestLease, RequestMemory } from '../request-memory.js'
+import type { Rollouts } from '../rollout/rollouts.js'
 import { AbandonedError } from '../runtime/batcher.js'
 import { extractContext } from '../tracing.js'
 import { parseInferBody, readBody } from './body.js'
@@ -26,6 +27,8 @@ import { serverMetadata, modelMetadata, modelReady, health } from './metadata.js
 export interface InferenceAppDeps {
   manager: ModelManager
   inference: Inference
+  /** GET /v2/models/{m}/rollout reads their state; undefined answers 'off'. */
+  rollouts?: Rollouts
   logger: Logger
   /** Undefined when tracing is off: then no trace context is extracted. */
   tracer: Tracer | undefined
@@ -98,7 +101,8 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
       },
       decode: (parsed, mv) => decodeInferRequest(parsed.json, parsed.binary, mv, lease),
       encode: encodeInferResponse,
-      abandoned: () => res.destroyed || req.socket.destroyed
+      abandoned: () => res.destroyed || req.socket.destroyed,
+      header: name => { const v = req.headers[name]; return typeof v === 'string' ? v : undefined }
     }).then(encoded => send(res, 200, encoded.body, encoded.headers), err => { reply(res, err) })
   }
 
@@ -159,6 +163,11 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
       if (rest.length === 0) {
         allow('GET')
         return sendJson(res, 200, modelMetadata(deps.manager, model, version))
+      }
+      if (rest.length === 1 && rest[0] === 'rollout' && version === undefined) {
+        allow('GET')
+        if (!deps.manager.has(model)) throw errors.MODEL_NOT_FOUND(model)
+        return sendJson(res, 200, deps.rollouts?.state(model) ?? { name: model, state: 'off' })
       }
       if (rest.length === 1 && rest[0] === 'ready') {
         allow('GET')

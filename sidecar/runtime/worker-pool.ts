@@ -269,6 +269,12 @@ export class WorkerPool extends EventEmitter {
     return !someday
   }
 
+  /** True when a ready worker holding `key` has nothing in flight (shadow work runs only then). */
+  hasIdleWorker (key: string): boolean {
+    if (this.#closed) return false
+    return this.#slots.some(s => s.state === 'ready' && s.loaded.has(key) && s.inFlight === 0)
+  }
+
   /** The ready worker holding `key` with the fewest jobs in flight. */
   #pick (key: string): Slot | undefined {
     let best: Slot | undefined
