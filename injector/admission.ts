@@ -12,6 +12,7 @@ import { isObject } from './merge.js'
 import { checkPodSize } from './pod-limits.js'
 import { ANNOTATIONS } from './annotations.js'
 import type { InjectionConfig } from './injection-config.js'
+import type { ClusterInfo } from './kube-version.js'
 
 export type AdmissionResult = 'injected' | 'skipped' | 'denied' | 'error'
 
@@ -35,8 +36,11 @@ interface Request { apiVersion: string, uid: string, namespace: string, pod: str
 
 const API_VERSIONS = new Set(['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'])
 
-/** Throws `BAD_REVIEW` (HTTP 400) only when there is no request `uid` to answer to. */
-export function admit (body: unknown, config: InjectionConfig): AdmissionOutcome {
+/**
+ * Throws `BAD_REVIEW` (HTTP 400) only when there is no request `uid` to answer to.
+ * `cluster`: what the webhook was told about the API server (`--kube-version`).
+ */
+export function admit (body: unknown, config: InjectionConfig, cluster: ClusterInfo = {}): AdmissionOutcome {
   if (!isObject(body)) throw errors.BAD_REVIEW('the body is not a JSON object')
   if (body.kind !== 'AdmissionReview' || typeof body.apiVersion !== 'string' || !API_VERSIONS.has(body.apiVersion)) {
     throw errors.BAD_REVIEW(`expected kind AdmissionReview and apiVersion admission.k8s.io/v1, got ${JSON.stringify(body.kind)} ${JSON.stringify(body.apiVersion)}`)
@@ -62,7 +66,7 @@ export function admit (body: unknown, config: InjectionConfig): AdmissionOutcome
   try {
     // a pod the injector would work on, before any work that grows with its lists
     if (isObject(meta.annotations) && Object.hasOwn(meta.annotations, ANNOTATIONS.model.key)) checkPodSize(object)
-    const result = inject(object, config, req.namespace)
+    const result = inject(object, config, req.namespace, cluster)
     if (result.outcome === 'skipped') return allowed(req, 'skipped', result.reason ?? '', undefined, [])
     // `compare` copies every value it adds (JSON round trip); the ops are only serialised here.
     const ops = jsonpatch.compare(object, result.pod as object)

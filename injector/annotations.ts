@@ -5,6 +5,7 @@
  */
 import { errors, InjectorError } from './errors.js'
 import { LOG_LEVELS, type LogLevel } from '../common/config.js'
+import { parseImageReference } from './image-reference.js'
 import { parseModelList, parsePort, parseThreads, parseCpu, parseMemory, MIN_CPU, MIN_MEMORY, THREADS, WORKERS, type ModelRef } from '../common/contract.js'
 
 // the rules shared with `serve` live in common/contract.ts; these names stay for the injector's callers
@@ -66,6 +67,7 @@ export const ANNOTATIONS = {
   memoryLimit: spec('memory-limit', { description: `sidecar memory limit, at least ${MIN_MEMORY.text}`, defaultText: 'config `resources.limits.memory`', example: '512Mi', parse: parseMemory }),
   threads: spec('threads', { description: `ONNX Runtime intra-op threads per inference worker (\`--threads\`), ${THREADS.min} to ${THREADS.max}`, defaultText: `from the sidecar's CPU limit (else request, else 1) with the sidecar's rule: workers = CPUs / 2 (at most ${WORKERS.max}), threads = (CPUs - 1) / workers (at most ${THREADS.max}), at least 1; never the node's core count`, example: '2', parse: parseThreads }),
   volume: spec('volume', { description: 'use this existing pod volume as the model repository instead of the config\'s `modelVolume`', defaultText: 'config `modelVolume`', example: 'models', parse: parseVolume }),
+  modelImage: spec('model-image', { description: 'serve the model repository in this OCI image (its files are the repository: `<model>/config.yaml`, `<model>/<version>/model.onnx`), mounted read-only at `/models` through a Kubernetes image volume (`volumes[].image`, Kubernetes 1.35 or later) instead of the config\'s `modelVolume`; pull policy from the config\'s `modelImage.pullPolicy`. Not with `onnx-sidecar.io/volume`. A reference without `@sha256:` digest is admitted with a warning', defaultText: '(none: the config\'s `modelVolume`)', example: '127.0.0.1:5000/models/iris@sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b', parse: parseImageReference }),
   logLevel: spec('log-level', { description: 'sidecar log level', defaultText: 'config `logLevel` (info)', example: 'debug', parse: parseLogLevel }),
   nativeSidecar: spec('native-sidecar', { description: '`"false"` injects a regular container instead of a native sidecar (init container with `restartPolicy: Always`)', defaultText: 'config `nativeSidecar` (true)', example: '"false"', parse: parseBool }),
   socket: spec('socket', { description: '`"true"` also serves REST and gRPC on Unix domain sockets in an in-memory volume mounted at `/var/run/onnx-sidecar` (read-only in app containers); app containers get `ONNX_SIDECAR_SOCKET` and `ONNX_SIDECAR_GRPC_SOCKET`', defaultText: 'config `socket` (false)', example: '"true"', parse: parseBool })

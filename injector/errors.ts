@@ -35,6 +35,12 @@ export const errors = {
   UNKNOWN_VOLUME: define('OS_ERR_INJ_UNKNOWN_VOLUME', 400,
     (key: string, value: string, volumes: string[]) => `annotation ${key}: ${JSON.stringify(value)} is not a volume of this pod (volumes: ${volumes.length === 0 ? 'none' : volumes.join(', ')})`),
   INVALID_POD: define('OS_ERR_INJ_INVALID_POD', 400, (detail: string) => `cannot inject this pod: ${detail}`),
+  // Two annotations that each choose the same thing (the model volume: `model-image` and `volume`).
+  ANNOTATION_CONFLICT: define('OS_ERR_INJ_ANNOTATION_CONFLICT', 400,
+    (key: string, value: string, other: string, otherValue: string, detail: string) => `annotation ${key}: ${JSON.stringify(value)} cannot be combined with ${other}: ${JSON.stringify(otherValue)}: ${detail}`),
+  // The API server (`--kube-version`) is older than a feature the pod asks for.
+  KUBE_TOO_OLD: define('OS_ERR_INJ_KUBE_TOO_OLD', 400,
+    (key: string, value: string, needed: string, feature: string, found: string, remedy: string) => `annotation ${key}: ${JSON.stringify(value)} needs Kubernetes ${needed} or later for ${feature}, but the API server is ${found} (the injector's --kube-version); ${remedy}`),
   // Offline injection: the input is not a manifest.
   INVALID_MANIFEST: define('OS_ERR_INJ_INVALID_MANIFEST', 400, (where: string, detail: string) => `${where}: ${detail}`),
   // The injection config file (the chart's ConfigMap) is wrong; the webhook keeps its previous config.

@@ -8,14 +8,16 @@ import { readConfig, helpText, parse, processEnv, type Option } from '../common/
 import { InjectorError } from './errors.js'
 import { loadInjectionConfig } from './injection-config.js'
 import { injectManifests } from './manifests.js'
+import { kubeVersionOption } from './kube-version.js'
 
 export const INJECT_OPTIONS = {
   file: { flag: '--filename', short: '-f', env: '', description: 'manifest file to inject (YAML or JSON, multi-document), - for stdin', default: '', parse: parse.string } as Option<string>,
   config: { flag: '--config', env: 'ONNX_SIDECAR_CONFIG', description: 'injection config file (YAML or JSON); built-in defaults without it', default: '', defaultText: 'built-in defaults', parse: parse.string } as Option<string>,
+  kubeVersion: kubeVersionOption(),
   help: { flag: '--help', short: '-h', env: '', description: 'show this help', default: false, boolean: true, parse: parse.bool } as Option<boolean>
 }
 
-const USAGE = 'usage: onnx-sidecar inject -f FILE|- [--config FILE]'
+const USAGE = 'usage: onnx-sidecar inject -f FILE|- [--config FILE] [--kube-version V]'
 
 export interface InjectIo {
   stdin: NodeJS.ReadableStream
@@ -44,7 +46,7 @@ export async function runInject (argv: string[], io: InjectIo): Promise<number> 
   try {
     const config = loadInjectionConfig(opts.config)
     const text = file === '-' ? await readAll(io.stdin) : await readFile(file, 'utf8')
-    const result = injectManifests(text, config)
+    const result = injectManifests(text, config, opts.kubeVersion === undefined ? {} : { kubeVersion: opts.kubeVersion })
     for (const w of result.warnings) io.stderr.write(`warning: ${w}\n`)
     io.stdout.write(result.output)
     return 0

@@ -16,10 +16,14 @@ import type { InjectionConfig, ProbeTiming } from './injection-config.js'
 import { SOCKET_DIR, SOCKET_VOLUME, wireApps } from './app-wiring.js'
 import { mountedAt, readOnlyModelVolume } from './model-volume.js'
 import { formatStatus, readStatus } from './status.js'
+import { MODEL_IMAGE_VOLUME, checkModelImage, modelImageVolume } from './model-image.js'
+import type { ClusterInfo } from './kube-version.js'
 import { parallelismFor } from '../common/contract.js'
 
 export { URL_ENV, GRPC_ADDRESS_ENV, SOCKET_ENV, GRPC_SOCKET_ENV, SOCKET_VOLUME, SOCKET_DIR } from './app-wiring.js'
 export { formatStatus, readStatus, type InjectionStatus } from './status.js'
+export { MODEL_IMAGE_VOLUME } from './model-image.js'
+export type { ClusterInfo } from './kube-version.js'
 
 export const CONTAINER_NAME = 'onnx-sidecar'
 export const MODEL_MOUNT_PATH = '/models'
@@ -43,6 +47,8 @@ export interface InjectResult {
 
 interface Settings {
   models: string
+  /** The model image reference, when the pod names one. */
+  modelImage?: string
   port: number
   grpcPort: number
   metricsPort: number
@@ -57,7 +63,8 @@ interface Settings {
   limits: Record<string, string>
 }
 
-export function inject (input: unknown, config: InjectionConfig, namespace = ''): InjectResult {
+/** `cluster`: what is known about the API server (`--kube-version`); checks that need it pass when it is unknown. */
+export function inject (input: unknown, config: InjectionConfig, namespace = '', cluster: ClusterInfo = {}): InjectResult {
   const metadata = isObject(input) && isObject(input.metadata) ? input.metadata : {}
   const annotations = isObject(metadata.annotations) ? metadata.annotations : {}
   if (!Object.hasOwn(annotations, ANNOTATIONS.model.key)) {
@@ -80,6 +87,7 @@ export function inject (input: unknown, config: InjectionConfig, namespace = '')
     if (previousVolume !== undefined) warnings.push(...readOnlyModelVolume(spec, previousVolume)) // containers added since
     for (const [key, was, now] of [
       [ANNOTATIONS.model.key, previous.models, settings.models],
+      [ANNOTATIONS.modelImage.key, previous.modelImage ?? '(none)', settings.modelImage ?? '(none)'],
       [ANNOTATIONS.port.key, previous.port, settings.port],
       [ANNOTATIONS.grpcPort.key, previous.grpcPort ?? settings.grpcPort, settings.grpcPort], // no gRPC port recorded: injected before gRPC
       [ANNOTATIONS.metricsPort.key, previous.metricsPort, settings.metricsPort],
@@ -99,12 +107,19 @@ export function inject (input: unknown, config: InjectionConfig, namespace = '')
   const override = takeContainer(spec, CONTAINER_NAME)
   if (spec.containers.length === 0) throw errors.INVALID_POD(`its only container is named ${CONTAINER_NAME}; that name is reserved for the injected sidecar (a container of that name holds overrides)`)
   checkPorts(spec, settings, parsed.values)
+  const image = parsed.values.modelImage
+  if (image !== undefined) warnings.push(...checkModelImage(image, parsed.values, cluster))
 
   const volumes = Array.isArray(spec.volumes) ? spec.volumes : (spec.volumes = [])
   const volumeNames = volumes.filter(isObject).map(v => String(v.name))
   const addedVolumes: string[] = []
   let modelVolume: string
-  if (parsed.values.volume !== undefined) {
+  if (image !== undefined) {
+    modelVolume = MODEL_IMAGE_VOLUME
+    if (volumeNames.includes(modelVolume)) throw errors.INVALID_POD(`it already has a volume named ${modelVolume}; that name is reserved for the volume of ${ANNOTATIONS.modelImage.key}`)
+    volumes.push(modelImageVolume(image, config))
+    addedVolumes.push(modelVolume)
+  } else if (parsed.values.volume !== undefined) {
     modelVolume = parsed.values.volume
     if (!volumeNames.includes(modelVolume)) throw errors.UNKNOWN_VOLUME(ANNOTATIONS.volume.key, modelVolume, volumeNames)
   } else {
@@ -152,6 +167,7 @@ export function inject (input: unknown, config: InjectionConfig, namespace = '')
   podAnnotations[STATUS_ANNOTATION] = formatStatus({
     version: 1,
     models: settings.models,
+    ...(settings.modelImage === undefined ? {} : { modelImage: settings.modelImage }),
     port: settings.port,
     grpcPort: settings.grpcPort,
     metricsPort: settings.metricsPort,
@@ -190,6 +206,7 @@ function resolveSettings (values: PodAnnotations, config: InjectionConfig): Sett
   const parallelism = parallelismFor(cpus) // the sidecar's own rule, applied to the pod's CPU limit, within --workers' and --threads' ranges
   return {
     models: formatModels(values.model ?? []),
+    ...(values.modelImage === undefined ? {} : { modelImage: values.modelImage.text }),
     port: values.port ?? config.ports.inference,
     grpcPort: values.grpcPort ?? config.ports.grpc,
     metricsPort: values.metricsPort ?? config.ports.metrics,

@@ -18,9 +18,12 @@ export interface ProbeTiming {
   failureThreshold: number
 }
 
+export const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const
+export type PullPolicy = typeof PULL_POLICIES[number]
+
 export interface InjectionConfig {
   image: string
-  imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never'
+  imagePullPolicy: PullPolicy
   nativeSidecar: boolean
   ports: { inference: number, grpc: number, metrics: number }
   /** Also serve on Unix domain sockets in a shared in-memory volume (pods override with `onnx-sidecar.io/socket`). */
@@ -28,6 +31,8 @@ export interface InjectionConfig {
   resources: { requests: Record<string, string>, limits: Record<string, string> }
   /** A Kubernetes `Volume`: a name and any one volume source (PVC, NFS, hostPath, CSI, image, ...). */
   modelVolume: JsonObject & { name: string }
+  /** The image volume of a pod annotated `onnx-sidecar.io/model-image`. */
+  modelImage: { pullPolicy: PullPolicy }
   /** Size of the writable in-memory `/tmp` the sidecar gets (its root filesystem is read-only). */
   tmpSizeLimit: string
   startupProbe: ProbeTiming
@@ -50,6 +55,8 @@ export const DEFAULT_CONFIG: InjectionConfig = Object.freeze({
   socket: false,
   resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } },
   modelVolume: { name: 'onnx-sidecar-models', persistentVolumeClaim: { claimName: 'onnx-sidecar-models', readOnly: true } },
+  // IfNotPresent: a digest never changes, so a node pulls it once; a moved tag needs Always (or a new digest)
+  modelImage: { pullPolicy: 'IfNotPresent' },
   tmpSizeLimit: '64Mi',
   // Model load and warm-up may take a while: up to 300 × 1 s = 5 minutes before the kubelet restarts the sidecar.
   startupProbe: { initialDelaySeconds: 0, periodSeconds: 1, timeoutSeconds: 2, failureThreshold: 300 },
@@ -86,7 +93,7 @@ export const CONFIG_SCHEMA = {
   additionalProperties: false,
   properties: {
     image: { type: 'string', minLength: 1 },
-    imagePullPolicy: { enum: ['Always', 'IfNotPresent', 'Never'] },
+    imagePullPolicy: { enum: [...PULL_POLICIES] },
     nativeSidecar: { type: 'boolean' },
     ports: { type: 'object', additionalProperties: false, properties: { inference: port, grpc: port, metrics: port } },
     socket: { type: 'boolean' },
@@ -98,6 +105,7 @@ export const CONFIG_SCHEMA = {
       minProperties: 1,
       maxProperties: 2
     },
+    modelImage: { type: 'object', additionalProperties: false, properties: { pullPolicy: { enum: [...PULL_POLICIES] } } },
     tmpSizeLimit: { type: 'string' },
     startupProbe: probe,
     readinessProbe: probe,

@@ -8,6 +8,7 @@ import { errors, InjectorError } from './errors.js'
 import { inject, type InjectResult } from './inject-pod.js'
 import { isObject, type JsonObject } from './merge.js'
 import type { InjectionConfig } from './injection-config.js'
+import type { ClusterInfo } from './kube-version.js'
 
 /** Where the pod template sits in each workload kind. */
 const TEMPLATE_PATHS: Record<string, readonly string[]> = {
@@ -76,11 +77,11 @@ export interface ManifestResult {
 }
 
 /** Injects every pod template in one parsed object (modified in place) and returns the per-pod results. */
-export function injectObject (obj: unknown, config: InjectionConfig, doc = 1): Array<InjectResult & { where: string }> {
+export function injectObject (obj: unknown, config: InjectionConfig, doc = 1, cluster: ClusterInfo = {}): Array<InjectResult & { where: string }> {
   return podSites(obj, doc).map(site => {
     let result: InjectResult
     try {
-      result = inject(site.get(), config, site.namespace)
+      result = inject(site.get(), config, site.namespace, cluster)
     } catch (err) {
       if (err instanceof InjectorError) throw new InjectorError(err.code, err.statusCode, `${site.where}: ${err.message}`)
       throw err
@@ -90,7 +91,7 @@ export function injectObject (obj: unknown, config: InjectionConfig, doc = 1): A
   })
 }
 
-export function injectManifests (text: string, config: InjectionConfig): ManifestResult {
+export function injectManifests (text: string, config: InjectionConfig, cluster: ClusterInfo = {}): ManifestResult {
   const docs = parseAllDocuments(text)
   if (!Array.isArray(docs)) return { output: '', warnings: [], injected: 0 } // only an empty stream parses to a non-array
   const out: string[] = []
@@ -106,7 +107,7 @@ export function injectManifests (text: string, config: InjectionConfig): Manifes
     if (obj === null || obj === undefined) return // an empty document, e.g. after a trailing '---'
     if (!isObject(obj)) throw errors.INVALID_MANIFEST(`document ${i + 1}`, 'is not a Kubernetes object (a YAML mapping with apiVersion and kind)')
     const before = JSON.stringify(obj)
-    for (const r of injectObject(obj, config, i + 1)) {
+    for (const r of injectObject(obj, config, i + 1, cluster)) {
       for (const w of r.warnings) warnings.push(`${r.where}: ${w}`)
       if (r.outcome === 'injected') injected++
     }

@@ -16,6 +16,8 @@ export interface InjectionStatus {
   version: 1
   container: string
   models: string
+  /** The `onnx-sidecar.io/model-image` reference the model volume mounts; absent without one. */
+  modelImage?: string
   port: number
   /** Absent in records written before the sidecar served gRPC. */
   grpcPort?: number
@@ -39,6 +41,7 @@ export function formatStatus (s: InjectionStatus): string {
     version: s.version,
     container: s.container,
     models: s.models,
+    modelImage: s.modelImage, // dropped by JSON.stringify when undefined
     port: s.port,
     grpcPort: s.grpcPort, // dropped by JSON.stringify when undefined
     metricsPort: s.metricsPort,
@@ -81,5 +84,6 @@ export function readStatus (value: unknown): InjectionStatus | undefined {
     annotations: strings(s.annotations)
   }
   if (typeof s.grpcPort === 'number') status.grpcPort = s.grpcPort
+  if (typeof s.modelImage === 'string') status.modelImage = s.modelImage
   return status
 }

@@ -18,6 +18,7 @@ import { availableCpus } from '../common/cpu.js'
 import { memoryBudget } from '../common/memory.js'
 import { createLogger, type Logger } from '../common/logger.js'
 import { build, createMetricsServer, listenOn, loadStartupFiles, DEFAULTS, type WebhookOptions } from './webhook-server.js'
+import { kubeVersionOption } from './kube-version.js'
 
 /** Workers when `--workers` is not given: the CPU limit, capped (each worker is a whole Node.js process, ~80 MB). */
 export const MAX_DEFAULT_WORKERS = 2
@@ -36,6 +37,7 @@ export const WEBHOOK_OPTIONS = {
   reloadInterval: { flag: '--reload-interval', env: 'ONNX_SIDECAR_RELOAD_INTERVAL', description: 'seconds between checks of the certificate, key and config files', default: 5, parse: parse.int(1, 3600) } as Option<number>,
   requestMemory: { flag: '--request-memory', env: 'ONNX_SIDECAR_WEBHOOK_REQUEST_MEMORY', description: 'bytes that reviews being read and parsed may hold at once, per process (503 + Retry-After beyond it)', default: 0, defaultText: `memory limit / (4 x processes), at least ${MIN_REQUEST_MEMORY / MiB}mb (48mb per worker at the chart's 384Mi and 2 workers)`, parse: parse.bytes } as Option<number>,
   maxConnections: { flag: '--max-connections', env: 'ONNX_SIDECAR_WEBHOOK_MAX_CONNECTIONS', description: 'HTTPS connections open at once, per process; more are closed as they arrive', default: DEFAULTS.maxConnections, parse: parse.int(1, 65535) } as Option<number>,
+  kubeVersion: kubeVersionOption(),
   workers: { flag: '--workers', env: 'ONNX_SIDECAR_WEBHOOK_WORKERS', description: 'processes serving /mutate (node:cluster); 1 serves from this process', default: 0, defaultText: `the CPU limit, at most ${MAX_DEFAULT_WORKERS}`, parse: parse.int(1, 64) } as Option<number>,
   ...commonOptions()
 }
@@ -88,7 +90,7 @@ export async function webhookCommand (argv: string[]): Promise<number> {
 
 function buildWebhook (opts: Opts, files: Files, logger: Logger): ReturnType<typeof build> {
   try {
-    return build({ ...files, logger, reloadIntervalMs: opts.reloadInterval * 1000, requestMemoryBytes: opts.requestMemory, maxConnections: opts.maxConnections })
+    return build({ ...files, logger, reloadIntervalMs: opts.reloadInterval * 1000, requestMemoryBytes: opts.requestMemory, maxConnections: opts.maxConnections, ...(opts.kubeVersion === undefined ? {} : { kubeVersion: opts.kubeVersion }) })
   } catch (err) {
     // unreadable or invalid certificate, key or config: a start-up error, not a crash
     throw new ConfigError((err as Error).message)
@@ -175,7 +177,7 @@ async function runPrimary (opts: Opts, count: number, image: string, logger: Log
   }
   const port = [...listening.values()][0] as number
   const metricsPort = await listenOn(metricsServer, opts.metricsPort, DEFAULTS.host, logger)
-  logger.info({ port, metricsPort, workers: count, image, maxConnections: opts.maxConnections, requestMemory: opts.requestMemory }, 'injector listening') // both per worker
+  logger.info({ port, metricsPort, workers: count, image, maxConnections: opts.maxConnections, requestMemory: opts.requestMemory, kubeVersion: opts.kubeVersion?.text ?? 'unknown' }, 'injector listening') // both per worker
   const signal = await stop
   logger.info({ signal }, 'shutting down')
   stopping = true

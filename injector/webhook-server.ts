@@ -25,6 +25,7 @@ import { admit, type AdmissionOutcome, type AdmissionResult } from './admission.
 import { errors, InjectorError } from './errors.js'
 import { loadInjectionConfig, parseInjectionConfig, type InjectionConfig } from './injection-config.js'
 import { readReview } from './review-body.js'
+import type { KubeVersion } from './kube-version.js'
 
 const MiB = 1024 * 1024
 
@@ -65,6 +66,8 @@ export interface WebhookOptions {
   requestMemoryBytes?: number
   /** Connections the HTTPS server accepts at once (`--max-connections`); more are closed at once. */
   maxConnections?: number
+  /** The API server's version (`--kube-version`); undefined when unknown. */
+  kubeVersion?: KubeVersion
   /** Shorter timeouts for tests; DEFAULTS otherwise. */
   timeouts?: Partial<Timeouts>
 }
@@ -207,6 +210,7 @@ export function build (opts: WebhookOptions): Webhook {
   const reloadIntervalMs = opts.reloadIntervalMs ?? DEFAULTS.reloadIntervalMs
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULTS.maxBodyBytes
   const budget = new ByteBudget(opts.requestMemoryBytes ?? DEFAULTS.requestMemoryBytes)
+  const cluster = opts.kubeVersion === undefined ? {} : { kubeVersion: opts.kubeVersion }
 
   const startup = loadStartupFiles(opts)
   const tls = startup.tls
@@ -251,7 +255,7 @@ export function build (opts: WebhookOptions): Webhook {
     if (type !== 'application/json') throw errors.UNSUPPORTED_MEDIA_TYPE(type)
     const { body, reservation } = await readReview(req, { maxBytes: maxBodyBytes, budget })
     try {
-      const outcome = admit(body, config)
+      const outcome = admit(body, config, cluster)
       sendJson(res, 200, outcome.json)
       record(outcome, started)
     } finally {
@@ -362,7 +366,7 @@ export function build (opts: WebhookOptions): Webhook {
       const port = await listenOn(server, l.port, l.host ?? DEFAULTS.host, log)
       if (l.metricsPort === undefined) return { port }
       const metricsPort = await listenOn(metricsServer, l.metricsPort, l.metricsHost ?? DEFAULTS.host, log)
-      log.info({ port, metricsPort, image: config.image, maxConnections: server.maxConnections, requestMemory: budget.capacity }, 'injector listening')
+      log.info({ port, metricsPort, image: config.image, maxConnections: server.maxConnections, requestMemory: budget.capacity, kubeVersion: opts.kubeVersion?.text ?? 'unknown' }, 'injector listening')
       return { port, metricsPort }
     },
     async close () {

@@ -83,3 +83,39 @@ t.test('an annotated pod too large to work on is denied before injection; an una
   const plain = admit(admissionReview({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers } }, { uid: 'plain' }), DEFAULT_CONFIG)
   t.same(plain.review.response, { uid: 'plain', allowed: true }, 'not asking for a model: never denied')
 })
+
+t.test('model images: a malformed reference, a volume too and an old API server are denied; a tag is a warning', async t => {
+  const digest = `sha256:${'0'.repeat(64)}`
+  const review = (annotations: Record<string, string>, spec: Record<string, unknown> = { containers: [{ name: 'app' }] }): unknown =>
+    admissionReview({ ...annotated, metadata: { annotations: { ...annotated.metadata.annotations, ...annotations } }, spec }, { uid: 'u' })
+  const denial = (out: ReturnType<typeof admit>): Record<string, any> => {
+    t.equal(out.result, 'denied')
+    t.equal(out.json, JSON.stringify(out.review))
+    const response = out.review.response as Record<string, any>
+    t.equal(response.allowed, false)
+    t.equal(response.uid, 'u')
+    t.equal(response.status.code, 400)
+    t.equal(response.status.reason, 'BadRequest')
+    return response
+  }
+
+  let response = denial(admit(review({ 'onnx-sidecar.io/model-image': 'registry.example/models:' }), DEFAULT_CONFIG))
+  t.match(response.status.message, /^annotation onnx-sidecar\.io\/model-image: "registry\.example\/models:" is not an image reference: '' is not a tag/)
+
+  response = denial(admit(review({ 'onnx-sidecar.io/model-image': `registry.example/models@${digest}`, 'onnx-sidecar.io/volume': 'own' }, { containers: [{ name: 'app' }], volumes: [{ name: 'own', emptyDir: {} }] }), DEFAULT_CONFIG))
+  t.match(response.status.message, /^annotation onnx-sidecar\.io\/model-image: ".*" cannot be combined with onnx-sidecar\.io\/volume: "own"/)
+
+  const old = { kubeVersion: { major: 1, minor: 33, text: 'v1.33.4' } }
+  response = denial(admit(review({ 'onnx-sidecar.io/model-image': `registry.example/models@${digest}` }), DEFAULT_CONFIG, old))
+  t.match(response.status.message, /needs Kubernetes 1\.35 or later for image volumes .* but the API server is v1\.33\.4 \(the injector's --kube-version\)/)
+  t.equal(admit(review({}), DEFAULT_CONFIG, old).result, 'injected', 'the version matters only to pods with a model image')
+
+  const tagged = admit(review({ 'onnx-sidecar.io/model-image': 'registry.example/models:v1' }), DEFAULT_CONFIG, { kubeVersion: { major: 1, minor: 35, text: 'v1.35.0' } })
+  t.equal(tagged.result, 'injected')
+  const allowed = tagged.review.response as Record<string, any>
+  t.equal(allowed.allowed, true)
+  t.match(allowed.warnings, [/^onnx-sidecar\.io\/model-image: "registry\.example\/models:v1" names the tag 'v1' and no digest: .* a digest pins the exact model/])
+  t.equal(tagged.json, JSON.stringify(tagged.review), 'the warning is in the JSON sent')
+  const patch = JSON.parse(Buffer.from(String(allowed.patch), 'base64').toString('utf8')) as Array<{ op: string, path: string, value: any }>
+  t.same(patch.find(op => op.path === '/spec/volumes')?.value.find((v: any) => v.image !== undefined), { name: 'onnx-sidecar-model-image', image: { reference: 'registry.example/models:v1', pullPolicy: 'IfNotPresent' } }, 'the patch adds the image volume')
+})

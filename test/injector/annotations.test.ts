@@ -4,7 +4,7 @@ import { InjectorError } from '../../injector/errors.js'
 
 t.test('one table holds every annotation of the SPEC', async t => {
   t.same(Object.values(ANNOTATIONS).map(a => a.key.slice(PREFIX.length)).sort(),
-    ['cpu', 'cpu-limit', 'grpc-port', 'inject', 'log-level', 'memory', 'memory-limit', 'metrics-port', 'model', 'native-sidecar', 'port', 'socket', 'threads', 'volume'])
+    ['cpu', 'cpu-limit', 'grpc-port', 'inject', 'log-level', 'memory', 'memory-limit', 'metrics-port', 'model', 'model-image', 'native-sidecar', 'port', 'socket', 'threads', 'volume'])
   for (const a of Object.values(ANNOTATIONS)) {
     t.doesNotThrow(() => (a.parse as (s: string) => unknown)(a.example.replace(/^"|"$/g, '')), `${a.key} example parses`)
   }
@@ -86,11 +86,16 @@ t.test('parseAnnotations: values, unknown keys, and messages that name annotatio
     ['volume', 'Models', /volume: "Models" is not a volume name/],
     ['log-level', 'loud', /log-level: "loud" is not a log level/],
     ['cpu', '1 core', /cpu: "1 core" is not a Kubernetes quantity/],
-    ['memory-limit', '1gb', /memory-limit: "1gb"/]
+    ['memory-limit', '1gb', /memory-limit: "1gb"/],
+    ['model-image', '', /^annotation onnx-sidecar.io\/model-image: "" is not an image reference: it is empty/],
+    ['model-image', 'Registry.Example/Models:v1', /^annotation onnx-sidecar.io\/model-image: "Registry.Example\/Models:v1" is not an image reference: the repository name 'Models' must be lower case$/],
+    ['model-image', 'models@sha256:abc', /model-image: "models@sha256:abc" is not an image reference: 'sha256:abc' after @ is not a digest/]
   ]
   for (const [key, value, message] of cases) {
     t.throws(() => parseAnnotations({ 'onnx-sidecar.io/model': 'iris', [`onnx-sidecar.io/${key}`]: value }), message, `${key}=${value}`)
   }
+  t.match(parseAnnotations({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/model-image': '127.0.0.1:5000/models/iris:v1' }).values,
+    { modelImage: { text: '127.0.0.1:5000/models/iris:v1', domain: '127.0.0.1:5000', path: 'models/iris', tag: 'v1' } }, 'a model image parses into its parts')
   t.match(parseAnnotations({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/threads': '256', 'onnx-sidecar.io/memory': '128Mi', 'onnx-sidecar.io/cpu': '50m' }).values,
     { threads: 256, memory: { value: 128 * 2 ** 20 }, cpu: { value: 0.05 } }, 'the edges of the ranges are admitted')
   const err = t.throws(() => parseAnnotations({ 'onnx-sidecar.io/model': 'A!', 'onnx-sidecar.io/port': 'x', 'onnx-sidecar.io/cpu': { a: 1 } })) as unknown as InjectorError

@@ -9,6 +9,7 @@ t.test('built-in defaults without a file', async t => {
   t.same(DEFAULT_CONFIG.ports, { inference: 8500, grpc: 8501, metrics: 9464 })
   t.equal(DEFAULT_CONFIG.nativeSidecar, true)
   t.equal(DEFAULT_CONFIG.socket, false, 'no Unix sockets unless a pod or the config asks')
+  t.same(DEFAULT_CONFIG.modelImage, { pullPolicy: 'IfNotPresent' }, 'model images: pulled once per node unless the config says otherwise')
   t.match(DEFAULT_CONFIG.securityContext, { runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } })
 })
 
@@ -23,7 +24,8 @@ t.test('a file is merged over the defaults', async t => {
       'modelVolume: { csi: { driver: models.csi.example, readOnly: true } }',
       'env: [{ name: OTEL_EXPORTER_OTLP_ENDPOINT, value: "http://collector:4318" }]',
       'securityContext: { runAsUser: 10001 }',
-      'startupProbe: { failureThreshold: 600 }'
+      'startupProbe: { failureThreshold: 600 }',
+      'modelImage: { pullPolicy: Always }'
     ].join('\n'),
     'config.json': JSON.stringify({ modelVolume: { name: 'm', image: { reference: 'registry.example/models:1', pullPolicy: 'IfNotPresent' } } })
   })
@@ -36,6 +38,8 @@ t.test('a file is merged over the defaults', async t => {
   t.same(c.modelVolume, { name: 'onnx-sidecar-models', csi: { driver: 'models.csi.example', readOnly: true } }, 'the volume source replaces the default one')
   t.match(c.securityContext, { runAsUser: 10001, runAsNonRoot: true, capabilities: { drop: ['ALL'] } }, 'merged over the hardened default')
   t.same(c.startupProbe, { ...DEFAULT_CONFIG.startupProbe, failureThreshold: 600 })
+  t.same(c.modelImage, { pullPolicy: 'Always' })
+  t.same(resolveInjectionConfig({ modelImage: {} }).modelImage, { pullPolicy: 'IfNotPresent' }, 'an empty modelImage keeps the default')
   t.same(DEFAULT_CONFIG.resources.limits, { cpu: '1', memory: '512Mi' }, 'the defaults are not modified')
   t.same(loadInjectionConfig(`${dir}/config.json`).modelVolume, { name: 'm', image: { reference: 'registry.example/models:1', pullPolicy: 'IfNotPresent' } }, 'JSON works too; an image volume')
 })
@@ -51,6 +55,9 @@ t.test('invalid configs are rejected with the file and the field', async t => {
     [{ ports: { grpc: 0 } }, /\/ports\/grpc must be >= 1/],
     [{ socket: 'yes' }, /\/socket must be boolean/],
     [{ imagePullPolicy: 'Sometimes' }, /\/imagePullPolicy must be equal to one of the allowed values/],
+    [{ modelImage: { pullPolicy: 'always' } }, /\/modelImage\/pullPolicy must be equal to one of the allowed values/],
+    [{ modelImage: { policy: 'Always' } }, /\/modelImage must NOT have additional properties 'policy'/],
+    [{ modelImage: 'Always' }, /\/modelImage must be object/],
     [{ resources: { limits: { cpu: 'lots' } } }, /\/resources\/limits\/cpu: "lots" is not a Kubernetes quantity/],
     [{ resources: { limits: { memory: 1 } } }, /\/resources\/limits\/memory: "1" is below 128Mi, the least memory the sidecar runs in/],
     [{ resources: { requests: { cpu: '10m' } } }, /\/resources\/requests\/cpu: "10m" is below 50m/],

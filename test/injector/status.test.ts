@@ -10,6 +10,15 @@ t.test('a record reads back as it was written, byte for byte', async t => {
   t.equal(formatStatus(s!), text)
 })
 
+t.test('the model image is recorded after the models, and only when there is one', async t => {
+  const text = '{"version":1,"container":"onnx-sidecar","models":"iris","modelImage":"127.0.0.1:5000/models:v1","port":8500,"grpcPort":8501,"metricsPort":9464,"native":true,"socket":false,' +
+    '"volumes":["onnx-sidecar-model-image","onnx-sidecar-tmp"],"env":{"ONNX_SIDECAR_URL":["app"],"ONNX_SIDECAR_GRPC_ADDRESS":["app"]},"mounts":[],"annotations":[]}'
+  const s = readStatus(text)
+  t.equal(s?.modelImage, '127.0.0.1:5000/models:v1')
+  t.equal(formatStatus(s!), text)
+  t.equal(readStatus('{"version":1,"container":"c","port":1,"metricsPort":2,"modelImage":7}')?.modelImage, undefined, 'not a string: none')
+})
+
 t.test('odd or older records', async t => {
   t.equal(readStatus(42), undefined)
   for (const bad of ['not json', '{"version":2}', '[]', '{"version":1,"container":"c","port":"8500","metricsPort":1}']) t.equal(readStatus(bad), undefined, bad)
