@@ -12,7 +12,9 @@ import path from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { CHART, FIXTURES, NAMESPACE, RELEASE, Rendered, helmPath, render, runHelm, template, type K8sObject } from '../fixtures/helm/helm.js'
 import { parseInjectionConfig, type InjectionConfig } from '../../injector/injection-config.js'
-import { inject, CONTAINER_NAME, METRICS_PORT_NAME } from '../../injector/inject-pod.js'
+import { inject, CONTAINER_NAME, METRICS_PORT_NAME, MODEL_IMAGE_VOLUME } from '../../injector/inject-pod.js'
+import { WEBHOOK_OPTIONS } from '../../injector/webhook-command.js'
+import { readConfig } from '../../common/config.js'
 import { podTargets, scraped } from '../fixtures/helm/prometheus.js'
 
 // The first run on a machine may have to build Helm (go install, a few minutes on 2 cores).
@@ -308,6 +310,43 @@ t.test('custom model volume, image, ports and tracing reach the injection config
   const writable = template([], ['sidecar.modelVolume.source.nfs.server=nfs.example', 'sidecar.modelVolume.source.nfs.path=/models', 'sidecar.modelVolume.source.nfs.readOnly=false'])
   t.not(writable.status, 0, 'a writable model volume is refused')
   t.match(writable.stderr, /sidecar.modelVolume.source.nfs.readOnly is false: the model volume is shared by every injected pod and mounted read-only/)
+})
+
+t.test('model images: the pull policy reaches the injection config, the API server version the webhook', async t => {
+  const webhookArgs = (r: Rendered): ReturnType<typeof readConfig<typeof WEBHOOK_OPTIONS>> => {
+    const args = r.one('Deployment').spec.template.spec.containers[0].args as string[]
+    t.equal(args[0], 'webhook')
+    return readConfig(WEBHOOK_OPTIONS, args.slice(1), {}) // every rendered flag is one the webhook takes
+  }
+  const image = `registry.example/models/iris@sha256:${'c'.repeat(64)}`
+  const annotated = annotatedPod({ 'onnx-sidecar.io/model-image': image })
+
+  const defaults = render(['defaults.yaml'])
+  const cfg = injectionConfigOf(defaults)
+  t.same(cfg.modelImage, { pullPolicy: 'IfNotPresent' }, 'IfNotPresent by default')
+  t.match(webhookArgs(defaults).kubeVersion, { major: 1, minor: 37 }, 'helm template without a cluster: Helm\'s built-in version (v1.37)')
+  const injected = inject(annotated, cfg, 'shop', { kubeVersion: webhookArgs(defaults).kubeVersion }).pod as any
+  t.same(injected.spec.volumes.find((v: { name: string }) => v.name === MODEL_IMAGE_VOLUME), { name: MODEL_IMAGE_VOLUME, image: { reference: image, pullPolicy: 'IfNotPresent' } })
+
+  const always = injectionConfigOf(render([], ['sidecar.modelImage.pullPolicy=Always']))
+  t.same(always.modelImage, { pullPolicy: 'Always' })
+
+  const cluster = runHelm(['template', RELEASE, CHART, '--namespace', NAMESPACE, '--kube-version', 'v1.34.2'])
+  t.equal(cluster.status, 0, cluster.stderr)
+  const old = webhookArgs(new Rendered(cluster.stdout)).kubeVersion
+  t.match(old, { major: 1, minor: 34, text: 'v1.34.2' }, 'the cluster\'s version (.Capabilities.KubeVersion.Version)')
+  t.throws(() => inject(annotated, cfg, 'shop', { kubeVersion: old }), { code: 'OS_ERR_INJ_KUBE_TOO_OLD' }, 'so a model image is denied on that cluster')
+
+  t.match(webhookArgs(render([], ['injector.kubeVersion=v1.35.1'])).kubeVersion, { major: 1, minor: 35, text: 'v1.35.1' }, 'injector.kubeVersion overrides it')
+  const unknown = render([], ['injector.kubeVersion=unknown'])
+  t.notOk((unknown.one('Deployment').spec.template.spec.containers[0].args as string[]).some(a => a.startsWith('--kube-version')), '"unknown" leaves the flag out')
+  t.equal(webhookArgs(unknown).kubeVersion, undefined)
+
+  for (const [set, message] of [['sidecar.modelImage.pullPolicy=Sometimes', /pullPolicy/], ['sidecar.modelImage.pull=Always', /pull/], ['injector.kubeVersion=latest', /kubeVersion/]] as const) {
+    const r = template([], [set])
+    t.not(r.status, 0, `--set ${set} is refused`)
+    t.match(r.stderr, message, `the error names the key (${set})`)
+  }
 })
 
 t.test('the schema refuses typos and impossible settings', async t => {

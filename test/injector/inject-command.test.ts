@@ -50,6 +50,18 @@ t.test('failures exit non-zero with the reason on stderr', async t => {
   t.match(await run(['--help']), { code: 0, stdout: /usage: onnx-sidecar inject -f FILE\|-.*\n[\s\S]*--config[\s\S]*ONNX_SIDECAR_CONFIG/ })
 })
 
+t.test('--kube-version: a model image is denied on an API server older than 1.35', async t => {
+  const old = await run(['-f', `${TESTDATA}model-image.yaml`, '--kube-version', 'v1.34.0'])
+  t.equal(old.code, 1)
+  t.equal(old.stdout, '')
+  t.match(old.stderr, /^onnx-sidecar inject: Deployment\/iris \(document 1\): annotation onnx-sidecar.io\/model-image: ".*" needs Kubernetes 1\.35 or later for image volumes .* but the API server is v1\.34\.0 \(the injector's --kube-version\)/)
+  const current = await run(['-f', `${TESTDATA}model-image.yaml`, '--config', config], '', { ONNX_SIDECAR_KUBE_VERSION: 'v1.35.0' })
+  t.equal(current.code, 0, current.stderr)
+  t.equal(current.stdout, readFileSync(`${TESTDATA}model-image.yaml.injected`, 'utf8'))
+  await t.rejects(run(['-f', `${TESTDATA}model-image.yaml`, '--kube-version', 'new']), /flag --kube-version: 'new' is not a Kubernetes version/)
+  t.match(await run(['--help']), { stdout: /--kube-version\n.*denied below 1\.35.*\(default: unknown\)\s+\[env ONNX_SIDECAR_KUBE_VERSION\]/ })
+})
+
 t.test('the real CLI, as a user runs it', async t => {
   const cli = (args: string[]): ReturnType<typeof spawnSync> => spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 })
   const ok = cli(['inject', '-f', `${TESTDATA}deployment.yaml`, '--config', config])

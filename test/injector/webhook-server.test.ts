@@ -231,3 +231,26 @@ t.test('start-up fails on a key that does not match the certificate', async t =>
   t.throws(() => build({ tlsCertFile: `${dir}/tls.crt`, tlsKeyFile: `${dir}/tls.key`, logger }))
   t.throws(() => build({ tlsCertFile: `${dir}/missing.crt`, tlsKeyFile: `${dir}/tls.key`, logger }), { code: 'ENOENT' })
 })
+
+t.test('--kube-version reaches the admissions: a model image on an older API server is denied', async t => {
+  const dir = t.testdir({})
+  const ca = await makeCa()
+  const serving = await makeServing(ca, '0b')
+  writeFileSync(`${dir}/tls.crt`, serving.cert)
+  writeFileSync(`${dir}/tls.key`, serving.key)
+  const sink = logSink()
+  const logger = createLogger({ level: 'info', name: 'test', stream: sink.stream })
+  const webhook = build({ tlsCertFile: `${dir}/tls.crt`, tlsKeyFile: `${dir}/tls.key`, logger, kubeVersion: { major: 1, minor: 34, text: 'v1.34.3' } })
+  const { port } = await webhook.listen({ host: '127.0.0.1', port: 0, metricsHost: '127.0.0.1', metricsPort: 0 })
+  const agent = new Agent({ connect: { ca: ca.pem, servername: 'localhost' } })
+  t.teardown(async () => {
+    await agent.close()
+    await webhook.close()
+  })
+  const withImage = { ...annotated, metadata: { name: 'm', annotations: { 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/model-image': `127.0.0.1:5000/models@sha256:${'1'.repeat(64)}` } } }
+  const res = await request(`https://127.0.0.1:${port}/mutate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(admissionReview(withImage, { uid: 'k-1' })), dispatcher: agent })
+  const json = await res.body.json() as any
+  t.equal(res.statusCode, 200)
+  t.match(json.response, { uid: 'k-1', allowed: false, status: { code: 400, message: /needs Kubernetes 1\.35 or later .* the API server is v1\.34\.3/ } })
+  t.match(sink.lines().find(l => l.msg === 'injector listening'), { kubeVersion: 'v1.34.3' }, 'the version is logged at start-up')
+})

@@ -173,6 +173,7 @@ ones. Include it once per template file: every call without a Secret mints a new
   "socket" $s.socket
   "resources" $s.resources
   "modelVolume" $volume
+  "modelImage" (dict "pullPolicy" $s.modelImage.pullPolicy)
   "tmpSizeLimit" $s.tmpSizeLimit
   "logLevel" $s.logLevel
   "prometheusAnnotations" $s.prometheusAnnotations
