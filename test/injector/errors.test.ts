@@ -5,7 +5,8 @@ import { errors, ERROR_CODES, InjectorError } from '../../injector/errors.js'
 import { ANNOTATIONS } from '../../injector/annotations.js'
 import { CONFIG_SCHEMA } from '../../injector/injection-config.js'
 
-const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8')
+// the README and the pages of docs/ it links (error codes: docs/injection.md; annotations: docs/annotations.md)
+const readme = ['README.md', 'docs/injection.md', 'docs/annotations.md'].map(f => readFileSync(fileURLToPath(new URL('../../' + f, import.meta.url)), 'utf8')).join('\n')
 
 t.test('every injector error code is documented in the README with its status', async t => {
   t.ok(ERROR_CODES.length >= 10)
