@@ -1,0 +1,3 @@
+module example.com/onnx-sidecar/shop/ads
+
+go 1.22
