@@ -1,0 +1,74 @@
+import t from 'tap'
+import { startSidecar, type Running } from '../fixtures/sidecar.js'
+import { IRIS_V1, irisRepo, irisRequest } from '../fixtures/rollout/repo.js'
+
+const ROW = [5.1, 3.5, 1.4, 0.2]
+
+async function answeredBy (s: Running): Promise<string> {
+  const res = await s.post('/v2/models/iris/infer', irisRequest(ROW))
+  if (res.status !== 200) throw new Error(`${res.status} ${JSON.stringify(res.body)}`)
+  return res.body.model_version
+}
+
+async function compared (s: Running, n: number): Promise<any> {
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    const st = (await s.get('/v2/models/iris/rollout')).body
+    if (st.compared + st.shadow_dropped >= n) return st
+    if (Date.now() > deadline) throw new Error(`not compared: ${JSON.stringify(st)}`)
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+}
+
+t.test('config.yaml rollout changes are picked up hot', async t => {
+  const repo = await irisRepo(IRIS_V1, '')
+  t.teardown(repo.remove)
+  const s = await startSidecar({ repository: repo.dir })
+  t.teardown(s.close)
+  const reload = async (extra: string): Promise<void> => {
+    await repo.config(extra)
+    await s.sidecar.manager.reconcile()
+  }
+
+  t.equal(await answeredBy(s), '2', 'no rollout: the version policy (latest: 1) answers')
+  t.equal((await s.get('/v2/models/iris/rollout')).body.state, 'off')
+
+  await reload('rollout: { live: 1, candidate: 2 }')
+  t.same(s.sidecar.manager.index().filter(e => e.name === 'iris').map(e => [e.version, e.state]), [['2', 'READY'], ['1', 'READY']], 'the live version is loaded beside the policy\'s pick')
+  t.equal(await answeredBy(s), '1', 'the rollout\'s live version answers')
+  await compared(s, 1)
+  await answeredBy(s)
+  t.match(await compared(s, 2), { state: 'observing', compared: 2 })
+  t.ok(s.logs.some(l => l.msg === 'rollout configured' && l.model === 'iris'))
+
+  await reload('rollout: { live: 1, candidate: 2 }\nwarmup: true')
+  t.equal((await s.get('/v2/models/iris/rollout')).body.compared, 2, 'an unchanged rollout keeps its counts across a reload')
+
+  await reload('rollout: { live: 1, candidate: 2, sample: 0.5 }')
+  t.match((await s.get('/v2/models/iris/rollout')).body, { compared: 0, sample: 0.5 }, 'a changed rollout starts over')
+  t.ok(s.logs.some(l => l.msg === 'rollout changed: starting over'))
+
+  await reload('rollout: { live: 1, candidate: 1 }')
+  const broken = s.sidecar.manager.index().find(e => e.name === 'iris' && e.version === '1')
+  t.match(broken?.reason, /config\.yaml: key 'rollout\.candidate' must differ from 'rollout\.live'/, 'a broken rollout is reported with file and key')
+  t.equal(await answeredBy(s), '1', 'and the last good rollout keeps running')
+  t.equal((await s.get('/v2/models/iris/rollout')).body.sample, 0.5)
+
+  await reload('')
+  t.equal((await s.get('/v2/models/iris/rollout')).body.state, 'off', 'removed: off')
+  t.equal(await answeredBy(s), '2')
+  t.same(s.sidecar.manager.index().filter(e => e.name === 'iris').map(e => e.version), ['2'], 'version 1 is unloaded again')
+})
+
+t.test('a rollout whose candidate is missing waits and serves live', async t => {
+  const repo = await irisRepo(undefined, 'rollout: { live: 1, candidate: 2 }')
+  t.teardown(repo.remove)
+  const s = await startSidecar({ repository: repo.dir })
+  t.teardown(s.close)
+  t.equal(await answeredBy(s), '1')
+  t.match((await s.get('/v2/models/iris/rollout')).body, { state: 'waiting', reason: 'version 2 is not serving' })
+  await repo.version(2, IRIS_V1)
+  await s.sidecar.manager.reconcile()
+  t.equal(await answeredBy(s), '1')
+  t.match(await compared(s, 1), { state: 'observing', compared: 1 })
+})
