@@ -60,10 +60,16 @@ export interface SidecarClientOptions {
 
 export class SidecarRequestError extends Error {
   readonly status: number
-  constructor (status: number, message: string) {
+  /**
+   * The sidecar's stable error code (`OS_ERR_OVERLOADED`, `OS_ERR_MODEL_NOT_READY`, …; the
+   * table in docs/api.md); undefined when the answer carried none.
+   */
+  readonly code: string | undefined
+  constructor (status: number, message: string, code?: string) {
     super(message)
     this.name = 'SidecarRequestError'
     this.status = status
+    this.code = code
   }
 }
 
@@ -107,8 +113,8 @@ export class SidecarClient {
   }
 
   async #ok<T> (method: 'GET' | 'POST', path: string, body?: unknown, headers?: Record<string, string>, signal?: AbortSignal): Promise<T> {
-    const { status, json } = await this.#call<T & { error?: string }>(method, path, body, headers, signal)
-    if (status >= 400) throw new SidecarRequestError(status, json.error ?? `sidecar answered ${status}`)
+    const { status, json } = await this.#call<T & { error?: string, code?: string }>(method, path, body, headers, signal)
+    if (status >= 400) throw new SidecarRequestError(status, json.error ?? `sidecar answered ${status}`, typeof json.code === 'string' ? json.code : undefined)
     return json
   }
 
@@ -134,8 +140,8 @@ export class SidecarClient {
   }
 
   async modelReady (model: string, version?: string | number): Promise<boolean> {
-    const { status } = await this.#call('GET', `${SidecarClient.path(model, version)}/ready`)
-    if (status === 404) throw new SidecarRequestError(404, `unknown model '${model}'`)
+    const { status, json } = await this.#call<{ code?: string }>('GET', `${SidecarClient.path(model, version)}/ready`)
+    if (status === 404) throw new SidecarRequestError(404, `unknown model '${model}'`, typeof json.code === 'string' ? json.code : undefined)
     return status === 200
   }
 

@@ -2,29 +2,25 @@
  * Every error the injector reports is created here, with a stable code, an HTTP status
  * and a message. Annotation problems become `allowed: false` admission responses whose
  * message is the error's message (kubectl prints it after "denied the request:"); HTTP
- * problems with the AdmissionReview itself become plain HTTP errors `{"error": "..."}`.
+ * problems with the AdmissionReview itself become plain HTTP errors
+ * `{"error": "...", "code": "OS_ERR_INJ_..."}`. The factory is common/errors.ts.
  *
- * Each code is documented in README.md ("Error codes"); a test checks that.
+ * Each code is documented in docs/injection.md ("Error codes"); a test checks that.
  */
 
-export class InjectorError extends Error {
-  readonly code: string
-  readonly statusCode: number
+import { CodedError, errorDefiner } from '../common/errors.js'
 
-  constructor (code: string, statusCode: number, message: string) {
-    super(message)
+export class InjectorError extends CodedError {
+  constructor (code: string, statusCode: number, message: string, headers: Record<string, string> = {}) {
+    super(code, statusCode, message, headers)
     this.name = 'InjectorError'
-    this.code = code
-    this.statusCode = statusCode
   }
 }
 
-type Factory<A extends unknown[]> = ((...args: A) => InjectorError) & { code: string, statusCode: number }
+const define = errorDefiner(InjectorError)
 
-function define<A extends unknown[]> (code: string, statusCode: number, message: (...args: A) => string): Factory<A> {
-  const make = (...args: A): InjectorError => new InjectorError(code, statusCode, message(...args))
-  return Object.assign(make, { code, statusCode })
-}
+/** Seconds a client refused for lack of memory is told to wait (`Retry-After`). */
+const RETRY_AFTER_SECONDS = 1
 
 export const errors = {
   // The pod asks for something the injector cannot do: the admission is denied.
@@ -54,7 +50,8 @@ export const errors = {
   // A review whose parse would cost more than the whole memory budget (`--request-memory`): never fits.
   REVIEW_TOO_COSTLY: define('OS_ERR_INJ_REVIEW_TOO_COSTLY', 413, (needed: number, capacity: number) => `this review would need about ${Math.ceil(needed / 1024)} KiB of memory to parse, more than the ${Math.ceil(capacity / 1024)} KiB request memory`),
   // Reviews in flight already hold the memory budget (`--request-memory`): HTTP 503 with Retry-After.
-  OVERLOADED: define('OS_ERR_INJ_OVERLOADED', 503, (needed: number, capacity: number) => `too many reviews in flight: this one needs about ${Math.ceil(needed / 1024)} KiB of the ${Math.ceil(capacity / 1024)} KiB request memory; retry shortly`),
+  OVERLOADED: define('OS_ERR_INJ_OVERLOADED', 503, (needed: number, capacity: number) => `too many reviews in flight: this one needs about ${Math.ceil(needed / 1024)} KiB of the ${Math.ceil(capacity / 1024)} KiB request memory; retry shortly`,
+    () => ({ 'retry-after': String(RETRY_AFTER_SECONDS) })),
   // A bug: the admission is denied (the chart's failurePolicy is Fail anyway) and the detail goes to the log.
   INTERNAL: define('OS_ERR_INJ_INTERNAL', 500, () => 'internal error in the onnx-sidecar injector (see its log)')
 } as const

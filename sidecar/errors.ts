@@ -1,34 +1,24 @@
 /**
  * Every error the sidecar reports to a client is created here, with a stable code,
- * an HTTP status and a message. The HTTP layer turns a `SidecarError` into
- * `{"error": "<message>"}` with its status; anything else is a bug and becomes a 500
- * whose detail goes to the log only.
+ * an HTTP status and a message (the factory is common/errors.ts). The HTTP layer turns a
+ * `SidecarError` into `{"error": "<message>", "code": "<code>"}` with its status; anything
+ * else is a bug and becomes a 500 whose detail goes to the log only.
  *
- * Each code is documented in README.md ("Error codes"); a test checks that.
+ * Each code is documented in docs/api.md ("Error codes"); a test checks that.
  */
 
-export class SidecarError extends Error {
-  readonly code: string
-  readonly statusCode: number
-  readonly headers: Record<string, string>
+import { CodedError, errorDefiner } from '../common/errors.js'
 
+export class SidecarError extends CodedError {
   constructor (code: string, statusCode: number, message: string, headers: Record<string, string> = {}) {
-    super(message)
+    super(code, statusCode, message, headers)
     this.name = 'SidecarError'
-    this.code = code
-    this.statusCode = statusCode
-    this.headers = headers
   }
 }
 
 const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`
 
-type Factory<A extends unknown[]> = ((...args: A) => SidecarError) & { code: string, statusCode: number }
-
-function define<A extends unknown[]> (code: string, statusCode: number, message: (...args: A) => string, headers?: (...args: A) => Record<string, string>): Factory<A> {
-  const make = (...args: A): SidecarError => new SidecarError(code, statusCode, message(...args), headers?.(...args))
-  return Object.assign(make, { code, statusCode })
-}
+const define = errorDefiner(SidecarError)
 
 export const errors = {
   // 400: the request is wrong
@@ -57,7 +47,10 @@ export const errors = {
   DEADLINE_EXCEEDED: define('OS_ERR_DEADLINE_EXCEEDED', 504, (ms: number) => `request waited longer than its ${ms} ms deadline and was dropped before inference`),
   // 500: the model itself failed on valid input
   INFERENCE_FAILED: define('OS_ERR_INFERENCE_FAILED', 500, (model: string, detail: string) => `model '${model}' failed: ${detail}`),
-  INTERNAL: define('OS_ERR_INTERNAL', 500, () => 'internal error (see the sidecar log)')
+  INTERNAL: define('OS_ERR_INTERNAL', 500, () => 'internal error (see the sidecar log)'),
+  // the metrics port: the registry could not be read; the main thread has not stamped its heartbeat (probes fail)
+  METRICS_FAILED: define('OS_ERR_METRICS_FAILED', 500, (detail: string) => `collecting metrics failed: ${detail}`),
+  UNRESPONSIVE: define('OS_ERR_UNRESPONSIVE', 503, (ms: number, timeoutMs: number) => `the main thread has not answered for ${(ms / 1000).toFixed(1)} s (liveness timeout ${timeoutMs / 1000} s)`)
 } as const
 
 export const MODEL_LOAD_CODES = ['OS_ERR_MODEL_CONFIG', 'OS_ERR_MODEL_LOAD', 'OS_ERR_MODEL_MISSING'] as const

@@ -11,6 +11,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import { ROOT_CONTEXT, type Tracer } from '@opentelemetry/api'
+import { errorBody } from '../../common/errors.js'
 import type { Logger } from '../../common/logger.js'
 import { errors, SidecarError } from '../errors.js'
 import { decodeInferRequest } from '../infer-request.js'
@@ -113,11 +114,11 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
     }
     if (err instanceof SidecarError) {
       const headers = err.statusCode === 413 ? { ...err.headers, connection: 'close' } : { ...err.headers }
-      sendJson(res, err.statusCode, { error: err.message }, headers)
+      sendJson(res, err.statusCode, errorBody(err), headers)
       return
     }
     log.error({ reqId: requestId, err }, 'unexpected error')
-    sendJson(res, 500, { error: errors.INTERNAL().message })
+    sendJson(res, 500, errorBody(errors.INTERNAL()))
   }
 
   function route (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> | void {

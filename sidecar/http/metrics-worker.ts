@@ -19,6 +19,8 @@
  */
 import http from 'node:http'
 import { parentPort, workerData } from 'node:worker_threads'
+import { errorBody } from '../../common/errors.js'
+import { errors } from '../errors.js'
 import { health } from './metadata.js'
 
 const { host, port, flags, livenessTimeoutMs } = workerData as { host: string, port: number, flags: SharedArrayBuffer, livenessTimeoutMs: number }
@@ -28,9 +30,9 @@ const parent = parentPort as NonNullable<typeof parentPort>
 const pending = new Map<number, (m: { ok: boolean, text: string, contentType: string }) => void>()
 let nextId = 1
 
-function json (res: http.ServerResponse, status: number, body: object): void {
+function json (res: http.ServerResponse, status: number, body: object, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
   res.end(text)
 }
 
@@ -43,26 +45,26 @@ function unresponsiveMs (): number {
 
 const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
   const path = (req.url ?? '/').split('?')[0] ?? '/'
-  if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `${req.method ?? ''} is not allowed on ${path}` })
+  if (req.method !== 'GET' && req.method !== 'HEAD') { const e = errors.METHOD_NOT_ALLOWED(req.method ?? '', path, 'GET'); return json(res, e.statusCode, errorBody(e), e.headers) }
   const which = path.startsWith('/v2/health/') ? path.slice('/v2/health/'.length) : ''
   const stuck = which === 'live' || which === 'ready' ? unresponsiveMs() : 0
   if (stuck > 0) {
-    const error = `the main thread has not answered for ${(stuck / 1000).toFixed(1)} s (liveness timeout ${livenessTimeoutMs / 1000} s)`
-    return json(res, 503, which === 'live' ? { live: false, error } : { ready: false, error })
+    const e = errorBody(errors.UNRESPONSIVE(stuck, livenessTimeoutMs))
+    return json(res, 503, which === 'live' ? { live: false, ...e } : { ready: false, ...e })
   }
   const probe = which !== '' ? health(which, () => Atomics.load(ready, 0) === 1) : undefined
   if (probe !== undefined) return json(res, probe.status, probe.body)
   if (path === '/metrics') {
     const id = nextId++
     pending.set(id, m => {
-      if (!m.ok) return json(res, 500, { error: `collecting metrics failed: ${m.text}` })
+      if (!m.ok) return json(res, 500, errorBody(errors.METRICS_FAILED(m.text)))
       res.writeHead(200, { 'content-type': m.contentType, 'content-length': Buffer.byteLength(m.text) })
       res.end(m.text)
     })
     parent.postMessage({ type: 'metrics', id })
     return
   }
-  json(res, 404, { error: `no route for ${req.method ?? 'GET'} ${path}` })
+  json(res, 404, errorBody(errors.NOT_FOUND(req.method ?? 'GET', path)))
 })
 
 parent.on('message', (msg: { type: 'metrics', id: number, ok: boolean, text: string, contentType: string } | { type: 'close' }) => {

@@ -29,9 +29,12 @@ t.test('the client drives a running sidecar over keep-alive HTTP', async t => {
   const index = await client.repositoryIndex()
   t.same(index.map(e => [e.name, e.state]), [['digits', 'READY'], ['iris', 'READY']])
 
-  await t.rejects(client.infer('nope', []), new SidecarRequestError(404, "unknown model 'nope'"))
-  await t.rejects(client.modelReady('nope'), new SidecarRequestError(404, "unknown model 'nope'"))
-  await t.rejects(client.infer('iris', [{ name: 'input', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }]), new SidecarRequestError(400, "input 'input': shape [1,3] does not match model shape [-1,4]"))
+  await t.rejects(client.infer('nope', []), new SidecarRequestError(404, "unknown model 'nope'", 'OS_ERR_MODEL_NOT_FOUND'))
+  await t.rejects(client.modelReady('nope'), new SidecarRequestError(404, "unknown model 'nope'", 'OS_ERR_MODEL_NOT_FOUND'))
+  await t.rejects(client.infer('iris', [{ name: 'input', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }]), new SidecarRequestError(400, "input 'input': shape [1,3] does not match model shape [-1,4]", 'OS_ERR_BAD_INPUT'))
+  const refused = await client.infer('iris', [{ name: 'input', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }]).catch((err: unknown) => err)
+  t.ok(refused instanceof SidecarRequestError)
+  t.equal((refused as SidecarRequestError).code, 'OS_ERR_BAD_INPUT', 'the stable code of the error body')
 
   // Many requests share a handful of keep-alive connections.
   const many = await Promise.all(Array.from({ length: 50 }, async () => await client.infer('iris', [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [5.1, 3.5, 1.4, 0.2] }])))

@@ -1,0 +1,30 @@
+import t from 'tap'
+import { CodedError, errorBody, errorDefiner } from '../../common/errors.js'
+import { errors as sidecarErrors, SidecarError } from '../../sidecar/errors.js'
+import { errors as injectorErrors, InjectorError } from '../../injector/errors.js'
+
+class TestError extends CodedError {}
+
+t.test('define: a factory that makes the side\'s own error with code, status, message and headers', async t => {
+  const define = errorDefiner(TestError)
+  const BUSY = define('OS_ERR_TEST_BUSY', 503, (what: string, n: number) => `${what} is busy (${n})`, () => ({ 'retry-after': '1' }))
+  t.same([BUSY.code, BUSY.statusCode], ['OS_ERR_TEST_BUSY', 503])
+  const e = BUSY('queue', 3)
+  t.ok(e instanceof TestError)
+  t.ok(e instanceof CodedError)
+  t.same([e.code, e.statusCode, e.message, e.headers], ['OS_ERR_TEST_BUSY', 503, 'queue is busy (3)', { 'retry-after': '1' }])
+  t.same(define('OS_ERR_TEST_PLAIN', 400, () => 'plain')().headers, {}, 'no headers unless defined')
+})
+
+t.test('both sides use it and keep their own classes', async t => {
+  const s = sidecarErrors.OVERLOADED('iris', 4)
+  const i = injectorErrors.OVERLOADED(2048, 4096)
+  t.ok(s instanceof SidecarError && !(s instanceof InjectorError))
+  t.ok(i instanceof InjectorError && !(i instanceof SidecarError))
+  t.same([s.name, i.name], ['SidecarError', 'InjectorError'])
+  t.same(i.headers, { 'retry-after': '1' }, 'the injector\'s overload asks for a retry too')
+})
+
+t.test('the HTTP error body: the message as `error` and the stable `code`', async t => {
+  t.same(errorBody(sidecarErrors.MODEL_NOT_READY('iris', '1', 'loading')), { error: "model 'iris' version 1 is not ready: loading", code: 'OS_ERR_MODEL_NOT_READY' })
+})
