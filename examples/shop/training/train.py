@@ -489,8 +489,10 @@ def main():
     min_gap = {"recommendations": 1.0, "search": 1.0, "ads": 1.0, "ads_v2": 1.0}
 
     def gap(key, sorted_scores, k):
-        if len(sorted_scores) > k:
-            min_gap[key] = min(min_gap[key], float(sorted_scores[k - 1] - sorted_scores[k]))
+        """Smallest difference between neighbours in the top k and at the cut: how far
+        a ranking is from a tie (float32 noise between ONNX Runtime builds is ~1e-7)."""
+        for i in range(min(k, len(sorted_scores) - 1)):
+            min_gap[key] = min(min_gap[key], float(sorted_scores[i] - sorted_scores[i + 1]))
 
     for req in DEMO_REQUESTS:
         user = users[req["user"]]
@@ -535,7 +537,7 @@ def main():
     }
     base.write_text(os.path.join(SHOP, "expectations", "storefront.json"),
                     json.dumps(storefront, indent=1) + "\n")
-    print("demo: smallest score gap at a ranking cut:", storefront["min_score_gap"])
+    print("demo: smallest score gap between ranked neighbours:", storefront["min_score_gap"])
     for d in demos:
         print(" ", d["request"]["user"], [r["id"] for r in d["recommendations"]],
               [r["id"] for r in d["search"]], d["ad"]["id"], d["ad_v2"]["id"])
