@@ -17,7 +17,9 @@ import { readConfig, helpText, parse, commonOptions, processEnv, ConfigError, ty
 import { availableCpus } from '../common/cpu.js'
 import { memoryBudget } from '../common/memory.js'
 import { createLogger, type Logger } from '../common/logger.js'
-import { build, createMetricsServer, listenOn, loadStartupFiles, DEFAULTS, type WebhookOptions } from './webhook-server.js'
+import { close, listen } from '../common/http.js'
+import { build, createMetricsServer, DEFAULTS } from './webhook-server.js'
+import { loadStartupFiles, type WebhookFiles } from './webhook-files.js'
 import { kubeVersionOption } from './kube-version.js'
 
 /** Workers when `--workers` is not given: the CPU limit, capped (each worker is a whole Node.js process, ~80 MB). */
@@ -50,7 +52,7 @@ const RESTART_DELAY_MS = 1000 // 1 second before a worker that died is replaced
 const LISTENING = 'onnx-sidecar:listening'
 
 type Opts = ReturnType<typeof readConfig<typeof WEBHOOK_OPTIONS>>
-type Files = Pick<WebhookOptions, 'tlsCertFile' | 'tlsKeyFile' | 'configFile'>
+type Files = WebhookFiles
 
 export function defaultWorkers (cpus = availableCpus()): number {
   return Math.max(1, Math.min(cpus, MAX_DEFAULT_WORKERS))
@@ -176,16 +178,13 @@ async function runPrimary (opts: Opts, count: number, image: string, logger: Log
     return typeof first === 'number' ? first : 0
   }
   const port = [...listening.values()][0] as number
-  const metricsPort = await listenOn(metricsServer, opts.metricsPort, DEFAULTS.host, logger)
+  const metricsPort = await listen(metricsServer, opts.metricsPort, DEFAULTS.host, logger)
   logger.info({ port, metricsPort, workers: count, image, maxConnections: opts.maxConnections, requestMemory: opts.requestMemory, kubeVersion: opts.kubeVersion?.text ?? 'unknown' }, 'injector listening') // both per worker
   const signal = await stop
   logger.info({ signal }, 'shutting down')
   stopping = true
   await stopWorkers()
-  await new Promise<void>(resolve => {
-    metricsServer.close(() => { resolve() })
-    metricsServer.closeIdleConnections()
-  })
+  await close(metricsServer)
   logger.flush()
   return 0
 }

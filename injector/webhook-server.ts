@@ -13,19 +13,17 @@
  */
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { createSecureContext, type SecureContextOptions } from 'node:tls'
-import { X509Certificate, createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
-import type { AddressInfo } from 'node:net'
-import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client'
+import type { Registry } from 'prom-client'
 import type { Logger } from '../common/logger.js'
 import { ByteBudget } from '../common/byte-budget.js'
-import { admit, type AdmissionOutcome, type AdmissionResult } from './admission.js'
+import { ANY_HOST, close, listen, sendError, sendJsonText } from '../common/http.js'
+import { admit } from './admission.js'
 import { errors, InjectorError } from './errors.js'
-import { loadInjectionConfig, parseInjectionConfig, type InjectionConfig } from './injection-config.js'
+import type { InjectionConfig } from './injection-config.js'
 import { readReview } from './review-body.js'
 import type { KubeVersion } from './kube-version.js'
+import { FileReloader, loadStartupFiles, tlsOptions, type WebhookFiles } from './webhook-files.js'
+import { WebhookMetrics } from './webhook-metrics.js'
 
 const MiB = 1024 * 1024
 
@@ -45,20 +43,10 @@ export const DEFAULTS = {
   keepAliveTimeoutMs: 65_000, // 65 seconds idle on a kept-alive connection: longer than the API server's idle connection reuse
   connectionsCheckingIntervalMs: 1000, // 1 second: how often Node.js checks the header and request timeouts
   metricsMaxConnections: 64, // per process, on the metrics server: Prometheus and the kubelet's probes
-  host: '::', // every interface, IPv6 and IPv4 (dual-stack); 0.0.0.0 where the node has no IPv6
-  minTlsVersion: 'TLSv1.2' as const
+  host: ANY_HOST // every interface, IPv6 and IPv4 (dual-stack); 0.0.0.0 where the node has no IPv6
 }
 
-/** Seconds a client refused for lack of memory is told to wait (`Retry-After`). */
-export const RETRY_AFTER_SECONDS = 1
-
-const RESULTS: readonly AdmissionResult[] = ['injected', 'skipped', 'denied', 'error']
-
-export interface WebhookOptions {
-  tlsCertFile: string
-  tlsKeyFile: string
-  /** Injection config file; built-in defaults without it. */
-  configFile?: string
+export interface WebhookOptions extends WebhookFiles {
   logger: Logger
   reloadIntervalMs?: number
   maxBodyBytes?: number
@@ -98,54 +86,10 @@ export interface Webhook {
   close: () => Promise<void>
 }
 
-interface TlsFiles { cert: Buffer, key: Buffer }
-
-function fingerprint (...parts: Array<Buffer | string>): string {
-  const h = createHash('sha256')
-  for (const p of parts) h.update(p)
-  return h.digest('hex')
-}
-
-function tlsOptions (files: TlsFiles): SecureContextOptions {
-  return { cert: files.cert, key: files.key, minVersion: DEFAULTS.minTlsVersion }
-}
-
-function certSummary (cert: Buffer): { subject: string, notAfter: string } {
-  try {
-    const x = new X509Certificate(cert)
-    return { subject: x.subject.replace(/\n/g, ', '), notAfter: new Date(x.validTo).toISOString() }
-  } catch {
-    return { subject: '(unparsable)', notAfter: '' }
-  }
-}
-
-interface StartupFiles { tls: TlsFiles, config: InjectionConfig, configPrint: string }
-
-/**
- * Reads the certificate, key and injection config as the server starts: throws when one is
- * unreadable or invalid (fail fast; later reloads only log). The cluster primary calls it
- * too, so a bad file stops start-up once, before any worker is forked.
- */
-export function loadStartupFiles (opts: Pick<WebhookOptions, 'tlsCertFile' | 'tlsKeyFile' | 'configFile'>): StartupFiles {
-  const tls: TlsFiles = { cert: readFileSync(opts.tlsCertFile), key: readFileSync(opts.tlsKeyFile) }
-  createSecureContext(tlsOptions(tls))
-  const config = loadInjectionConfig(opts.configFile)
-  const configPrint = opts.configFile === undefined ? '' : fingerprint(readFileSync(opts.configFile))
-  return { tls, config, configPrint }
-}
+const HEALTH_BODY = '{"status":"ok"}'
 
 function healthy (method: string, path: string): boolean {
   return (method === 'GET' || method === 'HEAD') && (path === '/healthz' || path === '/v2/health/live' || path === '/v2/health/ready')
-}
-
-function sendJson (res: ServerResponse, status: number, text: string): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
-  res.end(text)
-}
-
-function sendError (res: ServerResponse, err: InjectorError): void {
-  if (err.code === errors.OVERLOADED.code) res.setHeader('retry-after', String(RETRY_AFTER_SECONDS))
-  sendJson(res, err.statusCode, JSON.stringify({ error: err.message, code: err.code }))
 }
 
 /** The timeouts of both servers, as Node.js server options; `maxConnections` is set on the server itself. */
@@ -159,25 +103,6 @@ function httpLimits (t: Partial<Timeouts> = {}): { headersTimeout: number, reque
     // checked this often: never less often than the shortest timeout
     connectionsCheckingInterval: Math.min(DEFAULTS.connectionsCheckingIntervalMs, headersTimeout, requestTimeout)
   }
-}
-
-/**
- * Listens on `host`; the default `::` takes IPv6 and IPv4 connections, but fails where the
- * kernel has IPv6 turned off: then 0.0.0.0. Resolves with the port.
- */
-export function listenOn (s: HttpServer | HttpsServer, port: number, host: string, log: Logger): Promise<number> {
-  const attempt = (h: string): Promise<number> => new Promise((resolve, reject) => {
-    s.once('error', reject)
-    s.listen(port, h, () => {
-      s.off('error', reject)
-      resolve((s.address() as AddressInfo).port)
-    })
-  })
-  return attempt(host).catch(async (err: NodeJS.ErrnoException) => {
-    if (host !== '::' || (err.code !== 'EAFNOSUPPORT' && err.code !== 'EADDRNOTAVAIL')) throw err
-    log.warn({ host, err: err.message }, 'no IPv6 on this host; listening on 0.0.0.0')
-    return await attempt('0.0.0.0')
-  })
 }
 
 /**
@@ -198,180 +123,110 @@ export function createMetricsServer (metrics: () => Promise<string>, contentType
       })
       return
     }
-    if (healthy(method, path)) sendJson(res, 200, '{"status":"ok"}')
+    if (healthy(method, path)) sendJsonText(res, 200, HEALTH_BODY)
     else sendError(res, errors.NOT_FOUND(method, path))
   })
   server.maxConnections = DEFAULTS.metricsMaxConnections
   return server
 }
 
-export function build (opts: WebhookOptions): Webhook {
-  const log = opts.logger
-  const reloadIntervalMs = opts.reloadIntervalMs ?? DEFAULTS.reloadIntervalMs
-  const maxBodyBytes = opts.maxBodyBytes ?? DEFAULTS.maxBodyBytes
-  const budget = new ByteBudget(opts.requestMemoryBytes ?? DEFAULTS.requestMemoryBytes)
-  const cluster = opts.kubeVersion === undefined ? {} : { kubeVersion: opts.kubeVersion }
+interface RouteDeps {
+  config: () => InjectionConfig
+  cluster: { kubeVersion?: KubeVersion }
+  maxBodyBytes: number
+  budget: ByteBudget
+  metrics: WebhookMetrics
+}
 
-  const startup = loadStartupFiles(opts)
-  const tls = startup.tls
-  let tlsPrint = fingerprint(tls.cert, tls.key)
-  let config = startup.config
-  let configPrint = startup.configPrint
-  const failed = new Set<string>() // fingerprints already reported as bad, so a broken file logs once
-
-  const registry = new Registry()
-  collectDefaultMetrics({ register: registry })
-  const admissions = new Counter({ name: 'onnx_sidecar_injector_admissions_total', help: 'AdmissionReviews answered, by result (injected, skipped, denied, error)', labelNames: ['result'], registers: [registry] })
-  const duration = new Histogram({ name: 'onnx_sidecar_injector_admission_duration_seconds', help: 'Time from request to AdmissionReview response', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] })
-  const overloaded = new Counter({ name: 'onnx_sidecar_injector_overloaded_total', help: 'Reviews refused with 503 because reviews in flight held the request memory (--request-memory)', registers: [registry] })
-  const inFlight = new Gauge({ name: 'onnx_sidecar_injector_request_memory_bytes', help: 'Bytes reserved by reviews being read and parsed (at most --request-memory)', registers: [registry], collect: () => { inFlight.set(budget.used) } })
-  const reloadFailures = new Counter({ name: 'onnx_sidecar_injector_reload_failures_total', help: 'Changed certificate/key (file="tls") or injection config (file="config") files that could not be read or loaded; the previous ones stay in use', labelNames: ['file'], registers: [registry] })
-  for (const r of RESULTS) admissions.labels(r).inc(0)
-  for (const f of ['tls', 'config']) reloadFailures.labels(f).inc(0)
-
-  const server = createHttpsServer({ ...tlsOptions(tls), ...httpLimits(opts.timeouts), handshakeTimeout: opts.timeouts?.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs }, (req, res) => { handle(req, res) })
-  server.maxConnections = opts.maxConnections ?? DEFAULTS.maxConnections
-  server.on('tlsClientError', (err) => { log.debug({ err: err.message }, 'TLS handshake failed') })
-
-  function record (outcome: Pick<AdmissionOutcome, 'uid' | 'namespace' | 'pod' | 'result' | 'reason' | 'warnings' | 'error'>, started: bigint): void {
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9
-    admissions.labels(outcome.result).inc()
-    duration.observe(seconds)
-    const fields = {
-      uid: outcome.uid,
-      namespace: outcome.namespace,
-      pod: outcome.pod,
-      result: outcome.result,
-      reason: outcome.reason,
-      warnings: outcome.warnings.length,
-      durationMs: Math.round(seconds * 1e6) / 1e3
-    }
-    if (outcome.error !== undefined) log.error({ ...fields, err: outcome.error }, 'admission failed')
-    else log.info(fields, 'admission')
-  }
-
+/** The HTTPS routes: `POST /mutate` and health; anything else is a 404 or 405 with a code. */
+function routes (deps: RouteDeps): (req: IncomingMessage, res: ServerResponse) => void {
   async function mutate (req: IncomingMessage, res: ServerResponse, started: bigint): Promise<void> {
     const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
     if (type !== 'application/json') throw errors.UNSUPPORTED_MEDIA_TYPE(type)
-    const { body, reservation } = await readReview(req, { maxBytes: maxBodyBytes, budget })
+    const { body, reservation } = await readReview(req, { maxBytes: deps.maxBodyBytes, budget: deps.budget })
     try {
-      const outcome = admit(body, config, cluster)
-      sendJson(res, 200, outcome.json)
-      record(outcome, started)
+      const outcome = admit(body, deps.config(), deps.cluster)
+      sendJsonText(res, 200, outcome.json)
+      deps.metrics.admission(outcome, started)
     } finally {
       reservation.release()
     }
   }
 
-  function handle (req: IncomingMessage, res: ServerResponse): void {
+  /** A review that got no AdmissionReview answer: an HTTP error, counted and logged like an admission. */
+  function failed (res: ServerResponse, err: unknown, started: bigint): void {
+    const known = err instanceof InjectorError
+    const e = known ? err : errors.INTERNAL()
+    if (e.code === errors.OVERLOADED.code) deps.metrics.overloaded()
+    sendError(res, e) // nothing when the answer has begun
+    deps.metrics.admission({ uid: '', namespace: '', pod: '', result: 'error', reason: e.message, warnings: [], ...(known ? {} : { error: err }) }, started)
+  }
+
+  return (req, res) => {
     const started = process.hrtime.bigint()
     const path = (req.url ?? '/').split('?')[0] ?? '/'
     const method = req.method ?? 'GET'
     if (path === '/mutate') {
-      if (method !== 'POST') {
-        sendError(res, errors.METHOD_NOT_ALLOWED(method, path))
-        return
-      }
-      mutate(req, res, started).catch((err: unknown) => {
-        const known = err instanceof InjectorError
-        const e = known ? err : errors.INTERNAL()
-        if (e.code === errors.OVERLOADED.code) overloaded.inc()
-        if (!res.headersSent) sendError(res, e)
-        record({ uid: '', namespace: '', pod: '', result: 'error', reason: e.message, warnings: [], ...(known ? {} : { error: err }) }, started)
-      })
+      if (method !== 'POST') sendError(res, errors.METHOD_NOT_ALLOWED(method, path))
+      else mutate(req, res, started).catch((err: unknown) => { failed(res, err, started) })
       return
     }
-    if (healthy(method, path)) sendJson(res, 200, '{"status":"ok"}')
+    if (healthy(method, path)) sendJsonText(res, 200, HEALTH_BODY)
     else sendError(res, errors.NOT_FOUND(method, path))
   }
+}
 
-  const metricsServer = createMetricsServer(async () => await registry.metrics(), registry.contentType, log)
+/**
+ * Builds the webhook from its parts: the files it serves from (read now; throws on a bad
+ * one) and their reloader, its metrics, the HTTPS server with its routes and limits, and
+ * the metrics server. Nothing listens until `listen`.
+ */
+export function build (opts: WebhookOptions): Webhook {
+  const log = opts.logger
+  const budget = new ByteBudget(opts.requestMemoryBytes ?? DEFAULTS.requestMemoryBytes)
+  const startup = loadStartupFiles(opts)
+  const metrics = new WebhookMetrics(budget, log)
 
-  async function reloadTls (): Promise<void> {
-    let next: TlsFiles
-    try {
-      next = { cert: await readFile(opts.tlsCertFile), key: await readFile(opts.tlsKeyFile) }
-    } catch (err) {
-      reloadFailures.labels('tls').inc()
-      log.warn({ err: (err as Error).message }, 'cannot read the TLS certificate or key; keeping the current one')
-      return
-    }
-    const print = fingerprint(next.cert, next.key)
-    if (print === tlsPrint || failed.has(print)) return
-    try {
-      createSecureContext(tlsOptions(next)) // throws on a key that does not match the certificate
-    } catch (err) {
-      // cert-manager writes the two files one after the other: a mismatch is usually gone by the next check
-      failed.add(print)
-      reloadFailures.labels('tls').inc()
-      log.warn({ err: (err as Error).message }, 'new TLS certificate and key do not load; keeping the current one')
-      return
-    }
-    server.setSecureContext(tlsOptions(next))
-    tlsPrint = print
-    log.info(certSummary(next.cert), 'TLS certificate reloaded')
-  }
+  const server: HttpsServer = createHttpsServer({ ...tlsOptions(startup.tls), ...httpLimits(opts.timeouts), handshakeTimeout: opts.timeouts?.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs })
+  server.maxConnections = opts.maxConnections ?? DEFAULTS.maxConnections
+  server.on('tlsClientError', (err) => { log.debug({ err: err.message }, 'TLS handshake failed') })
 
-  async function reloadConfig (): Promise<void> {
-    if (opts.configFile === undefined) return
-    let text: string
-    try {
-      text = await readFile(opts.configFile, 'utf8')
-    } catch (err) {
-      reloadFailures.labels('config').inc()
-      log.warn({ err: (err as Error).message }, 'cannot read the injection config; keeping the current one')
-      return
-    }
-    const print = fingerprint(text)
-    if (print === configPrint || failed.has(print)) return
-    try {
-      config = parseInjectionConfig(text, opts.configFile)
-    } catch (err) {
-      failed.add(print)
-      reloadFailures.labels('config').inc()
-      log.error({ err: (err as Error).message, code: (err as InjectorError).code }, 'invalid injection config; keeping the current one')
-      return
-    }
-    configPrint = print
-    log.info({ image: config.image }, 'injection config reloaded')
-  }
-
-  // Checks run one after the other, so a check asked for now always reads the files after the call.
-  let queue: Promise<void> = Promise.resolve()
-  function reload (): Promise<void> {
-    queue = queue.then(async () => { await Promise.all([reloadTls(), reloadConfig()]) })
-    return queue
-  }
-  const timer = setInterval(() => { reload().catch(() => {}) }, reloadIntervalMs)
+  const files = new FileReloader({
+    files: opts,
+    startup,
+    log,
+    setTls: options => { server.setSecureContext(options) },
+    failed: file => { metrics.reloadFailed(file) }
+  })
+  const reload = (): Promise<void> => files.reload()
+  const timer = setInterval(() => { reload().catch(() => {}) }, opts.reloadIntervalMs ?? DEFAULTS.reloadIntervalMs)
   timer.unref()
 
-  function closeServer (s: HttpServer | HttpsServer): Promise<void> {
-    return new Promise(resolve => {
-      if (!s.listening) {
-        resolve()
-        return
-      }
-      s.close(() => { resolve() })
-      s.closeIdleConnections()
-    })
-  }
+  server.on('request', routes({
+    config: () => files.config,
+    cluster: opts.kubeVersion === undefined ? {} : { kubeVersion: opts.kubeVersion },
+    maxBodyBytes: opts.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
+    budget,
+    metrics
+  }))
+  const metricsServer = createMetricsServer(async () => await metrics.registry.metrics(), metrics.registry.contentType, log)
 
   return {
     server,
     metricsServer,
-    registry,
-    config: () => config,
+    registry: metrics.registry,
+    config: () => files.config,
     reload,
     async listen (l) {
-      const port = await listenOn(server, l.port, l.host ?? DEFAULTS.host, log)
+      const port = await listen(server, l.port, l.host ?? DEFAULTS.host, log)
       if (l.metricsPort === undefined) return { port }
-      const metricsPort = await listenOn(metricsServer, l.metricsPort, l.metricsHost ?? DEFAULTS.host, log)
-      log.info({ port, metricsPort, image: config.image, maxConnections: server.maxConnections, requestMemory: budget.capacity, kubeVersion: opts.kubeVersion?.text ?? 'unknown' }, 'injector listening')
+      const metricsPort = await listen(metricsServer, l.metricsPort, l.metricsHost ?? DEFAULTS.host, log)
+      log.info({ port, metricsPort, image: files.config.image, maxConnections: server.maxConnections, requestMemory: budget.capacity, kubeVersion: opts.kubeVersion?.text ?? 'unknown' }, 'injector listening')
       return { port, metricsPort }
     },
     async close () {
       clearInterval(timer)
-      await Promise.all([closeServer(server), closeServer(metricsServer)])
+      await Promise.all([close(server), close(metricsServer)])
     }
   }
 }

@@ -7,9 +7,8 @@ import t, { type Test } from 'tap'
 import { writeFileSync, readFileSync } from 'node:fs'
 import { connect as tcpConnect } from 'node:net'
 import { connect, type TLSSocket } from 'node:tls'
-import { createServer } from 'node:http'
 import { Agent, request } from 'undici'
-import { build, listenOn, DEFAULTS, type WebhookOptions } from '../../injector/webhook-server.js'
+import { build, DEFAULTS, type WebhookOptions } from '../../injector/webhook-server.js'
 import { MAX_POD_ITEMS } from '../../injector/pod-limits.js'
 import { createLogger } from '../../common/logger.js'
 import { makeCa, makeServing, type Ca } from '../fixtures/injector/certs.js'
@@ -278,23 +277,4 @@ t.test('the default listener takes IPv6 and IPv4 connections', async t => {
     t.equal(health.statusCode, 200, `metrics server on ${host}`)
     await health.body.dump()
   }
-})
-
-t.test('without IPv6 on the host, the default listener falls back to 0.0.0.0', async t => {
-  const server = createServer()
-  const listen = server.listen.bind(server) as (port: number, host: string, cb: () => void) => unknown
-  // what listen does on a kernel booted with ipv6.disable=1
-  ;(server as unknown as { listen: (port: number, host: string, cb: () => void) => unknown }).listen = (port, host, cb) => {
-    if (host === '::') {
-      process.nextTick(() => server.emit('error', Object.assign(new Error('listen EAFNOSUPPORT: address family not supported :::0'), { code: 'EAFNOSUPPORT' })))
-      return server
-    }
-    return listen(port, host, cb)
-  }
-  const sink = logSink()
-  const port = await listenOn(server, 0, '::', createLogger({ level: 'info', name: 'test', stream: sink.stream }))
-  t.teardown(() => { server.close() })
-  t.same([server.address()], [{ address: '0.0.0.0', family: 'IPv4', port }])
-  t.match(sink.lines(), [{ msg: 'no IPv6 on this host; listening on 0.0.0.0' }])
-  await t.rejects(listenOn(createServer(), 0, '203.0.113.1', createLogger({ level: 'silent', name: 'test', stream: sink.stream })), { code: 'EADDRNOTAVAIL' }, 'another host is not retried')
 })
