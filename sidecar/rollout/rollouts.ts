@@ -15,7 +15,7 @@ import type { InferRequest } from '../infer-request.js'
 import type { ModelConfig } from '../model-config.js'
 import type { ModelVersion } from '../model-version.js'
 import type { WireTensor } from '../runtime/protocol.js'
-import type { WorkerPool } from '../runtime/worker-pool.js'
+import { WorkerUnavailableError, type WorkerPool } from '../runtime/worker-pool.js'
 import { compareOutputs } from './compare.js'
 import type { RolloutConfig } from './config.js'
 import { RolloutController, type Arm, type ComparisonResult } from './controller.js'
@@ -31,7 +31,7 @@ export interface VersionSource {
 
 export interface RolloutsDeps {
   versions: VersionSource
-  pool: Pick<WorkerPool, 'hasIdleWorker'>
+  pool: Pick<WorkerPool, 'idleWorkers' | 'run'>
   metrics: RolloutMetrics
   logger: Logger
   tracer: Tracer | undefined
@@ -134,7 +134,7 @@ export class Rollouts {
     // Shadow work is sampled and gated now; its inputs are copied now, because a worker run transfers them away.
     let shadowFeeds: Record<string, WireTensor> | undefined
     if (partner !== undefined && cfg.sample > 0 && (cfg.sample >= 1 || this.#random() < cfg.sample)) {
-      const drop = this.#gate(r, answer, partner, request)
+      const drop = this.#gate(r, answer, partner)
       if (drop !== undefined) this.#dropped(r, live.name, drop)
       else {
         r.shadowBusy = true
@@ -157,20 +157,19 @@ export class Rollouts {
         const feeds = shadowFeeds
         const other = partner
         // After the answer: node:http has written it when this runs.
-        setImmediate(() => this.#shadow(r, request.rows, feeds, answer, outputs, other, ctx))
+        setImmediate(() => this.#shadow(r, feeds, answer, outputs, other, ctx))
       }
     }
   }
 
-  #gate (r: ModelRollout, answer: ModelVersion, partner: ModelVersion, request: InferRequest, running = false): DropReason | undefined {
-    let elements = 0
-    for (const t of Object.values(request.feeds)) elements += t.data.length
+  /** rollout/gate.ts; `starting`: the second check, when the shadow run would start. */
+  #gate (r: ModelRollout, answer: ModelVersion, partner: ModelVersion, starting = false): DropReason | undefined {
     return shadowGate({
-      shadowInProgress: r.shadowBusy && !running,
-      liveQueued: answer.batcher.queued,
+      shadowInProgress: r.shadowBusy && !starting,
+      liveQueued: starting ? undefined : answer.batcher.queued,
       candidateIdle: partner.batcher.idle,
-      candidateInline: partner.inline !== undefined && elements <= partner.inlineMaxElements,
-      idleWorker: this.#deps.pool.hasIdleWorker(partner.key)
+      idleWorkers: this.#deps.pool.idleWorkers(partner.key),
+      liveInline: answer.inline !== undefined
     })
   }
 
@@ -179,10 +178,10 @@ export class Rollouts {
     this.#deps.metrics.shadowDropped.inc({ model, reason })
   }
 
-  #shadow (r: ModelRollout, rows: number, feeds: Record<string, WireTensor>, answer: ModelVersion, answered: Record<string, WireTensor>, partner: ModelVersion, ctx: Context): void {
+  #shadow (r: ModelRollout, feeds: Record<string, WireTensor>, answer: ModelVersion, answered: Record<string, WireTensor>, partner: ModelVersion, ctx: Context): void {
     const model = answer.name
     // Checked again: live requests may have queued up while the answer was written.
-    const drop = this.#models.get(model) === r && r.controller.phase === 'observing' ? this.#gate(r, answer, partner, { feeds } as InferRequest, true) : 'in_progress'
+    const drop = this.#models.get(model) === r && r.controller.phase === 'observing' ? this.#gate(r, answer, partner, true) : 'in_progress'
     if (drop !== undefined) {
       r.shadowBusy = false
       if (this.#models.get(model) === r && r.controller.phase === 'observing') this.#dropped(r, model, drop)
@@ -192,13 +191,19 @@ export class Rollouts {
     const candidateIsPartner = partner.version === cfg.candidate
     const { tracer } = this.#deps
     const span = tracer?.startSpan('rollout.shadow', { attributes: { 'onnx_sidecar.rollout': cfg.mode === 'canary' ? 'canary' : 'shadow', 'onnx_sidecar.model': model, 'onnx_sidecar.version': partner.version, 'onnx_sidecar.rollout.compared_with': answer.version } }, ctx)
-    partner.batcher.submit({ rows, feeds, fetches: partner.outputs.map(o => o.name), enqueuedNs: process.hrtime.bigint(), deadlineNs: 0n, abandoned: () => false })
+    // Straight to an idle worker, never through the candidate's queue or its inline session.
+    this.#deps.pool.run(partner.key, feeds, partner.outputs.map(o => o.name))
       .then(result => {
         const [liveOut, candOut] = candidateIsPartner ? [answered, result.outputs] : [result.outputs, answered]
         const c = compareOutputs(liveOut, candOut, { hasLabels: answer.labels !== undefined, compareOutput: cfg.compareOutput, tolerance: cfg.tolerance, half: halfToNumber })
         span?.setAttribute('onnx_sidecar.rollout.result', c.agree ? 'agree' : 'disagree')
         this.#record(r, model, c.agree ? 'agree' : 'disagree', c.outputs, candidateIsPartner, false)
       }, (err: Error) => {
+        if (err instanceof WorkerUnavailableError) { // the worker died or went away: not the model's fault
+          span?.setAttribute('onnx_sidecar.rollout.result', 'dropped')
+          if (this.#models.get(model) === r) this.#dropped(r, model, 'worker')
+          return
+        }
         span?.setStatus({ code: SpanStatusCode.ERROR, message: err.message })
         span?.setAttribute('onnx_sidecar.rollout.result', 'error')
         this.#log.info({ model, version: partner.version, reason: err.message }, 'rollout: shadow run failed')

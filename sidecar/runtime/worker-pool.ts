@@ -269,10 +269,12 @@ export class WorkerPool extends EventEmitter {
     return !someday
   }
 
-  /** True when a ready worker holding `key` has nothing in flight (shadow work runs only then). */
-  hasIdleWorker (key: string): boolean {
-    if (this.#closed) return false
-    return this.#slots.some(s => s.state === 'ready' && s.loaded.has(key) && s.inFlight === 0)
+  /** Ready workers holding `key` with nothing in flight (rollout shadow work runs only on those). */
+  idleWorkers (key: string): number {
+    if (this.#closed) return 0
+    let n = 0
+    for (const s of this.#slots) if (s.state === 'ready' && s.loaded.has(key) && s.inFlight === 0) n++
+    return n
   }
 
   /** The ready worker holding `key` with the fewest jobs in flight. */

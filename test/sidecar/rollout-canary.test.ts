@@ -15,7 +15,7 @@ async function version (s: Running, body: object, headers: Record<string, string
 t.test('canary by request id: one key, one version; the share is about right', async t => {
   const repo = await irisRepo(IRIS_GOOD, 'rollout: { live: 1, candidate: 2, mode: canary, share: 0.3, sample: 0 }')
   t.teardown(repo.remove)
-  const s = await startSidecar({ repository: repo.dir })
+  const s = await startSidecar({ repository: repo.dir, workers: 2 })
   t.teardown(s.close)
 
   let candidate = 0
@@ -65,7 +65,7 @@ t.test('canary by header (REST header, gRPC metadata): the user keeps a version 
 t.test('canary promotion: the compared candidate becomes live for everybody', async t => {
   const repo = await irisRepo(IRIS_GOOD, 'rollout: { live: 1, candidate: 2, mode: canary, share: 0.5, promotion: { min_requests: 10, min_agreement: 0.9 } }')
   t.teardown(repo.remove)
-  const s = await startSidecar({ repository: repo.dir })
+  const s = await startSidecar({ repository: repo.dir, workers: 2 })
   t.teardown(s.close)
   const live = Array.from({ length: 40 }, (_, i) => `k${i}`).filter(k => !inCanary(SALT, k, 0.5))
   const cand = Array.from({ length: 80 }, (_, i) => `k${i}`).filter(k => inCanary(SALT, k, 0.5))

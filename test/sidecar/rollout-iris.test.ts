@@ -38,7 +38,7 @@ for (const [which, file, expected] of [['good', IRIS_GOOD, 'promoted'], ['bad', 
   t.test(`iris v2 (${which}) behind a shadow is ${expected}`, async t => {
     const repo = await irisRepo(file, ROLLOUT)
     t.teardown(repo.remove)
-    const s = await startSidecar({ repository: repo.dir })
+    const s = await startSidecar({ repository: repo.dir, workers: 2 })
     t.teardown(s.close)
     const rows = await irisRows()
     t.equal(rows.length, 89)

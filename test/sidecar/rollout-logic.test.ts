@@ -56,14 +56,16 @@ t.test('sticky hash: stable, and the share is about right over many keys', async
   t.equal(inCanary('m', 'k', 0), false)
 })
 
-t.test('shadow gate: runs only on capacity nobody waits for', async t => {
-  const free: GateView = { shadowInProgress: false, liveQueued: 0, candidateIdle: true, candidateInline: false, idleWorker: true }
+t.test('shadow gate: runs only on a worker nobody waits for', async t => {
+  const free: GateView = { shadowInProgress: false, liveQueued: 0, candidateIdle: true, idleWorkers: 2, liveInline: false }
   t.equal(shadowGate(free), undefined)
   t.equal(shadowGate({ ...free, shadowInProgress: true }), 'in_progress')
   t.equal(shadowGate({ ...free, liveQueued: 1 }), 'queue')
+  t.equal(shadowGate({ ...free, liveQueued: undefined }), undefined, 'the queue is checked at sampling time only')
   t.equal(shadowGate({ ...free, candidateIdle: false }), 'candidate')
-  t.equal(shadowGate({ ...free, idleWorker: false }), 'worker')
-  t.equal(shadowGate({ ...free, idleWorker: false, candidateInline: true }), undefined, 'an inline candidate needs no worker')
+  t.equal(shadowGate({ ...free, idleWorkers: 1 }), 'worker', 'a live version on the workers keeps one idle worker for itself')
+  t.equal(shadowGate({ ...free, idleWorkers: 1, liveInline: true }), undefined, 'an inline live version needs no worker')
+  t.equal(shadowGate({ ...free, idleWorkers: 0, liveInline: true }), 'worker')
 })
 
 const rollout = (yaml: string): NonNullable<ReturnType<typeof parseModelConfig>['rollout']> => parseModelConfig(yaml, 'c.yaml').rollout as NonNullable<ReturnType<typeof parseModelConfig>['rollout']>

@@ -23,7 +23,7 @@ async function compared (s: Running, n: number): Promise<any> {
 t.test('config.yaml rollout changes are picked up hot', async t => {
   const repo = await irisRepo(IRIS_V1, '')
   t.teardown(repo.remove)
-  const s = await startSidecar({ repository: repo.dir })
+  const s = await startSidecar({ repository: repo.dir, workers: 2 })
   t.teardown(s.close)
   const reload = async (extra: string): Promise<void> => {
     await repo.config(extra)
@@ -63,7 +63,7 @@ t.test('config.yaml rollout changes are picked up hot', async t => {
 t.test('a rollout whose candidate is missing waits and serves live', async t => {
   const repo = await irisRepo(undefined, 'rollout: { live: 1, candidate: 2 }')
   t.teardown(repo.remove)
-  const s = await startSidecar({ repository: repo.dir })
+  const s = await startSidecar({ repository: repo.dir, workers: 2 })
   t.teardown(s.close)
   t.equal(await answeredBy(s), '1')
   t.match((await s.get('/v2/models/iris/rollout')).body, { state: 'waiting', reason: 'version 2 is not serving' })

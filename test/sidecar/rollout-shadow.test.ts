@@ -31,8 +31,10 @@ async function settled (s: Running, done: number, model = 'iris'): Promise<any> 
 t.test('shadow: live answers, the candidate runs after it and is compared', async t => {
   const repo = await irisRepo(IRIS_V1, 'rollout: { live: 1, candidate: 2, mode: shadow }')
   t.teardown(repo.remove)
-  const s = await startSidecar({ repository: repo.dir, tracer: otel.tracer })
+  // iris runs inline (on the main thread); its shadow runs go to the one worker thread.
+  const s = await startSidecar({ repository: repo.dir, tracer: otel.tracer, workers: 1, inlineComputeUs: 100_000 })
   t.teardown(s.close)
+  t.ok(s.sidecar.manager.resolve('iris', '1').inline, 'the live version runs inline')
   exporter.reset()
 
   t.same((await rollout(s)).state, 'observing')
@@ -108,10 +110,23 @@ t.test('shadow work is dropped, not queued, while another shadow run is in progr
   t.equal(s.sidecar.manager.resolve('slow', '2').batcher.queued, 0, 'nothing waits in the candidate queue')
 })
 
+t.test('a live version on the only worker is never shadowed: the worker stays free for live requests', async t => {
+  const repo = await irisRepo(IRIS_V1, 'rollout: { live: 1, candidate: 2 }')
+  t.teardown(repo.remove)
+  const s = await startSidecar({ repository: repo.dir, workers: 1, inlineComputeUs: 0 })
+  t.teardown(s.close)
+  for (let i = 0; i < 3; i++) {
+    t.equal((await s.post('/v2/models/iris/infer', irisRequest([5.1, 3.5, 1.4, 0.2]))).status, 200)
+    await settled(s, i + 1)
+  }
+  t.match(await rollout(s), { compared: 0, shadow_dropped: 3 })
+  t.match(await metricsText(s.metricsUrl), /onnx_sidecar_rollout_shadow_dropped_total\{model="iris",reason="worker"\} 3/)
+})
+
 t.test('rollout state endpoint: off without a rollout, 404 for an unknown model', async t => {
   const repo = await irisRepo(undefined, '')
   t.teardown(repo.remove)
-  const s = await startSidecar({ repository: repo.dir })
+  const s = await startSidecar({ repository: repo.dir, workers: 2 })
   t.teardown(s.close)
   t.same((await s.get('/v2/models/iris/rollout')).body, { name: 'iris', state: 'off' })
   t.equal((await s.get('/v2/models/nope/rollout')).status, 404)
