@@ -15,7 +15,7 @@ import { merge, isObject, cloneJson, type Json, type JsonObject } from './merge.
 import type { InjectionConfig, ProbeTiming } from './injection-config.js'
 import { SOCKET_DIR, SOCKET_VOLUME, wireApps } from './app-wiring.js'
 import { mountedAt, readOnlyModelVolume } from './model-volume.js'
-import { formatStatus, readStatus } from './status.js'
+import { formatStatus, readStatus, type InjectionStatus } from './status.js'
 import { MODEL_IMAGE_VOLUME, checkModelImage, modelImageVolume } from './model-image.js'
 import type { ClusterInfo } from './kube-version.js'
 import { parallelismFor } from '../common/contract.js'
@@ -63,7 +63,17 @@ interface Settings {
   limits: Record<string, string>
 }
 
-/** `cluster`: what is known about the API server (`--kube-version`); checks that need it pass when it is unknown. */
+type PodSpec = JsonObject & { containers: Json[] }
+
+/**
+ * `cluster`: what is known about the API server (`--kube-version`); checks that need it pass when it is unknown.
+ *
+ * The steps, in order: skip a pod that does not ask for injection; copy what will change
+ * (`copyForWriting`); resolve the settings from the annotations and the config (`resolveSettings`);
+ * a pod injected before only gets its new app containers wired (`rewire`); else check the
+ * ports and the model image, add the volumes (`addVolumes`), the sidecar (`placeSidecar`),
+ * the app wiring, the Prometheus annotations (`addPrometheusAnnotations`), and the status.
+ */
 export function inject (input: unknown, config: InjectionConfig, namespace = '', cluster: ClusterInfo = {}): InjectResult {
   const metadata = isObject(input) && isObject(input.metadata) ? input.metadata : {}
   const annotations = isObject(metadata.annotations) ? metadata.annotations : {}
@@ -76,93 +86,27 @@ export function inject (input: unknown, config: InjectionConfig, namespace = '',
   }
   const inputSpec = isObject(input) ? input.spec : undefined
   if (!isObject(inputSpec) || !Array.isArray(inputSpec.containers)) throw errors.INVALID_POD(`spec.containers is missing${namespace === '' ? '' : ` (namespace ${namespace})`}`)
-  const { pod, spec, annotations: podAnnotations } = copyForWriting(input as JsonObject, inputSpec as JsonObject & { containers: Json[] })
+  const { pod, spec, annotations: podAnnotations } = copyForWriting(input as JsonObject, inputSpec as PodSpec)
   const warnings = parsed.unknown.map(k => `unknown annotation ${k} is ignored`)
   const settings = resolveSettings(parsed.values, config)
 
   const previous = readStatus(annotations[STATUS_ANNOTATION])
   if (previous !== undefined && findContainer(spec, previous.container) !== undefined) {
-    const added = wireApps(spec, previous.container, { port: previous.port, grpcPort: previous.grpcPort, socket: previous.socket, socketAnnotated: parsed.values.socket !== undefined })
-    const previousVolume = mountedAt(findContainer(spec, previous.container), MODEL_MOUNT_PATH)
-    if (previousVolume !== undefined) warnings.push(...readOnlyModelVolume(spec, previousVolume)) // containers added since
-    for (const [key, was, now] of [
-      [ANNOTATIONS.model.key, previous.models, settings.models],
-      [ANNOTATIONS.modelImage.key, previous.modelImage ?? '(none)', settings.modelImage ?? '(none)'],
-      [ANNOTATIONS.port.key, previous.port, settings.port],
-      [ANNOTATIONS.grpcPort.key, previous.grpcPort ?? settings.grpcPort, settings.grpcPort], // no gRPC port recorded: injected before gRPC
-      [ANNOTATIONS.metricsPort.key, previous.metricsPort, settings.metricsPort],
-      [ANNOTATIONS.nativeSidecar.key, previous.native, settings.native],
-      [ANNOTATIONS.socket.key, previous.socket, settings.socket]
-    ] as const) {
-      if (was !== now) warnings.push(`already injected with ${key}=${String(was)}; to apply ${String(now)}, remove the ${previous.container} container and the ${STATUS_ANNOTATION} annotation`)
-    }
-    if (Object.values(added.env).some(list => list.length > 0) || added.mounts.length > 0) {
-      const env = { ...previous.env }
-      for (const [name, list] of Object.entries(added.env)) env[name] = [...(env[name] ?? []), ...list]
-      podAnnotations[STATUS_ANNOTATION] = formatStatus({ ...previous, env, mounts: [...previous.mounts, ...added.mounts] })
-    }
+    warnings.push(...rewire(spec, podAnnotations, previous, settings, parsed.values))
     return { pod, outcome: 'already-injected', warnings }
   }
 
   const override = takeContainer(spec, CONTAINER_NAME)
   if (spec.containers.length === 0) throw errors.INVALID_POD(`its only container is named ${CONTAINER_NAME}; that name is reserved for the injected sidecar (a container of that name holds overrides)`)
   checkPorts(spec, settings, parsed.values)
-  const image = parsed.values.modelImage
-  if (image !== undefined) warnings.push(...checkModelImage(image, parsed.values, cluster))
+  if (parsed.values.modelImage !== undefined) warnings.push(...checkModelImage(parsed.values.modelImage, parsed.values, cluster))
 
-  const volumes = Array.isArray(spec.volumes) ? spec.volumes : (spec.volumes = [])
-  const volumeNames = volumes.filter(isObject).map(v => String(v.name))
-  const addedVolumes: string[] = []
-  let modelVolume: string
-  if (image !== undefined) {
-    modelVolume = MODEL_IMAGE_VOLUME
-    if (volumeNames.includes(modelVolume)) throw errors.INVALID_POD(`it already has a volume named ${modelVolume}; that name is reserved for the volume of ${ANNOTATIONS.modelImage.key}`)
-    volumes.push(modelImageVolume(image, config))
-    addedVolumes.push(modelVolume)
-  } else if (parsed.values.volume !== undefined) {
-    modelVolume = parsed.values.volume
-    if (!volumeNames.includes(modelVolume)) throw errors.UNKNOWN_VOLUME(ANNOTATIONS.volume.key, modelVolume, volumeNames)
-  } else {
-    modelVolume = config.modelVolume.name
-    if (!volumeNames.includes(modelVolume)) {
-      volumes.push(cloneJson(config.modelVolume))
-      addedVolumes.push(modelVolume)
-    }
-  }
-  if (!volumeNames.includes(TMP_VOLUME)) {
-    volumes.push({ name: TMP_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: config.tmpSizeLimit } })
-    addedVolumes.push(TMP_VOLUME)
-  }
-  // like the tmp volume, and as Istio treats its own volumes: a pod volume of that name is the pod's choice and wins
-  if (settings.socket && !volumeNames.includes(SOCKET_VOLUME)) {
-    volumes.push({ name: SOCKET_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: SOCKET_SIZE_LIMIT } })
-    addedVolumes.push(SOCKET_VOLUME)
-  }
-
-  let container = sidecarContainer(settings, config, modelVolume)
-  if (override !== undefined) container = { ...(merge(container, override) as JsonObject), name: CONTAINER_NAME }
-  if (settings.native) {
-    const init = Array.isArray(spec.initContainers) ? spec.initContainers : (spec.initContainers = [])
-    init.push(container)
-  } else {
-    spec.containers.push(container)
-  }
-
+  const { modelVolume, added: addedVolumes } = addVolumes(spec, settings, parsed.values, config)
+  placeSidecar(spec, settings, config, modelVolume, override)
   const wired = wireApps(spec, CONTAINER_NAME, { port: settings.port, grpcPort: settings.grpcPort, socket: settings.socket, socketAnnotated: parsed.values.socket !== undefined })
   warnings.push(...readOnlyModelVolume(spec, modelVolume))
-  const addedAnnotations: string[] = []
-  if (config.prometheusAnnotations) {
-    const wanted = { [PROMETHEUS.scrape]: 'true', [PROMETHEUS.port]: String(settings.metricsPort), [PROMETHEUS.path]: '/metrics' }
-    for (const [key, value] of Object.entries(wanted)) {
-      const existing = annotationText(podAnnotations[key])
-      if (existing === undefined) {
-        podAnnotations[key] = value
-        addedAnnotations.push(key)
-      } else if (existing !== value && key !== PROMETHEUS.scrape) {
-        warnings.push(`the pod sets ${key}=${existing}, so Prometheus will not scrape the sidecar's metrics (${key === PROMETHEUS.port ? `port ${value}` : value}) through annotations`)
-      }
-    }
-  }
+  const prometheus = config.prometheusAnnotations ? addPrometheusAnnotations(podAnnotations, settings) : { added: [], warnings: [] }
+  warnings.push(...prometheus.warnings)
   warnings.push(...softProblems(spec, settings))
   podAnnotations[STATUS_ANNOTATION] = formatStatus({
     version: 1,
@@ -177,9 +121,107 @@ export function inject (input: unknown, config: InjectionConfig, namespace = '',
     volumes: addedVolumes,
     env: wired.env,
     mounts: wired.mounts,
-    annotations: addedAnnotations
+    annotations: prometheus.added
   })
   return { pod, outcome: 'injected', warnings }
+}
+
+/**
+ * A pod injected before (its status annotation and sidecar are there): app containers added
+ * since get the wiring of that injection, and the status records them. Settings that differ
+ * from the recorded ones are not applied; each is a warning. Returns the warnings.
+ */
+function rewire (spec: PodSpec, podAnnotations: JsonObject, previous: InjectionStatus, settings: Settings, values: PodAnnotations): string[] {
+  const warnings: string[] = []
+  const added = wireApps(spec, previous.container, { port: previous.port, grpcPort: previous.grpcPort, socket: previous.socket, socketAnnotated: values.socket !== undefined })
+  const previousVolume = mountedAt(findContainer(spec, previous.container), MODEL_MOUNT_PATH)
+  if (previousVolume !== undefined) warnings.push(...readOnlyModelVolume(spec, previousVolume)) // containers added since
+  for (const [key, was, now] of [
+    [ANNOTATIONS.model.key, previous.models, settings.models],
+    [ANNOTATIONS.modelImage.key, previous.modelImage ?? '(none)', settings.modelImage ?? '(none)'],
+    [ANNOTATIONS.port.key, previous.port, settings.port],
+    [ANNOTATIONS.grpcPort.key, previous.grpcPort ?? settings.grpcPort, settings.grpcPort], // no gRPC port recorded: injected before gRPC
+    [ANNOTATIONS.metricsPort.key, previous.metricsPort, settings.metricsPort],
+    [ANNOTATIONS.nativeSidecar.key, previous.native, settings.native],
+    [ANNOTATIONS.socket.key, previous.socket, settings.socket]
+  ] as const) {
+    if (was !== now) warnings.push(`already injected with ${key}=${String(was)}; to apply ${String(now)}, remove the ${previous.container} container and the ${STATUS_ANNOTATION} annotation`)
+  }
+  if (Object.values(added.env).some(list => list.length > 0) || added.mounts.length > 0) {
+    const env = { ...previous.env }
+    for (const [name, list] of Object.entries(added.env)) env[name] = [...(env[name] ?? []), ...list]
+    podAnnotations[STATUS_ANNOTATION] = formatStatus({ ...previous, env, mounts: [...previous.mounts, ...added.mounts] })
+  }
+  return warnings
+}
+
+/**
+ * The model volume (the image volume, the pod's own volume named by the annotation, or the
+ * config's), the tmp volume and the socket volume, each unless the pod has a volume of that
+ * name. Returns the model volume's name and the volumes added.
+ */
+function addVolumes (spec: PodSpec, settings: Settings, values: PodAnnotations, config: InjectionConfig): { modelVolume: string, added: string[] } {
+  const volumes = Array.isArray(spec.volumes) ? spec.volumes : (spec.volumes = [])
+  const volumeNames = volumes.filter(isObject).map(v => String(v.name))
+  const added: string[] = []
+  let modelVolume: string
+  if (values.modelImage !== undefined) {
+    modelVolume = MODEL_IMAGE_VOLUME
+    if (volumeNames.includes(modelVolume)) throw errors.INVALID_POD(`it already has a volume named ${modelVolume}; that name is reserved for the volume of ${ANNOTATIONS.modelImage.key}`)
+    volumes.push(modelImageVolume(values.modelImage, config))
+    added.push(modelVolume)
+  } else if (values.volume !== undefined) {
+    modelVolume = values.volume
+    if (!volumeNames.includes(modelVolume)) throw errors.UNKNOWN_VOLUME(ANNOTATIONS.volume.key, modelVolume, volumeNames)
+  } else {
+    modelVolume = config.modelVolume.name
+    if (!volumeNames.includes(modelVolume)) {
+      volumes.push(cloneJson(config.modelVolume))
+      added.push(modelVolume)
+    }
+  }
+  if (!volumeNames.includes(TMP_VOLUME)) {
+    volumes.push({ name: TMP_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: config.tmpSizeLimit } })
+    added.push(TMP_VOLUME)
+  }
+  // like the tmp volume, and as Istio treats its own volumes: a pod volume of that name is the pod's choice and wins
+  if (settings.socket && !volumeNames.includes(SOCKET_VOLUME)) {
+    volumes.push({ name: SOCKET_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: SOCKET_SIZE_LIMIT } })
+    added.push(SOCKET_VOLUME)
+  }
+  return { modelVolume, added }
+}
+
+/** The sidecar container, with the pod's override merged in, appended to the init containers (native sidecar) or the containers. */
+function placeSidecar (spec: PodSpec, settings: Settings, config: InjectionConfig, modelVolume: string, override: JsonObject | undefined): void {
+  let container = sidecarContainer(settings, config, modelVolume)
+  if (override !== undefined) container = { ...(merge(container, override) as JsonObject), name: CONTAINER_NAME }
+  if (settings.native) {
+    const init = Array.isArray(spec.initContainers) ? spec.initContainers : (spec.initContainers = [])
+    init.push(container)
+  } else {
+    spec.containers.push(container)
+  }
+}
+
+/**
+ * `prometheus.io/scrape`, `port` and `path` for the sidecar's metrics, each unless the pod
+ * sets it; a pod that points them elsewhere gets a warning. Returns the keys added.
+ */
+function addPrometheusAnnotations (podAnnotations: JsonObject, settings: Settings): { added: string[], warnings: string[] } {
+  const added: string[] = []
+  const warnings: string[] = []
+  const wanted = { [PROMETHEUS.scrape]: 'true', [PROMETHEUS.port]: String(settings.metricsPort), [PROMETHEUS.path]: '/metrics' }
+  for (const [key, value] of Object.entries(wanted)) {
+    const existing = annotationText(podAnnotations[key])
+    if (existing === undefined) {
+      podAnnotations[key] = value
+      added.push(key)
+    } else if (existing !== value && key !== PROMETHEUS.scrape) {
+      warnings.push(`the pod sets ${key}=${existing}, so Prometheus will not scrape the sidecar's metrics (${key === PROMETHEUS.port ? `port ${value}` : value}) through annotations`)
+    }
+  }
+  return { added, warnings }
 }
 
 function resolveSettings (values: PodAnnotations, config: InjectionConfig): Settings {
@@ -320,11 +362,11 @@ function softProblems (spec: JsonObject, s: Settings): string[] {
  * input, which is never modified. The patch diff skips a shared subtree at once
  * (`compare` stops at `===`), so it walks only what changed.
  */
-function copyForWriting (input: JsonObject, inputSpec: JsonObject & { containers: Json[] }): { pod: JsonObject, spec: JsonObject & { containers: Json[] }, annotations: JsonObject } {
+function copyForWriting (input: JsonObject, inputSpec: PodSpec): { pod: JsonObject, spec: PodSpec, annotations: JsonObject } {
   const metadata: JsonObject = isObject(input.metadata) ? { ...input.metadata } : {}
   const annotations: JsonObject = isObject(metadata.annotations) ? { ...metadata.annotations } : {}
   metadata.annotations = annotations
-  const spec: JsonObject & { containers: Json[] } = { ...inputSpec, containers: inputSpec.containers.slice() }
+  const spec: PodSpec = { ...inputSpec, containers: inputSpec.containers.slice() }
   for (const field of ['initContainers', 'volumes'] as const) {
     const list = spec[field]
     if (Array.isArray(list)) spec[field] = list.slice()
