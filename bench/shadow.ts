@@ -15,7 +15,7 @@
  * and, from /metrics, how many samples were compared and how many dropped (by reason).
  *
  * Environment: BENCH_DURATION_S (recorded seconds per cell, default 4), BENCH_WARMUP_S
- * (default 1), BENCH_SHADOW_ROUNDS (default 3). Writes bench/results/shadow-latest.json/.md.
+ * (default 1), BENCH_SHADOW_ROUNDS (default 3). Writes bench/results/latest.shadow.json/.md (git-ignored).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
@@ -177,8 +177,8 @@ async function main (): Promise<void> {
   const md = lines.join('\n') + '\n'
   process.stdout.write(md)
   await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true })
-  await writeFile(path.join(ROOT, 'bench', 'results', 'shadow-latest.md'), md)
-  await writeFile(path.join(ROOT, 'bench', 'results', 'shadow-latest.json'), JSON.stringify({ durationS: DURATION_S, rounds: ROUNDS, cells: summary, raw: results }, null, 2) + '\n')
+  await writeFile(path.join(ROOT, 'bench', 'results', 'latest.shadow.md'), md)
+  await writeFile(path.join(ROOT, 'bench', 'results', 'latest.shadow.json'), JSON.stringify({ durationS: DURATION_S, rounds: ROUNDS, cells: summary, raw: results }, null, 2) + '\n')
 }
 
 main().catch(err => {

@@ -73,6 +73,25 @@ t.test('shadow: live answers, the candidate runs after it and is compared', asyn
   t.equal(first.parentSpanContext?.spanId, server?.spanContext().spanId)
 })
 
+t.test('canary work is marked on the server span', async t => {
+  const { inCanary } = await import('../../sidecar/rollout/sticky.js')
+  const repo = await irisRepo(IRIS_V1, 'rollout: { live: 1, candidate: 2, mode: canary, share: 0.5, sample: 0 }')
+  t.teardown(repo.remove)
+  const s = await startSidecar({ repository: repo.dir, tracer: otel.tracer })
+  t.teardown(s.close)
+  const keys = Array.from({ length: 20 }, (_, i) => `k${i}`)
+  const cand = keys.find(k => inCanary('iris:2', k, 0.5)) as string
+  const live = keys.find(k => !inCanary('iris:2', k, 0.5)) as string
+  for (const [key, arm, version] of [[cand, 'candidate', 2], [live, 'live', 1]] as const) {
+    exporter.reset()
+    t.equal((await s.post('/v2/models/iris/infer', irisRequest([5.1, 3.5, 1.4, 0.2], key))).body.model_version, String(version))
+    const server = exporter.getFinishedSpans().find(sp => sp.name === 'inference') as tracing.ReadableSpan
+    t.equal(server.attributes['onnx_sidecar.rollout'], 'canary')
+    t.equal(server.attributes['onnx_sidecar.rollout.arm'], arm)
+    t.equal(server.attributes['onnx_sidecar.version'], version, 'the span names the version that answered')
+  }
+})
+
 t.test('shadow work is dropped, not queued, while another shadow run is in progress', async t => {
   // The deliberately slow fixture model (~100 ms a call) as versions 1 and 2.
   const dir = await mkdtemp(path.join(os.tmpdir(), 'rollout-slow-'))
