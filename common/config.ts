@@ -23,6 +23,11 @@ export interface Option<T> {
   short?: string
   /** Environment variable, e.g. `ONNX_SIDECAR_PORT`; empty string for flag-only options. */
   env: string
+  /**
+   * A former name of `env` that still works when `env` is unset (each command has its own
+   * names where the meaning differs); using it adds a notice to `_deprecated`.
+   */
+  deprecatedEnv?: string
   description: string
   default: T
   /** Text shown for the default in `--help` when `String(default)` would mislead. */
@@ -36,6 +41,9 @@ export interface Option<T> {
 export type OptionTable = Record<string, Option<any>>
 export type Resolved<D extends OptionTable> = { [K in keyof D]: D[K] extends Option<infer T> ? T : never }
 
+/** What `readConfig` adds to the options: the positional arguments, and one notice per deprecated variable it used. */
+export interface ReadExtras { _: string[], _deprecated: string[] }
+
 /** A snapshot of the process environment: callers pass it around instead of reading it. */
 export function processEnv (): Readonly<Record<string, string | undefined>> {
   return { ...process.env }
@@ -45,7 +53,7 @@ export function readConfig<D extends OptionTable> (
   table: D,
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>> = processEnv()
-): Resolved<D> & { _: string[] } {
+): Resolved<D> & ReadExtras {
   const byFlag = new Map<string, [string, Option<unknown>]>()
   for (const [key, opt] of Object.entries(table)) {
     byFlag.set(opt.flag, [key, opt])
@@ -82,12 +90,20 @@ export function readConfig<D extends OptionTable> (
     raw.set(key, { value, source: `flag ${opt.flag}` })
   }
 
-  const out: Record<string, unknown> = { _: positional }
+  const deprecated: string[] = []
+  const out: Record<string, unknown> = { _: positional, _deprecated: deprecated }
   for (const [key, opt] of Object.entries(table)) {
     let given = raw.get(key)
     if (given === undefined && opt.env !== '') {
       const fromEnv = env[opt.env]
       if (fromEnv !== undefined && fromEnv !== '') given = { value: fromEnv, source: `environment variable ${opt.env}` }
+    }
+    if (given === undefined && opt.deprecatedEnv !== undefined) {
+      const fromOld = env[opt.deprecatedEnv]
+      if (fromOld !== undefined && fromOld !== '') {
+        given = { value: fromOld, source: `environment variable ${opt.deprecatedEnv}` }
+        deprecated.push(`environment variable ${opt.deprecatedEnv} is deprecated for this command; use ${opt.env} (or ${opt.flag})`)
+      }
     }
     if (given === undefined) {
       out[key] = opt.default
@@ -99,13 +115,13 @@ export function readConfig<D extends OptionTable> (
       throw new ConfigError(`${given.source}: ${(err as Error).message}`)
     }
   }
-  return out as Resolved<D> & { _: string[] }
+  return out as Resolved<D> & ReadExtras
 }
 
 export function helpText (usage: string, table: OptionTable): string {
   const rows = Object.values(table).map(opt => {
     const names = [opt.short, opt.flag].filter(Boolean).join(', ')
-    const env = opt.env === '' ? '' : `  [env ${opt.env}]`
+    const env = opt.env === '' ? '' : `  [env ${opt.env}${opt.deprecatedEnv === undefined ? '' : `; deprecated: ${opt.deprecatedEnv}`}]`
     const def = opt.boolean === true ? '' : `  (default: ${opt.defaultText ?? JSON.stringify(opt.default)})`
     return `  ${names}\n      ${opt.description}${def}${env}`
   })

@@ -33,9 +33,9 @@ export const WEBHOOK_OPTIONS = {
   tlsCert: { flag: '--tls-cert', env: 'ONNX_SIDECAR_TLS_CERT', description: 'PEM serving certificate (chain); reloaded when the file changes', default: '', defaultText: 'required', parse: parse.string } as Option<string>,
   tlsKey: { flag: '--tls-key', env: 'ONNX_SIDECAR_TLS_KEY', description: 'PEM private key of the serving certificate; reloaded when the file changes', default: '', defaultText: 'required', parse: parse.string } as Option<string>,
   config: { flag: '--config', env: 'ONNX_SIDECAR_CONFIG', description: 'injection config file (YAML or JSON); reloaded when it changes', default: '', defaultText: 'built-in defaults', parse: parse.string } as Option<string>,
-  host: { flag: '--host', env: 'ONNX_SIDECAR_HOST', description: 'address the HTTPS server binds (:: takes IPv6 and IPv4; 0.0.0.0 where the node has no IPv6)', default: DEFAULTS.host, parse: parse.string } as Option<string>,
-  port: { flag: '--port', env: 'ONNX_SIDECAR_PORT', description: 'HTTPS port for /mutate and health (0 picks a free port)', default: 8443, parse: parse.int(0, 65535) } as Option<number>,
-  metricsPort: { flag: '--metrics-port', env: 'ONNX_SIDECAR_METRICS_PORT', description: 'plain-HTTP port for /metrics and health, all interfaces (0 picks a free port)', default: 9464, parse: parse.int(0, 65535) } as Option<number>,
+  host: { flag: '--host', env: 'ONNX_SIDECAR_WEBHOOK_HOST', deprecatedEnv: 'ONNX_SIDECAR_HOST', description: 'address the HTTPS server binds (:: takes IPv6 and IPv4; 0.0.0.0 where the node has no IPv6)', default: DEFAULTS.host, parse: parse.string } as Option<string>,
+  port: { flag: '--port', env: 'ONNX_SIDECAR_WEBHOOK_PORT', deprecatedEnv: 'ONNX_SIDECAR_PORT', description: 'HTTPS port for /mutate and health (0 picks a free port)', default: 8443, parse: parse.int(0, 65535) } as Option<number>,
+  metricsPort: { flag: '--metrics-port', env: 'ONNX_SIDECAR_WEBHOOK_METRICS_PORT', deprecatedEnv: 'ONNX_SIDECAR_METRICS_PORT', description: 'plain-HTTP port for /metrics and health, all interfaces (0 picks a free port)', default: 9464, parse: parse.int(0, 65535) } as Option<number>,
   reloadInterval: { flag: '--reload-interval', env: 'ONNX_SIDECAR_RELOAD_INTERVAL', description: 'seconds between checks of the certificate, key and config files', default: 5, parse: parse.int(1, 3600) } as Option<number>,
   requestMemory: { flag: '--request-memory', env: 'ONNX_SIDECAR_WEBHOOK_REQUEST_MEMORY', description: 'bytes that reviews being read and parsed may hold at once, per process (503 + Retry-After beyond it)', default: 0, defaultText: `memory limit / (4 x processes), at least ${MIN_REQUEST_MEMORY / MiB}mb (48mb per worker at the chart's 384Mi and 2 workers)`, parse: parse.bytes } as Option<number>,
   maxConnections: { flag: '--max-connections', env: 'ONNX_SIDECAR_WEBHOOK_MAX_CONNECTIONS', description: 'HTTPS connections open at once, per process; more are closed as they arrive', default: DEFAULTS.maxConnections, parse: parse.int(1, 65535) } as Option<number>,
@@ -80,6 +80,8 @@ export async function webhookCommand (argv: string[]): Promise<number> {
   if (cluster.isWorker) return await runWorker(opts, files)
   // Several processes share stdout: one write(2) per line keeps lines whole (pipes write up to 4 KiB atomically).
   const logger = createLogger({ level: opts.logLevel, name: 'onnx-sidecar-injector', ...(workers > 1 ? { stream: pino.destination({ fd: 1, sync: true }) } : {}) })
+  // once per run: cluster workers read the same environment but leave this to the primary
+  for (const notice of opts._deprecated) logger.warn(notice)
   if (workers === 1) return await runSingle(opts, files, logger)
   let image: string
   try {

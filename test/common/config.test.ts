@@ -51,3 +51,16 @@ t.test('OpenTelemetry is off unless an exporter is configured', async t => {
   t.equal(otelRequested({ OTEL_TRACES_EXPORTER: 'console' }), true)
   t.equal(otelRequested({ OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'otlp' }), false)
 })
+
+t.test('a deprecated variable still works when the new one is unset, with a notice', async t => {
+  const renamed = { port: { flag: '--port', env: 'X_WEBHOOK_PORT', deprecatedEnv: 'X_PORT', description: 'port', default: 8443, parse: parse.port } as Option<number> }
+  const old = readConfig(renamed, [], { X_PORT: '9443' })
+  t.equal(old.port, 9443)
+  t.same(old._deprecated, ['environment variable X_PORT is deprecated for this command; use X_WEBHOOK_PORT (or --port)'])
+  const both = readConfig(renamed, [], { X_PORT: '8500', X_WEBHOOK_PORT: '9443' })
+  t.same([both.port, both._deprecated], [9443, []], 'the new name wins, silently (the old one may be meant for another command)')
+  t.same([readConfig(renamed, ['--port', '7443'], { X_PORT: '9443' }).port, readConfig(renamed, ['--port', '7443'], { X_PORT: '9443' })._deprecated], [7443, []], 'a flag wins over both')
+  t.same(readConfig(renamed, [], {})._deprecated, [])
+  t.throws(() => readConfig(renamed, [], { X_PORT: 'http' }), /^environment variable X_PORT: 'http' is not an integer/, 'errors name the variable that was read')
+  t.match(helpText('usage: x', renamed), '[env X_WEBHOOK_PORT; deprecated: X_PORT]')
+})

@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 import { connect } from 'node:tls'
+import { createServer } from 'node:net'
 import type { Readable } from 'node:stream'
 import { Agent, request } from 'undici'
 import { defaultRequestMemory, defaultWorkers, MAX_DEFAULT_WORKERS } from '../../injector/webhook-command.js'
@@ -22,8 +23,10 @@ interface Running {
   listening: Promise<Record<string, any>>
 }
 
-function start (t: Test, args: string[], env: Record<string, string> = {}): Running {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'webhook', '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', ...args], {
+const LOCAL_ANY_PORT = ['--port', '0', '--metrics-port', '0', '--host', '127.0.0.1']
+
+function start (t: Test, args: string[], env: Record<string, string> = {}, listenArgs = LOCAL_ANY_PORT): Running {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'webhook', ...listenArgs, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe']
@@ -202,4 +205,40 @@ t.test('by default listens on every interface, IPv6 and IPv4, with the limits in
 
   const help = spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'webhook', '--help'], { cwd: ROOT, encoding: 'utf8' })
   for (const text of ['--max-connections', 'ONNX_SIDECAR_WEBHOOK_MAX_CONNECTIONS', '--request-memory', 'ONNX_SIDECAR_WEBHOOK_REQUEST_MEMORY', '(default: "::")']) t.match(help.stdout, text)
+})
+
+/** A port nothing listens on right now. */
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise(resolve => server.close(resolve))
+  return port
+}
+
+t.test('its own variables (ONNX_SIDECAR_WEBHOOK_PORT, _HOST, _METRICS_PORT); the names serve shares still work, with one warning each', async t => {
+  const dir = t.testdir({})
+  await certificates(dir, '21')
+  const files = ['--tls-cert', `${dir}/tls.crt`, '--tls-key', `${dir}/tls.key`]
+  const deprecation = (l: Record<string, any>): boolean => /is deprecated for this command/.test(String(l.msg))
+
+  const port = await freePort()
+  // ONNX_SIDECAR_PORT set for serve (8500) in the same environment does not move the webhook
+  const own = start(t, [...files, '--workers', '1'], { ONNX_SIDECAR_WEBHOOK_PORT: String(port), ONNX_SIDECAR_WEBHOOK_METRICS_PORT: '0', ONNX_SIDECAR_WEBHOOK_HOST: '127.0.0.1', ONNX_SIDECAR_PORT: '8500' }, [])
+  t.equal((await own.listening).port, port)
+  own.child.kill('SIGTERM')
+  t.equal(await own.exited, 0)
+  t.same(own.lines.filter(deprecation), [], 'no warning')
+
+  const oldPort = await freePort()
+  const old = start(t, [...files, '--workers', '2'], { ONNX_SIDECAR_PORT: String(oldPort), ONNX_SIDECAR_METRICS_PORT: '0', ONNX_SIDECAR_HOST: '127.0.0.1' }, [])
+  t.equal((await old.listening).port, oldPort, 'ONNX_SIDECAR_PORT still sets the webhook port')
+  old.child.kill('SIGTERM')
+  t.equal(await old.exited, 0)
+  const warnings = old.lines.filter(deprecation)
+  t.same(warnings.map(l => [l.level, l.msg]).sort(), [
+    ['warn', 'environment variable ONNX_SIDECAR_HOST is deprecated for this command; use ONNX_SIDECAR_WEBHOOK_HOST (or --host)'],
+    ['warn', 'environment variable ONNX_SIDECAR_METRICS_PORT is deprecated for this command; use ONNX_SIDECAR_WEBHOOK_METRICS_PORT (or --metrics-port)'],
+    ['warn', 'environment variable ONNX_SIDECAR_PORT is deprecated for this command; use ONNX_SIDECAR_WEBHOOK_PORT (or --port)']
+  ], 'one warning per variable, from the primary only (not once per worker)')
 })
