@@ -17,6 +17,9 @@ Run 'onnx-sidecar <command> --help' for the options of a command.
 
 type Command = (argv: string[]) => Promise<number>
 
+/** How long a failed command's open handles may still flush (stderr, logs) before the process exits: 0.5 seconds. */
+const FAILED_EXIT_DELAY_MS = 500
+
 const commands: Record<string, () => Promise<Command>> = {
   serve: async () => (await import('../sidecar/serve-command.js')).serveCommand,
   inject: async () => (await import('../injector/inject-command.js')).injectCommand,
@@ -49,7 +52,7 @@ function finish (code: number): void {
   process.exitCode = code
   // A finished command lets the event loop drain (so piped stdout is flushed); a failed
   // one must not linger because some handle (a worker thread, a socket) is still open.
-  if (code !== 0) setTimeout(() => process.exit(code), 500)
+  if (code !== 0) setTimeout(() => process.exit(code), FAILED_EXIT_DELAY_MS)
 }
 
 main(process.argv.slice(2)).then(finish, (err: unknown) => {

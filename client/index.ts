@@ -58,6 +58,11 @@ export interface SidecarClientOptions {
   timeoutMs?: number
 }
 
+const DEFAULT_URL = 'http://127.0.0.1:8500'
+const DEFAULT_CONNECTIONS = 16
+const DEFAULT_TIMEOUT_MS = 30_000 // 30 seconds for headers and for the body
+const KEEP_ALIVE_TIMEOUT_MS = 60_000 // 60 seconds: shorter than the sidecar's 65, so the client closes an idle connection first
+
 export class SidecarRequestError extends Error {
   readonly status: number
   /**
@@ -81,13 +86,13 @@ export class SidecarClient {
 
   constructor (opts: SidecarClientOptions = {}) {
     const env = processEnv()
-    this.url = opts.url ?? env.ONNX_SIDECAR_URL ?? 'http://127.0.0.1:8500'
+    this.url = opts.url ?? env.ONNX_SIDECAR_URL ?? DEFAULT_URL
     const socket = opts.socketPath ?? env.ONNX_SIDECAR_SOCKET
     this.socketPath = socket !== undefined && socket !== '' && existsSync(socket) ? socket : undefined
-    this.#timeout = opts.timeoutMs ?? 30_000
+    this.#timeout = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
     this.#pool = new Pool(new URL(this.url).origin, {
-      connections: opts.connections ?? 16,
-      keepAliveTimeout: 60_000, // 60 seconds: the sidecar keeps idle connections for 65
+      connections: opts.connections ?? DEFAULT_CONNECTIONS,
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
       ...(this.socketPath !== undefined ? { socketPath: this.socketPath } : {})
     })
   }

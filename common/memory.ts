@@ -21,7 +21,7 @@ export function parseMemoryLimit (text: string | undefined): number | undefined 
 }
 
 /** The container's memory limit in bytes, or undefined when it has none. */
-export function cgroupMemoryLimit (root = '/sys/fs/cgroup'): number | undefined {
+function cgroupMemoryLimit (root = '/sys/fs/cgroup'): number | undefined {
   return parseMemoryLimit(read(`${root}/memory.max`)) ?? parseMemoryLimit(read(`${root}/memory/memory.limit_in_bytes`))
 }
 

@@ -9,7 +9,7 @@ import { parseImageReference } from './image-reference.js'
 import { parseModelList, parsePort, parseThreads, parseCpu, parseMemory, MIN_CPU, MIN_MEMORY, THREADS, WORKERS, type ModelRef } from '../common/contract.js'
 
 // the rules shared with `serve` live in common/contract.ts; these names stay for the injector's callers
-export { parseQuantity, formatModelList as formatModels, type ModelRef, type Quantity } from '../common/contract.js'
+export { parseQuantity, formatModelList as formatModels } from '../common/contract.js'
 
 export const PREFIX = 'onnx-sidecar.io/'
 /** Written by the injector: what it added, as JSON. Not set by users. */

@@ -22,8 +22,8 @@ export const APP_ENV_NAMES = [URL_ENV, GRPC_ADDRESS_ENV, SOCKET_ENV, GRPC_SOCKET
 export const SOCKET_VOLUME = 'onnx-sidecar-socket'
 export const SOCKET_DIR = '/var/run/onnx-sidecar'
 /** The sidecar serves REST on `http.sock` and gRPC on `grpc.sock` there (`serve --socket-dir`). */
-export const HTTP_SOCKET = `${SOCKET_DIR}/${HTTP_SOCKET_NAME}`
-export const GRPC_SOCKET = `${SOCKET_DIR}/${GRPC_SOCKET_NAME}`
+const HTTP_SOCKET = `${SOCKET_DIR}/${HTTP_SOCKET_NAME}`
+const GRPC_SOCKET = `${SOCKET_DIR}/${GRPC_SOCKET_NAME}`
 
 export interface Wiring {
   port: number
@@ -42,7 +42,7 @@ export interface Wired {
 }
 
 /** The variables, in order; they are prepended so later variables can use `$(ONNX_SIDECAR_URL)` and the like. */
-export function appEnv (w: Wiring): Array<[string, string]> {
+function appEnv (w: Wiring): Array<[string, string]> {
   const vars: Array<[string, string]> = [[URL_ENV, `http://127.0.0.1:${w.port}`]]
   if (w.grpcPort !== undefined) vars.push([GRPC_ADDRESS_ENV, `127.0.0.1:${w.grpcPort}`])
   if (w.socket) vars.push([SOCKET_ENV, HTTP_SOCKET], [GRPC_SOCKET_ENV, GRPC_SOCKET])

@@ -30,10 +30,10 @@
 /** A name of 255 characters, a 253-character host with a port, a tag and a sha512 digest fit. */
 export const MAX_REFERENCE_LENGTH = 1024
 /** `RepositoryNameTotalLengthMax` in distribution/reference. */
-export const MAX_PATH_LENGTH = 255
+const MAX_PATH_LENGTH = 255
 /** Hex characters of each digest algorithm go-digest registers. */
-export const DIGEST_ALGORITHMS: Readonly<Record<string, number>> = { sha256: 64, sha384: 96, sha512: 128 }
-export const DEFAULT_DOMAIN = 'docker.io'
+const DIGEST_ALGORITHMS: Readonly<Record<string, number>> = { sha256: 64, sha384: 96, sha512: 128 }
+const DEFAULT_DOMAIN = 'docker.io'
 
 const alphanumeric = '[a-z0-9]+'
 const separator = '(?:[._]|__|[-]+)'

@@ -21,16 +21,16 @@ import type { ClusterInfo } from './kube-version.js'
 import { parallelismFor } from '../common/contract.js'
 
 export { URL_ENV, GRPC_ADDRESS_ENV, SOCKET_ENV, GRPC_SOCKET_ENV, SOCKET_VOLUME, SOCKET_DIR } from './app-wiring.js'
-export { formatStatus, readStatus, type InjectionStatus } from './status.js'
+export { readStatus } from './status.js'
 export { MODEL_IMAGE_VOLUME } from './model-image.js'
 export type { ClusterInfo } from './kube-version.js'
 
 export const CONTAINER_NAME = 'onnx-sidecar'
-export const MODEL_MOUNT_PATH = '/models'
-export const TMP_VOLUME = 'onnx-sidecar-tmp'
+const MODEL_MOUNT_PATH = '/models'
+const TMP_VOLUME = 'onnx-sidecar-tmp'
 export const METRICS_PORT_NAME = 'onnx-metrics'
 /** The socket directory holds two socket inodes and nothing else. */
-export const SOCKET_SIZE_LIMIT = '1Mi'
+const SOCKET_SIZE_LIMIT = '1Mi'
 const PROMETHEUS = { scrape: 'prometheus.io/scrape', port: 'prometheus.io/port', path: 'prometheus.io/path' } as const
 
 export type Outcome = 'injected' | 'already-injected' | 'skipped'

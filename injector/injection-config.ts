@@ -18,7 +18,7 @@ export interface ProbeTiming {
   failureThreshold: number
 }
 
-export const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const
+const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const
 export type PullPolicy = typeof PULL_POLICIES[number]
 
 export interface InjectionConfig {

@@ -77,7 +77,7 @@ export interface ManifestResult {
 }
 
 /** Injects every pod template in one parsed object (modified in place) and returns the per-pod results. */
-export function injectObject (obj: unknown, config: InjectionConfig, doc = 1, cluster: ClusterInfo = {}): Array<InjectResult & { where: string }> {
+function injectObject (obj: unknown, config: InjectionConfig, doc = 1, cluster: ClusterInfo = {}): Array<InjectResult & { where: string }> {
   return podSites(obj, doc).map(site => {
     let result: InjectResult
     try {

@@ -11,7 +11,7 @@
 import { isObject, type JsonObject } from './merge.js'
 
 /** Volume sources whose storage exists for this pod only. */
-export const POD_PRIVATE_SOURCES: readonly string[] = ['emptyDir', 'ephemeral']
+const POD_PRIVATE_SOURCES: readonly string[] = ['emptyDir', 'ephemeral']
 
 function podPrivate (spec: JsonObject, volume: string): boolean {
   const volumes = Array.isArray(spec.volumes) ? spec.volumes : []

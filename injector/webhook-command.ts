@@ -26,8 +26,9 @@ import { kubeVersionOption } from './kube-version.js'
 export const MAX_DEFAULT_WORKERS = 2
 
 const MiB = 1024 * 1024
+const MS_PER_SECOND = 1000
 /** The least request memory a process gets by default: room for reviews of a few MiB. */
-export const MIN_REQUEST_MEMORY = 16 * MiB
+const MIN_REQUEST_MEMORY = 16 * MiB
 
 export const WEBHOOK_OPTIONS = {
   tlsCert: { flag: '--tls-cert', env: 'ONNX_SIDECAR_TLS_CERT', description: 'PEM serving certificate (chain); reloaded when the file changes', default: '', defaultText: 'required', parse: parse.string } as Option<string>,
@@ -36,7 +37,7 @@ export const WEBHOOK_OPTIONS = {
   host: { flag: '--host', env: 'ONNX_SIDECAR_WEBHOOK_HOST', deprecatedEnv: 'ONNX_SIDECAR_HOST', description: 'address the HTTPS server binds (:: takes IPv6 and IPv4; 0.0.0.0 where the node has no IPv6)', default: DEFAULTS.host, parse: parse.string } as Option<string>,
   port: { flag: '--port', env: 'ONNX_SIDECAR_WEBHOOK_PORT', deprecatedEnv: 'ONNX_SIDECAR_PORT', description: 'HTTPS port for /mutate and health (0 picks a free port)', default: 8443, parse: parse.int(0, 65535) } as Option<number>,
   metricsPort: { flag: '--metrics-port', env: 'ONNX_SIDECAR_WEBHOOK_METRICS_PORT', deprecatedEnv: 'ONNX_SIDECAR_METRICS_PORT', description: 'plain-HTTP port for /metrics and health, all interfaces (0 picks a free port)', default: 9464, parse: parse.int(0, 65535) } as Option<number>,
-  reloadInterval: { flag: '--reload-interval', env: 'ONNX_SIDECAR_RELOAD_INTERVAL', description: 'seconds between checks of the certificate, key and config files', default: 5, parse: parse.int(1, 3600) } as Option<number>,
+  reloadInterval: { flag: '--reload-interval', env: 'ONNX_SIDECAR_RELOAD_INTERVAL', description: 'seconds between checks of the certificate, key and config files', default: DEFAULTS.reloadIntervalMs / MS_PER_SECOND, parse: parse.int(1, 3600) } as Option<number>,
   requestMemory: { flag: '--request-memory', env: 'ONNX_SIDECAR_WEBHOOK_REQUEST_MEMORY', description: 'bytes that reviews being read and parsed may hold at once, per process (503 + Retry-After beyond it)', default: 0, defaultText: `memory limit / (4 x processes), at least ${MIN_REQUEST_MEMORY / MiB}mb (48mb per worker at the chart's 384Mi and 2 workers)`, parse: parse.bytes } as Option<number>,
   maxConnections: { flag: '--max-connections', env: 'ONNX_SIDECAR_WEBHOOK_MAX_CONNECTIONS', description: 'HTTPS connections open at once, per process; more are closed as they arrive', default: DEFAULTS.maxConnections, parse: parse.int(1, 65535) } as Option<number>,
   kubeVersion: kubeVersionOption(),
@@ -94,7 +95,7 @@ export async function webhookCommand (argv: string[]): Promise<number> {
 
 function buildWebhook (opts: Opts, files: Files, logger: Logger): ReturnType<typeof build> {
   try {
-    return build({ ...files, logger, reloadIntervalMs: opts.reloadInterval * 1000, requestMemoryBytes: opts.requestMemory, maxConnections: opts.maxConnections, ...(opts.kubeVersion === undefined ? {} : { kubeVersion: opts.kubeVersion }) })
+    return build({ ...files, logger, reloadIntervalMs: opts.reloadInterval * MS_PER_SECOND, requestMemoryBytes: opts.requestMemory, maxConnections: opts.maxConnections, ...(opts.kubeVersion === undefined ? {} : { kubeVersion: opts.kubeVersion }) })
   } catch (err) {
     // unreadable or invalid certificate, key or config: a start-up error, not a crash
     throw new ConfigError((err as Error).message)

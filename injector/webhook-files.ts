@@ -14,7 +14,7 @@ import type { InjectorError } from './errors.js'
 import { loadInjectionConfig, parseInjectionConfig, type InjectionConfig } from './injection-config.js'
 
 /** The oldest TLS version the webhook accepts. */
-export const MIN_TLS_VERSION = 'TLSv1.2' as const
+const MIN_TLS_VERSION = 'TLSv1.2' as const
 
 export interface WebhookFiles {
   tlsCertFile: string
