@@ -3,7 +3,7 @@
  * session's metadata into OIP tensor specs, check config.yaml against it, warm it up,
  * and hand back a `ModelVersion` ready to take requests.
  */
-import { readFile } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { ModelLoadError } from './errors.js'
 import { allocate, elementCount, oipFromOrt, type OipDatatype } from './datatypes.js'
 import { DEFAULT_MAX_BATCH_SIZE, type ModelConfig, type Normalizer } from './model-config.js'
@@ -11,6 +11,7 @@ import { Batcher } from './runtime/batcher.js'
 import type { WireTensor, ValueMeta } from './runtime/protocol.js'
 import type { WorkerPool } from './runtime/worker-pool.js'
 import { InlineSession } from './runtime/inline-session.js'
+import { readModelFile } from './runtime/model-file.js'
 
 export interface TensorSpec {
   name: string
@@ -89,14 +90,15 @@ export interface LoadParams {
 }
 
 export async function loadModelVersion (p: LoadParams): Promise<ModelVersion> {
-  const bytes = await readFile(p.file).catch((err: Error) => {
+  // The workers read the file themselves: the main thread holds no copy of the weights.
+  const st = await stat(p.file).catch((err: Error) => {
     throw new ModelLoadError('OS_ERR_MODEL_MISSING', `${p.file}: ${err.message}`)
   })
-  if (bytes.length === 0) throw new ModelLoadError('OS_ERR_MODEL_LOAD', `${p.file}: the file is empty`)
+  if (st.size === 0) throw new ModelLoadError('OS_ERR_MODEL_LOAD', `${p.file}: the file is empty`)
   const key = `${p.name}/${p.version}#${p.generation}`
-  let meta: { inputs: ValueMeta[], outputs: ValueMeta[] }
+  let meta: { inputs: ValueMeta[], outputs: ValueMeta[], digest: string }
   try {
-    meta = await p.pool.load(key, bytes)
+    meta = await p.pool.load(key, p.file)
   } catch (err) {
     throw new ModelLoadError('OS_ERR_MODEL_LOAD', `${p.file}: ONNX Runtime cannot load it: ${(err as Error).message}`)
   }
@@ -128,7 +130,8 @@ export async function loadModelVersion (p: LoadParams): Promise<ModelVersion> {
     if (p.config.warmup) {
       try {
         await p.pool.run(key, zeros(1), fetches)
-        if (p.inlineComputeUs > 0) {
+        // On an in-process pool the sessions already run on the main thread: no second one.
+        if (p.inlineComputeUs > 0 && !p.pool.inProcess) {
           // A full batch at the smallest shape; best of two runs (the first pays for allocations).
           // Only batches no larger than this run inline: nothing is extrapolated, as an op's
           // cost may grow faster than its input (attention is quadratic in sequence length).
@@ -137,7 +140,7 @@ export async function loadModelVersion (p: LoadParams): Promise<ModelVersion> {
           const a = await p.pool.run(key, zeros(rows), fetches)
           const b = await p.pool.run(key, zeros(rows), fetches)
           if (Math.min(a.computeNs, b.computeNs) <= p.inlineComputeUs * 1000) {
-            inline = await InlineSession.create(bytes, 1)
+            inline = await InlineSession.create(readModelFile(p.file, meta.digest).bytes, 1)
             await inline.run(zeros(1), fetches)
             inlineMaxElements = elements
           }

@@ -30,6 +30,16 @@ function hostPort (host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
 
+/**
+ * Whether ONNX Runtime runs on the main thread (`--inference-thread`). `auto` picks it
+ * for 1 CPU and 1 worker: a worker thread there buys no parallelism, costs ~10 MiB of
+ * idle RSS (a V8 isolate) and two thread wake-ups per batch (README, Performance).
+ */
+export function inferenceInProcess (choice: 'auto' | 'main' | 'worker', cpus: number, workers: number): boolean {
+  if (choice === 'auto') return cpus <= 1 && workers === 1
+  return choice === 'main'
+}
+
 export async function serveCommand (argv: string[]): Promise<number> {
   const env = processEnv()
   const table = serveOptions()
@@ -61,6 +71,7 @@ export async function serveCommand (argv: string[]): Promise<number> {
   const parallelism = opts.workers > 0 ? defaultParallelism(cpus, opts.workers) : parallelismFor(cpus)
   const workers = parallelism.workers
   const threads = opts.threads > 0 ? opts.threads : Math.min(THREADS.max, parallelism.threads)
+  const inProcess = inferenceInProcess(opts.inferenceThread, cpus, workers)
   const tracing = startTracing({ enabled: otelRequested(env) })
   const version = packageVersion()
   const budget = memoryBudget(opts.memoryLimit > 0 ? opts.memoryLimit : undefined)
@@ -75,6 +86,7 @@ export async function serveCommand (argv: string[]): Promise<number> {
     models: opts.model,
     workers,
     threads,
+    inProcess,
     bodyLimit,
     requestMemory,
     pollIntervalMs: opts.pollInterval,
@@ -101,7 +113,7 @@ export async function serveCommand (argv: string[]): Promise<number> {
     return 1
   }
   const inferencePort = portOf(sidecar.inference.server)
-  logger.info({ version, repository: opts.modelRepository, models: opts.model.length === 0 ? 'all' : opts.model, inference: `http://${hostPort(opts.host, inferencePort)}`, grpc: grpcPort === undefined ? 'off' : hostPort(opts.host, grpcPort), sockets, metrics: `http://${hostPort(opts.metricsHost, metricsPort)}/metrics`, livenessTimeoutMs: opts.livenessTimeout, cpus, workers, threads, memoryBudget: budget.bytes, memoryBudgetFrom: budget.source, bodyLimit, requestMemory }, 'onnx-sidecar serving')
+  logger.info({ version, repository: opts.modelRepository, models: opts.model.length === 0 ? 'all' : opts.model, inference: `http://${hostPort(opts.host, inferencePort)}`, grpc: grpcPort === undefined ? 'off' : hostPort(opts.host, grpcPort), sockets, metrics: `http://${hostPort(opts.metricsHost, metricsPort)}/metrics`, livenessTimeoutMs: opts.livenessTimeout, cpus, workers: inProcess ? 0 : workers, inferenceThread: inProcess ? 'main' : 'worker', threads, memoryBudget: budget.bytes, memoryBudgetFrom: budget.source, bodyLimit, requestMemory }, 'onnx-sidecar serving')
   if (opts.host !== '127.0.0.1' && opts.host !== '::1' && opts.host !== 'localhost') {
     logger.warn({ host: opts.host }, 'inference is listening off loopback: anything that can reach this address can run the models')
   }

@@ -24,6 +24,8 @@ export interface SidecarOptions {
   models?: AssignedModel[]
   workers: number
   threads: number
+  /** Run ONNX Runtime on the main thread (runtime/in-process-worker.ts) instead of `workers` threads. */
+  inProcess?: boolean
   bodyLimit: number
   /** Bytes that requests in flight may hold at once (`--request-memory`); default 16 × bodyLimit. */
   requestMemory?: number
@@ -60,7 +62,7 @@ export interface Sidecar {
 export function createSidecar (opts: SidecarOptions): Sidecar {
   let shutting = false
   const metrics = createSidecarMetrics({ defaultMetrics: opts.defaultMetrics })
-  const pool = new WorkerPool({ workers: opts.workers, threads: opts.threads, logger: opts.logger })
+  const pool = new WorkerPool({ workers: opts.workers, threads: opts.threads, logger: opts.logger, inProcess: opts.inProcess === true })
   const manager = new ModelManager({
     repository: opts.repository,
     assigned: opts.models,

@@ -12,6 +12,7 @@
 import ort from 'onnxruntime-node'
 import type { WireTensor } from './protocol.js'
 import type { RunResult } from './worker-pool.js'
+import { sessionOptions } from './session-host.js'
 
 export class InlineSession {
   #session: ort.InferenceSession
@@ -20,15 +21,9 @@ export class InlineSession {
     this.#session = session
   }
 
+  /** `bytes`: the model file's content in an ArrayBuffer of its own (runtime/model-file.ts). */
   static async create (bytes: Uint8Array, threads: number): Promise<InlineSession> {
-    const copy = new Uint8Array(bytes.byteLength)
-    copy.set(bytes)
-    const session = await ort.InferenceSession.create(copy, {
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all'
-    })
+    const session = await ort.InferenceSession.create(bytes, sessionOptions(threads))
     return new InlineSession(session)
   }
 

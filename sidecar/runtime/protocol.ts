@@ -17,14 +17,15 @@ export interface ValueMeta {
 }
 
 export type WorkerRequest =
-  | { op: 'load', id: number, key: string, bytes: SharedArrayBuffer | ArrayBuffer, threads: number }
+  /** The host reads `file` itself; `digest` (sha256, hex), when given, must match its content. */
+  | { op: 'load', id: number, key: string, file: string, digest?: string, threads: number }
   | { op: 'unload', id: number, key: string }
   | { op: 'run', id: number, key: string, feeds: Record<string, WireTensor>, fetches: string[] }
   /** Ends the worker when it reads this (never inside a run, unlike terminate(), which aborts the process then); no answer. */
   | { op: 'exit', code: number }
 
 export type WorkerResponse =
-  | { id: number, ok: true, kind: 'load', inputs: ValueMeta[], outputs: ValueMeta[] }
+  | { id: number, ok: true, kind: 'load', inputs: ValueMeta[], outputs: ValueMeta[], digest: string }
   | { id: number, ok: true, kind: 'run', outputs: Record<string, WireTensor>, computeNs: number }
   | { id: number, ok: true, kind: 'unload' }
   | { id: number, ok: false, error: string }

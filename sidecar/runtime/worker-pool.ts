@@ -15,12 +15,15 @@
 import { EventEmitter, once } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import { workerScript } from '../../common/worker-script.js'
+import { InProcessWorker } from './in-process-worker.js'
 import assert from 'node:assert/strict'
 import type { Logger } from '../../common/logger.js'
 import type { ValueMeta, WireTensor, WorkerRequest, WorkerResponse } from './protocol.js'
 
 /** Jobs a worker may hold at once: one computing, one queued so it never idles between batches. */
 const MAX_IN_FLIGHT = 2
+/** On the main thread (`inProcess`) one at a time: the next batch collects meanwhile. */
+const MAX_IN_FLIGHT_IN_PROCESS = 1
 /**
  * close() waits this long for a worker to finish the run in progress and exit before
  * terminating it. Terminating a thread inside a native ONNX Runtime run aborts the whole
@@ -35,7 +38,7 @@ type Pending = { resolve: (r: Ok) => void, reject: (e: Error) => void }
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 /** A request before the pool numbers it. */
 type Request = DistributiveOmit<WorkerRequest, 'id'>
-type SessionMeta = { inputs: ValueMeta[], outputs: ValueMeta[] }
+type SessionMeta = { inputs: ValueMeta[], outputs: ValueMeta[], /** sha256 of the model file as loaded. */ digest: string }
 
 export type SlotState = 'starting' | 'ready' | 'dead'
 
@@ -73,6 +76,11 @@ export interface WorkerPoolOptions {
   logger: Logger
   /** Starts the worker for a slot; tests substitute faulty ones. Default: runtime/inference-worker. */
   createWorker?: (index: number) => Worker
+  /**
+   * Run the sessions on the main thread (runtime/in-process-worker.ts) instead of worker
+   * threads: one slot, one batch at a time. For a 1-CPU sidecar.
+   */
+  inProcess?: boolean
 }
 
 const workerUrl = workerScript(import.meta.url, 'inference-worker')
@@ -81,8 +89,13 @@ export class WorkerPool extends EventEmitter {
   readonly size: number
   readonly threads: number
   #slots: Slot[] = []
-  /** Every model the pool serves (or is loading), by key: replacements load all of them. */
-  #models = new Map<string, SharedArrayBuffer>()
+  readonly inProcess: boolean
+  /**
+   * Every model the pool serves (or is loading), by key: replacements load all of them,
+   * reading the file again (no copy of the weights is kept here) and checking its digest.
+   */
+  #models = new Map<string, { file: string, digest?: string }>()
+  #maxInFlight: number
   #nextId = 1
   #closed = false
   #backoffMs = 0
@@ -95,12 +108,16 @@ export class WorkerPool extends EventEmitter {
     super()
     assert(opts.workers >= 1 && opts.threads >= 1)
     this.setMaxListeners(0) // one 'capacity' listener per loaded model version
-    this.size = opts.workers
+    this.inProcess = opts.inProcess === true
+    this.size = this.inProcess ? 1 : opts.workers
     this.threads = opts.threads
+    this.#maxInFlight = this.inProcess ? MAX_IN_FLIGHT_IN_PROCESS : MAX_IN_FLIGHT
     this.#log = opts.logger
-    this.#createWorker = opts.createWorker ?? (index => new Worker(workerUrl, { name: `inference-${index}` }))
+    this.#createWorker = opts.createWorker ?? (this.inProcess
+      ? () => new InProcessWorker().asWorker()
+      : index => new Worker(workerUrl, { name: `inference-${index}` }))
     // Nothing is loaded yet, so the first workers are ready at once (messages queue until they boot).
-    for (let i = 0; i < opts.workers; i++) this.#slots.push(this.#spawn(i, 'ready'))
+    for (let i = 0; i < this.size; i++) this.#slots.push(this.#spawn(i, 'ready'))
   }
 
   /** Each slot's state, by index (metrics, tests). */
@@ -175,12 +192,15 @@ export class WorkerPool extends EventEmitter {
   #loadInto (slot: Slot, key: string): Promise<SessionMeta> {
     let load = slot.loads.get(key)
     if (load === undefined) {
-      const bytes = this.#models.get(key)
-      assert(bytes !== undefined)
-      const sent = this.#send(slot, { op: 'load', key, bytes, threads: this.threads }).then(res => {
+      const model = this.#models.get(key)
+      assert(model !== undefined)
+      const sent = this.#send(slot, { op: 'load', key, file: model.file, ...(model.digest !== undefined ? { digest: model.digest } : {}), threads: this.threads }).then(res => {
         assert(res.kind === 'load')
+        // Every worker must hold the same content: the first load's digest is what later ones check.
+        model.digest ??= res.digest
+        if (res.digest !== model.digest) throw new WorkerError(`${model.file} changed on disk while the version was loading`)
         if (slot.loads.get(key) === sent) slot.loaded.add(key) // not unloaded meanwhile
-        return { inputs: res.inputs, outputs: res.outputs }
+        return { inputs: res.inputs, outputs: res.outputs, digest: res.digest }
       })
       sent.catch(() => {}) // the callers handle it
       slot.loads.set(key, sent)
@@ -204,14 +224,13 @@ export class WorkerPool extends EventEmitter {
 
   /**
    * Loads a model version into every running worker (a replacement that is starting
-   * loads it too); returns the session's input and output metadata. A worker that dies
+   * loads it too), each reading `file` itself; returns the session's input and output
+   * metadata and the file's digest. A worker that dies
    * meanwhile does not fail the load: its replacement loads the model before taking work.
    */
-  async load (key: string, bytes: Uint8Array): Promise<SessionMeta> {
+  async load (key: string, file: string): Promise<SessionMeta> {
     assert(!this.#models.has(key), `model key ${key} is already loaded`)
-    const shared = new SharedArrayBuffer(bytes.byteLength)
-    new Uint8Array(shared).set(bytes)
-    this.#models.set(key, shared)
+    this.#models.set(key, { file })
     try {
       for (;;) {
         if (this.#closed) throw new WorkerUnavailableError('the worker pool is closed')
@@ -262,7 +281,7 @@ export class WorkerPool extends EventEmitter {
     for (const s of this.#slots) {
       if (s.state !== 'ready') someday = true // a replacement (to come) loads every model
       else if (key === undefined || s.loaded.has(key)) {
-        if (s.inFlight < MAX_IN_FLIGHT) return true
+        if (s.inFlight < this.#maxInFlight) return true
         someday = true
       }
     }

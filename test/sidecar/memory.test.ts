@@ -1,5 +1,4 @@
 import t from 'tap'
-import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { WorkerPool } from '../../sidecar/runtime/worker-pool.js'
 import { memoryLogger, EXAMPLE_REPO } from '../fixtures/sidecar.js'
@@ -10,10 +9,10 @@ t.test('100 load/run/unload cycles do not grow memory', async t => {
   const { logger } = memoryLogger()
   const pool = new WorkerPool({ workers: 1, threads: 1, logger })
   t.teardown(() => pool.close())
-  const bytes = await readFile(path.join(EXAMPLE_REPO, 'digits', '1', 'model.onnx'))
+  const file = path.join(EXAMPLE_REPO, 'digits', '1', 'model.onnx')
   const cycle = async (i: number): Promise<void> => {
     const key = `digits/1#${i}`
-    await pool.load(key, bytes)
+    await pool.load(key, file)
     const out = await pool.run(key, { input: { type: 'float32', dims: [4, 64], data: new Float32Array(256).fill(0.5) } }, ['label', 'probabilities'])
     if (out.outputs.probabilities?.dims.join('x') !== '4x10') throw new Error('bad output')
     await pool.unload(key)

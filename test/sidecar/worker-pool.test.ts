@@ -5,7 +5,6 @@
  * answered at once (never left hanging).
  */
 import t from 'tap'
-import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { once } from 'node:events'
 import { Worker } from 'node:worker_threads'
@@ -24,8 +23,8 @@ parentPort.on('message', m => m.op === 'exit' ? process.exit(m.code) : parentPor
   : { id: m.id, ok: true, kind: m.op }))
 `
 
-const addBytes = readFile(path.join(FIXTURE_REPO, 'add', '1', 'model.onnx'))
-const slowBytes = readFile(path.join(FIXTURE_REPO, 'slow', '1', 'model.onnx'))
+const addFile = path.join(FIXTURE_REPO, 'add', '1', 'model.onnx')
+const slowFile = path.join(FIXTURE_REPO, 'slow', '1', 'model.onnx')
 const addFeeds = (): Record<string, WireTensor> => ({ x: { type: 'float32', dims: [1, 4], data: new Float32Array([1, 2, 3, 4]) } })
 const slowFeeds = (): Record<string, WireTensor> => ({ x: { type: 'float32', dims: [1, 256], data: new Float32Array(256).fill(0.5) } })
 
@@ -53,8 +52,8 @@ t.test('jobs of a dying worker fail at once; the replacement reloads every model
   const { logger, logs } = memoryLogger()
   const pool = new WorkerPool({ workers: 1, threads: 1, logger })
   t.teardown(() => pool.close())
-  await pool.load('add#1', await addBytes)
-  await pool.load('slow#1', await slowBytes)
+  await pool.load('add#1', addFile)
+  await pool.load('slow#1', slowFile)
   t.same(pool.states, ['ready'])
 
   // The worker exits when it reads the kill (never inside a native run); the jobs sent after it fail.
@@ -97,7 +96,7 @@ t.test('a model that fails to load into the replacement is reported and answered
     createWorker: () => spawned++ === 0 ? new Worker(realWorker) : new Worker(FAILING_WORKER, { eval: true })
   })
   t.teardown(() => pool.close())
-  await pool.load('add#1', await addBytes)
+  await pool.load('add#1', addFile)
   const reported: Array<[string, string]> = []
   pool.on('reload-failed', (key: string, message: string) => reported.push([key, message]))
 
@@ -118,11 +117,11 @@ t.test('a load while the only worker is being replaced waits for the replacement
   const { logger } = memoryLogger()
   const pool = new WorkerPool({ workers: 1, threads: 1, logger })
   t.teardown(() => pool.close())
-  await pool.load('add#1', await addBytes)
+  await pool.load('add#1', addFile)
   pool.kill(0)
   await pool.run('add#1', addFeeds(), ['y']).catch(() => {}) // settles when the worker is gone
   t.equal(pool.states[0], 'dead')
-  const meta = await pool.load('add#2', await addBytes)
+  const meta = await pool.load('add#2', addFile)
   t.same(meta.inputs.map(i => i.name), ['x'])
   // load() returns once a ready worker holds the model: a warm-up run can follow at once.
   const res = await pool.run('add#2', addFeeds(), ['y'])
@@ -132,7 +131,7 @@ t.test('a load while the only worker is being replaced waits for the replacement
 t.test('close() settles the jobs in flight, sends nothing after, and never aborts a native run', async t => {
   const { logger } = memoryLogger()
   const pool = new WorkerPool({ workers: 1, threads: 1, logger })
-  await pool.load('slow#1', await slowBytes)
+  await pool.load('slow#1', slowFile)
   // worker.terminate() inside a native ONNX Runtime run aborts the whole process (this
   // test process included); close() asks the worker to exit between runs instead.
   const jobs = [pool.run('slow#1', slowFeeds(), ['y']), pool.run('slow#1', slowFeeds(), ['y'])]
