@@ -23,6 +23,11 @@ export interface MetricsListenOptions {
   livenessTimeoutMs?: number
 }
 
+/** A tenth of the liveness timeout (1 s at the default 10 s), within 0.1-1 s: an idle sidecar wakes once a second for it. */
+export function heartbeatPeriodMs (livenessTimeoutMs: number): number {
+  return Math.min(1000, Math.max(REFRESH_MS, livenessTimeoutMs > 0 ? livenessTimeoutMs / 10 : 1000))
+}
+
 export class MetricsServer {
   #deps: { registry: Registry, manager: ModelManager, isShuttingDown: () => boolean }
   #shared = new SharedArrayBuffer(16)
@@ -40,7 +45,7 @@ export class MetricsServer {
   get listening (): boolean { return this.#worker !== undefined }
 
   /**
-   * Publishes readiness and a heartbeat to the listener thread now (also done every 100 ms:
+   * Publishes readiness and a heartbeat to the listener thread now (also done every 0.1-1 s:
    * the same timer, so liveness costs no extra wake-up).
    */
   refresh (): void {
@@ -68,7 +73,7 @@ export class MetricsServer {
       worker.on('message', onMessage)
       worker.once('error', reject)
     })
-    this.#timer = setInterval(() => this.refresh(), REFRESH_MS)
+    this.#timer = setInterval(() => this.refresh(), heartbeatPeriodMs(livenessTimeoutMs))
     this.#timer.unref()
     return this.#port
   }
