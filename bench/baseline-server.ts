@@ -49,12 +49,12 @@ export async function startBaselineServer (mode: 'naive' | 'noinfer', argv: stri
           // Flat data, as a naive server would assume. (Array.prototype.flat costs ~0.4 µs per element on Node 20.)
           const data = Float32Array.from(input.data)
           const rows = input.shape[0] as number
-          let out: Float32Array
+          let out: Float32Array | BigInt64Array
           let dims: readonly number[]
           if (mode === 'naive') {
             const result = await session.run({ [inputName]: new ort.Tensor('float32', data, input.shape) })
             const t = result[outputName] as ort.Tensor
-            out = t.data as Float32Array
+            out = t.data as Float32Array | BigInt64Array // iris's first output is an int64 label
             dims = t.dims
           } else {
             out = new Float32Array(rows * perRow)
@@ -64,7 +64,7 @@ export async function startBaselineServer (mode: 'naive' | 'noinfer', argv: stri
             model_name: 'model',
             model_version: '1',
             ...(body.id !== undefined ? { id: body.id } : {}),
-            outputs: [{ name: outputName, datatype: 'FP32', shape: dims, data: Array.from(out) }]
+            outputs: [{ name: outputName, datatype: 'FP32', shape: dims, data: out instanceof BigInt64Array ? Array.from(out, Number) : Array.from(out) }]
           }))
         } catch (err) {
           send(400, JSON.stringify({ error: (err as Error).message }))

@@ -24,7 +24,14 @@
  * BENCH_WORKERS / BENCH_THREADS (sidecar --workers / --threads, default 1 / 1),
  * BENCH_PROFILE=1 (CPU-profile the sidecar into bench/results/profiles/<cell>/),
  * BENCH_SIDECAR_CLI (another build's dist/cli/main.js, to A/B a change),
- * BENCH_ONLY=ort,baselines,sidecar,rss,swap,transport (run a subset while iterating).
+ * BENCH_ONLY=ort,baselines,sidecar,rss,swap,transport,footprint (run a subset while iterating).
+ * BENCH_IDLE_S (idle CPU window of the footprint section, default 60).
+ *
+ *  8. Footprint (issue 13), on one CPU: the server under test pinned to CPU 0 and the load
+ *     generator to CPU 1 (taskset), the sidecar with default flags (a 1-CPU sidecar): idle
+ *     RSS with the three bench models and with iris alone, where it goes (node binary,
+ *     libonnxruntime, anonymous), concurrency 1 on the small MLP, the 5M MLP and iris
+ *     against the naive server, and idle CPU over BENCH_IDLE_S.
  */
 import { fork, spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { mkdtemp, mkdir, rename, rm, writeFile, readFile } from 'node:fs/promises'
@@ -62,7 +69,8 @@ const THREADS = num('BENCH_THREADS', 1)
 const PROFILE = env.BENCH_PROFILE === '1'
 /** The sidecar CLI to run; point it at another build to A/B a change. */
 const SIDECAR_CLI = path.resolve(env.BENCH_SIDECAR_CLI ?? path.join(ROOT, 'dist', 'cli', 'main.js'))
-const ONLY = new Set((env.BENCH_ONLY ?? 'ort,baselines,sidecar,rss,swap,transport').split(',').map(s => s.trim()))
+const ONLY = new Set((env.BENCH_ONLY ?? 'ort,baselines,sidecar,rss,swap,transport,footprint').split(',').map(s => s.trim()))
+const IDLE_S = num('BENCH_IDLE_S', 60)
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 const log = (msg: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`) }
@@ -130,6 +138,12 @@ class LoadGenerator {
     })
   }
 
+  /** Pins the load generator to CPUs (taskset -p), e.g. '1'; false where taskset is missing. */
+  async pin (cpus: string): Promise<boolean> {
+    await this.#ready
+    return pinProcess(this.#child.pid as number, cpus)
+  }
+
   async run (spec: Omit<CellSpec, 'op' | 'warmupS' | 'durationS'> & { warmupS?: number, durationS?: number }): Promise<CellResult> {
     await this.#ready
     const full: CellSpec = { op: 'cell', warmupS: WARMUP_S, durationS: DURATION_S, ...spec }
@@ -159,6 +173,22 @@ interface Server {
   stop: () => Promise<void>
 }
 
+function pinProcess (pid: number, cpus: string): boolean {
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Runs `argv` on CPU `cpu` when taskset is there and the machine has more than one CPU. */
+function pinned (cpu: string | undefined, argv: string[]): [string, string[]] {
+  if (cpu === undefined || os.availableParallelism() < 2) return [argv[0] as string, argv.slice(1)]
+  try { execFileSync('taskset', ['-V'], { stdio: 'ignore' }) } catch { return [argv[0] as string, argv.slice(1)] }
+  return ['taskset', ['-c', cpu, ...argv]]
+}
+
 async function stopChild (child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = once(child, 'exit')
@@ -168,8 +198,9 @@ async function stopChild (child: ChildProcess): Promise<void> {
   clearTimeout(timer)
 }
 
-async function startBaseline (kind: 'naive' | 'noinfer', modelFile: string): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', `${kind}-server.ts`), modelFile, String(THREADS)], {
+async function startBaseline (kind: 'naive' | 'noinfer', modelFile: string, cpu?: string): Promise<Server> {
+  const [cmd, argv] = pinned(cpu, [process.execPath, '--import', 'tsx', path.join(ROOT, 'bench', `${kind}-server.ts`), modelFile, String(THREADS)])
+  const child = spawn(cmd, argv, {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'inherit']
   })
@@ -190,17 +221,18 @@ interface SidecarServer extends Server {
   sockets?: { http: string, grpc?: string }
 }
 
-async function startSidecar (repo: string, args: string[] = [], opts: { profileDir?: string } = {}): Promise<SidecarServer> {
+async function startSidecar (repo: string, args: string[] = [], opts: { profileDir?: string, cpu?: string, defaultParallelism?: boolean } = {}): Promise<SidecarServer> {
   const profileArgs = opts.profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : []
-  const child = spawn(process.execPath, [
+  const [cmd, argv] = pinned(opts.cpu, [process.execPath,
     ...profileArgs,
     SIDECAR_CLI, 'serve',
     '--model-repository', repo,
     '--port', '0', '--metrics-port', '0', '--metrics-host', '127.0.0.1',
-    '--workers', String(WORKERS), '--threads', String(THREADS),
+    ...(opts.defaultParallelism === true ? [] : ['--workers', String(WORKERS), '--threads', String(THREADS)]),
     ...(args.includes('--grpc-port') ? [] : ['--grpc-port', '0']), // gRPC on, as by default, on a free port
     ...args
-  ], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...env, OTEL_TRACES_EXPORTER: 'none', OTEL_SDK_DISABLED: 'true' } })
+  ])
+  const child = spawn(cmd, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...env, OTEL_TRACES_EXPORTER: 'none', OTEL_SDK_DISABLED: 'true' } })
   const logs: string[] = []
   const keep = (line: string): void => { logs.push(line); if (logs.length > 200) logs.shift() }
   createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', keep)
@@ -269,6 +301,29 @@ async function meanBatch (metricsOrigin: string, model: string, cell: () => Prom
 }
 
 type Cell = CellResult & { meanBatchRows?: number, eventLoopDelayMs?: { p99: number, max: number } }
+
+/** Resident MiB per mapping kind (the node binary, libonnxruntime, other files, anonymous), from /proc/PID/smaps. */
+async function rssByMapping (pid: number): Promise<Record<string, number>> {
+  const out: Record<string, number> = { node: 0, onnxruntime: 0, otherFiles: 0, anonymous: 0 }
+  let kind = 'anonymous'
+  for (const line of (await readFile(`/proc/${pid}/smaps`, 'utf8')).split('\n')) {
+    const m = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line)
+    if (m !== null) {
+      const name = m[1] ?? ''
+      kind = name === '' || name.startsWith('[') ? 'anonymous' : name.includes('libonnxruntime') ? 'onnxruntime' : name === process.execPath || name.endsWith('/node') ? 'node' : 'otherFiles'
+    } else if (line.startsWith('Rss:')) {
+      out[kind] = (out[kind] ?? 0) + Number(line.split(/\s+/)[1]) / 1024
+    }
+  }
+  return out
+}
+
+/** utime + stime of a process in seconds (all its threads), from /proc/PID/stat. */
+async function cpuSeconds (pid: number): Promise<number> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8')
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ')
+  return (Number(f[11]) + Number(f[12])) / 100
+}
 
 /** VmRSS, and its anonymous and file-backed parts (node binary, libonnxruntime), from /proc/PID/status. */
 async function rssOf (pid: number): Promise<{ mib: number, anonMib: number, fileMib: number }> {
@@ -394,6 +449,12 @@ async function main (): Promise<void> {
   const cells: Record<string, Cell> = {}
   const rss: Array<{ workers: number, mib: number, anonMib: number, fileMib: number }> = []
   let swap: { swaps: number, loaded: number, result: CellResult, index: unknown } | undefined
+  let footprint: {
+    pinned: boolean
+    rss: Record<string, { mib: number, anonMib: number, fileMib: number, byMapping: Record<string, number>, serving: string }>
+    c1: Record<string, CellResult>
+    idle?: { seconds: number, cpuPct: number }
+  } | undefined
 
   const gen = new LoadGenerator()
   try {
@@ -529,6 +590,56 @@ async function main (): Promise<void> {
         log(`version swaps: ${result.errors} failed of ${result.ok + result.errors}; versions answered: ${JSON.stringify(result.versions)}; serving now: ${loaded}`)
       } finally { await sc.stop() }
     }
+    if (ONLY.has('footprint')) {
+      // One CPU each: the server under test on CPU 0, the load generator on CPU 1.
+      const pinnedOk = await gen.pin('1')
+      const cpu = pinnedOk ? '0' : undefined
+      const irisRepo = path.join(ROOT, 'models')
+      const irisBody = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }] }))
+      const c1Models: Array<[string, string, string, Uint8Array]> = [
+        ['small', small.name, file(small), bodies.small],
+        ['big', big.name, file(big), bodies.big],
+        ['iris', 'iris', path.join(irisRepo, 'iris', '1', 'model.onnx'), irisBody]
+      ]
+      footprint = { pinned: pinnedOk, rss: {}, c1: {} }
+      for (const [key, name, modelFile, body] of c1Models) {
+        const naive = await startBaseline('naive', modelFile, cpu)
+        try {
+          log(`footprint: naive server, ${name}, 1 connection${pinnedOk ? ' (pinned to CPU 0)' : ''}`)
+          footprint.c1[`naive_${key}`] = await gen.run({ serverPid: naive.child.pid, target: inferTarget(naive.origin, name, body), connections: 1 })
+        } finally { await naive.stop() }
+      }
+      const serving = (sc: SidecarServer): string => {
+        const line = sc.logs.find(l => l.includes('"onnx-sidecar serving"'))
+        const rec = line === undefined ? {} : JSON.parse(line) as { workers?: number, threads?: number, inferenceThread?: string, cpus?: number }
+        return `${rec.cpus ?? '?'} CPU: inference on the ${rec.inferenceThread === 'main' ? 'main thread' : `workers (${rec.workers ?? '?'})`}, ${rec.threads ?? '?'} thread(s)`
+      }
+      for (const [label, repoDir, args, cells1] of [
+        ['three', repo, [], c1Models.slice(0, 2)],
+        ['iris', irisRepo, ['--model', 'iris'], c1Models.slice(2)]
+      ] as Array<[string, string, string[], typeof c1Models]>) {
+        const sc = await startSidecar(repoDir, args, { cpu, defaultParallelism: true })
+        try {
+          await sleep(3000)
+          const pid = sc.child.pid as number
+          const r = await rssOf(pid)
+          footprint.rss[label] = { ...r, byMapping: await rssByMapping(pid), serving: serving(sc) }
+          log(`footprint: idle RSS, ${label}, default flags (${serving(sc)}): ${r.mib.toFixed(1)} MiB`)
+          if (label === 'iris') {
+            log(`footprint: idle CPU over ${IDLE_S} s (iris, repository polling on)`)
+            const c0 = await cpuSeconds(pid)
+            const t0 = Date.now()
+            await sleep(IDLE_S * 1000)
+            const wall = (Date.now() - t0) / 1000
+            footprint.idle = { seconds: wall, cpuPct: (await cpuSeconds(pid) - c0) / wall * 100 }
+          }
+          for (const [key, name, , body] of cells1) {
+            log(`footprint: sidecar (default flags), ${name}, 1 connection`)
+            footprint.c1[`sidecar_${key}`] = await gen.run({ serverPid: pid, target: inferTarget(sc.origin, name, body), connections: 1 })
+          }
+        } finally { await sc.stop() }
+      }
+    }
   } finally {
     await gen.close()
     await rm(tmp, { recursive: true, force: true })
@@ -638,7 +749,25 @@ async function main (): Promise<void> {
     add({ id: 'swap_failed', label: `failed requests, ${swap.swaps} version swaps in ${SWAP_S} s at 32 conn`, value: swap.result.errors, unit: '', note: `${swap.result.ok.toLocaleString('en-US')} ok (${fmt(swap.result.rps)} req/s), p99 ${fmt(swap.result.latency.p99)} µs; versions answered ${Object.keys(swap.result.versions ?? {}).length}; serving v${swap.loaded} at the end` })
   }
 
-  // ---- targets (issue 3) ----
+  const fp = footprint
+  const c1Label: Record<string, string> = { small: 'small MLP', big: '5M MLP', iris: 'iris (max_queue_delay_microseconds 200)' }
+  if (fp !== undefined) {
+    for (const [label, what] of [['three', 'the three bench models'], ['iris', 'iris alone']] as const) {
+      const r = fp.rss[label]
+      if (r === undefined) continue
+      const b = r.byMapping
+      add({ id: `fp_rss_${label}`, label: `idle RSS, ${what}, default flags on 1 CPU`, value: r.mib, unit: 'MiB', note: `${r.serving}; node binary ${fmt(b.node ?? NaN)}, libonnxruntime ${fmt(b.onnxruntime ?? NaN)}, other files ${fmt(b.otherFiles ?? NaN)}, anonymous ${fmt(b.anonymous ?? NaN)} MiB` })
+    }
+    for (const key of ['small', 'big', 'iris']) {
+      const sc = fp.c1[`sidecar_${key}`]
+      const nv = fp.c1[`naive_${key}`]
+      if (sc === undefined) continue
+      add({ id: `fp_c1_${key}`, label: `1 CPU, ${c1Label[key] as string}, 1 conn`, value: sc.rps, unit: 'req/s', baseline: 'naive server', ratio: ratio(sc.rps, nv?.rps), note: `p50 ${fmt(sc.latency.p50)} µs, p99 ${fmt(sc.latency.p99)} µs (naive p50 ${fmt(nv?.latency.p50 ?? NaN)}, p99 ${fmt(nv?.latency.p99 ?? NaN)} µs); errors ${sc.errors}` })
+    }
+    if (fp.idle !== undefined) add({ id: 'fp_idle_cpu', label: `idle CPU, iris, ${fmt(fp.idle.seconds)} s`, value: fp.idle.cpuPct, unit: '% of a CPU' })
+  }
+
+  // ---- targets (issues 3 and 13) ----
   const checks: TargetCheck[] = []
   if (sc64 !== undefined && naive64 !== undefined && noinfer64 !== undefined) {
     const a = sc64.rps / naive64
@@ -668,6 +797,30 @@ async function main (): Promise<void> {
     checks.push({ target: 'idle RSS, 1 worker, iris ≤ 100 MiB (report per extra worker)', measured: `${rss1.mib.toFixed(1)} MiB; +${perWorker.toFixed(1)} MiB per extra worker`, pass: rss1.mib <= 100 })
   }
 
+  // Issue 13: footprint, one CPU for the server.
+  if (fp !== undefined) {
+    const three = fp.rss.three
+    const iris = fp.rss.iris
+    if (three !== undefined) checks.push({ target: 'idle RSS, the three bench models, default flags on 1 CPU ≤ 100 MiB', measured: `${three.mib.toFixed(1)} MiB`, pass: three.mib <= 100 })
+    if (iris !== undefined) checks.push({ target: 'idle RSS, iris alone, default flags on 1 CPU ≤ 80 MiB', measured: `${iris.mib.toFixed(1)} MiB`, pass: iris.mib <= 80 })
+    for (const key of ['small', 'big', 'iris']) {
+      const sc = fp.c1[`sidecar_${key}`]
+      const nv = fp.c1[`naive_${key}`]
+      if (sc === undefined || nv === undefined) continue
+      const r = sc.rps / nv.rps
+      const p = sc.latency.p99 / nv.latency.p99
+      checks.push({ target: `1 CPU, ${c1Label[key] as string}, 1 conn: req/s ≥ naive server's, p99 ≤ 1.5× its p99`, measured: `${fmt(sc.rps)} vs ${fmt(nv.rps)} req/s = ${r.toFixed(2)}×; p99 ${fmt(sc.latency.p99)} vs ${fmt(nv.latency.p99)} µs = ${p.toFixed(2)}×; errors ${sc.errors}`, pass: r >= 1 && p <= 1.5 && sc.errors === 0 })
+    }
+    if (fp.idle !== undefined) checks.push({ target: `idle CPU (iris, repository polling on) < 0.5 % of a CPU over ${fmt(fp.idle.seconds)} s`, measured: `${fp.idle.cpuPct.toFixed(2)} %`, pass: fp.idle.cpuPct < 0.5 })
+  }
+  for (const conn of [1, 16]) {
+    const g = c[`grpc_tcp_c${conn}`]?.cpu
+    const b = c[`rest_tcp_bin_c${conn}`]?.cpu
+    if (g === undefined || b === undefined) continue
+    const r = g.processUsPerReq / b.processUsPerReq
+    checks.push({ target: `gRPC server CPU per request ≤ REST binary tensors', small MLP, ${conn} conn`, measured: `${fmt(g.processUsPerReq)} vs ${fmt(b.processUsPerReq)} µs = ${r.toFixed(2)}×`, pass: r <= 1 })
+  }
+
   let commit = ''
   try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim() } catch {}
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU'
@@ -688,12 +841,13 @@ async function main (): Promise<void> {
   raw.cells = cells
   raw.rss = rss
   raw.swap = swap
+  raw.footprint = footprint
   await writeFile(path.join(RESULTS, 'latest.json'), JSON.stringify({ meta, figures, targets: checks, raw }, null, 2) + '\n')
   const md = markdown(figures, checks, meta)
   await writeFile(path.join(RESULTS, 'latest.md'), md)
 
   process.stdout.write(`\nonnx-sidecar benchmark — ${meta.machine}; load average ${os.loadavg().map(l => l.toFixed(2)).join(' ')}\n\n`)
-  process.stdout.write(table(figures) + '\n\nTargets (issue 3):\n')
+  process.stdout.write(table(figures) + '\n\nTargets (issues 3 and 13):\n')
   for (const ch of checks) process.stdout.write(`  ${ch.pass ? 'PASS' : 'FAIL'}  ${ch.target} — ${ch.measured}\n`)
   process.stdout.write(`\nwrote ${path.relative(ROOT, path.join(RESULTS, 'latest.json'))} and ${path.relative(ROOT, path.join(RESULTS, 'latest.md'))} (${meta.wallS.toFixed(0)} s)\n`)
 }

@@ -45,7 +45,12 @@ const JSON_OUT = arg('--json', '')
 const ONLY = arg('--only', '') // 'annotated', 'plain' or 'ceiling': run one scenario
 const PROFILE_DIR = arg('--cpu-prof-dir', '') // writes a V8 CPU profile of the webhook process there
 const WORKERS = arg('--workers', '') // the webhook's --workers; its default (the CPU limit, at most 2) when not given
-const TARGET = { admissionsPerSecond: 3000, p99Ms: 10 }
+/**
+ * Issue 13: at least 3,000 annotated admissions/s. The old p99 < 10 ms at 16 connections is
+ * retired (it asked for more than the machine's bare HTTPS + JSON ceiling reliably gives);
+ * p99 is still printed, and CPU per admission next to the ceiling's.
+ */
+const TARGET = { admissionsPerSecond: 3000 }
 
 function percentile (sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN
@@ -268,8 +273,14 @@ async function main (): Promise<void> {
       process.stdout.write(`${r.scenario.padEnd(26)} | ${String(r.bodyBytes).padStart(5)} B | ${String(r.admissionsPerSecond).padStart(12)} | ${r.p50Ms.toFixed(2).padStart(6)} | ${r.p99Ms.toFixed(2).padStart(6)} | ${r.maxMs.toFixed(2).padStart(6)} | ${String(r.errors).padStart(6)} | ${cpuText.padEnd(33)} | ${`${r.loadCpuUsPerAdmission} µs`.padEnd(18)} | ${r.idlePercent} % / ${r.stealPercent} %\n`)
     }
     const annotated = results.find(r => r.scenario.startsWith('annotated'))
-    const met = annotated !== undefined && annotated.admissionsPerSecond >= TARGET.admissionsPerSecond && annotated.p99Ms < TARGET.p99Ms && annotated.errors === 0
-    if (annotated !== undefined) process.stdout.write(`target (annotated): >= ${TARGET.admissionsPerSecond} admissions/s and p99 < ${TARGET.p99Ms} ms: ${met ? 'met' : 'NOT met'}\n`)
+    const met = annotated !== undefined && annotated.admissionsPerSecond >= TARGET.admissionsPerSecond && annotated.errors === 0
+    const ceilingResult = results.find(r => r.scenario.startsWith('ceiling'))
+    if (annotated !== undefined) {
+      const cpuNote = ceilingResult !== undefined
+        ? `; server CPU per admission ${annotated.serverCpuUsPerAdmission} µs vs the ceiling's ${ceilingResult.serverCpuUsPerAdmission} µs (${(annotated.serverCpuUsPerAdmission / ceilingResult.serverCpuUsPerAdmission).toFixed(2)}×)`
+        : `; server CPU per admission ${annotated.serverCpuUsPerAdmission} µs`
+      process.stdout.write(`${met ? 'PASS' : 'FAIL'}  annotated admissions ≥ ${TARGET.admissionsPerSecond}/s, no errors — ${annotated.admissionsPerSecond}/s, ${annotated.errors} errors, p99 ${annotated.p99Ms.toFixed(2)} ms${cpuNote}\n`)
+    }
     for (const line of logChecks) process.stdout.write(`${line}\n`)
     if (JSON_OUT !== '') writeFileSync(JSON_OUT, JSON.stringify({ workers, connections: CONNECTIONS, loadBefore, loadAfter, seconds: SECONDS, cpus: cpu.length, node: process.version, target: TARGET, met, results }, null, 2) + '\n')
   } finally {
