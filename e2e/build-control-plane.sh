@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds (once) the real control plane the end-to-end test runs against:
-# kube-apiserver, kube-controller-manager, kube-scheduler, the kubelet and kubectl from the
+# kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, the kubelet and kubectl from the
 # k8s.io/kubernetes Go module, and a single-member etcd (go.etcd.io/etcd/server/v3/embed).
 # The binaries are cached outside the repository; a second run only checks them.
 #
@@ -15,7 +15,7 @@ module="$here/control-plane"
 k8s_version="$(awk '$1=="k8s.io/kubernetes"{print $2}' "$module/go.mod")"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/onnx-sidecar"
 bin="$cache/k8s-$k8s_version/bin"
-tools=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd)
+tools=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubectl etcd)
 
 # A stamp names what was built, so a change to go.mod or the etcd main rebuilds.
 stamp() { cat "$module/go.mod" "$module/go.sum" "$module/etcd/main.go" | sha256sum | cut -d' ' -f1; }
@@ -54,6 +54,7 @@ go build -trimpath -ldflags "$ldflags" -o "$bin.tmp/" \
   k8s.io/kubernetes/cmd/kube-apiserver \
   k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler \
+  k8s.io/kubernetes/cmd/kube-proxy \
   k8s.io/kubernetes/cmd/kubelet \
   k8s.io/kubernetes/cmd/kubectl \
   ./etcd >&2

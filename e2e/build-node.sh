@@ -5,6 +5,10 @@
 #   registry                                   github.com/distribution/distribution/v3 cmd/registry
 #   pause                                      build/pause/linux/pause.c of the k8s.io/kubernetes
 #                                              module, gcc -static (the sandbox image's only file)
+#   prometheus                                 github.com/prometheus/prometheus (e2e/prometheus) with
+#                                              Kubernetes discovery only: Debian's package has none
+#   coredns                                    github.com/coredns/coredns (e2e/coredns): the stock
+#                                              server with the kubernetes plugin, the cluster's DNS
 # runc and the CNI plugins come from Debian (apt-get install runc containernetworking-plugins).
 # The binaries are cached outside the repository; a second run only checks them.
 #
@@ -18,14 +22,16 @@ k8s_version="$(awk '$1=="k8s.io/kubernetes"{print $2}' "$k8s_module/go.mod")"
 containerd_version="$(awk '$1=="github.com/containerd/containerd/v2"{print $2}' "$module/go.mod")"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/onnx-sidecar"
 bin="$cache/node-$containerd_version/bin"
-tools=(containerd containerd-shim-runc-v2 ctr registry pause)
+tools=(containerd containerd-shim-runc-v2 ctr registry pause prometheus coredns)
 
 export GOPATH="${GOPATH:-$cache/gopath}"
 export GOMODCACHE="${GOMODCACHE:-$GOPATH/pkg/mod}"
 export GOCACHE="${GOCACHE:-$cache/gocache}"
 export GOFLAGS="-mod=mod -buildvcs=false"
 
-stamp() { cat "$module/go.mod" "$module/go.sum" "$k8s_module/go.mod" | sha256sum | cut -d' ' -f1; }
+prom_module="$here/prometheus"
+dns_module="$here/coredns"
+stamp() { cat "$module/go.mod" "$module/go.sum" "$k8s_module/go.mod" "$prom_module/go.mod" "$prom_module/go.sum" "$dns_module/go.mod" "$dns_module/go.sum" "$dns_module/main.go" | sha256sum | cut -d' ' -f1; }
 stamp_input="$(stamp)"
 if [[ -f "$bin/.stamp" && "$(cat "$bin/.stamp")" == "$stamp_input" ]]; then
   ok=1
@@ -54,6 +60,13 @@ CGO_ENABLED=0 go build -trimpath \
   github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
   github.com/containerd/containerd/v2/cmd/ctr \
   github.com/distribution/distribution/v3/cmd/registry >&2
+
+# Prometheus with only the Kubernetes service discovery compiled in (its build tags).
+CGO_ENABLED=0 go -C "$prom_module" build -trimpath -tags remove_all_sd,enable_kubernetes_sd -ldflags "-s -w" \
+  -o "$bin.tmp/" github.com/prometheus/prometheus/cmd/prometheus >&2
+
+# CoreDNS: coremain with the plugins e2e/coredns/main.go lists.
+CGO_ENABLED=0 go -C "$dns_module" build -trimpath -ldflags "-s -w" -o "$bin.tmp/coredns" . >&2
 
 # The pause binary from the Kubernetes module the kubelet is built from.
 go -C "$k8s_module" mod download k8s.io/kubernetes >&2

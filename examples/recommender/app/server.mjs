@@ -34,7 +34,7 @@ async function classify (flowers) {
   // classification extension: one "score:index:label" string per row
   return res.outputs[0].data.map(entry => {
     const [score, , species] = String(entry).split(':')
-    return { species, confidence: Number(score), products: CATALOG[species] ?? [] }
+    return { species, confidence: Number(score), products: CATALOG[species] ?? [], model_version: res.model_version }
   })
 }
 
@@ -91,6 +91,12 @@ const server = createServer((req, res) => {
 server.listen(port, () => {
   console.log(JSON.stringify({ msg: 'recommender listening', port, sidecar: transport, model }))
 })
+// Graceful stop: no new connections; requests already accepted are answered (each one
+// still needs the sidecar, which Kubernetes stops only after this container exits), then
+// the sidecar client's connections close.
 for (const sig of ['SIGTERM', 'SIGINT']) {
-  process.once(sig, () => { server.close(); sidecar.close().finally(() => process.exit(0)) })
+  process.once(sig, () => {
+    server.close(() => { sidecar.close().finally(() => process.exit(0)) })
+    server.closeIdleConnections()
+  })
 }
