@@ -78,7 +78,16 @@ export async function deployShop (): Promise<string> {
     const [p] = await readyPods(name, 1, APP_NS, 300_000)
     const injected = (p.spec.initContainers ?? []).some((c: Json) => c.name === 'onnx-sidecar')
     expect(injected === (name !== 'storefront'), `${name}: sidecar injected: ${String(injected)}`)
-    lines.push(`${name}: ${String(p.metadata.name)} Ready at ${String(p.status.podIP)}${injected ? `, sidecar with ${String(p.metadata.annotations['onnx-sidecar.io/model-image'])}` : ', no sidecar (no annotation)'}; Service ${name} → ${await serviceIp(name)}`)
+    // Ready pods become Service endpoints a moment later (endpoint slices, then kube-proxy's next sync).
+    const ip = await serviceIp(name)
+    await waitFor(`Service ${name} (${ip}) answers`, async () => {
+      try {
+        const res = await request(`http://${ip}/healthz`, { headersTimeout: 5000 })
+        await res.body.dump()
+        return res.statusCode === 200
+      } catch { return false }
+    }, { timeoutMs: 60_000, intervalMs: 500 })
+    lines.push(`${name}: ${String(p.metadata.name)} Ready at ${String(p.status.podIP)}${injected ? `, sidecar with ${String(p.metadata.annotations['onnx-sidecar.io/model-image'])}` : ', no sidecar (no annotation)'}; Service ${name} → ${ip} answers /healthz`)
   }
   return lines.join('\n')
 }
