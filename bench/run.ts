@@ -25,7 +25,7 @@
  * BENCH_PROFILE=1 (CPU-profile the sidecar into bench/results/profiles/<cell>/),
  * BENCH_SIDECAR_CLI (another build's dist/cli/main.js, to A/B a change),
  * BENCH_ONLY=ort,baselines,sidecar,rss,swap,transport,footprint (run a subset while iterating).
- * BENCH_IDLE_S (idle CPU window of the footprint section, default 60).
+ * BENCH_IDLE_S (idle CPU window of the footprint section, default 60), BENCH_FOOTPRINT_ARGS (extra sidecar flags there).
  *
  *  8. Footprint (issue 13), on one CPU: the server under test pinned to CPU 0 and the load
  *     generator to CPU 1 (taskset), the sidecar with default flags (a 1-CPU sidecar): idle
@@ -71,6 +71,8 @@ const PROFILE = env.BENCH_PROFILE === '1'
 const SIDECAR_CLI = path.resolve(env.BENCH_SIDECAR_CLI ?? path.join(ROOT, 'dist', 'cli', 'main.js'))
 const ONLY = new Set((env.BENCH_ONLY ?? 'ort,baselines,sidecar,rss,swap,transport,footprint').split(',').map(s => s.trim()))
 const IDLE_S = num('BENCH_IDLE_S', 60)
+/** Extra sidecar flags for the footprint section (A/B a choice, e.g. `--inference-thread worker`). */
+const FOOTPRINT_ARGS = (env.BENCH_FOOTPRINT_ARGS ?? '').split(' ').filter(a => a !== '')
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 const log = (msg: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`) }
@@ -454,6 +456,7 @@ async function main (): Promise<void> {
     rss: Record<string, { mib: number, anonMib: number, fileMib: number, byMapping: Record<string, number>, serving: string }>
     c1: Record<string, CellResult>
     idle?: { seconds: number, cpuPct: number }
+    health?: CellResult
   } | undefined
 
   const gen = new LoadGenerator()
@@ -618,7 +621,7 @@ async function main (): Promise<void> {
         ['three', repo, [], c1Models.slice(0, 2)],
         ['iris', irisRepo, ['--model', 'iris'], c1Models.slice(2)]
       ] as Array<[string, string, string[], typeof c1Models]>) {
-        const sc = await startSidecar(repoDir, args, { cpu, defaultParallelism: true })
+        const sc = await startSidecar(repoDir, [...args, ...FOOTPRINT_ARGS], { cpu, defaultParallelism: true })
         try {
           await sleep(3000)
           const pid = sc.child.pid as number
@@ -636,6 +639,11 @@ async function main (): Promise<void> {
           for (const [key, name, , body] of cells1) {
             log(`footprint: sidecar (default flags), ${name}, 1 connection`)
             footprint.c1[`sidecar_${key}`] = await gen.run({ serverPid: pid, target: inferTarget(sc.origin, name, body), connections: 1 })
+          }
+          if (label === 'three') {
+            // One CPU for everything: health must still answer from the metrics thread.
+            log(`footprint: sidecar (default flags), ${big.name}, 64 connections (+ health probe on the metrics port)`)
+            footprint.health = await gen.run({ serverPid: pid, target: inferTarget(sc.origin, big.name, bodies.big), connections: 64, probe: health(sc.metricsOrigin) })
           }
         } finally { await sc.stop() }
       }
@@ -811,6 +819,8 @@ async function main (): Promise<void> {
       const p = sc.latency.p99 / nv.latency.p99
       checks.push({ target: `1 CPU, ${c1Label[key] as string}, 1 conn: req/s ≥ naive server's, p99 ≤ 1.5× its p99`, measured: `${fmt(sc.rps)} vs ${fmt(nv.rps)} req/s = ${r.toFixed(2)}×; p99 ${fmt(sc.latency.p99)} vs ${fmt(nv.latency.p99)} µs = ${p.toFixed(2)}×; errors ${sc.errors}`, pass: r >= 1 && p <= 1.5 && sc.errors === 0 })
     }
+    const fh = fp.health
+    if (fh?.probe !== undefined) checks.push({ target: '1 CPU, default flags: /v2/health/ready p99 < 10 ms while the 5M model is saturated (64 conn)', measured: `${fmt(fh.probe.p99 / 1000)} ms (${fh.probe.count} probes, ${fh.probe.errors} failed; ${fmt(fh.rps)} req/s, ${fh.errors} errors)`, pass: fh.probe.p99 < 10_000 && fh.probe.errors === 0 })
     if (fp.idle !== undefined) checks.push({ target: `idle CPU (iris, repository polling on) < 0.5 % of a CPU over ${fmt(fp.idle.seconds)} s`, measured: `${fp.idle.cpuPct.toFixed(2)} %`, pass: fp.idle.cpuPct < 0.5 })
   }
   for (const conn of [1, 16]) {

@@ -1,9 +1,9 @@
 /**
- * A stand-in for an inference worker thread that runs its SessionHost on the main thread:
- * what a 1-CPU sidecar uses (`--inference-thread`, serve-options.ts). A worker thread on
- * one CPU buys no parallelism, yet costs a V8 isolate (~10 MiB idle) and two thread
- * wake-ups per batch; health and metrics still answer from their own thread
- * (http/metrics-worker.ts) while the main thread computes.
+ * A stand-in for an inference worker thread that runs its SessionHost on the main thread
+ * (`--inference-thread main`, serve-options.ts): no V8 isolate for a worker (~10 MiB of
+ * idle RSS) and no thread wake-ups per batch; health and metrics still answer from their
+ * own thread (http/metrics-worker.ts). Not the default: on 1 CPU a saturated heavy model
+ * delayed health probes to p99 ~105 ms (6.9 ms with a worker) and halved throughput.
  *
  * It speaks the worker's message protocol through the same events (`message`, `exit`),
  * so the pool treats it as one more slot: answers arrive asynchronously, `exit` ends it

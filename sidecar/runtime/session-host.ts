@@ -1,6 +1,6 @@
 /**
  * Holds ONNX Runtime sessions and answers the pool's requests (protocol.ts). It runs in an
- * inference worker thread (inference-worker.ts), or, on a 1-CPU sidecar, on the main
+ * inference worker thread (inference-worker.ts), or, with `--inference-thread main`, on the main
  * thread itself (worker-pool.ts, `inProcess`): the same code either way.
  *
  *   load   {op, id, key, file, digest?, threads} -> {id, ok, inputs, outputs, digest} | {id, ok:false, error}

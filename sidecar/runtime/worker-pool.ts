@@ -78,7 +78,7 @@ export interface WorkerPoolOptions {
   createWorker?: (index: number) => Worker
   /**
    * Run the sessions on the main thread (runtime/in-process-worker.ts) instead of worker
-   * threads: one slot, one batch at a time. For a 1-CPU sidecar.
+   * threads: one slot, one batch at a time (`--inference-thread main`).
    */
   inProcess?: boolean
 }

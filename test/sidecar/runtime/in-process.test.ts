@@ -1,26 +1,21 @@
 /**
- * `--inference-thread main` (the default for 1 CPU and 1 worker): ONNX Runtime runs on the
- * main thread, with no inference worker thread and no second (inline) session next to it;
- * health still answers from the metrics thread.
+ * `--inference-thread main`: ONNX Runtime runs on the main thread, with no inference worker
+ * thread and no second (inline) session next to it; health still answers from the metrics
+ * thread.
  */
 import t from 'tap'
 import path from 'node:path'
 import { request } from 'undici'
 import { WorkerPool } from '../../../sidecar/runtime/worker-pool.js'
-import { inferenceInProcess } from '../../../sidecar/serve-command.js'
 import { serveOptions } from '../../../sidecar/serve-options.js'
 import { readConfig } from '../../../common/config.js'
 import type { WireTensor } from '../../../sidecar/runtime/protocol.js'
 import { memoryLogger, startSidecar, EXAMPLE_REPO, FIXTURE_REPO } from '../../fixtures/sidecar.js'
 
-t.test('auto runs inference on the main thread only for 1 CPU and 1 worker', async t => {
-  t.equal(inferenceInProcess('auto', 1, 1), true)
-  t.equal(inferenceInProcess('auto', 2, 1), false)
-  t.equal(inferenceInProcess('auto', 1, 2), false, 'two workers asked for on 1 CPU: workers')
-  t.equal(inferenceInProcess('main', 8, 4), true)
-  t.equal(inferenceInProcess('worker', 1, 1), false)
-  t.equal(readConfig(serveOptions(), [], {}).inferenceThread, 'auto')
+t.test('--inference-thread: worker by default, main on request', async t => {
+  t.equal(readConfig(serveOptions(), [], {}).inferenceThread, 'worker')
   t.equal(readConfig(serveOptions(), ['--inference-thread', 'main'], {}).inferenceThread, 'main')
+  t.equal(readConfig(serveOptions(), [], { ONNX_SIDECAR_INFERENCE_THREAD: 'main' }).inferenceThread, 'main')
   t.throws(() => readConfig(serveOptions(), ['--inference-thread', 'gpu'], {}))
 })
 
