@@ -828,7 +828,7 @@ async function main (): Promise<void> {
     const b = c[`rest_tcp_bin_c${conn}`]?.cpu
     if (g === undefined || b === undefined) continue
     const r = g.processUsPerReq / b.processUsPerReq
-    checks.push({ target: `gRPC server CPU per request ≤ REST binary tensors', small MLP, ${conn} conn`, measured: `${fmt(g.processUsPerReq)} vs ${fmt(b.processUsPerReq)} µs = ${r.toFixed(2)}×`, pass: r <= 1 })
+    checks.push({ target: `gRPC server CPU per request ≤ REST binary tensors, small MLP, ${conn} conn`, measured: `${fmt(g.processUsPerReq)} vs ${fmt(b.processUsPerReq)} µs = ${r.toFixed(2)}×`, pass: r <= 1 })
   }
 
   let commit = ''
