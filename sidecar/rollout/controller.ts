@@ -12,7 +12,8 @@
  *   rollback  agreement <  rollback.below_agreement (default min_agreement), or the error rate is worse than that
  *   otherwise keep observing.
  * Agreement = agreeing / compared requests; a request the candidate failed on counts as
- * compared and not agreeing. Error rate = answers (canary) or shadow runs (shadow) with a
+ * compared and not agreeing. A canary's live run for comparison that fails is not the
+ * candidate's fault: it is counted apart (`liveFailed`) and not compared. Error rate = answers (canary) or shadow runs (shadow) with a
  * 5xx status / all of them, per arm.
  */
 import type { RolloutConfig } from './config.js'
@@ -44,6 +45,8 @@ export class RolloutController {
   agreed = 0
   disagreed = 0
   failed = 0
+  /** Canary: live runs for comparison that failed (not compared). */
+  liveFailed = 0
   dropped = 0
   readonly arms: Record<Arm, { requests: number, errors: number }> = { live: { requests: 0, errors: 0 }, candidate: { requests: 0, errors: 0 } }
   /** Per output: largest max-abs-diff seen and the running sum of mean-abs-diffs. */

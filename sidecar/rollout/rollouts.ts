@@ -5,11 +5,18 @@
  * applies the promotion rule, with logs, metrics and spans for each step.
  *
  * Hooks (inference.ts): `live()` before decoding, `route()` after, `finish()` once the
- * answer is encoded. Requests that name a version never reach a rollout.
+ * answer is encoded. Requests that name a version never reach a rollout. While a rollout
+ * is configured, requests without a version are answered by its live version (the
+ * candidate once promoted), by the candidate through the canary share, or, when that
+ * version is not serving, with 503 (never by another version).
+ *
+ * A rollout starts over (counts at zero, live answering) when its block changes or when
+ * the model file of its live or candidate version is replaced (its fingerprint changes).
  */
 import { SpanStatusCode, type Context, type Span, type Tracer } from '@opentelemetry/api'
 import { isDeepStrictEqual } from 'node:util'
 import type { Logger } from '../../common/logger.js'
+import { errors, SidecarError } from '../errors.js'
 import { halfToNumber } from '../float16.js'
 import type { InferRequest } from '../infer-request.js'
 import type { ModelConfig } from '../model-config.js'
@@ -19,7 +26,7 @@ import { WorkerUnavailableError, type WorkerPool } from '../runtime/worker-pool.
 import { compareOutputs } from './compare.js'
 import type { RolloutConfig } from './config.js'
 import { RolloutController, type Arm, type ComparisonResult } from './controller.js'
-import { shadowGate, type DropReason } from './gate.js'
+import { shadowGate, workersNeeded, type DropReason } from './gate.js'
 import type { RolloutMetrics } from './metrics.js'
 import { inCanary } from './sticky.js'
 
@@ -31,7 +38,7 @@ export interface VersionSource {
 
 export interface RolloutsDeps {
   versions: VersionSource
-  pool: Pick<WorkerPool, 'idleWorkers' | 'run'>
+  pool: Pick<WorkerPool, 'idleWorkers' | 'run' | 'size' | 'inProcess'>
   metrics: RolloutMetrics
   logger: Logger
   tracer: Tracer | undefined
@@ -59,6 +66,10 @@ interface ModelRollout {
   shadowBusy: boolean
   /** Cached compatibility of (live key, candidate key): '' when compatible. */
   compat: { keys: string, problem: string }
+  /** Model file fingerprint of each rollout version when first seen serving: a new file starts the rollout over. */
+  files: Map<number, string>
+  /** The 'comparisons cannot run' warning was logged. */
+  warnedBlocked: boolean
 }
 
 export class Rollouts {
@@ -83,20 +94,70 @@ export class Rollouts {
     if (rollout === undefined) {
       if (current !== undefined) {
         this.#models.delete(model)
+        this.#clearAgreement(model, current)
         this.#log.info({ model }, 'rollout removed from config.yaml')
       }
       return
     }
     if (current !== undefined && isDeepStrictEqual(current.controller.config, rollout)) return
-    this.#models.set(model, { controller: new RolloutController(rollout), salt: `${model}:${rollout.candidate}`, shadowBusy: false, compat: { keys: '', problem: '' } })
-    this.#log.info({ model, mode: rollout.mode, live: rollout.live, candidate: rollout.candidate, sample: rollout.sample, share: rollout.share, promotion: rollout.promotion }, current === undefined ? 'rollout configured' : 'rollout changed: starting over')
+    if (current !== undefined) this.#clearAgreement(model, current)
+    this.#models.set(model, this.#fresh(model, rollout))
+    const promotion = rollout.promotion === undefined ? undefined : { min_requests: rollout.promotion.minRequests, min_agreement: rollout.promotion.minAgreement, max_error_rate_delta: rollout.promotion.maxErrorRateDelta }
+    const rollback = rollout.promotion === undefined ? undefined : { below_agreement: rollout.promotion.rollbackBelow }
+    this.#log.info({ model, mode: rollout.mode, live: rollout.live, candidate: rollout.candidate, sample: rollout.sample, share: rollout.share, promotion, rollback }, current === undefined ? 'rollout configured' : 'rollout changed: starting over')
   }
 
-  /** The version that answers a request without a version, or undefined (no rollout, or its live version is not serving). */
-  live (model: string): ModelVersion | undefined {
+  #fresh (model: string, rollout: RolloutConfig, files = new Map<number, string>()): ModelRollout {
+    return { controller: new RolloutController(rollout), salt: `${model}:${rollout.candidate}`, shadowBusy: false, compat: { keys: '', problem: '' }, files, warnedBlocked: false }
+  }
+
+  /** The agreement gauge belongs to the rollout in progress: it goes when that rollout ends or starts over. */
+  #clearAgreement (model: string, r: ModelRollout): void {
+    const cfg = r.controller.config
+    this.#deps.metrics.agreement.remove({ model, live_version: String(cfg.live), candidate_version: String(cfg.candidate) })
+  }
+
+  /** The model's rollout, started over when the model file of its live or candidate version has been replaced. */
+  #current (model: string): ModelRollout | undefined {
     const r = this.#models.get(model)
     if (r === undefined) return undefined
-    return this.#serving(model, r.controller.liveVersion)
+    const cfg = r.controller.config
+    let changed: number[] | undefined
+    const now = new Map<number, string>()
+    for (const v of [cfg.live, cfg.candidate]) {
+      const fp = this.#serving(model, v)?.fingerprint ?? r.files.get(v)
+      if (fp === undefined) continue
+      now.set(v, fp)
+      const before = r.files.get(v)
+      if (before === undefined) r.files.set(v, fp)
+      else if (before !== fp) (changed ??= []).push(v)
+    }
+    if (changed === undefined) return r
+    this.#clearAgreement(model, r)
+    const next = this.#fresh(model, cfg, now)
+    this.#models.set(model, next)
+    this.#log.info({ model, versions: changed, phase: r.controller.phase, compared: r.controller.compared }, 'rollout: model file replaced: starting over')
+    return next
+  }
+
+  /**
+   * The version that answers a request without a version: undefined without a rollout;
+   * the rollout's live version (the candidate once promoted); throws 503 OS_ERR_MODEL_NOT_READY
+   * when that version is not serving (another version never stands in for it).
+   */
+  live (model: string): ModelVersion | undefined {
+    const r = this.#current(model)
+    if (r === undefined) return undefined
+    const c = r.controller
+    const version = String(c.liveVersion)
+    try {
+      return this.#deps.versions.resolve(model, version)
+    } catch (err) {
+      if (!(err instanceof SidecarError) || err.code === errors.MODEL_NOT_FOUND.code) throw err
+      const why = err.code === errors.VERSION_NOT_FOUND.code ? 'it is not in the repository' : err.message.replace(/^.*? is not ready: /, '')
+      const role = c.phase === 'promoted' ? 'the rollout\'s promoted candidate' : 'the rollout\'s live version'
+      throw errors.MODEL_NOT_READY(model, version, `${role} answers requests without a version and is not serving (${why}); no other version answers them while the rollout is configured (name a version to reach it)`)
+    }
   }
 
   #serving (model: string, version: number): ModelVersion | undefined {
@@ -134,9 +195,11 @@ export class Rollouts {
     // Shadow work is sampled and gated now; its inputs are copied now, because a worker run transfers them away.
     let shadowFeeds: Record<string, WireTensor> | undefined
     if (partner !== undefined && cfg.sample > 0 && (cfg.sample >= 1 || this.#random() < cfg.sample)) {
-      const drop = this.#gate(r, answer, partner)
-      if (drop !== undefined) this.#dropped(r, live.name, drop)
-      else {
+      const drop = this.#gate(r, live, candidate)
+      if (drop !== undefined) {
+        this.#dropped(r, live.name, drop)
+        if (drop === 'worker') this.#blocked(r, live, candidate)
+      } else {
         r.shadowBusy = true
         shadowFeeds = copyFeeds(request.feeds)
       }
@@ -162,15 +225,41 @@ export class Rollouts {
     }
   }
 
-  /** rollout/gate.ts; `starting`: the second check, when the shadow run would start. */
-  #gate (r: ModelRollout, answer: ModelVersion, partner: ModelVersion, starting = false): DropReason | undefined {
+  /**
+   * rollout/gate.ts: a shadow runs the candidate beside live; a canary runs live beside the
+   * candidate, and both of its versions answer users. `starting`: the second check, when
+   * the shadow run would start.
+   */
+  #gate (r: ModelRollout, live: ModelVersion, candidate: ModelVersion, starting = false): DropReason | undefined {
+    const canary = r.controller.config.mode === 'canary'
+    const run = canary ? live : candidate
     return shadowGate({
       shadowInProgress: r.shadowBusy && !starting,
-      liveQueued: starting ? undefined : answer.batcher.queued,
-      candidateIdle: partner.batcher.idle,
-      idleWorkers: this.#deps.pool.idleWorkers(partner.key),
-      liveInline: answer.inline !== undefined
+      servingQueued: starting ? undefined : live.batcher.queued + (canary ? candidate.batcher.queued : 0),
+      runs: canary ? 'live' : 'candidate',
+      runIdle: run.batcher.idle,
+      idleWorkers: this.#deps.pool.idleWorkers(run.key),
+      servingInline: servingInline(r, live, candidate)
     })
+  }
+
+  /**
+   * Why shadow work can never run with this pool ('' when it can): it needs more idle
+   * workers than the sidecar has (see rollout/gate.ts). Logged once per rollout.
+   */
+  #blocked (r: ModelRollout, live: ModelVersion, candidate: ModelVersion): string {
+    const cfg = r.controller.config
+    const needed = workersNeeded(servingInline(r, live, candidate))
+    const { pool } = this.#deps
+    if (cfg.sample === 0 || pool.size >= needed) return ''
+    const reason = pool.inProcess
+      ? 'shadow needs an idle worker: ONNX Runtime runs on the main thread (--inference-thread main); run it on 2 workers (--inference-thread worker --workers 2, or onnx-sidecar.io/cpu-limit: "4")'
+      : `shadow needs an idle worker: give the sidecar ${needed} workers (onnx-sidecar.io/cpu-limit: "4" or --workers ${needed})`
+    if (!r.warnedBlocked) {
+      r.warnedBlocked = true
+      this.#log.warn({ model: live.name, live: cfg.live, candidate: cfg.candidate, workers: pool.size, needed, reason }, 'rollout: comparisons cannot run; every shadow run is dropped (reason worker) and no decision will be taken')
+    }
+    return reason
   }
 
   #dropped (r: ModelRollout, model: string, reason: DropReason): void {
@@ -180,15 +269,16 @@ export class Rollouts {
 
   #shadow (r: ModelRollout, feeds: Record<string, WireTensor>, answer: ModelVersion, answered: Record<string, WireTensor>, partner: ModelVersion, ctx: Context): void {
     const model = answer.name
+    const cfg = r.controller.config
+    const candidateIsPartner = partner.version === cfg.candidate
+    const [liveMv, candMv] = candidateIsPartner ? [answer, partner] : [partner, answer]
     // Checked again: live requests may have queued up while the answer was written.
-    const drop = this.#models.get(model) === r && r.controller.phase === 'observing' ? this.#gate(r, answer, partner, true) : 'in_progress'
+    const drop = this.#models.get(model) === r && r.controller.phase === 'observing' ? this.#gate(r, liveMv, candMv, true) : 'in_progress'
     if (drop !== undefined) {
       r.shadowBusy = false
       if (this.#models.get(model) === r && r.controller.phase === 'observing') this.#dropped(r, model, drop)
       return
     }
-    const cfg = r.controller.config
-    const candidateIsPartner = partner.version === cfg.candidate
     const { tracer } = this.#deps
     const span = tracer?.startSpan('rollout.shadow', { attributes: { 'onnx_sidecar.rollout': cfg.mode === 'canary' ? 'canary' : 'shadow', 'onnx_sidecar.model': model, 'onnx_sidecar.version': partner.version, 'onnx_sidecar.rollout.compared_with': answer.version } }, ctx)
     // Straight to an idle worker, never through the candidate's queue or its inline session.
@@ -205,6 +295,13 @@ export class Rollouts {
           return
         }
         span?.setStatus({ code: SpanStatusCode.ERROR, message: err.message })
+        if (!candidateIsPartner) {
+          // A canary's live run failed: not the candidate's fault, and nothing to compare with.
+          span?.setAttribute('onnx_sidecar.rollout.result', 'live_error')
+          this.#log.info({ model, version: partner.version, reason: err.message }, 'rollout: live run for comparison failed; not compared')
+          if (this.#models.get(model) === r && r.controller.phase === 'observing') r.controller.liveFailed++
+          return
+        }
         span?.setAttribute('onnx_sidecar.rollout.result', 'error')
         this.#log.info({ model, version: partner.version, reason: err.message }, 'rollout: shadow run failed')
         this.#record(r, model, 'error', [], candidateIsPartner, true)
@@ -248,7 +345,7 @@ export class Rollouts {
   #problem (r: ModelRollout, live: ModelVersion, candidate: ModelVersion): string {
     const keys = `${live.key}|${candidate.key}`
     if (r.compat.keys !== keys) {
-      r.compat = { keys, problem: incompatibility(live, candidate) }
+      r.compat = { keys, problem: incompatibility(live, candidate, r.controller.config.compareOutput) }
       if (r.compat.problem !== '') this.#log.error({ model: live.name, live: live.version, candidate: candidate.version, reason: r.compat.problem }, 'rollout: candidate cannot stand in for live; no shadow or canary traffic')
     }
     return r.compat.problem
@@ -256,7 +353,7 @@ export class Rollouts {
 
   /** What GET /v2/models/{m}/rollout shows. */
   state (model: string): Record<string, unknown> {
-    const r = this.#models.get(model)
+    const r = this.#current(model)
     if (r === undefined) return { name: model, state: 'off' }
     const c = r.controller
     const cfg = c.config
@@ -271,6 +368,8 @@ export class Rollouts {
       } else if (this.#problem(r, live, cand) !== '') {
         state = 'incompatible'
         reason = r.compat.problem
+      } else if ((reason = this.#blocked(r, live, cand)) !== '') {
+        state = 'blocked'
       }
     }
     const outputs: Record<string, { max_abs_diff: number, mean_abs_diff: number }> = {}
@@ -291,6 +390,7 @@ export class Rollouts {
       agreed: c.agreed,
       disagreed: c.disagreed,
       candidate_errors: c.failed,
+      live_errors: c.liveFailed,
       agreement: c.agreement ?? null,
       shadow_dropped: c.dropped,
       live: arm('live'),
@@ -309,6 +409,11 @@ export class Rollouts {
   }
 }
 
+/** Every version answering users runs inline: live, and in a canary the candidate too. */
+function servingInline (r: ModelRollout, live: ModelVersion, candidate: ModelVersion): boolean {
+  return live.inline !== undefined && (r.controller.config.mode !== 'canary' || candidate.inline !== undefined)
+}
+
 function copyFeeds (feeds: Record<string, WireTensor>): Record<string, WireTensor> {
   const out: Record<string, WireTensor> = {}
   for (const [name, t] of Object.entries(feeds)) {
@@ -317,16 +422,26 @@ function copyFeeds (feeds: Record<string, WireTensor>): Record<string, WireTenso
   return out
 }
 
-/** Same inputs (name, datatype, shape), every live output present with its datatype, batching on for both or neither. */
-export function incompatibility (live: ModelVersion, candidate: ModelVersion): string {
+/**
+ * Same inputs (name, datatype, shape); every live output present with its datatype and a
+ * shape that can match (same rank, fixed dimensions equal; -1 matches anything);
+ * `compare_output` one of the outputs; batching on for both or neither.
+ */
+export function incompatibility (live: ModelVersion, candidate: ModelVersion, compareOutput?: string): string {
   const fmt = (s: { name: string, datatype: string, shape: number[] }): string => `${s.name} ${s.datatype} [${s.shape.join(',')}]`
   const a = live.inputs.map(fmt).sort().join('; ')
   const b = candidate.inputs.map(fmt).sort().join('; ')
   if (a !== b) return `inputs differ: version ${live.version} has ${a}, version ${candidate.version} has ${b}`
+  if (compareOutput !== undefined && !live.outputByName.has(compareOutput)) {
+    return `config.yaml: key 'rollout.compare_output' is '${compareOutput}', which is not an output of version ${live.version} (outputs: ${live.outputs.map(o => o.name).join(', ')})`
+  }
   for (const o of live.outputs) {
     const c = candidate.outputByName.get(o.name)
     if (c === undefined) return `version ${candidate.version} has no output '${o.name}'`
     if (c.datatype !== o.datatype) return `output '${o.name}' is ${o.datatype} in version ${live.version} but ${c.datatype} in version ${candidate.version}`
+    if (c.shape.length !== o.shape.length || o.shape.some((d, i) => d !== -1 && c.shape[i] !== -1 && c.shape[i] !== d)) {
+      return `output '${o.name}' has shape [${o.shape.join(',')}] in version ${live.version} but [${c.shape.join(',')}] in version ${candidate.version}`
+    }
   }
   if ((live.maxBatchSize === 0) !== (candidate.maxBatchSize === 0)) return 'one version batches requests and the other does not'
   return ''

@@ -57,15 +57,16 @@ t.test('sticky hash: stable, and the share is about right over many keys', async
 })
 
 t.test('shadow gate: runs only on a worker nobody waits for', async t => {
-  const free: GateView = { shadowInProgress: false, liveQueued: 0, candidateIdle: true, idleWorkers: 2, liveInline: false }
+  const free: GateView = { shadowInProgress: false, servingQueued: 0, runs: 'candidate', runIdle: true, idleWorkers: 2, servingInline: false }
   t.equal(shadowGate(free), undefined)
   t.equal(shadowGate({ ...free, shadowInProgress: true }), 'in_progress')
-  t.equal(shadowGate({ ...free, liveQueued: 1 }), 'queue')
-  t.equal(shadowGate({ ...free, liveQueued: undefined }), undefined, 'the queue is checked at sampling time only')
-  t.equal(shadowGate({ ...free, candidateIdle: false }), 'candidate')
-  t.equal(shadowGate({ ...free, idleWorkers: 1 }), 'worker', 'a live version on the workers keeps one idle worker for itself')
-  t.equal(shadowGate({ ...free, idleWorkers: 1, liveInline: true }), undefined, 'an inline live version needs no worker')
-  t.equal(shadowGate({ ...free, idleWorkers: 0, liveInline: true }), 'worker')
+  t.equal(shadowGate({ ...free, servingQueued: 1 }), 'queue')
+  t.equal(shadowGate({ ...free, servingQueued: undefined }), undefined, 'the queue is checked at sampling time only')
+  t.equal(shadowGate({ ...free, runIdle: false }), 'candidate', 'shadow: the candidate is busy')
+  t.equal(shadowGate({ ...free, runs: 'live', runIdle: false }), 'live', 'canary: live, the version to run, is busy')
+  t.equal(shadowGate({ ...free, idleWorkers: 1 }), 'worker', 'a serving version on the workers keeps one idle worker for itself')
+  t.equal(shadowGate({ ...free, idleWorkers: 1, servingInline: true }), undefined, 'inline serving versions need no worker')
+  t.equal(shadowGate({ ...free, idleWorkers: 0, servingInline: true }), 'worker')
 })
 
 const rollout = (yaml: string): NonNullable<ReturnType<typeof parseModelConfig>['rollout']> => parseModelConfig(yaml, 'c.yaml').rollout as NonNullable<ReturnType<typeof parseModelConfig>['rollout']>
