@@ -103,7 +103,8 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
       decode: (parsed, mv) => decodeInferRequest(parsed.json, parsed.binary, mv, lease),
       encode: encodeInferResponse,
       abandoned: () => res.destroyed || req.socket.destroyed,
-      header: name => { const v = req.headers[name]; return typeof v === 'string' ? v : undefined }
+      // A repeated header: its first value (node:http would join them with ', '), as gRPC metadata.
+      header: name => req.headersDistinct[name]?.[0]
     }).then(encoded => send(res, 200, encoded.body, encoded.headers), err => { reply(res, err) })
   }
 

@@ -86,3 +86,17 @@ t.test('canary promotion: the compared candidate becomes live for everybody', as
   t.match(await metricsText(s.metricsUrl), /onnx_sidecar_rollout_promotions_total\{model="iris",version="2"\} 1/)
   for (const key of live.slice(0, 5)) t.equal(await version(s, irisRequest(ROW, key)), '2', `${key} (was on live) now gets version 2`)
 })
+
+t.test('canary by header: a repeated REST header is keyed by its first value', async t => {
+  const repo = await irisRepo(IRIS_GOOD, 'rollout: { live: 1, candidate: 2, mode: canary, share: 0.5, sticky_header: X-User, sample: 0 }')
+  t.teardown(repo.remove)
+  const s = await startSidecar({ repository: repo.dir })
+  t.teardown(s.close)
+  // Users whose own cohort differs from that of the two values joined ('user-N, other').
+  const users = Array.from({ length: 40 }, (_, u) => `user-${u}`).filter(u => inCanary(SALT, u, 0.5) !== inCanary(SALT, `${u}, other`, 0.5)).slice(0, 4)
+  t.ok(users.length >= 2)
+  for (const user of users) {
+    const want = inCanary(SALT, user, 0.5) ? '2' : '1'
+    t.equal(await version(s, irisRequest(ROW), { 'x-user': [user, 'other'] as unknown as string }), want, `${user} sent twice keeps its version`)
+  }
+})

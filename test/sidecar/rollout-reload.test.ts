@@ -1,6 +1,6 @@
 import t from 'tap'
-import { startSidecar, type Running } from '../fixtures/sidecar.js'
-import { IRIS_V1, irisRepo, irisRequest } from '../fixtures/rollout/repo.js'
+import { metricsText, startSidecar, type Running } from '../fixtures/sidecar.js'
+import { IRIS_GOOD, IRIS_V1, irisRepo, irisRequest } from '../fixtures/rollout/repo.js'
 
 const ROW = [5.1, 3.5, 1.4, 0.2]
 
@@ -71,4 +71,45 @@ t.test('a rollout whose candidate is missing waits and serves live', async t => 
   await s.sidecar.manager.reconcile()
   t.equal(await answeredBy(s), '1')
   t.match(await compared(s, 1), { state: 'observing', compared: 1 })
+})
+
+t.test('while live is not serving, requests without a version get 503, never the candidate', async t => {
+  const repo = await irisRepo(IRIS_V1, 'rollout: { live: 3, candidate: 2 }')
+  t.teardown(repo.remove)
+  const s = await startSidecar({ repository: repo.dir, workers: 2 })
+  t.teardown(s.close)
+  const res = await s.post('/v2/models/iris/infer', irisRequest(ROW))
+  t.equal(res.status, 503)
+  t.match(res.body, { code: 'OS_ERR_MODEL_NOT_READY', error: /^model 'iris' version 3 is not ready: the rollout's live version answers requests without a version and is not serving \(it is not in the repository\)/ })
+  t.match((await s.get('/v2/models/iris/rollout')).body, { state: 'waiting', reason: 'version 3 is not serving', compared: 0 })
+  t.equal((await s.post('/v2/models/iris/versions/2/infer', irisRequest(ROW))).body.model_version, '2', 'named, the candidate still answers')
+  await repo.version(3, IRIS_V1)
+  await s.sidecar.manager.reconcile()
+  t.equal(await answeredBy(s), '3', 'live is back')
+})
+
+t.test('replacing a version\'s model.onnx in place starts the rollout over; a compare_output typo is incompatible', async t => {
+  const repo = await irisRepo(IRIS_V1, 'rollout: { live: 1, candidate: 2 }')
+  t.teardown(repo.remove)
+  const s = await startSidecar({ repository: repo.dir, workers: 2 })
+  t.teardown(s.close)
+  await answeredBy(s)
+  await compared(s, 1)
+  await answeredBy(s)
+  t.match(await compared(s, 2), { compared: 2 })
+  t.match(await metricsText(s.metricsUrl), /onnx_sidecar_rollout_agreement_ratio\{model="iris",live_version="1",candidate_version="2"\} 1/)
+
+  await repo.version(2, IRIS_GOOD)
+  await s.sidecar.manager.reconcile()
+  t.match((await s.get('/v2/models/iris/rollout')).body, { state: 'observing', compared: 0, agreement: null }, 'a fixed candidate gets fresh counts')
+  t.ok(s.logs.some(l => l.msg === 'rollout: model file replaced: starting over' && l.model === 'iris'))
+  t.notMatch(await metricsText(s.metricsUrl), /onnx_sidecar_rollout_agreement_ratio\{model="iris"/, 'the old agreement is not reported')
+
+  await repo.config('rollout: { live: 1, candidate: 2, compare_output: probabilites }')
+  await s.sidecar.manager.reconcile()
+  const st = (await s.get('/v2/models/iris/rollout')).body
+  t.match(st, { state: 'incompatible', reason: "config.yaml: key 'rollout.compare_output' is 'probabilites', which is not an output of version 1 (outputs: label, probabilities)" })
+  await answeredBy(s)
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.equal((await s.get('/v2/models/iris/rollout')).body.compared, 0, 'nothing compared, nothing decided')
 })

@@ -138,8 +138,9 @@ t.test('a live version on the only worker is never shadowed: the worker stays fr
     t.equal((await s.post('/v2/models/iris/infer', irisRequest([5.1, 3.5, 1.4, 0.2]))).status, 200)
     await settled(s, i + 1)
   }
-  t.match(await rollout(s), { compared: 0, shadow_dropped: 3 })
+  t.match(await rollout(s), { compared: 0, shadow_dropped: 3, state: 'blocked', reason: 'shadow needs an idle worker: give the sidecar 2 workers (onnx-sidecar.io/cpu-limit: "4" or --workers 2)' })
   t.match(await metricsText(s.metricsUrl), /onnx_sidecar_rollout_shadow_dropped_total\{model="iris",reason="worker"\} 3/)
+  t.equal(s.logs.filter(l => l.msg === 'rollout: comparisons cannot run; every shadow run is dropped (reason worker) and no decision will be taken').length, 1, 'one warning')
 })
 
 t.test('rollout state endpoint: off without a rollout, 404 for an unknown model', async t => {
