@@ -8,12 +8,12 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 const DIFF_BUCKETS = [0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.25, 0.5, 1]
 
 export interface RolloutMetrics {
-  /** result: agree | disagree | error (the candidate failed where live answered). */
+  /** result: agree | disagree | error (the candidate failed where live answered; a canary's failed live run is not compared). */
   comparisons: Counter<'model' | 'live_version' | 'candidate_version' | 'result'>
   /** stat: max | mean, per compared request and output. */
   absDiff: Histogram<'model' | 'live_version' | 'candidate_version' | 'output' | 'stat'>
   agreement: Gauge<'model' | 'live_version' | 'candidate_version'>
-  /** reason: in_progress | queue | candidate | worker (rollout/gate.ts). */
+  /** reason: in_progress | queue | candidate | live | worker (rollout/gate.ts). */
   shadowDropped: Counter<'model' | 'reason'>
   /** Requests without an explicit version routed by a canary, by the version that answered and its arm (live | candidate). */
   canaryRequests: Counter<'model' | 'version' | 'arm'>
@@ -27,7 +27,7 @@ export function createRolloutMetrics (registry: Registry): RolloutMetrics {
   return {
     comparisons: new Counter({ name: 'onnx_sidecar_rollout_comparisons_total', help: 'Requests run on both the live and the candidate version and compared, by result (agree, disagree, error).', labelNames: [...versions, 'result'], registers }),
     absDiff: new Histogram({ name: 'onnx_sidecar_rollout_output_abs_diff', help: 'Max and mean absolute difference between the candidate and the live output, per compared request.', labelNames: [...versions, 'output', 'stat'], buckets: DIFF_BUCKETS, registers }),
-    agreement: new Gauge({ name: 'onnx_sidecar_rollout_agreement_ratio', help: 'Agreeing / compared requests of the rollout in progress (what promotion decides on).', labelNames: [...versions], registers }),
+    agreement: new Gauge({ name: 'onnx_sidecar_rollout_agreement_ratio', help: 'Agreeing / compared requests of the rollout in progress (what promotion decides on); removed when it starts over or ends.', labelNames: [...versions], registers }),
     shadowDropped: new Counter({ name: 'onnx_sidecar_rollout_shadow_dropped_total', help: 'Sampled shadow runs dropped so as not to delay live requests, by reason.', labelNames: ['model', 'reason'], registers }),
     canaryRequests: new Counter({ name: 'onnx_sidecar_rollout_canary_requests_total', help: 'Requests routed by a canary rollout, by the version that answered and its arm (live, candidate).', labelNames: ['model', 'version', 'arm'], registers }),
     promotions: new Counter({ name: 'onnx_sidecar_rollout_promotions_total', help: 'Candidate versions promoted to live.', labelNames: ['model', 'version'], registers }),

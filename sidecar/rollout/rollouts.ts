@@ -154,7 +154,7 @@ export class Rollouts {
       return this.#deps.versions.resolve(model, version)
     } catch (err) {
       if (!(err instanceof SidecarError) || err.code === errors.MODEL_NOT_FOUND.code) throw err
-      const why = err.code === errors.VERSION_NOT_FOUND.code ? 'it is not in the repository' : err.message.replace(/^.*? is not ready: /, '')
+      const why = err.code === errors.VERSION_NOT_FOUND.code ? 'not loaded: not in the repository, or not the pinned version' : err.message.replace(/^.*? is not ready: /, '')
       const role = c.phase === 'promoted' ? 'the rollout\'s promoted candidate' : 'the rollout\'s live version'
       throw errors.MODEL_NOT_READY(model, version, `${role} answers requests without a version and is not serving (${why}); no other version answers them while the rollout is configured (name a version to reach it)`)
     }

@@ -80,7 +80,7 @@ t.test('while live is not serving, requests without a version get 503, never the
   t.teardown(s.close)
   const res = await s.post('/v2/models/iris/infer', irisRequest(ROW))
   t.equal(res.status, 503)
-  t.match(res.body, { code: 'OS_ERR_MODEL_NOT_READY', error: /^model 'iris' version 3 is not ready: the rollout's live version answers requests without a version and is not serving \(it is not in the repository\)/ })
+  t.match(res.body, { code: 'OS_ERR_MODEL_NOT_READY', error: /^model 'iris' version 3 is not ready: the rollout's live version answers requests without a version and is not serving \(not loaded: not in the repository, or not the pinned version\)/ })
   t.match((await s.get('/v2/models/iris/rollout')).body, { state: 'waiting', reason: 'version 3 is not serving', compared: 0 })
   t.equal((await s.post('/v2/models/iris/versions/2/infer', irisRequest(ROW))).body.model_version, '2', 'named, the candidate still answers')
   await repo.version(3, IRIS_V1)

@@ -46,7 +46,7 @@ t.test('drop reasons name the version that is busy, in both modes', async t => {
 t.test('requests without a version never go to the candidate while live is not serving', async t => {
   const f = fakeRollouts('rollout: { live: 1, candidate: 2 }')
   f.versions.delete(1)
-  t.throws(() => f.rollouts.live('m'), { code: 'OS_ERR_MODEL_NOT_READY', statusCode: 503, message: /^model 'm' version 1 is not ready: the rollout's live version answers requests without a version and is not serving \(it is not in the repository\)/ })
+  t.throws(() => f.rollouts.live('m'), { code: 'OS_ERR_MODEL_NOT_READY', statusCode: 503, message: /^model 'm' version 1 is not ready: the rollout's live version answers requests without a version and is not serving \(not loaded: not in the repository, or not the pinned version\)/ })
   t.match(f.rollouts.state('m'), { state: 'waiting', reason: 'version 1 is not serving' })
 })
 
