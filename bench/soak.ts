@@ -75,8 +75,8 @@ const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | n
 const logErrors: string[] = []
 const serving = new Promise<{ inference: string, grpc: string, metrics: string }>((resolve, reject) => {
   createInterface({ input: child.stdout }).on('line', line => {
-    let rec: Record<string, any>
-    try { rec = JSON.parse(line) } catch { return }
+    let rec: { msg?: string, level?: string, inference: string, grpc: string, metrics: string }
+    try { rec = JSON.parse(line) as typeof rec } catch { return }
     if (rec.msg === 'onnx-sidecar serving') resolve({ inference: rec.inference, grpc: rec.grpc, metrics: rec.metrics })
     if (rec.level === 'error' || rec.level === 'fatal') logErrors.push(line.slice(0, 500))
   })

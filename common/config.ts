@@ -38,7 +38,7 @@ export interface Option<T> {
   parse: (raw: string) => T
 }
 
-export type OptionTable = Record<string, Option<any>>
+export type OptionTable = Record<string, Option<unknown>>
 export type Resolved<D extends OptionTable> = { [K in keyof D]: D[K] extends Option<infer T> ? T : never }
 
 /** What `readConfig` adds to the options: the positional arguments, and one notice per deprecated variable it used. */

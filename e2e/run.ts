@@ -138,12 +138,12 @@ async function cleanup (code: number): Promise<void> {
 }
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => { cleanup(130).finally(() => process.exit(130)) })
+  process.once(sig, () => { void cleanup(130).finally(() => process.exit(130)) })
 }
 
 process.on('uncaughtException', (err) => {
   process.stdout.write(`not ok - harness error: ${err.stack ?? String(err)}\n`)
-  cleanup(1).finally(() => process.exit(1))
+  void cleanup(1).finally(() => process.exit(1))
 })
 
 main().then(async code => {

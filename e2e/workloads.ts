@@ -8,7 +8,7 @@ import { readFileSync, readdirSync, writeFileSync, cpSync, existsSync, lstatSync
 import { join } from 'node:path'
 import { request } from 'undici'
 import { stringify as toYaml } from 'yaml'
-import { expect, sleep, waitFor, freePort, startService, stopService, failIfExited, runOk, log, type Service } from './lib.js'
+import { expect, sleep, waitFor, freePort, startService, stopService, failIfExited, runOk, type Service } from './lib.js'
 import { ROOT, APP_NS, ctx, work, logDir, baseEnv, kubectl, kubectlRaw, kubectlApply, getJson, watchPodUntilDeleted, type Json } from './context.js'
 import { SIDECAR } from './pod-assertions.js'
 import { importFromPodman } from './node.js'
@@ -244,7 +244,7 @@ export async function checkGrpcSocket (kubeletRoot: string): Promise<string> {
   const client = new GrpcInference(`unix://${sock}`, grpc.credentials.createInsecure())
   try {
     const call = async (method: string, req: object): Promise<Json> => await new Promise((resolve, reject) => {
-      client[method](req, { deadline: Date.now() + 10_000 }, (err: Error | null, res: Json) => { err === null ? resolve(res) : reject(new Error(`${method}: ${err.message}`)) })
+      client[method](req, { deadline: Date.now() + 10_000 }, (err: Error | null, res: Json) => { if (err === null) resolve(res); else reject(new Error(`${method}: ${err.message}`)) })
     })
     const ready = await call('ServerReady', {})
     expect(ready.ready === true, `ServerReady says ${JSON.stringify(ready)}`)

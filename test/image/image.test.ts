@@ -139,7 +139,7 @@ if (!ENABLED) {
   })
 
   t.test('runs as the injector with the chart\'s Deployment args, Secret and ConfigMap', async t => {
-    const [port, grpcPort, metricsPort] = [await freePort(), await freePort(), await freePort()]
+    const [port, metricsPort] = [await freePort(), await freePort()]
     const r = render(['defaults.yaml'], [`injector.port=${port}`, `injector.metricsPort=${metricsPort}`])
     const spec = r.one('Deployment').spec.template.spec
     const c = spec.containers[0]
