@@ -62,6 +62,17 @@ export function listen (server: HttpServer | HttpsServer, port: number, host: st
   })
 }
 
+/** Listens on a Unix domain socket at `file` (which must not exist). */
+export function listenOnPath (server: HttpServer | HttpsServer, file: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(file, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+}
+
 /**
  * Stops accepting connections, closes the idle kept-alive ones, and resolves once the
  * requests in flight have been answered and their connections closed. A server that is

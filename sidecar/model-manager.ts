@@ -12,7 +12,7 @@
 import { watch, type FSWatcher } from 'node:fs'
 import path from 'node:path'
 import type { Logger } from '../common/logger.js'
-import { errors, ModelLoadError } from './errors.js'
+import { errors, ModelLoadError, type SidecarError } from './errors.js'
 import { parseModelConfig, selectVersions, type ModelConfig } from './model-config.js'
 import { loadModelVersion, unloadModelVersion, type ModelVersion } from './model-version.js'
 import { listModels, scanModel, type ScannedModel } from './repository.js'
@@ -30,6 +30,13 @@ export interface AssignedModel {
 }
 
 export type VersionState = 'LOADING' | 'READY' | 'UNAVAILABLE' | 'UNLOADING'
+
+/** What `ModelManager.state()` reports. */
+export type ModelStatus =
+  | { state: 'READY' }
+  | { state: 'LOADING' | 'UNAVAILABLE', reason: string }
+  /** Not a model or version this sidecar has: `error` is the 404 that says so. */
+  | { state: 'UNKNOWN', error: SidecarError }
 
 export interface IndexEntry {
   name: string
@@ -323,26 +330,43 @@ export class ModelManager {
     e.reason = reason
   }
 
-  // ---- what the HTTP layer asks -------------------------------------------------
+  // ---- what the transports ask ---------------------------------------------------
 
-  /** The version to run: the pinned one, or the highest ready one. Throws 404/503 errors. */
+  /**
+   * Whether a model (version) serves now, and why not. No version: the model as a whole
+   * (READY once any version serves). A model or version the sidecar does not have is
+   * UNKNOWN, with the 404 error that names it; a malformed version throws a 400.
+   */
+  state (name: string, version?: string): ModelStatus {
+    return this.#lookup(name, version).status
+  }
+
+  /** The version to run: the pinned one, or the highest ready one. Throws 400/404/503 errors. */
   resolve (name: string, version?: string): ModelVersion {
+    const { mv, status } = this.#lookup(name, version)
+    if (mv !== undefined) return mv
+    if (status.state === 'UNKNOWN') throw status.error
+    throw errors.MODEL_NOT_READY(name, version ?? 'latest', status.state === 'READY' ? '' : status.reason)
+  }
+
+  #lookup (name: string, version: string | undefined): { mv?: ModelVersion, status: ModelStatus } {
     const e = this.#models.get(name)
-    if (e === undefined) throw errors.MODEL_NOT_FOUND(name)
+    if (e === undefined) return { status: { state: 'UNKNOWN', error: errors.MODEL_NOT_FOUND(name) } }
     if (version !== undefined) {
       if (!/^[1-9]\d{0,8}$/.test(version)) throw errors.BAD_VERSION(version)
-      const mv = e.versions.get(Number(version))
-      if (mv !== undefined) return mv
       const n = Number(version)
-      if (e.loading.has(n)) throw errors.MODEL_NOT_READY(name, version, 'loading')
+      const mv = e.versions.get(n)
+      if (mv !== undefined) return { mv, status: { state: 'READY' } }
+      if (e.loading.has(n)) return { status: { state: 'LOADING', reason: 'loading' } }
       const failed = e.failures.get(n)
-      if (failed !== undefined) throw errors.MODEL_NOT_READY(name, version, failed.reason)
-      throw errors.VERSION_NOT_FOUND(name, version)
+      if (failed !== undefined) return { status: { state: 'UNAVAILABLE', reason: failed.reason } }
+      return { status: { state: 'UNKNOWN', error: errors.VERSION_NOT_FOUND(name, version) } }
     }
     let best: ModelVersion | undefined
     for (const mv of e.versions.values()) if (best === undefined || mv.version > best.version) best = mv
-    if (best !== undefined) return best
-    throw errors.MODEL_NOT_READY(name, 'latest', this.#whyNotReady(e))
+    if (best !== undefined) return { mv: best, status: { state: 'READY' } }
+    const reason = this.#whyNotReady(e)
+    return { status: { state: e.reason === '' && e.loading.size > 0 ? 'LOADING' : 'UNAVAILABLE', reason } }
   }
 
   #whyNotReady (e: ModelEntry): string {
@@ -357,10 +381,10 @@ export class ModelManager {
     return this.#models.has(name)
   }
 
-  /** Every known model has at least one serving version. */
+  /** Every known model (at least one) is READY. */
   ready (): boolean {
     if (this.#models.size === 0) return false
-    for (const e of this.#models.values()) if (e.versions.size === 0) return false
+    for (const name of this.#models.keys()) if (this.state(name).state !== 'READY') return false
     return true
   }
 

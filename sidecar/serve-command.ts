@@ -94,7 +94,7 @@ export async function serveCommand (argv: string[]): Promise<number> {
   let sockets: { http: string, grpc?: string } | undefined
   try {
     metricsPort = await sidecar.metricsServer.listen(opts.metricsPort, opts.metricsHost, { livenessTimeoutMs: opts.livenessTimeout })
-    await listen(sidecar.inference.server, opts.port, opts.host)
+    await listen(sidecar.rest.server, opts.port, opts.host)
     if (opts.grpcPort !== null) grpcPort = await sidecar.grpc.listen(opts.grpcPort, opts.host)
     if (opts.socketDir !== '') sockets = await listenOnSocket(sidecar, opts.socketDir, { grpc: opts.grpcPort !== null })
   } catch (err) {
@@ -105,7 +105,7 @@ export async function serveCommand (argv: string[]): Promise<number> {
     logger.flush()
     return 1
   }
-  const inferencePort = portOf(sidecar.inference.server)
+  const inferencePort = portOf(sidecar.rest.server)
   logger.info({ version, repository: opts.modelRepository, models: opts.model.length === 0 ? 'all' : opts.model, inference: `http://${hostPort(opts.host, inferencePort)}`, grpc: grpcPort === undefined ? 'off' : hostPort(opts.host, grpcPort), sockets, metrics: `http://${hostPort(opts.metricsHost, metricsPort)}/metrics`, livenessTimeoutMs: opts.livenessTimeout, cpus, workers: inProcess ? 0 : workers, inferenceThread: inProcess ? 'main' : 'worker', threads, memoryBudget: budget.bytes, memoryBudgetFrom: budget.source, bodyLimit, requestMemory }, 'onnx-sidecar serving')
   if (opts.host !== '127.0.0.1' && opts.host !== '::1' && opts.host !== 'localhost') {
     logger.warn({ host: opts.host }, 'inference is listening off loopback: anything that can reach this address can run the models')
@@ -115,7 +115,7 @@ export async function serveCommand (argv: string[]): Promise<number> {
   starting.catch(() => {}) // a load failing after the signal won must not crash the shutdown
   const first = await Promise.race([starting.then(() => undefined), signalled])
   const signal = first ?? await signalled
-  logger.info({ signal, inFlight: sidecar.inference.inFlight(), graceMs: opts.shutdownGrace, ...(first !== undefined ? { loading: true } : {}) }, first !== undefined ? 'shutting down while the models load' : 'shutting down: finishing in-flight requests')
+  logger.info({ signal, inFlight: sidecar.rest.inFlight(), graceMs: opts.shutdownGrace, ...(first !== undefined ? { loading: true } : {}) }, first !== undefined ? 'shutting down while the models load' : 'shutting down: finishing in-flight requests')
   try {
     await sidecar.close(opts.shutdownGrace)
   } catch (err) {

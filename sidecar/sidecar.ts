@@ -6,13 +6,15 @@
 import type { AddressInfo } from 'node:net'
 import type { Tracer } from '@opentelemetry/api'
 import type { Logger } from '../common/logger.js'
+import { close as closeServer, listenOnPath } from '../common/http.js'
 import { GRPC_SOCKET_NAME, HTTP_SOCKET_NAME } from '../common/sockets.js'
 import { buildInferenceApp, type InferenceApp } from './http/app.js'
 import { MetricsServer } from './http/metrics-app.js'
 import { GrpcServer } from './grpc/server.js'
-import { Inference } from './inference.js'
+import { InferenceRunner } from './inference.js'
 import { createSidecarMetrics, trackRequestMemory, type SidecarMetrics } from './metrics.js'
 import { ModelManager, type AssignedModel } from './model-manager.js'
+import { InferenceObserver } from './observation.js'
 import { RequestMemory } from './request-memory.js'
 import { createRolloutMetrics } from './rollout/metrics.js'
 import { Rollouts } from './rollout/rollouts.js'
@@ -48,7 +50,8 @@ export interface Sidecar {
   pool: WorkerPool
   /** Shadow / canary rollouts declared in config.yaml. */
   rollouts: Rollouts
-  inference: InferenceApp
+  /** The REST API (its TCP and Unix-socket servers). */
+  rest: InferenceApp
   /** The gRPC listener; grpc-js loads only when it is asked to listen. */
   grpc: GrpcServer
   metricsServer: MetricsServer
@@ -58,6 +61,11 @@ export interface Sidecar {
   close: (graceMs?: number) => Promise<void>
   shuttingDown: () => boolean
 }
+
+/** How long close() lets requests in flight finish by default (20 seconds, as --shutdown-grace). */
+const DEFAULT_GRACE_MS = 20_000
+/** Requests in flight may hold this many times the body limit by default (`--request-memory`). */
+const DEFAULT_REQUEST_MEMORY_BODIES = 16
 
 export function createSidecar (opts: SidecarOptions): Sidecar {
   let shutting = false
@@ -77,13 +85,15 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
   })
   const rollouts = new Rollouts({ versions: manager, pool, metrics: createRolloutMetrics(metrics.registry), logger: opts.logger, tracer: opts.tracer })
   const isShuttingDown = (): boolean => shutting
-  const requestMemory = new RequestMemory(opts.requestMemory ?? 16 * opts.bodyLimit)
+  const requestMemory = new RequestMemory(opts.requestMemory ?? DEFAULT_REQUEST_MEMORY_BODIES * opts.bodyLimit)
   trackRequestMemory(metrics, requestMemory.budget)
-  const runner = new Inference({ manager, metrics, logger: opts.logger, tracer: opts.tracer, rollouts })
-  const inference = buildInferenceApp({
+  const runner = new InferenceRunner({ manager, rollouts })
+  const observer = new InferenceObserver({ metrics, logger: opts.logger, tracer: opts.tracer, known: model => manager.has(model) })
+  const rest = buildInferenceApp({
     manager,
     rollouts,
-    inference: runner,
+    runner,
+    observer,
     logger: opts.logger,
     tracer: opts.tracer,
     bodyLimit: opts.bodyLimit,
@@ -93,7 +103,8 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
   })
   const grpc = new GrpcServer({
     manager,
-    inference: runner,
+    runner,
+    observer,
     tracer: opts.tracer,
     isShuttingDown,
     version: opts.version ?? '0.0.0',
@@ -108,7 +119,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     requestMemory,
     pool,
     rollouts,
-    inference,
+    rest,
     grpc,
     metricsServer,
     start: async () => {
@@ -116,26 +127,21 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
       metricsServer.refresh()
     },
     shuttingDown: isShuttingDown,
-    close: async (graceMs = 20_000) => {
+    close: async (graceMs = DEFAULT_GRACE_MS) => {
       shutting = true
       metricsServer.refresh() // probes see "not ready" at once
-      const closed = (server: http.Server): Promise<void> => new Promise(resolve => {
-        if (!server.listening) return resolve()
-        server.close(() => resolve())
-        server.closeIdleConnections()
-      })
-      const inferenceClosed = Promise.all([closed(inference.server), closed(inference.socketServer)])
+      const restClosed = Promise.all([closeServer(rest.server), closeServer(rest.socketServer)])
       // In-flight requests finish; keep-alive sockets close as soon as they go idle.
-      const drained = inference.idle().then(() => {
-        inference.server.closeIdleConnections()
-        inference.socketServer.closeIdleConnections()
+      const drained = rest.idle().then(() => {
+        rest.server.closeIdleConnections()
+        rest.socketServer.closeIdleConnections()
       })
       const timer = new Promise<void>(resolve => setTimeout(resolve, graceMs).unref())
       const grpcClosed = grpc.close(graceMs)
-      await Promise.race([Promise.all([inferenceClosed, drained]), timer])
+      await Promise.race([Promise.all([restClosed, drained]), timer])
       await grpcClosed
-      inference.server.closeAllConnections()
-      inference.socketServer.closeAllConnections()
+      rest.server.closeAllConnections()
+      rest.socketServer.closeAllConnections()
       await manager.close()
       await pool.close()
       await metricsServer.close()
@@ -157,11 +163,8 @@ export async function listenOnSocket (sidecar: Sidecar, dir: string, opts: { grp
   const { mkdir } = await import('node:fs/promises')
   const path = await import('node:path')
   await mkdir(dir, { recursive: true })
-  const server = sidecar.inference.socketServer
-  const http = await onSocket(path.join(dir, HTTP_SOCKET_NAME), file => new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(file, () => { server.off('error', reject); resolve() })
-  }))
+  const server = sidecar.rest.socketServer
+  const http = await onSocket(path.join(dir, HTTP_SOCKET_NAME), async file => { await listenOnPath(server, file) })
   if (!opts.grpc) return { http }
   const grpc = await onSocket(path.join(dir, GRPC_SOCKET_NAME), async file => { await sidecar.grpc.listenOnSocket(file) })
   return { http, grpc }

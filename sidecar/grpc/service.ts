@@ -1,6 +1,7 @@
 /**
  * The handlers of `inference.GRPCInferenceService` (the Open Inference Protocol over
- * gRPC). Inference goes through the same `Inference` runner as REST: same batching,
+ * gRPC). This file decodes and encodes; inference goes through the same runner
+ * (`../inference.ts`) and observer (`../observation.ts`) as REST: same batching,
  * metrics, spans and logs. Errors carry the gRPC status of their HTTP-equivalent
  * (400 → INVALID_ARGUMENT, 404 → NOT_FOUND, 503 → UNAVAILABLE, 504 → DEADLINE_EXCEEDED,
  * 499 → CANCELLED, 500 → INTERNAL) and the same message REST would send.
@@ -12,17 +13,20 @@ import { ROOT_CONTEXT, type Tracer } from '@opentelemetry/api'
 import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js'
 import { Metadata } from '@grpc/grpc-js'
 import { errors, SidecarError } from '../errors.js'
-import { grpcCodeOfStatus, statusOf, type Inference } from '../inference.js'
+import { grpcCodeOfStatus, statusOf } from '../call-status.js'
+import type { InferCall, InferenceRunner } from '../inference.js'
+import type { InferenceObserver } from '../observation.js'
 import type { ModelManager } from '../model-manager.js'
 import { extractContext } from '../tracing.js'
-import { modelMetadata, modelReady, serverMetadata } from '../http/metadata.js'
+import { modelMetadata, serverMetadata } from '../http/metadata.js'
 import { admissionOf } from './admission.js'
 import { decodeGrpcInferRequest, type GrpcInferRequest } from './decode.js'
 import { encodeGrpcResponse } from './encode.js'
 
 export interface GrpcServiceDeps {
   manager: ModelManager
-  inference: Inference
+  runner: InferenceRunner
+  observer: InferenceObserver
   /** Undefined when tracing is off: then no trace context is read from the metadata. */
   tracer: Tracer | undefined
   isShuttingDown: () => boolean
@@ -87,22 +91,23 @@ export function grpcService (deps: GrpcServiceDeps): UntypedServiceImplementatio
     const given = md.get('x-request-id')[0]
     const requestId = typeof given === 'string' && given.length <= 128 ? given : `grpc-${nextId++}`
     const msg = call.request
-    deps.inference.run({
+    const inferCall: InferCall = {
       protocol: 'grpc',
       model: msg.model_name,
       version: msg.model_version,
       requestId,
       parent: deps.tracer === undefined ? ROOT_CONTEXT : extractContext(md.getMap() as Record<string, string>),
-      read: () => {
-        if (admission.error !== undefined) throw admission.error
-        if (msg.model_name === '') throw errors.BAD_REQUEST('model_name must be a non-empty string')
-        return msg
-      },
-      decode: (m, mv) => decodeGrpcInferRequest(m, mv, admission.lease),
-      encode: encodeGrpcResponse,
       abandoned: () => call.cancelled,
       deadlineNs: deadlineNs(call.getDeadline()),
       header: name => { const v = md.get(name)[0]; return typeof v === 'string' ? v : undefined }
+    }
+    deps.observer.observe(inferCall, async obs => {
+      if (admission.error !== undefined) throw admission.error
+      if (msg.model_name === '') throw errors.BAD_REQUEST('model_name must be a non-empty string')
+      const mv = deps.runner.resolve(inferCall, obs)
+      const request = obs.step('preprocess', () => decodeGrpcInferRequest(msg, mv, admission.lease))
+      const answer = await deps.runner.execute(mv, request, inferCall, obs)
+      return obs.step('postprocess', () => encodeGrpcResponse(answer.mv, request, answer.outputs))
     }).then(res => { admission.done(); callback(null, res) }, err => { admission.done(); callback(toGrpcError(err)) })
   }
 
@@ -112,14 +117,9 @@ export function grpcService (deps: GrpcServiceDeps): UntypedServiceImplementatio
     ServerMetadata: unary(() => serverMetadata(deps.version)),
     // An unknown model or version is "not ready" rather than an error, so Triton's
     // client returns False from is_model_ready() as it does over REST (where it is a 404).
-    ModelReady: unary((req: { name: string, version: string }) => {
-      try {
-        return { ready: modelReady(manager, req.name, req.version === '' ? undefined : req.version) }
-      } catch (err) {
-        if ((err as SidecarError).statusCode === 404) return { ready: false }
-        throw err
-      }
-    }),
+    ModelReady: unary((req: { name: string, version: string }) => ({
+      ready: manager.state(req.name, req.version === '' ? undefined : req.version).state === 'READY'
+    })),
     ModelMetadata: unary((req: { name: string, version: string }) => {
       const md = modelMetadata(manager, req.name, req.version === '' ? undefined : req.version) as { versions: unknown[] }
       return { ...md, versions: md.versions.map(String) }

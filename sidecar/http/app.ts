@@ -1,33 +1,31 @@
 /**
  * The inference HTTP server: Open Inference Protocol v2 REST on loopback.
- * `buildInferenceApp(deps)` returns an unstarted `http.Server`; the caller listens.
- *
- *   GET  /v2                                   server metadata
- *   GET  /v2/health/live | /v2/health/ready
- *   GET  /v2/models/{m}[/versions/{v}]         model metadata
- *   GET  /v2/models/{m}[/versions/{v}]/ready
- *   POST /v2/models/{m}[/versions/{v}]/infer
- *   POST /v2/repository/index
+ * `buildInferenceApp(deps)` returns unstarted `http.Server`s; the caller listens.
+ * The routes are the table below; this file decodes and encodes, the runner
+ * (`../inference.ts`) executes and the observer (`../observation.ts`) traces and counts.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import { ROOT_CONTEXT, type Tracer } from '@opentelemetry/api'
-import { errorBody } from '../../common/errors.js'
+import { send, sendError, sendJson } from '../../common/http.js'
 import type { Logger } from '../../common/logger.js'
 import { errors, SidecarError } from '../errors.js'
 import { decodeInferRequest } from '../infer-request.js'
 import { encodeInferResponse } from '../infer-response.js'
-import type { Inference } from '../inference.js'
+import type { InferCall, InferenceRunner } from '../inference.js'
 import type { ModelManager } from '../model-manager.js'
+import type { InferenceObserver } from '../observation.js'
 import type { RequestLease, RequestMemory } from '../request-memory.js'
 import type { Rollouts } from '../rollout/rollouts.js'
 import { AbandonedError } from '../runtime/batcher.js'
 import { extractContext } from '../tracing.js'
 import { parseInferBody, readBody } from './body.js'
 import { serverMetadata, modelMetadata, modelReady, health } from './metadata.js'
+import { pathOf, Router, type Route } from './router.js'
 
 export interface InferenceAppDeps {
   manager: ModelManager
-  inference: Inference
+  runner: InferenceRunner
+  observer: InferenceObserver
   /** GET /v2/models/{m}/rollout reads their state; undefined answers 'off'. */
   rollouts?: Rollouts
   logger: Logger
@@ -52,26 +50,30 @@ export interface InferenceApp {
   idle: () => Promise<void>
 }
 
-const HEADERS_TIMEOUT = 10_000 // 10 seconds to send request headers
-const REQUEST_TIMEOUT = 120_000 // 2 minutes for a whole request, body included
-const KEEP_ALIVE_TIMEOUT = 65_000 // 65 seconds idle keep-alive (longer than common client pools' 60 s)
+const HEADERS_TIMEOUT_MS = 10_000 // 10 seconds to send request headers
+const REQUEST_TIMEOUT_MS = 120_000 // 2 minutes for a whole request, body included
+const KEEP_ALIVE_TIMEOUT_MS = 65_000 // 65 seconds idle keep-alive (longer than common client pools' 60 s)
 const INDEX_BODY_LIMIT = 64 * 1024 // 64 KiB: the repository index takes at most {"ready": true}
+const MAX_REQUEST_ID_LENGTH = 128 // characters of a client's x-request-id kept; longer ones get a number
 
-function send (res: ServerResponse, status: number, body: Buffer | string, headers: Record<string, string>): void {
-  if (res.headersSent || res.destroyed) return
-  headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength)
-  res.writeHead(status, headers)
-  // A string body lets node:http put headers and body into a single write.
-  res.end(body)
+/** What a handler gets: the exchange and the request's id. */
+interface Exchange {
+  req: IncomingMessage
+  res: ServerResponse
+  requestId: string
 }
 
-export function sendJson (res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
-  send(res, status, JSON.stringify(value), { 'content-type': 'application/json', ...headers })
+/** A route under `/v2/models/:model` and `/v2/models/:model/versions/:version`. */
+function versioned (method: Route<Exchange>['method'], suffix: string, handle: (x: Exchange, model: string, version: string | undefined) => Promise<void> | void): Array<Route<Exchange>> {
+  return [
+    { method, path: `/v2/models/:model${suffix}`, handle: (x, p) => handle(x, p.model as string, undefined) },
+    { method, path: `/v2/models/:model/versions/:version${suffix}`, handle: (x, p) => handle(x, p.model as string, p.version) }
+  ]
 }
 
 export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
   const log = deps.logger.child({ component: 'http' })
-  const inference = deps.inference
+  const { manager } = deps
   let active = 0
   let idleWaiters: Array<() => void> = []
   let nextId = 1
@@ -85,129 +87,114 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
     }
   }
 
-  function infer (req: IncomingMessage, res: ServerResponse, model: string, version: string | undefined, requestId: string): Promise<void> {
+  const ready = (): boolean => !deps.isShuttingDown() && manager.ready()
+
+  const router = new Router<Exchange>([
+    { method: 'GET', path: '/v2', handle: ({ res }) => sendJson(res, 200, serverMetadata(deps.version)) },
+    {
+      method: 'GET',
+      path: '/v2/health/:which',
+      handle: ({ req, res }, p) => {
+        const h = health(p.which as string, ready)
+        if (h === undefined) throw errors.NOT_FOUND(req.method ?? 'GET', pathOf(req.url ?? '/'))
+        sendJson(res, h.status, h.body)
+      }
+    },
+    { method: 'POST', path: '/v2/repository/index', handle: repositoryIndex },
+    ...versioned('GET', '', ({ res }, model, version) => sendJson(res, 200, modelMetadata(manager, model, version))),
+    ...versioned('GET', '/ready', ({ res }, model, version) => {
+      const ok = modelReady(manager, model, version)
+      sendJson(res, ok ? 200 : 503, { name: model, ready: ok })
+    }),
+    {
+      method: 'GET',
+      path: '/v2/models/:model/rollout',
+      handle: ({ res }, p) => {
+        const model = p.model as string
+        if (!manager.has(model)) throw errors.MODEL_NOT_FOUND(model)
+        sendJson(res, 200, deps.rollouts?.state(model) ?? { name: model, state: 'off' })
+      }
+    },
+    ...versioned('POST', '/infer', (x, model, version) => {
+      if (deps.isShuttingDown()) throw errors.SHUTTING_DOWN()
+      // The body may be left unread on purpose (too large, memory busy): replied to here, without resume().
+      return infer(x, model, version).catch(err => { reply(x.res, err, x.requestId) })
+    })
+  ])
+
+  async function repositoryIndex ({ req, res }: Exchange): Promise<void> {
+    const body = await readBody(req, Math.min(deps.bodyLimit, INDEX_BODY_LIMIT))
+    let readyOnly = false
+    if (body.length > 0) {
+      const parsed = parseInferBody(body, undefined).json as { ready?: unknown }
+      if (typeof parsed !== 'object' || parsed === null) throw errors.BAD_REQUEST('request body must be a JSON object')
+      if (parsed.ready !== undefined && typeof parsed.ready !== 'boolean') throw errors.BAD_REQUEST('ready must be a boolean')
+      readyOnly = parsed.ready === true
+    }
+    sendJson(res, 200, manager.index().filter(e => !readyOnly || e.state === 'READY'))
+  }
+
+  async function infer ({ req, res, requestId }: Exchange, model: string, version: string | undefined): Promise<void> {
     // Everything the request holds (body, parsed JSON, tensors) stays charged until its answer is written.
     let lease: RequestLease | undefined
     res.once('close', () => lease?.release())
-    return inference.run({
+    const call: InferCall = {
       protocol: 'rest',
       model,
       version,
       requestId,
       // With tracing off there is no context to extract.
       parent: deps.tracer === undefined ? ROOT_CONTEXT : extractContext(req.headers),
-      read: async () => {
-        lease = deps.memory.open(0)
-        return parseInferBody(await readBody(req, deps.bodyLimit, lease), req.headers['inference-header-content-length'])
-      },
-      decode: (parsed, mv) => decodeInferRequest(parsed.json, parsed.binary, mv, lease),
-      encode: encodeInferResponse,
       abandoned: () => res.destroyed || req.socket.destroyed,
       // A repeated header: its first value (node:http would join them with ', '), as gRPC metadata.
       header: name => req.headersDistinct[name]?.[0]
-    }).then(encoded => send(res, 200, encoded.body, encoded.headers), err => { reply(res, err) })
+    }
+    const encoded = await deps.observer.observe(call, async obs => {
+      lease = deps.memory.open(0)
+      const parsed = parseInferBody(await readBody(req, deps.bodyLimit, lease), req.headers['inference-header-content-length'])
+      const mv = deps.runner.resolve(call, obs)
+      const request = obs.step('preprocess', () => decodeInferRequest(parsed.json, parsed.binary, mv, lease))
+      const answer = await deps.runner.execute(mv, request, call, obs)
+      return obs.step('postprocess', () => encodeInferResponse(answer.mv, request, answer.outputs))
+    })
+    send(res, 200, encoded.body, encoded.headers)
   }
 
-  function reply (res: ServerResponse, err: unknown, requestId?: string): void {
+  function reply (res: ServerResponse, err: unknown, requestId: string): void {
     if (err instanceof AbandonedError) {
       res.destroy()
       return
     }
     if (err instanceof SidecarError) {
-      const headers = err.statusCode === 413 ? { ...err.headers, connection: 'close' } : { ...err.headers }
-      sendJson(res, err.statusCode, errorBody(err), headers)
+      // A body too large is left unread: close the connection rather than read the rest.
+      sendError(res, err, err.statusCode === 413 ? { connection: 'close' } : {})
       return
     }
     log.error({ reqId: requestId, err }, 'unexpected error')
-    sendJson(res, 500, errorBody(errors.INTERNAL()))
-  }
-
-  function route (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> | void {
-    const url = req.url ?? '/'
-    const q = url.indexOf('?')
-    const path = q === -1 ? url : url.slice(0, q)
-    const parts = path.split('/').filter(p => p !== '').map(p => { try { return decodeURIComponent(p) } catch { return p } })
-    const method = req.method ?? 'GET'
-    const allow = (m: string): boolean => {
-      if (method === m || (m === 'GET' && method === 'HEAD')) return true
-      throw errors.METHOD_NOT_ALLOWED(method, path, m)
-    }
-    if (parts[0] !== 'v2') throw errors.NOT_FOUND(method, path)
-    if (parts.length === 1) { allow('GET'); return sendJson(res, 200, serverMetadata(deps.version)) }
-    if (parts[1] === 'health' && parts.length === 3) {
-      allow('GET')
-      const h = health(parts[2] as string, () => !deps.isShuttingDown() && deps.manager.ready())
-      if (h === undefined) throw errors.NOT_FOUND(method, path)
-      return sendJson(res, h.status, h.body)
-    }
-    if (parts[1] === 'repository' && parts[2] === 'index' && parts.length === 3) {
-      allow('POST')
-      return readBody(req, Math.min(deps.bodyLimit, INDEX_BODY_LIMIT)).then(body => {
-        let readyOnly = false
-        if (body.length > 0) {
-          const parsed = parseInferBody(body, undefined).json as { ready?: unknown }
-          if (typeof parsed !== 'object' || parsed === null) throw errors.BAD_REQUEST('request body must be a JSON object')
-          if (parsed.ready !== undefined && typeof parsed.ready !== 'boolean') throw errors.BAD_REQUEST('ready must be a boolean')
-          readyOnly = parsed.ready === true
-        }
-        sendJson(res, 200, deps.manager.index().filter(e => !readyOnly || e.state === 'READY'))
-      })
-    }
-    if (parts[1] === 'models' && parts.length >= 3) {
-      const model = parts[2] as string
-      let rest = parts.slice(3)
-      let version: string | undefined
-      if (rest[0] === 'versions') {
-        if (rest.length < 2) throw errors.NOT_FOUND(method, path)
-        version = rest[1]
-        rest = rest.slice(2)
-      }
-      if (rest.length === 0) {
-        allow('GET')
-        return sendJson(res, 200, modelMetadata(deps.manager, model, version))
-      }
-      if (rest.length === 1 && rest[0] === 'rollout' && version === undefined) {
-        allow('GET')
-        if (!deps.manager.has(model)) throw errors.MODEL_NOT_FOUND(model)
-        return sendJson(res, 200, deps.rollouts?.state(model) ?? { name: model, state: 'off' })
-      }
-      if (rest.length === 1 && rest[0] === 'ready') {
-        allow('GET')
-        const ready = modelReady(deps.manager, model, version)
-        return sendJson(res, ready ? 200 : 503, { name: model, ready })
-      }
-      if (rest.length === 1 && rest[0] === 'infer') {
-        allow('POST')
-        if (deps.isShuttingDown()) throw errors.SHUTTING_DOWN()
-        return infer(req, res, model, version, requestId)
-      }
-    }
-    throw errors.NOT_FOUND(method, path)
+    sendError(res, errors.INTERNAL())
   }
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     active++
     res.once('close', finished)
     const header = req.headers['x-request-id']
-    const requestId = typeof header === 'string' && header.length <= 128 ? header : String(nextId++)
-    try {
-      const p = route(req, res, requestId)
-      if (p !== undefined) {
-        p.catch(err => {
-          reply(res, err, requestId)
-          req.resume()
-        })
-      }
-    } catch (err) {
+    const requestId = typeof header === 'string' && header.length <= MAX_REQUEST_ID_LENGTH ? header : String(nextId++)
+    const failed = (err: unknown): void => {
       reply(res, err, requestId)
       req.resume()
+    }
+    try {
+      const { route, params } = router.match(req.method ?? 'GET', pathOf(req.url ?? '/'))
+      route.handle({ req, res, requestId }, params)?.catch(failed)
+    } catch (err) {
+      failed(err)
     }
   }
   const newServer = (): http.Server => {
     const server = http.createServer({
-      headersTimeout: HEADERS_TIMEOUT,
-      requestTimeout: REQUEST_TIMEOUT,
-      keepAliveTimeout: KEEP_ALIVE_TIMEOUT
+      headersTimeout: HEADERS_TIMEOUT_MS,
+      requestTimeout: REQUEST_TIMEOUT_MS,
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS
     }, handle)
     server.on('clientError', (err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
@@ -215,13 +202,11 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
     })
     return server
   }
-  const server = newServer()
 
   return {
-    server,
+    server: newServer(),
     socketServer: newServer(),
     inFlight: () => active,
     idle: () => (active === 0 ? Promise.resolve() : new Promise(resolve => idleWaiters.push(resolve)))
   }
 }
-

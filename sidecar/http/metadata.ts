@@ -1,5 +1,4 @@
 /** Bodies of the metadata and health endpoints (Open Inference Protocol shapes). */
-import { errors, type SidecarError } from '../errors.js'
 import type { ModelManager } from '../model-manager.js'
 
 export const EXTENSIONS = ['binary_tensor_data', 'classification', 'model_repository']
@@ -22,19 +21,14 @@ export function modelMetadata (manager: ModelManager, model: string, version: st
 }
 
 /**
- * Whether a model (version) serves now: false while it is loading, missing or broken;
- * throws 404 for a model or version the sidecar does not have and 400 for a bad version.
+ * Whether a model (version) serves now (its state is READY): false while it is loading,
+ * missing or broken; throws 404 for a model or version the sidecar does not have and 400
+ * for a bad version.
  */
-export function modelReady (manager: ModelManager, model: string, version: string | undefined): boolean {
-  if (!manager.has(model)) throw errors.MODEL_NOT_FOUND(model)
-  try {
-    manager.resolve(model, version)
-    return true
-  } catch (err) {
-    const status = (err as SidecarError).statusCode
-    if (status === 404 || status === 400) throw err
-    return false
-  }
+export function modelReady (manager: Pick<ModelManager, 'state'>, model: string, version: string | undefined): boolean {
+  const status = manager.state(model, version)
+  if (status.state === 'UNKNOWN') throw status.error
+  return status.state === 'READY'
 }
 
 /**
