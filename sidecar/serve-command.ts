@@ -1,29 +1,14 @@
 /** `onnx-sidecar serve`: run the sidecar until SIGTERM/SIGINT, then drain and exit 0. */
-import { readFileSync } from 'node:fs'
 import { availableCpus, defaultParallelism } from '../common/cpu.js'
 import { memoryBudget, requestLimits } from '../common/memory.js'
 import { parallelismFor, THREADS } from '../common/contract.js'
 import { ConfigError, helpText, otelRequested, processEnv, readConfig } from '../common/config.js'
+import { listen } from '../common/http.js'
 import { createLogger } from '../common/logger.js'
-import { createSidecar, listenOnSocket, portOf } from './sidecar.js'
+import { VERSION } from '../common/version.js'
+import { createSidecar, listenOnSocket } from './sidecar.js'
 import { serveOptions } from './serve-options.js'
 import { startTracing } from './tracing.js'
-
-function packageVersion (): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }
-    return pkg.version ?? '0.0.0'
-  } catch {
-    return JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string
-  }
-}
-
-function listen (server: import('node:http').Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => { server.off('error', reject); resolve() })
-  })
-}
 
 /** `host:port`, with an IPv6 address in brackets (`[::]:9464`). */
 function hostPort (host: string, port: number): string {
@@ -66,7 +51,7 @@ export async function serveCommand (argv: string[]): Promise<number> {
   // worker) and serves 1,434 instead of 3,390 req/s; so a worker stays the default.
   const inProcess = opts.inferenceThread === 'main'
   const tracing = startTracing({ enabled: otelRequested(env) })
-  const version = packageVersion()
+  const version = VERSION
   const budget = memoryBudget(opts.memoryLimit > 0 ? opts.memoryLimit : undefined)
   const derived = requestLimits(budget.bytes)
   const bodyLimit = opts.bodyLimit > 0 ? opts.bodyLimit : derived.bodyLimit
@@ -90,11 +75,12 @@ export async function serveCommand (argv: string[]): Promise<number> {
     inlineComputeUs: opts.inlineComputeUs
   })
   let metricsPort: number
+  let inferencePort: number
   let grpcPort: number | undefined
   let sockets: { http: string, grpc?: string } | undefined
   try {
     metricsPort = await sidecar.metricsServer.listen(opts.metricsPort, opts.metricsHost, { livenessTimeoutMs: opts.livenessTimeout })
-    await listen(sidecar.rest.server, opts.port, opts.host)
+    inferencePort = await listen(sidecar.rest.server, opts.port, opts.host, logger)
     if (opts.grpcPort !== null) grpcPort = await sidecar.grpc.listen(opts.grpcPort, opts.host)
     if (opts.socketDir !== '') sockets = await listenOnSocket(sidecar, opts.socketDir, { grpc: opts.grpcPort !== null })
   } catch (err) {
@@ -105,7 +91,6 @@ export async function serveCommand (argv: string[]): Promise<number> {
     logger.flush()
     return 1
   }
-  const inferencePort = portOf(sidecar.rest.server)
   logger.info({ version, repository: opts.modelRepository, models: opts.model.length === 0 ? 'all' : opts.model, inference: `http://${hostPort(opts.host, inferencePort)}`, grpc: grpcPort === undefined ? 'off' : hostPort(opts.host, grpcPort), sockets, metrics: `http://${hostPort(opts.metricsHost, metricsPort)}/metrics`, livenessTimeoutMs: opts.livenessTimeout, cpus, workers: inProcess ? 0 : workers, inferenceThread: inProcess ? 'main' : 'worker', threads, memoryBudget: budget.bytes, memoryBudgetFrom: budget.source, bodyLimit, requestMemory }, 'onnx-sidecar serving')
   if (opts.host !== '127.0.0.1' && opts.host !== '::1' && opts.host !== 'localhost') {
     logger.warn({ host: opts.host }, 'inference is listening off loopback: anything that can reach this address can run the models')

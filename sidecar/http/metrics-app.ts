@@ -17,6 +17,8 @@ const workerUrl = workerScript(import.meta.url, 'metrics-worker')
 
 const REFRESH_MS = 100 // readiness flag and heartbeat refresh period (0.1 seconds)
 export const DEFAULT_LIVENESS_TIMEOUT_MS = 10_000 // 10 seconds without a heartbeat: not live
+const MAX_HEARTBEAT_MS = 1000 // the heartbeat's longest period (1 second)
+const TERMINATE_AFTER_MS = 2000 // close() terminates a listener thread that has not exited within 2 seconds
 
 export interface MetricsListenOptions {
   /** Probes answer 503 once the main thread has not stamped its heartbeat for this long; 0: never. */
@@ -25,7 +27,7 @@ export interface MetricsListenOptions {
 
 /** A tenth of the liveness timeout (1 s at the default 10 s), within 0.1-1 s: an idle sidecar wakes once a second for it. */
 export function heartbeatPeriodMs (livenessTimeoutMs: number): number {
-  return Math.min(1000, Math.max(REFRESH_MS, livenessTimeoutMs > 0 ? livenessTimeoutMs / 10 : 1000))
+  return Math.min(MAX_HEARTBEAT_MS, Math.max(REFRESH_MS, livenessTimeoutMs > 0 ? livenessTimeoutMs / 10 : MAX_HEARTBEAT_MS))
 }
 
 export class MetricsServer {
@@ -85,7 +87,7 @@ export class MetricsServer {
     if (worker === undefined) return
     const exited = new Promise<void>(resolve => worker.once('exit', () => resolve()))
     worker.postMessage({ type: 'close' })
-    const timeout = setTimeout(() => { void worker.terminate() }, 2000)
+    const timeout = setTimeout(() => { void worker.terminate() }, TERMINATE_AFTER_MS)
     await exited
     clearTimeout(timeout)
   }

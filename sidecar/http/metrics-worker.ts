@@ -20,8 +20,13 @@
 import http from 'node:http'
 import { parentPort, workerData } from 'node:worker_threads'
 import { errorBody } from '../../common/errors.js'
+import { listen, send, sendError, sendJson } from '../../common/http.js'
 import { errors } from '../errors.js'
 import { health } from './metadata.js'
+
+const HEADERS_TIMEOUT_MS = 10_000 // 10 seconds to send request headers
+const REQUEST_TIMEOUT_MS = 30_000 // 30 seconds for a whole request
+const NS_PER_MS = 1e6
 
 const { host, port, flags, livenessTimeoutMs } = workerData as { host: string, port: number, flags: SharedArrayBuffer, livenessTimeoutMs: number }
 const ready = new Int32Array(flags, 0, 1)
@@ -30,41 +35,34 @@ const parent = parentPort as NonNullable<typeof parentPort>
 const pending = new Map<number, (m: { ok: boolean, text: string, contentType: string }) => void>()
 let nextId = 1
 
-function json (res: http.ServerResponse, status: number, body: object, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body)
-  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
-  res.end(text)
-}
-
 /** Milliseconds since the main thread's last heartbeat, when that exceeds the liveness timeout; else 0. */
 function unresponsiveMs (): number {
   if (livenessTimeoutMs <= 0) return 0
-  const ms = Number(process.hrtime.bigint() - Atomics.load(heartbeat, 0)) / 1e6
+  const ms = Number(process.hrtime.bigint() - Atomics.load(heartbeat, 0)) / NS_PER_MS
   return ms > livenessTimeoutMs ? ms : 0
 }
 
-const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
+const server = http.createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS }, (req, res) => {
   const path = (req.url ?? '/').split('?')[0] ?? '/'
-  if (req.method !== 'GET' && req.method !== 'HEAD') { const e = errors.METHOD_NOT_ALLOWED(req.method ?? '', path, 'GET'); return json(res, e.statusCode, errorBody(e), e.headers) }
+  if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, errors.METHOD_NOT_ALLOWED(req.method ?? '', path, 'GET'))
   const which = path.startsWith('/v2/health/') ? path.slice('/v2/health/'.length) : ''
   const stuck = which === 'live' || which === 'ready' ? unresponsiveMs() : 0
   if (stuck > 0) {
     const e = errorBody(errors.UNRESPONSIVE(stuck, livenessTimeoutMs))
-    return json(res, 503, which === 'live' ? { live: false, ...e } : { ready: false, ...e })
+    return sendJson(res, 503, which === 'live' ? { live: false, ...e } : { ready: false, ...e })
   }
   const probe = which !== '' ? health(which, () => Atomics.load(ready, 0) === 1) : undefined
-  if (probe !== undefined) return json(res, probe.status, probe.body)
+  if (probe !== undefined) return sendJson(res, probe.status, probe.body)
   if (path === '/metrics') {
     const id = nextId++
     pending.set(id, m => {
-      if (!m.ok) return json(res, 500, errorBody(errors.METRICS_FAILED(m.text)))
-      res.writeHead(200, { 'content-type': m.contentType, 'content-length': Buffer.byteLength(m.text) })
-      res.end(m.text)
+      if (!m.ok) return sendError(res, errors.METRICS_FAILED(m.text))
+      send(res, 200, m.text, { 'content-type': m.contentType })
     })
     parent.postMessage({ type: 'metrics', id })
     return
   }
-  json(res, 404, errorBody(errors.NOT_FOUND(req.method ?? 'GET', path)))
+  sendError(res, errors.NOT_FOUND(req.method ?? 'GET', path))
 })
 
 parent.on('message', (msg: { type: 'metrics', id: number, ok: boolean, text: string, contentType: string } | { type: 'close' }) => {
@@ -78,16 +76,9 @@ parent.on('message', (msg: { type: 'metrics', id: number, ok: boolean, text: str
   reply?.(msg)
 })
 
-server.on('error', (err: NodeJS.ErrnoException) => {
-  // `::` (the default) on a host without IPv6: all IPv4 interfaces, as node does with no host.
-  if (host === '::' && (err.code === 'EAFNOSUPPORT' || err.code === 'EADDRNOTAVAIL') && !server.listening) {
-    server.listen(port, '0.0.0.0') // onListening is still registered from the first try
-    return
-  }
-  parent.postMessage({ type: 'error', message: err.message })
-})
-function onListening (): void {
+// `::` (the default) on a host without IPv6 falls back to all IPv4 interfaces (common/http.ts).
+listen(server, port, host).then(bound => {
   const addr = server.address()
-  parent.postMessage({ type: 'listening', port: typeof addr === 'object' && addr !== null ? addr.port : port, address: typeof addr === 'object' && addr !== null ? addr.address : host })
-}
-server.listen(port, host, onListening)
+  parent.postMessage({ type: 'listening', port: bound, address: typeof addr === 'object' && addr !== null ? addr.address : host })
+  server.on('error', (err: Error) => parent.postMessage({ type: 'error', message: err.message }))
+}, (err: Error) => parent.postMessage({ type: 'error', message: err.message }))
