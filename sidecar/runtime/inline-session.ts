@@ -12,7 +12,7 @@
 import ort from 'onnxruntime-node'
 import type { WireTensor } from './protocol.js'
 import type { RunResult } from './worker-pool.js'
-import { sessionOptions } from './session-host.js'
+import { runSession, sessionOptions } from './ort-session.js'
 
 export class InlineSession {
   #session: ort.InferenceSession
@@ -28,14 +28,7 @@ export class InlineSession {
   }
 
   async run (feeds: Record<string, WireTensor>, fetches: string[]): Promise<RunResult> {
-    const input: Record<string, ort.Tensor> = {}
-    for (const [name, t] of Object.entries(feeds)) input[name] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims)
-    const started = process.hrtime.bigint()
-    const result = await this.#session.run(input, fetches)
-    const computeNs = Number(process.hrtime.bigint() - started)
-    const outputs: Record<string, WireTensor> = {}
-    for (const [name, value] of Object.entries(result)) outputs[name] = { type: value.type, dims: [...value.dims], data: value.data as WireTensor['data'] }
-    return { outputs, computeNs }
+    return await runSession(this.#session, feeds, fetches)
   }
 
   async release (): Promise<void> {

@@ -14,23 +14,8 @@ import ort from 'onnxruntime-node'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { readModelFile } from './model-file.js'
-import type { WorkerRequest, WorkerResponse, WireTensor, ValueMeta } from './protocol.js'
-
-/**
- * Session options, chosen by measurement (issue 13): the CPU memory arena and memory
- * pattern stay on; turning them off saved no idle RSS (5.3M-parameter MLP, one session:
- * +47.9 MiB with both on, +55.5 with both off, +57.3 with the arena off) and slowed batches.
- */
-export function sessionOptions (threads: number): ort.InferenceSession.SessionOptions {
-  return {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    enableCpuMemArena: true,
-    enableMemPattern: true
-  }
-}
+import { runSession, sessionOptions, transferables } from './ort-session.js'
+import type { WorkerRequest, WorkerResponse, ValueMeta } from './protocol.js'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
@@ -69,21 +54,8 @@ export class SessionHost {
       case 'run': {
         const session = this.#sessions.get(msg.key)
         if (session === undefined) return { res: { id: msg.id, ok: false, error: `model ${msg.key} is not loaded in this worker` }, transfer: [] }
-        const feeds: Record<string, ort.Tensor> = {}
-        for (const [name, t] of Object.entries(msg.feeds)) {
-          feeds[name] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims)
-        }
-        const started = process.hrtime.bigint()
-        const result = await session.run(feeds, msg.fetches)
-        const computeNs = Number(process.hrtime.bigint() - started)
-        const outputs: Record<string, WireTensor> = {}
-        const transfer: ArrayBuffer[] = []
-        for (const [name, value] of Object.entries(result)) {
-          const data = value.data as WireTensor['data']
-          outputs[name] = { type: value.type, dims: [...value.dims], data }
-          if (!Array.isArray(data) && data.buffer instanceof ArrayBuffer) transfer.push(data.buffer)
-        }
-        return { res: { id: msg.id, ok: true, kind: 'run', outputs, computeNs }, transfer }
+        const { outputs, computeNs } = await runSession(session, msg.feeds, msg.fetches)
+        return { res: { id: msg.id, ok: true, kind: 'run', outputs, computeNs }, transfer: transferables(outputs) }
       }
     }
   }
