@@ -22,6 +22,10 @@ import type { WorkerPool } from './runtime/worker-pool.js'
 /** How long a model that vanished while serving gets to reappear before it is unloaded (a directory swap). */
 const SWAP_SETTLE_MS = 250 // 0.25 seconds
 const CLOSE_WAIT_MS = 1000 // how long close() waits for a scan or load in progress (1 second)
+/** File-system events settle this long before a rescan: writers touch several files in a row (0.2 seconds). */
+const WATCH_DEBOUNCE_MS = 200
+/** A failed load whose files did not change is tried again after this long (1 minute). */
+const DEFAULT_RETRY_AFTER_MS = 60_000
 
 export interface AssignedModel {
   name: string
@@ -130,7 +134,7 @@ export class ModelManager {
   #onChange (): void {
     if (this.#debounce !== undefined) clearTimeout(this.#debounce)
     // Writers touch several files in a row (a new version dir, then the model file): settle first.
-    this.#debounce = setTimeout(() => { this.reconcile().catch(() => {}) }, 200)
+    this.#debounce = setTimeout(() => { this.reconcile().catch(() => {}) }, WATCH_DEBOUNCE_MS)
     this.#debounce.unref()
   }
 
@@ -261,7 +265,7 @@ export class ModelManager {
     if (current !== undefined && current.fingerprint === sv.fingerprint && current.settingsFingerprint === scanned.settingsFingerprint) return
     const failureKey = `${sv.fingerprint}|${scanned.settingsFingerprint}`
     const failed = e.failures.get(version)
-    if (failed !== undefined && failed.key === failureKey && Date.now() - failed.at < (this.#opts.retryAfterMs ?? 60_000)) return
+    if (failed !== undefined && failed.key === failureKey && Date.now() - failed.at < (this.#opts.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS)) return
 
     const labels = { model: e.name, version: String(version) }
     const started = process.hrtime.bigint()

@@ -10,6 +10,9 @@ import type { RequestMemory } from '../request-memory.js'
 import { admittingDeserializer } from './admission.js'
 import { grpcService, type GrpcServiceDeps } from './service.js'
 
+/** Idle connections live 5 minutes: longer than client pools expect (REST's keep-alive does the same). */
+const MAX_CONNECTION_IDLE_MS = 5 * 60_000
+
 const PROTO = fileURLToPath(new URL('./oip.proto', import.meta.url))
 
 /** proto-loader options: the proto's own snake_case names, 64-bit integers as strings, one-of names. */
@@ -43,7 +46,7 @@ export class GrpcServer {
       // Channelz (grpc's introspection service, which this server does not expose) costs ~60 µs of bookkeeping per call.
       'grpc.enable_channelz': 0,
       // Same idea as REST's keep-alive timeout: let idle connections live longer than client pools expect.
-      'grpc.max_connection_idle_ms': 5 * 60_000
+      'grpc.max_connection_idle_ms': MAX_CONNECTION_IDLE_MS
     })
     const service = pkg.inference.GRPCInferenceService.service
     const infer = service.ModelInfer as GrpcJs.MethodDefinition<object, unknown>

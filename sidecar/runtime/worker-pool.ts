@@ -32,6 +32,10 @@ const MAX_IN_FLIGHT_IN_PROCESS = 1
  * default) ends a run that is really stuck first.
  */
 const EXIT_GRACE_MS = 60_000 // 60 seconds
+/** A worker that dies within 5 seconds of starting is replaced after a back-off that doubles from 0.1 s up to 10 s. */
+const EARLY_DEATH_MS = 5000
+const MIN_BACKOFF_MS = 100
+const MAX_BACKOFF_MS = 10_000
 
 type Ok = WorkerResponse & { ok: true }
 type Pending = { resolve: (r: Ok) => void, reject: (e: Error) => void }
@@ -144,7 +148,7 @@ export class WorkerPool extends EventEmitter {
       for (const p of pending) p.reject(new WorkerUnavailableError(`inference worker ${index} died: ${err.message}`))
       if (this.#closed) return
       // A worker that dies right after starting would die again at once: back off.
-      this.#backoffMs = Date.now() - bornAt < 5000 ? Math.min(Math.max(this.#backoffMs * 2, 100), 10_000) : 0
+      this.#backoffMs = Date.now() - bornAt < EARLY_DEATH_MS ? Math.min(Math.max(this.#backoffMs * 2, MIN_BACKOFF_MS), MAX_BACKOFF_MS) : 0
       this.#log.error({ err, worker: index, failedJobs: pending.length, restartInMs: this.#backoffMs }, 'inference worker died; replacing it')
       // Not unref'd: like the worker it replaces, it keeps the process alive; close() clears it.
       const timer = setTimeout(() => {
