@@ -1,0 +1,37 @@
+/**
+ * The settings of `npm run bench`, all read from the environment here (see docs/performance.md).
+ */
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+export const RESULTS = path.join(ROOT, 'bench', 'results')
+const env = process.env
+export const num = (name: string, dflt: number): number => {
+  const v = env[name]
+  if (v === undefined || v === '') return dflt
+  const n = Number(v)
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v} is not a non-negative number`)
+  return n
+}
+export const DURATION_S = num('BENCH_DURATION_S', 5)
+export const WARMUP_S = num('BENCH_WARMUP_S', 1)
+export const ORT_DURATION_S = num('BENCH_ORT_DURATION_S', Math.min(3, DURATION_S))
+export const SWAP_S = num('BENCH_SWAP_S', 30)
+export const SWAPS = 10
+export const TRANSPORT_ROUNDS = 3
+export const TRANSPORT_DURATION_S = num('BENCH_TRANSPORT_DURATION_S', Math.min(3, DURATION_S))
+export const WORKERS = num('BENCH_WORKERS', 1)
+export const THREADS = num('BENCH_THREADS', 1)
+export const PROFILE = env.BENCH_PROFILE === '1'
+/** The sidecar CLI to run; point it at another build to A/B a change. */
+export const SIDECAR_CLI = path.resolve(env.BENCH_SIDECAR_CLI ?? path.join(ROOT, 'dist', 'cli', 'main.js'))
+/** The sections of `npm run bench`, in the order they run. */
+export const SECTIONS = ['ort', 'baselines', 'sidecar', 'transport', 'rss', 'swap', 'footprint', 'shadow'] as const
+export type Section = typeof SECTIONS[number]
+export const ONLY = new Set((env.BENCH_ONLY ?? SECTIONS.join(',')).split(',').map(s => s.trim()))
+export const IDLE_S = num('BENCH_IDLE_S', 60)
+/** Extra sidecar flags for the footprint section (A/B a choice, e.g. `--inference-thread worker`). */
+export const FOOTPRINT_ARGS = (env.BENCH_FOOTPRINT_ARGS ?? '').split(' ').filter(a => a !== '')
+/** Rounds of the shadow section (off and shadow in rotation; the median-p99 round is kept). */
+export const SHADOW_ROUNDS = num('BENCH_SHADOW_ROUNDS', 3)
