@@ -98,7 +98,7 @@ export function toBytes (data: TensorData): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
 }
 
-export function encodeBytesElements (items: readonly string[]): Uint8Array {
+function encodeBytesElements (items: readonly string[]): Uint8Array {
   const parts = items.map(s => Buffer.from(s, 'utf8'))
   const total = parts.reduce((n, p) => n + 4 + p.length, 0)
   const out = Buffer.allocUnsafe(total)
@@ -111,7 +111,7 @@ export function encodeBytesElements (items: readonly string[]): Uint8Array {
   return out
 }
 
-export function decodeBytesElements (buf: Uint8Array): string[] {
+function decodeBytesElements (buf: Uint8Array): string[] {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
   const out: string[] = []
   let off = 0

@@ -22,7 +22,7 @@ function jsonNumbers (data: ArrayLike<number>): string {
   return /[NI]/.test(text) ? Array.from(data, v => (Number.isFinite(v) ? String(v) : 'null')).join(',') : text
 }
 
-export function jsonData (datatype: OipDatatype, data: TensorData): string {
+function jsonData (datatype: OipDatatype, data: TensorData): string {
   if (Array.isArray(data)) return JSON.stringify(data)
   switch (datatype) {
     case 'BOOL': return '[' + Array.from(data as Uint8Array, v => (v === 0 ? 'false' : 'true')).join(',') + ']'

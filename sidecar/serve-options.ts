@@ -4,7 +4,7 @@ import { asOption, parseModelList, parseThreads, parseWorkers } from '../common/
 import type { AssignedModel } from './model-manager.js'
 
 /** A port, or `off` (null): no gRPC listener at all. */
-export function parseGrpcPort (raw: string): number | null {
+function parseGrpcPort (raw: string): number | null {
   if (raw.trim().toLowerCase() === 'off') return null
   return parse.int(0, 65535)(raw)
 }

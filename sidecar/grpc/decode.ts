@@ -53,7 +53,7 @@ const RAW_ONLY = new Set(['FP16', 'BF16'])
 const FIELDS = ['bool_contents', 'int_contents', 'int64_contents', 'uint_contents', 'uint64_contents', 'fp32_contents', 'fp64_contents', 'bytes_contents'] as const
 
 /** The value of a parameter whatever its kind; 64-bit integers become numbers when they are safe, else stay strings. */
-export function parameterValue (p: GrpcParameter | undefined): unknown {
+function parameterValue (p: GrpcParameter | undefined): unknown {
   const which = p?.parameter_choice
   if (p === undefined || which === undefined) return undefined
   const v = p[which]

@@ -14,7 +14,7 @@ import { errors, type SidecarError } from '../errors.js'
 /** Inputs, outputs and raw_input_contents entries in one request. */
 export const MAX_TENSORS = 256
 /** Parameters in one map (request, input or output). */
-export const MAX_PARAMETERS = 64
+const MAX_PARAMETERS = 64
 /** Dimensions of one shape. */
 export const MAX_DIMS = 32
 

@@ -40,7 +40,7 @@ export interface GrpcError extends Error {
 }
 
 /** A gRPC error for any failure: its status from the HTTP-equivalent, its message as REST would say it. */
-export function toGrpcError (err: unknown): GrpcError {
+function toGrpcError (err: unknown): GrpcError {
   const status = statusOf(err)
   const message = err instanceof SidecarError ? err.message : status === 499 ? 'the call was cancelled' : errors.INTERNAL().message
   const out = Object.assign(new Error(message), { code: grpcCodeOfStatus(status), details: message }) as GrpcError

@@ -17,7 +17,7 @@ import { AbandonedError } from '../runtime/batcher.js'
  */
 export const SMALL_JSON = 64 * 1024 // 64 KiB
 /** Worst heap per byte of JSON text that `JSON.parse` builds (`[{},{},...]`, `[[0],[0],...]`), measured at ~11 on Node 20. */
-export const SMALL_JSON_AMPLIFICATION = 16
+const SMALL_JSON_AMPLIFICATION = 16
 /** Heap for the values the bounded parser may build outside tensor data. */
 const STRUCTURE_BYTES = MAX_VALUES * 64
 

@@ -1,7 +1,7 @@
 /** Bodies of the metadata and health endpoints (Open Inference Protocol shapes). */
 import type { ModelManager } from '../model-manager.js'
 
-export const EXTENSIONS = ['binary_tensor_data', 'classification', 'model_repository']
+const EXTENSIONS = ['binary_tensor_data', 'classification', 'model_repository']
 
 export function serverMetadata (version: string): object {
   return { name: 'onnx-sidecar', version, extensions: EXTENSIONS }

@@ -37,14 +37,10 @@ export class MetricsServer {
   #heartbeat = new BigInt64Array(this.#shared, 8, 1)
   #worker: Worker | undefined
   #timer: NodeJS.Timeout | undefined
-  #port = 0
 
   constructor (deps: { registry: Registry, manager: ModelManager, isShuttingDown: () => boolean }) {
     this.#deps = deps
   }
-
-  get port (): number { return this.#port }
-  get listening (): boolean { return this.#worker !== undefined }
 
   /**
    * Publishes readiness and a heartbeat to the listener thread now (also done every 0.1-1 s:
@@ -67,7 +63,7 @@ export class MetricsServer {
         (err: Error) => worker.postMessage({ type: 'metrics', id: msg.id, ok: false, text: err.message, contentType: '' })
       )
     })
-    this.#port = await new Promise<number>((resolve, reject) => {
+    const bound = await new Promise<number>((resolve, reject) => {
       const onMessage = (msg: { type: string, port?: number, message?: string }): void => {
         if (msg.type === 'listening') { worker.off('message', onMessage); resolve(msg.port as number) }
         if (msg.type === 'error') { worker.off('message', onMessage); void worker.terminate(); reject(new Error(`metrics server on ${host}:${port}: ${msg.message ?? ''}`)) }
@@ -77,7 +73,7 @@ export class MetricsServer {
     })
     this.#timer = setInterval(() => this.refresh(), heartbeatPeriodMs(livenessTimeoutMs))
     this.#timer.unref()
-    return this.#port
+    return bound
   }
 
   async close (): Promise<void> {

@@ -64,7 +64,7 @@ export interface RunResult {
 }
 
 /** ONNX Runtime (in a worker) failed: a bad model or bad input. */
-export class WorkerError extends Error {
+class WorkerError extends Error {
   override name = 'WorkerError'
 }
 
@@ -91,7 +91,7 @@ const workerUrl = workerScript(import.meta.url, 'inference-worker')
 
 export class WorkerPool extends EventEmitter {
   readonly size: number
-  readonly threads: number
+  readonly #threads: number
   #slots: Slot[] = []
   readonly inProcess: boolean
   /**
@@ -114,7 +114,7 @@ export class WorkerPool extends EventEmitter {
     this.setMaxListeners(0) // one 'capacity' listener per loaded model version
     this.inProcess = opts.inProcess === true
     this.size = this.inProcess ? 1 : opts.workers
-    this.threads = opts.threads
+    this.#threads = opts.threads
     this.#maxInFlight = this.inProcess ? MAX_IN_FLIGHT_IN_PROCESS : MAX_IN_FLIGHT
     this.#log = opts.logger
     this.#createWorker = opts.createWorker ?? (this.inProcess
@@ -198,7 +198,7 @@ export class WorkerPool extends EventEmitter {
     if (load === undefined) {
       const model = this.#models.get(key)
       assert(model !== undefined)
-      const sent = this.#send(slot, { op: 'load', key, file: model.file, ...(model.digest !== undefined ? { digest: model.digest } : {}), threads: this.threads }).then(res => {
+      const sent = this.#send(slot, { op: 'load', key, file: model.file, ...(model.digest !== undefined ? { digest: model.digest } : {}), threads: this.#threads }).then(res => {
         assert(res.kind === 'load')
         // Every worker must hold the same content: the first load's digest is what later ones check.
         model.digest ??= res.digest
