@@ -31,7 +31,7 @@ const CELLS: ShadowCell[] = [
   { name: 'spare_c1_workers', connections: 1, spare: true, args: ['--workers', '2', '--threads', '1', '--inline-compute-us', '0'] },
   { name: 'saturated_c32', connections: 32, spare: false, args: ['--workers', '2', '--threads', '1'] }
 ]
-const DROP_REASONS = ['in_progress', 'queue', 'candidate', 'worker'] as const
+const DROP_REASONS = ['in_progress', 'queue', 'candidate', 'live', 'worker'] as const
 
 export interface Measured { rps: number, p50Ms: number, p99Ms: number, errors: number, compared: number, dropped: Record<string, number> }
 export interface ShadowSummary {
@@ -102,7 +102,7 @@ export function shadowMarkdown (s: ShadowSummary): string {
   const lines = [
     `# Shadow rollout at 100 % sampling vs off (${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} CPUs, ${s.rounds} rounds of ${s.durationS} s, median-p99 round)`,
     '',
-    '| cell | off req/s | off p50 ms | off p99 ms | shadow req/s | shadow p50 ms | shadow p99 ms | p99 shadow/off | compared | dropped (in_progress/queue/candidate/worker) |',
+    '| cell | off req/s | off p50 ms | off p99 ms | shadow req/s | shadow p50 ms | shadow p99 ms | p99 shadow/off | compared | dropped (in_progress/queue/candidate/live/worker) |',
     '| --- | --: | --: | --: | --: | --: | --: | --: | --: | --- |'
   ]
   for (const cell of CELLS) {
@@ -110,7 +110,7 @@ export function shadowMarkdown (s: ShadowSummary): string {
     if (c === undefined) continue
     const { off, shadow: sh } = c
     const d = sh.dropped
-    lines.push(`| ${cell.name} | ${off.rps.toFixed(0)} | ${off.p50Ms.toFixed(3)} | ${off.p99Ms.toFixed(3)} | ${sh.rps.toFixed(0)} | ${sh.p50Ms.toFixed(3)} | ${sh.p99Ms.toFixed(3)} | ${c.p99Ratio.toFixed(2)} | ${sh.compared} of ${sh.compared + droppedTotal(sh)} | ${d.in_progress}/${d.queue}/${d.candidate}/${d.worker} |`)
+    lines.push(`| ${cell.name} | ${off.rps.toFixed(0)} | ${off.p50Ms.toFixed(3)} | ${off.p99Ms.toFixed(3)} | ${sh.rps.toFixed(0)} | ${sh.p50Ms.toFixed(3)} | ${sh.p99Ms.toFixed(3)} | ${c.p99Ratio.toFixed(2)} | ${sh.compared} of ${sh.compared + droppedTotal(sh)} | ${DROP_REASONS.map(r => d[r] ?? 0).join('/')} |`)
   }
   return lines.join('\n') + '\n'
 }
