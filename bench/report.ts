@@ -6,7 +6,7 @@
 import type { CellResult } from './load-generator.js'
 import { SWAP_S } from './env.js'
 import type { BenchContext, Results } from './scenarios/context.js'
-import { shadowTargets } from './scenarios/shadow.js'
+import { shadowTargets } from './scenarios/shadow-report.js'
 
 export interface Figure {
   id: string

@@ -11,7 +11,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { num, RESULTS, SHADOW_ROUNDS } from './env.js'
 import { LoadGenerator } from './harness.js'
-import { measureShadow, shadowMarkdown, shadowTargets } from './scenarios/shadow.js'
+import { measureShadow } from './scenarios/shadow.js'
+import { shadowMarkdown, shadowTargets } from './scenarios/shadow-report.js'
 
 async function main (): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-shadow-'))

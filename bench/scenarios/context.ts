@@ -9,7 +9,7 @@ import type { CellResult } from '../load-generator.js'
 import type { LatencyStats } from '../stats.js'
 import { binaryBody, grpcInferMessage, jsonBody, randomInput } from '../bodies.js'
 import { log, type Cell, type LoadGenerator } from '../harness.js'
-import type { ShadowSummary } from './shadow.js'
+import type { ShadowSummary } from './shadow-report.js'
 
 export interface BenchContext {
   gen: LoadGenerator

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { shadowMarkdown, shadowTargets, type Measured, type ShadowSummary } from '../../../bench/scenarios/shadow.js'
+import { shadowMarkdown, shadowTargets, type Measured, type ShadowSummary } from '../../../bench/scenarios/shadow-report.js'
 
 const m = (over: Partial<Measured> = {}): Measured => ({ rps: 1000, p50Ms: 0.4, p99Ms: 2, errors: 0, compared: 0, dropped: { in_progress: 0, queue: 0, candidate: 0, live: 0, worker: 0 }, ...over })
 const summary = (cells: Record<string, { off: Measured, shadow: Measured }>): ShadowSummary => ({
