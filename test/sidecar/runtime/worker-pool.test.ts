@@ -8,12 +8,12 @@ import t from 'tap'
 import path from 'node:path'
 import { once } from 'node:events'
 import { Worker } from 'node:worker_threads'
-import { WorkerPool, WorkerUnavailableError } from '../../sidecar/runtime/worker-pool.js'
-import { workerScript } from '../../common/worker-script.js'
-import type { WireTensor } from '../../sidecar/runtime/protocol.js'
-import { memoryLogger, FIXTURE_REPO } from '../fixtures/sidecar.js'
+import { WorkerPool, WorkerUnavailableError } from '../../../sidecar/runtime/worker-pool.js'
+import { workerScript } from '../../../common/worker-script.js'
+import type { WireTensor } from '../../../sidecar/runtime/protocol.js'
+import { memoryLogger, FIXTURE_REPO } from '../../fixtures/sidecar.js'
 
-const realWorker = workerScript(new URL('../../sidecar/runtime/worker-pool.ts', import.meta.url).href, 'inference-worker')
+const realWorker = workerScript(new URL('../../../sidecar/runtime/worker-pool.ts', import.meta.url).href, 'inference-worker')
 
 /** A worker that answers every load with an error (and every other request with ok). */
 const FAILING_WORKER = `
@@ -146,4 +146,35 @@ t.test('close() settles the jobs in flight, sends nothing after, and never abort
   }
   await closed
   t.same(pool.states, ['dead'])
+})
+
+t.test('capacity: a worker takes two jobs at once (one computing, one queued); on the main thread one', async t => {
+  for (const inProcess of [false, true]) {
+    const pool = new WorkerPool({ workers: 1, threads: 1, logger: memoryLogger().logger, inProcess })
+    t.teardown(() => pool.close())
+    await pool.load('slow#1', slowFile)
+    t.equal(pool.hasCapacity('slow#1'), true, `idle (${inProcess ? 'main thread' : 'worker'})`)
+    t.equal(pool.idleWorkers('slow#1'), 1)
+    const jobs = [pool.run('slow#1', slowFeeds(), ['y'])]
+    if (!inProcess) {
+      t.equal(pool.hasCapacity('slow#1'), true, 'room for a queued job')
+      jobs.push(pool.run('slow#1', slowFeeds(), ['y']))
+    }
+    t.equal(pool.hasCapacity('slow#1'), false, `full (${inProcess ? 'main thread' : 'worker'})`)
+    t.equal(pool.idleWorkers('slow#1'), 0)
+    const results = await Promise.all(jobs)
+    for (const r of results) t.same(r.outputs.y?.dims, [1, 256], 'each job answered')
+    t.equal(pool.hasCapacity('slow#1'), true, 'room again once they are done')
+  }
+})
+
+t.test('a model no worker holds, or a closed pool, is refused at once', async t => {
+  const pool = new WorkerPool({ workers: 1, threads: 1, logger: memoryLogger().logger })
+  await pool.load('add#1', addFile)
+  t.equal(pool.hasCapacity('nope#1'), true, 'the batcher does not wait for it')
+  await t.rejects(pool.run('nope#1', addFeeds(), ['y']), WorkerUnavailableError)
+  await pool.unload('add#1')
+  await t.rejects(pool.run('add#1', addFeeds(), ['y']), WorkerUnavailableError, 'unloaded')
+  await pool.close()
+  await t.rejects(pool.run('add#1', addFeeds(), ['y']), { message: /closed/ })
 })
