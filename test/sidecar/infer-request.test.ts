@@ -1,0 +1,74 @@
+/**
+ * Decoding an inference request as a unit: a JSON (and binary) body against one model
+ * version's inputs and outputs gives the tensors, row count, requested outputs and
+ * timeout; every problem is a 400 naming what is wrong; memory is charged per tensor.
+ */
+import t from 'tap'
+import { decodeInferRequest } from '../../sidecar/infer-request.js'
+import { fakeModelVersion, spec } from '../fixtures/fake-model-version.js'
+
+const { mv } = fakeModelVersion({ inputs: [spec('x', [-1, 2]), spec('n', [-1, 1], 'INT64')], outputs: [spec('y', [-1, 3]), spec('label', [-1, 1], 'BYTES')], maxBatchSize: 4 })
+const x = (rows: number[][]) => ({ name: 'x', datatype: 'FP32', shape: [rows.length, 2], data: rows })
+const n = (values: number[]) => ({ name: 'n', datatype: 'INT64', shape: [values.length, 1], data: values })
+
+t.test('a JSON request: typed tensors, rows, every output by default, no timeout', async t => {
+  const req = decodeInferRequest({ id: 'a1', inputs: [x([[1, 2], [3, 4]]), n([5, 6])] }, undefined, mv)
+  t.equal(req.id, 'a1')
+  t.equal(req.rows, 2)
+  t.same(req.feeds.x?.dims, [2, 2])
+  t.equal(req.feeds.x?.type, 'float32')
+  t.same([...(req.feeds.x?.data as Float32Array)], [1, 2, 3, 4], 'nested data flattened row by row')
+  t.equal(req.feeds.n?.type, 'int64')
+  t.same([...(req.feeds.n?.data as BigInt64Array)], [5n, 6n])
+  t.same(req.outputs, [{ name: 'y', binary: false, classification: 0 }, { name: 'label', binary: false, classification: 0 }])
+  t.equal(req.timeoutUs, 0)
+})
+
+t.test('requested outputs, binary output by default, classification and the timeout parameter', async t => {
+  const req = decodeInferRequest({
+    parameters: { binary_data_output: true, timeout: 2500 },
+    inputs: [x([[1, 2]]), n([1])],
+    outputs: [{ name: 'y', parameters: { classification: 2 } }]
+  }, undefined, mv)
+  t.same(req.outputs, [{ name: 'y', binary: true, classification: 2 }])
+  t.equal(req.timeoutUs, 2500)
+})
+
+t.test('binary tensor data: read from the bytes after the JSON', async t => {
+  const bytes = new Uint8Array(new Float32Array([7, 8]).buffer)
+  const req = decodeInferRequest({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], parameters: { binary_data_size: 8 } }, n([1])] }, bytes, mv)
+  t.same([...(req.feeds.x?.data as Float32Array)], [7, 8])
+  t.throws(() => decodeInferRequest({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], parameters: { binary_data_size: 8 } }, n([1])] }, new Uint8Array(12), mv),
+    { code: 'OS_ERR_BAD_BINARY', statusCode: 400 }, 'bytes nobody claims')
+})
+
+t.test('every problem is a 400 that names it', async t => {
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['not an object', [], /request body must be a JSON object/],
+    ['no inputs', { inputs: [] }, /inputs must be a non-empty array/],
+    ['unknown input', { inputs: [x([[1, 2]]), n([1]), { name: 'z', datatype: 'FP32', shape: [1], data: [1] }] }, /no such input/],
+    ['missing input', { inputs: [x([[1, 2]])] }, /'n'.*missing/],
+    ['wrong datatype', { inputs: [{ ...x([[1, 2]]), datatype: 'FP64' }, n([1])] }, /does not match model datatype FP32/],
+    ['wrong shape', { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }, n([1])] }, /does not match model shape/],
+    ['element count', { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1] }, n([1])] }, /needs 2/],
+    ['rows differ', { inputs: [x([[1, 2], [3, 4]]), n([1])] }, /batch size 1 differs/],
+    ['too many rows', { inputs: [x([[1, 2], [1, 2], [1, 2], [1, 2], [1, 2]]), n([1, 2, 3, 4, 5])] }, /exceeds max_batch_size 4/],
+    ['given twice', { inputs: [x([[1, 2]]), x([[1, 2]]), n([1])] }, /given more than once/],
+    ['unknown output', { inputs: [x([[1, 2]]), n([1])], outputs: [{ name: 'q' }] }, /no such output/],
+    ['classification of BYTES', { inputs: [x([[1, 2]]), n([1])], outputs: [{ name: 'label', parameters: { classification: 1 } }] }, /classification needs a numeric output/],
+    ['bad timeout', { parameters: { timeout: -1 }, inputs: [x([[1, 2]]), n([1])] }, /parameters.timeout/],
+    ['bad id', { id: 7, inputs: [x([[1, 2]]), n([1])] }, /id must be a string/]
+  ]
+  for (const [what, body, message] of cases) {
+    t.throws(() => decodeInferRequest(body, undefined, mv), { statusCode: 400, message }, what)
+  }
+})
+
+t.test('each tensor is charged to the request memory before it is allocated; a refusal stops decoding', async t => {
+  const charged: number[] = []
+  decodeInferRequest({ inputs: [x([[1, 2], [3, 4]]), n([5, 6])] }, undefined, mv, { charge: bytes => { charged.push(bytes) } })
+  t.ok(charged.length >= 2, 'one charge per tensor at least')
+  t.ok(charged.reduce((a, b) => a + b, 0) >= 2 * 2 * 4 + 2 * 8, 'at least the tensors\' bytes')
+  const full = { charge: () => { throw Object.assign(new Error('busy'), { statusCode: 503 }) } }
+  t.throws(() => decodeInferRequest({ inputs: [x([[1, 2]]), n([1])] }, undefined, mv, full), { message: 'busy' })
+})
