@@ -17,6 +17,7 @@ import { grpcCodeOfStatus, statusOf } from '../call-status.js'
 import type { InferCall, InferenceRunner } from '../inference.js'
 import type { InferenceObserver } from '../observation.js'
 import type { ModelManager } from '../model-manager.js'
+import { requestIdOf } from '../request-id.js'
 import { extractContext } from '../tracing.js'
 import { modelMetadata, serverMetadata } from '../http/metadata.js'
 import { admissionOf } from './admission.js'
@@ -88,8 +89,7 @@ export function grpcService (deps: GrpcServiceDeps): UntypedServiceImplementatio
       return
     }
     const md = call.metadata
-    const given = md.get('x-request-id')[0]
-    const requestId = typeof given === 'string' && given.length <= 128 ? given : `grpc-${nextId++}`
+    const requestId = requestIdOf(md.get('x-request-id')[0], () => `grpc-${nextId++}`)
     const msg = call.request
     const inferCall: InferCall = {
       protocol: 'grpc',

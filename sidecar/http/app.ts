@@ -21,6 +21,7 @@ import { extractContext } from '../tracing.js'
 import { parseInferBody, readBody } from './body.js'
 import { serverMetadata, modelMetadata, modelReady, health } from './metadata.js'
 import { pathOf, Router, type Route } from './router.js'
+import { requestIdOf } from '../request-id.js'
 
 export interface InferenceAppDeps {
   manager: ModelManager
@@ -54,7 +55,6 @@ const HEADERS_TIMEOUT_MS = 10_000 // 10 seconds to send request headers
 const REQUEST_TIMEOUT_MS = 120_000 // 2 minutes for a whole request, body included
 const KEEP_ALIVE_TIMEOUT_MS = 65_000 // 65 seconds idle keep-alive (longer than common client pools' 60 s)
 const INDEX_BODY_LIMIT = 64 * 1024 // 64 KiB: the repository index takes at most {"ready": true}
-const MAX_REQUEST_ID_LENGTH = 128 // characters of a client's x-request-id kept; longer ones get a number
 
 /** What a handler gets: the exchange and the request's id. */
 interface Exchange {
@@ -177,8 +177,7 @@ export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     active++
     res.once('close', finished)
-    const header = req.headers['x-request-id']
-    const requestId = typeof header === 'string' && header.length <= MAX_REQUEST_ID_LENGTH ? header : String(nextId++)
+    const requestId = requestIdOf(req.headers['x-request-id'], () => String(nextId++))
     const failed = (err: unknown): void => {
       reply(res, err, requestId)
       req.resume()
