@@ -8,7 +8,7 @@ import type { Tracer } from '@opentelemetry/api'
 import type { Logger } from '../common/logger.js'
 import { close as closeServer, listenOnPath } from '../common/http.js'
 import { GRPC_SOCKET_NAME, HTTP_SOCKET_NAME } from '../common/sockets.js'
-import { buildInferenceApp, type InferenceApp } from './http/app.js'
+import { buildRestApp, type RestApp } from './http/app.js'
 import { MetricsServer } from './http/metrics-app.js'
 import { GrpcServer } from './grpc/server.js'
 import { InferenceRunner } from './inference.js'
@@ -51,7 +51,7 @@ export interface Sidecar {
   /** Shadow / canary rollouts declared in config.yaml. */
   rollouts: Rollouts
   /** The REST API (its TCP and Unix-socket servers). */
-  rest: InferenceApp
+  rest: RestApp
   /** The gRPC listener; grpc-js loads only when it is asked to listen. */
   grpc: GrpcServer
   metricsServer: MetricsServer
@@ -89,7 +89,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
   trackRequestMemory(metrics, requestMemory.budget)
   const runner = new InferenceRunner({ manager, rollouts })
   const observer = new InferenceObserver({ metrics, logger: opts.logger, tracer: opts.tracer, known: model => manager.has(model) })
-  const rest = buildInferenceApp({
+  const rest = buildRestApp({
     manager,
     rollouts,
     runner,

@@ -1,6 +1,6 @@
 /**
  * The inference HTTP server: Open Inference Protocol v2 REST on loopback.
- * `buildInferenceApp(deps)` returns unstarted `http.Server`s; the caller listens.
+ * `buildRestApp(deps)` returns unstarted `http.Server`s; the caller listens.
  * The routes are the table below; this file decodes and encodes, the runner
  * (`../inference.ts`) executes and the observer (`../observation.ts`) traces and counts.
  */
@@ -23,7 +23,7 @@ import { serverMetadata, modelMetadata, modelReady, health } from './metadata.js
 import { pathOf, Router, type Route } from './router.js'
 import { requestIdOf } from '../request-id.js'
 
-export interface InferenceAppDeps {
+export interface RestAppDeps {
   manager: ModelManager
   runner: InferenceRunner
   observer: InferenceObserver
@@ -40,7 +40,7 @@ export interface InferenceAppDeps {
   version: string
 }
 
-export interface InferenceApp {
+export interface RestApp {
   /** The TCP listener (loopback). */
   server: http.Server
   /** The same API for a Unix domain socket (`--socket-dir`); unused unless it listens. */
@@ -71,7 +71,7 @@ function versioned (method: Route<Exchange>['method'], suffix: string, handle: (
   ]
 }
 
-export function buildInferenceApp (deps: InferenceAppDeps): InferenceApp {
+export function buildRestApp (deps: RestAppDeps): RestApp {
   const log = deps.logger.child({ component: 'http' })
   const { manager } = deps
   let active = 0

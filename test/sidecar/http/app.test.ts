@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { close } from '../../../common/http.js'
 import { errors } from '../../../sidecar/errors.js'
-import { buildInferenceApp, type InferenceApp } from '../../../sidecar/http/app.js'
+import { buildRestApp, type RestApp } from '../../../sidecar/http/app.js'
 import { InferenceRunner } from '../../../sidecar/inference.js'
 import { createSidecarMetrics } from '../../../sidecar/metrics.js'
 import type { IndexEntry, ModelManager, ModelStatus } from '../../../sidecar/model-manager.js'
@@ -48,7 +48,7 @@ async function app (t: Test, opts: { shuttingDown?: boolean } = {}) {
   const { logger } = memoryLogger()
   let shutting = opts.shuttingDown === true
   const manager = fake.manager as unknown as ModelManager
-  const built: InferenceApp = buildInferenceApp({
+  const built: RestApp = buildRestApp({
     manager,
     runner: new InferenceRunner({ manager }),
     observer: new InferenceObserver({ metrics: createSidecarMetrics({ defaultMetrics: false }), logger, tracer: undefined, known: m => fake.manager.has(m) }),
