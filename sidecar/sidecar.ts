@@ -12,7 +12,7 @@ import { buildRestApp, type RestApp } from './http/app.js'
 import { MetricsServer } from './http/metrics-app.js'
 import { GrpcServer } from './grpc/server.js'
 import { InferenceRunner } from './inference.js'
-import { createSidecarMetrics, trackRequestMemory, type SidecarMetrics } from './metrics.js'
+import { createSidecarMetrics, trackRequestMemory } from './metrics.js'
 import { ModelManager, type AssignedModel } from './model-manager.js'
 import { InferenceObserver } from './observation.js'
 import { RequestMemory } from './request-memory.js'
@@ -44,12 +44,9 @@ export interface SidecarOptions {
 
 export interface Sidecar {
   manager: ModelManager
-  metrics: SidecarMetrics
   /** What requests in flight hold of `--request-memory`. */
   requestMemory: RequestMemory
   pool: WorkerPool
-  /** Shadow / canary rollouts declared in config.yaml. */
-  rollouts: Rollouts
   /** The REST API (its TCP and Unix-socket servers). */
   rest: RestApp
   /** The gRPC listener; grpc-js loads only when it is asked to listen. */
@@ -59,7 +56,6 @@ export interface Sidecar {
   start: () => Promise<void>
   /** Stops taking requests, lets in-flight ones finish (up to graceMs), then frees everything. */
   close: (graceMs?: number) => Promise<void>
-  shuttingDown: () => boolean
 }
 
 /** How long close() lets requests in flight finish by default (20 seconds, as --shutdown-grace). */
@@ -115,10 +111,8 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
 
   return {
     manager,
-    metrics,
     requestMemory,
     pool,
-    rollouts,
     rest,
     grpc,
     metricsServer,
@@ -126,7 +120,6 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
       await manager.start()
       metricsServer.refresh()
     },
-    shuttingDown: isShuttingDown,
     close: async (graceMs = DEFAULT_GRACE_MS) => {
       shutting = true
       metricsServer.refresh() // probes see "not ready" at once
