@@ -72,7 +72,8 @@ export async function serveCommand (argv: string[]): Promise<number> {
     logger,
     tracer: tracing.tracer,
     version,
-    inlineComputeUs: opts.inlineComputeUs
+    inlineComputeUs: opts.inlineComputeUs,
+    grpcServer: opts.grpcServer
   })
   let metricsPort: number
   let inferencePort: number

@@ -11,6 +11,7 @@ import { GRPC_SOCKET_NAME, HTTP_SOCKET_NAME } from '../common/sockets.js'
 import { buildRestApp, type RestApp } from './http/app.js'
 import { MetricsServer } from './http/metrics-app.js'
 import { GrpcServer } from './grpc/server.js'
+import { H2GrpcServer } from './grpc/h2/server.js'
 import { InferenceRunner } from './inference.js'
 import { createSidecarMetrics, trackRequestMemory } from './metrics.js'
 import { ModelManager, type AssignedModel } from './model-manager.js'
@@ -40,6 +41,8 @@ export interface SidecarOptions {
   /** Run models whose full batch computes within this many µs on the main thread; 0: never (default). */
   inlineComputeUs?: number
   defaultMetrics?: boolean
+  /** The gRPC server: grpc-js (@grpc/grpc-js, the default) or http2 (grpc/h2/, node:http2 itself). */
+  grpcServer?: 'grpc-js' | 'http2'
 }
 
 export interface Sidecar {
@@ -50,7 +53,7 @@ export interface Sidecar {
   /** The REST API (its TCP and Unix-socket servers). */
   rest: RestApp
   /** The gRPC listener; grpc-js loads only when it is asked to listen. */
-  grpc: GrpcServer
+  grpc: GrpcServer | H2GrpcServer
   metricsServer: MetricsServer
   /** Loads the models (the servers answer "not ready" meanwhile if already listening). */
   start: () => Promise<void>
@@ -97,7 +100,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     isShuttingDown,
     version: opts.version ?? '0.0.0'
   })
-  const grpc = new GrpcServer({
+  const grpc = new (opts.grpcServer === 'http2' ? H2GrpcServer : GrpcServer)({
     manager,
     runner,
     observer,

@@ -13,10 +13,10 @@ import { grpcService, type GrpcServiceDeps } from './service.js'
 /** Idle connections live 5 minutes: longer than client pools expect (REST's keep-alive does the same). */
 const MAX_CONNECTION_IDLE_MS = 5 * 60_000
 
-const PROTO = fileURLToPath(new URL('./oip.proto', import.meta.url))
+export const PROTO = fileURLToPath(new URL('./oip.proto', import.meta.url))
 
 /** proto-loader options: the proto's own snake_case names, 64-bit integers as strings, one-of names. */
-const LOADER_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, arrays: true, objects: false, oneofs: true }
+export const LOADER_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, arrays: true, objects: false, oneofs: true }
 
 export interface GrpcServerOptions extends GrpcServiceDeps {
   /** Largest message accepted (the REST body limit); grpc-js answers RESOURCE_EXHAUSTED above it. */

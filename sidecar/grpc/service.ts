@@ -10,8 +10,8 @@
  * mapping is readable on its own.
  */
 import { ROOT_CONTEXT, type Tracer } from '@opentelemetry/api'
-import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js'
-import { Metadata } from '@grpc/grpc-js'
+import { createRequire } from 'node:module'
+import type { Metadata, sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js'
 import { errors, SidecarError } from '../errors.js'
 import { grpcCodeOfStatus, statusOf } from '../call-status.js'
 import type { InferCall, InferenceRunner } from '../inference.js'
@@ -46,6 +46,8 @@ function toGrpcError (err: unknown): GrpcError {
   const message = err instanceof SidecarError ? err.message : status === 499 ? 'the call was cancelled' : errors.INTERNAL().message
   const out = Object.assign(new Error(message), { code: grpcCodeOfStatus(status), details: message }) as GrpcError
   if (err instanceof SidecarError && err.headers['retry-after'] !== undefined) {
+    // grpc-js loads here, not at start-up: the node:http2 server (h2/) needs it only for this.
+    const { Metadata } = createRequire(import.meta.url)('@grpc/grpc-js') as typeof import('@grpc/grpc-js')
     const md = new Metadata()
     md.set('retry-after', err.headers['retry-after'])
     out.metadata = md
