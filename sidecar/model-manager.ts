@@ -233,7 +233,9 @@ export class ModelManager {
       this.#setReason(e, (err as Error).message, true)
       return
     }
-    this.#opts.onConfig?.(e.name, config)
+    // A pinned model serves exactly its pin: a `rollout:` block in the (shared) repository
+    // is for the pods that follow the version policy, not for this one.
+    this.#opts.onConfig?.(e.name, pinned !== undefined && config.rollout !== undefined ? { ...config, rollout: undefined } : config)
     const available = scanned.versions.map(v => v.version)
     const wanted = pinned !== undefined ? available.filter(v => v === pinned) : selectVersions(config.versionPolicy, available, config.rollout)
     if (wanted.length === 0) {

@@ -113,3 +113,12 @@ t.test('replacing a version\'s model.onnx in place starts the rollout over; a co
   await new Promise(resolve => setTimeout(resolve, 50))
   t.equal((await s.get('/v2/models/iris/rollout')).body.compared, 0, 'nothing compared, nothing decided')
 })
+
+t.test('a model pinned to a version serves its pin; the repository\'s rollout does not apply to it', async t => {
+  const repo = await irisRepo(IRIS_GOOD, 'rollout: { live: 1, candidate: 2, mode: shadow }')
+  t.teardown(repo.remove)
+  const s = await startSidecar({ repository: repo.dir, workers: 2, models: [{ name: 'iris', version: 2 }] })
+  t.teardown(s.close)
+  t.equal(await answeredBy(s), '2', 'requests without a version get the pinned version, not a 503 for the rollout\'s live one')
+  t.match((await s.get('/v2/models/iris/rollout')).body, { state: 'off' })
+})
