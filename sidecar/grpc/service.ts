@@ -104,7 +104,7 @@ export function grpcService (deps: GrpcServiceDeps): UntypedServiceImplementatio
       header: name => { const v = md.get(name)[0]; return typeof v === 'string' ? v : undefined }
     }
     deps.observer.observe(inferCall, async obs => {
-      if (admission.error !== undefined) throw admission.error
+      if (admission.error !== undefined) throw admission.error instanceof Error ? admission.error : new Error(String(admission.error))
       if (msg.model_name === '') throw errors.BAD_REQUEST('model_name must be a non-empty string')
       const mv = deps.runner.resolve(inferCall, obs)
       const request = obs.step('preprocess', () => decodeGrpcInferRequest(msg, mv, admission.lease))

@@ -244,7 +244,11 @@ export class Batcher {
     this.#running++
     if (where === 'inline') this.#inlineBusy = true
     const started = process.hrtime.bigint()
-    this.#execute(batch, started, where).finally(() => {
+    // #execute settles every request itself; a throw after that is a bug, and it must not
+    // leave a request unanswered or become an unhandled rejection.
+    void this.#execute(batch, started, where).catch((err: unknown) => {
+      for (const q of batch) q.reject(errors.INFERENCE_FAILED(this.#opts.model, (err as Error).message))
+    }).finally(() => {
       this.#running--
       if (where === 'inline') this.#inlineBusy = false
       this.#schedule()

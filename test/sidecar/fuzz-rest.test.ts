@@ -13,7 +13,7 @@ import { rm } from 'node:fs/promises'
 import { startSidecar, type Running } from '../fixtures/sidecar.js'
 import {
   byteMutation, deepArray, deepArrayText, fuzz, fuzzRepository, fuzzRuns, fuzzSeed, jsonMutation, mutateBytes, mutateJson,
-  restBody, restJson, validRequest, type ValidRequest
+  restBody, restJson, validRequest
 } from '../fixtures/fuzz.js'
 import { decodeInferRequest } from '../../sidecar/infer-request.js'
 import { SidecarError } from '../../sidecar/errors.js'
@@ -98,7 +98,7 @@ t.test('fields of the wrong type, odd shapes and datatypes: a 4xx, never a 500 (
   t.ok((statuses.get(400) ?? 0) > 100, `most are refused with a 400: ${JSON.stringify([...statuses])}`)
 })
 
-t.test('flipped, inserted and deleted bytes, wrong Inference-Header-Content-Length, truncated binary parts: never a 500 (HTTP)', async t => {
+t.test('flipped, inserted and deleted bytes, wrong Inference-Header-Content-Length, truncated binary parts: never a 500 (HTTP)', async () => {
   const headerLength = fc.oneof(
     fc.integer({ min: -40, max: 40 }).map(d => ({ delta: d })),
     fc.constantFrom('', '-1', '1e3', ' 12', '0x10', '99999999999999999999', 'NaN', '12,13', '+5').map(text => ({ text }))
@@ -126,7 +126,7 @@ t.test('flipped, inserted and deleted bytes, wrong Inference-Header-Content-Leng
     }))
 })
 
-t.test('decodeInferRequest alone: only SidecarErrors with a 4xx status', async t => {
+t.test('decodeInferRequest alone: only SidecarErrors with a 4xx status', async () => {
   const versions = new Map(['iris', 'digits', 'dtypes', 'named-classes', 'fixed'].map(m => [m, s.sidecar.manager.resolve(m)]))
   await fuzz('decodeInferRequest', SEED, fuzzRuns(3000), fc.property(
     base,

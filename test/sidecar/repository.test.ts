@@ -142,7 +142,7 @@ t.test('config.yaml is validated: unknown keys and wrong types name the file and
     ['preprocess:\n  x:\n    minmax: { min: [0, 0, 0, 0], max: [1, 1, 1, 0] }\n', /key 'preprocess\.x\.minmax': max\[3\] must be greater than min\[3\]/],
     ['max_batch_size: [8\n', /not valid YAML/]
   ]
-  for (const [i, [text, reason]] of cases.entries()) {
+  for (const [i, [text]] of cases.entries()) {
     const name = `cfg${i}`
     await mkdir(path.join(repo, name, '1'), { recursive: true })
     await cp(ADD_V1, path.join(repo, name, '1', 'model.onnx'))
