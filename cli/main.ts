@@ -4,6 +4,7 @@
  * Each command module owns its option table and returns an exit code.
  */
 import { ConfigError } from '../common/config.js'
+import { holdYoungGeneration } from '../common/young-generation.js'
 
 const USAGE = `usage: onnx-sidecar <command> [options]
 
@@ -21,7 +22,10 @@ type Command = (argv: string[]) => Promise<number>
 const FAILED_EXIT_DELAY_MS = 500
 
 const commands: Record<string, () => Promise<Command>> = {
-  serve: async () => (await import('../sidecar/serve-command.js')).serveCommand,
+  serve: async () => {
+    holdYoungGeneration() // before the module graph loads; serve releases it once the models are in (common/young-generation.ts)
+    return (await import('../sidecar/serve-command.js')).serveCommand
+  },
   inject: async () => (await import('../injector/inject-command.js')).injectCommand,
   webhook: async () => (await import('../injector/webhook-command.js')).webhookCommand
 }

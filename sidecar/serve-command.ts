@@ -9,6 +9,7 @@ import { VERSION } from '../common/version.js'
 import { createSidecar, listenOnSocket } from './sidecar.js'
 import { serveOptions } from './serve-options.js'
 import { startTracing } from './tracing.js'
+import { releaseYoungGeneration } from '../common/young-generation.js'
 
 /** `host:port`, with an IPv6 address in brackets (`[::]:9464`). */
 function hostPort (host: string, port: number): string {
@@ -99,6 +100,7 @@ export async function serveCommand (argv: string[]): Promise<number> {
   // A signal while the models load stops the load: no waiting for it to finish first.
   const starting = sidecar.start()
   starting.catch(() => {}) // a load failing after the signal won must not crash the shutdown
+  starting.then(releaseYoungGeneration, releaseYoungGeneration) // loaded: the new space may grow under load again
   const first = await Promise.race([starting.then(() => undefined), signalled])
   const signal = first ?? await signalled
   logger.info({ signal, inFlight: sidecar.rest.inFlight(), graceMs: opts.shutdownGrace, ...(first !== undefined ? { loading: true } : {}) }, first !== undefined ? 'shutting down while the models load' : 'shutting down: finishing in-flight requests')
