@@ -51,9 +51,13 @@ LABEL org.opencontainers.image.title="onnx-sidecar" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/onnx-sidecar/onnx-sidecar" \
       org.opencontainers.image.base.name="docker.io/library/node:20-bookworm-slim"
+# MALLOC_ARENA_MAX=2: glibc otherwise gives every thread that allocates (inference and metrics
+# workers, ONNX Runtime, libuv) an arena of its own; two arenas measured -2 to -3 MiB idle RSS and
+# -6 to -8 MiB after load on 1 CPU, with no measurable change in CPU per request (issue 13).
 ENV NODE_ENV=production \
     HOME=/tmp \
     TMPDIR=/tmp \
+    MALLOC_ARENA_MAX=2 \
     ONNX_SIDECAR_MODEL_REPOSITORY=/models
 WORKDIR /app
 # Owned by root and read-only for the runtime user: the app cannot change itself.
