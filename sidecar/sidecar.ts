@@ -41,7 +41,7 @@ export interface SidecarOptions {
   /** Run models whose full batch computes within this many µs on the main thread; 0: never (default). */
   inlineComputeUs?: number
   defaultMetrics?: boolean
-  /** The gRPC server: grpc-js (@grpc/grpc-js, the default) or http2 (grpc/h2/, node:http2 itself). */
+  /** The gRPC server: http2 (grpc/h2/, node:http2 itself; the default) or grpc-js (@grpc/grpc-js). */
   grpcServer?: 'grpc-js' | 'http2'
 }
 
@@ -100,7 +100,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     isShuttingDown,
     version: opts.version ?? '0.0.0'
   })
-  const grpc = new (opts.grpcServer === 'http2' ? H2GrpcServer : GrpcServer)({
+  const grpc = new (opts.grpcServer === 'grpc-js' ? GrpcServer : H2GrpcServer)({
     manager,
     runner,
     observer,

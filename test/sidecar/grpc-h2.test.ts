@@ -2,8 +2,8 @@
  * The node:http2 gRPC server (`--grpc-server http2`, sidecar/grpc/h2/): a stock grpc-js
  * client over TCP and a Unix socket, and a raw HTTP/2 client for what stock clients never
  * send (truncated and compressed messages, oversize, a wrong content type, unknown methods,
- * cancelled streams, deadlines). The whole gRPC suite also runs against this server with
- * ONNX_SIDECAR_GRPC_SERVER=http2 (test/fixtures/sidecar.ts).
+ * cancelled streams, deadlines). The stock-client cases also run against grpc-js; the whole
+ * gRPC suite runs against grpc-js with ONNX_SIDECAR_GRPC_SERVER=grpc-js (test/fixtures/sidecar.ts).
  */
 import t, { type Test } from 'tap'
 import http2 from 'node:http2'
@@ -69,16 +69,27 @@ t.before(async () => {
 })
 t.teardown(async () => await s.close())
 
-t.test('--grpc-server / ONNX_SIDECAR_GRPC_SERVER choose the server; grpc-js stays the default', async t => {
+t.test('--grpc-server / ONNX_SIDECAR_GRPC_SERVER choose the server; http2 is the default', async t => {
   const table = serveOptions()
-  t.equal(readConfig(table, [], {}).grpcServer, 'grpc-js')
-  t.equal(readConfig(table, ['--grpc-server', 'http2'], {}).grpcServer, 'http2')
-  t.equal(readConfig(table, [], { ONNX_SIDECAR_GRPC_SERVER: 'http2' }).grpcServer, 'http2')
+  t.equal(readConfig(table, [], {}).grpcServer, 'http2')
+  t.equal(readConfig(table, ['--grpc-server', 'grpc-js'], {}).grpcServer, 'grpc-js')
+  t.equal(readConfig(table, [], { ONNX_SIDECAR_GRPC_SERVER: 'grpc-js' }).grpcServer, 'grpc-js')
   t.throws(() => readConfig(table, ['--grpc-server', 'grpc-go'], {}))
+  const d = await startSidecar({ repository: EXAMPLE_REPO, models: [{ name: 'iris' }], grpcServer: undefined })
+  t.teardown(d.close)
+  t.ok(d.sidecar.grpc instanceof H2GrpcServer, 'createSidecar builds the http2 server by default')
   t.ok(s.sidecar.grpc instanceof H2GrpcServer)
 })
 
-t.test('a stock grpc-js client: health, metadata, inference, errors with their status', async t => {
+for (const server of ['http2', 'grpc-js'] as const) {
+  t.test(`${server}: a stock grpc-js client: health, metadata, inference, errors with their status`, async t => {
+    const sc = server === 'http2' ? s : await startSidecar({ repository: EXAMPLE_REPO, models: [{ name: 'iris' }], grpc: true, grpcServer: server, bodyLimit: BODY_LIMIT })
+    if (sc !== s) t.teardown(sc.close)
+    await stockClient(t, sc)
+  })
+}
+
+async function stockClient (t: Test, s: Running): Promise<void> {
   const c = grpcClient(s.grpcAddress)
   t.teardown(() => c.close())
   t.same(await c.ServerLive({}), { live: true })
@@ -100,7 +111,7 @@ t.test('a stock grpc-js client: health, metadata, inference, errors with their s
   hold.release()
   t.equal(busy.code, status.UNAVAILABLE, 'request memory full')
   t.same(busy.metadata.get('retry-after'), ['1'], 'the error metadata travels in the trailers')
-})
+}
 
 t.test('raw HTTP/2: what stock clients never send', async t => {
   const infer = service.ModelInfer.requestSerialize(irisRequest())
@@ -154,6 +165,7 @@ t.test('a Unix domain socket', async t => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'onnx-sidecar-h2-sock-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const u = await startSidecar({ repository: EXAMPLE_REPO, models: [{ name: 'iris' }], grpcServer: 'http2' })
+  t.ok(u.sidecar.grpc instanceof H2GrpcServer)
   t.teardown(u.close)
   const files = await listenOnSocket(u.sidecar, dir, { grpc: true })
   const uc = grpcClient(`unix:${files.grpc as string}`)

@@ -15,7 +15,7 @@ export const GRPC_CONTENT_TYPE = 'application/grpc+proto'
 
 /** Headers of a gRPC answer (before the message, or the whole answer when Trailers-Only). */
 function responseHeaders (): OutgoingHttpHeaders {
-  return { [HTTP2_HEADER_STATUS]: 200, [HTTP2_HEADER_CONTENT_TYPE]: GRPC_CONTENT_TYPE, 'grpc-accept-encoding': 'identity' }
+  return { [HTTP2_HEADER_STATUS]: 200, [HTTP2_HEADER_CONTENT_TYPE]: GRPC_CONTENT_TYPE }
 }
 
 /** An error as the handlers give it (service.ts `toGrpcError`): a code, details and maybe metadata. */
@@ -31,9 +31,9 @@ interface HandlerError {
  * with END_STREAM), unless it is closed. A client still sending then gets RST_STREAM
  * NO_ERROR, so it stops (gRPC's HTTP/2 protocol doc).
  */
-export function endWithStatus (stream: ServerHttp2Stream, status: CallStatus, metadata?: MetadataLike): void {
+export function endWithStatus (stream: ServerHttp2Stream, status: CallStatus, metadata?: MetadataLike, extra?: OutgoingHttpHeaders): void {
   if (stream.destroyed || stream.closed) return
-  const headers = headersOf(metadata, responseHeaders())
+  const headers = headersOf(metadata, { ...responseHeaders(), ...extra })
   headers['grpc-status'] = String(status.code)
   if (status.details !== '') headers['grpc-message'] = encodeMessage(status.details)
   stream.respond(headers, { endStream: true })

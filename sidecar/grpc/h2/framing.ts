@@ -105,39 +105,39 @@ export function encodeMessage (message: string): string {
 /** Headers that are HTTP/2 or gRPC protocol, never metadata. */
 const RESERVED = new Set(['content-type', 'te', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'content-length', 'connection', 'host'])
 
-/** Request metadata as the handlers read it (grpc-js's Metadata: `get`, `getMap`). */
+/**
+ * Request metadata as the handlers read it (grpc-js's Metadata: `get`, `getMap`), read from
+ * the request headers when asked: keys are lowercase (HTTP/2); `-bin` values are base64.
+ */
 export class CallMetadata {
-  #map = new Map<string, Array<string | Buffer>>()
+  #headers: IncomingHttpHeaders
+
+  constructor (headers: IncomingHttpHeaders) {
+    this.#headers = headers
+  }
 
   get (key: string): Array<string | Buffer> {
-    return this.#map.get(key.toLowerCase()) ?? []
+    const k = key.toLowerCase()
+    if (k.charCodeAt(0) === 58 /* ':' */ || RESERVED.has(k)) return []
+    const raw = this.#headers[k]
+    if (raw === undefined) return []
+    if (!k.endsWith('-bin')) return Array.isArray(raw) ? raw : [raw]
+    return (Array.isArray(raw) ? raw : raw.split(',')).map(v => Buffer.from(v.trim(), 'base64'))
   }
 
   /** The first value of each key. */
   getMap (): Record<string, string | Buffer> {
     const out: Record<string, string | Buffer> = {}
-    for (const [k, v] of this.#map) out[k] = v[0] as string | Buffer
+    for (const key in this.#headers) {
+      const first = this.get(key)[0]
+      if (first !== undefined) out[key] = first
+    }
     return out
-  }
-
-  add (key: string, value: string | Buffer): void {
-    const list = this.#map.get(key)
-    if (list === undefined) this.#map.set(key, [value])
-    else list.push(value)
   }
 }
 
-/** Metadata from request headers: keys are lowercase already (HTTP/2); `-bin` values are base64. */
 export function metadataOf (headers: IncomingHttpHeaders): CallMetadata {
-  const md = new CallMetadata()
-  for (const key in headers) {
-    if (key.charCodeAt(0) === 58 /* ':' */ || RESERVED.has(key)) continue
-    const raw = headers[key]
-    if (raw === undefined) continue
-    const values = Array.isArray(raw) ? raw : key.endsWith('-bin') ? raw.split(',') : [raw]
-    for (const v of values) md.add(key, key.endsWith('-bin') ? Buffer.from(v.trim(), 'base64') : v)
-  }
-  return md
+  return new CallMetadata(headers)
 }
 
 /** Anything with grpc-js Metadata's `getMap` (the handlers' trailers, an error's metadata). */

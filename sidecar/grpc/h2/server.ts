@@ -109,7 +109,7 @@ export class H2GrpcServer {
     }
     const encoding = headers['grpc-encoding']
     if (encoding !== undefined && encoding !== 'identity') {
-      endWithStatus(stream, { code: Status.UNIMPLEMENTED, details: `grpc-encoding ${String(encoding)} is not supported (identity only)` })
+      endWithStatus(stream, { code: Status.UNIMPLEMENTED, details: `grpc-encoding ${String(encoding)} is not supported (identity only)` }, undefined, { 'grpc-accept-encoding': 'identity' })
       return
     }
     const path = String(headers[constants.HTTP2_HEADER_PATH])
@@ -148,7 +148,7 @@ export class H2GrpcServer {
       try {
         request = method.deserialize(message)
       } catch (err) {
-        endWithStatus(stream, { code: Status.INTERNAL, details: `Error deserializing request: ${(err as Error).message}` })
+        endWithStatus(stream, { code: Status.INTERNAL, details: 'Error deserializing request' }) // grpc-js's words
         return
       }
       const call = new H2Call(stream, request, metadataOf(headers), deadline, method.serialize)
