@@ -233,3 +233,23 @@ t.test('close: GOAWAY, in-flight calls finish within the grace, the rest are can
   const err = await inFlight
   t.ok(err instanceof Error, 'past the grace the call is cut off')
 })
+
+t.test('the http2 server never loads @grpc/grpc-js (its ~5 MiB of RSS) unless an error carries metadata', async t => {
+  const { execFileSync } = await import('node:child_process')
+  const script = `
+    import { createRequire } from 'node:module'
+    const { createSidecar } = await import(${JSON.stringify(path.join(ROOT, 'dist', 'sidecar', 'sidecar.js'))})
+    const { createLogger } = await import(${JSON.stringify(path.join(ROOT, 'dist', 'common', 'logger.js'))})
+    const s = createSidecar({ repository: ${JSON.stringify(EXAMPLE_REPO)}, models: [{ name: 'iris' }], workers: 1, threads: 1, bodyLimit: 1 << 20, pollIntervalMs: 0, watch: false, logger: createLogger({ level: 'error', name: 't' }), defaultMetrics: false })
+    await s.grpc.listen(0, '127.0.0.1')
+    await s.grpc.close(100)
+    await s.close(100)
+    const loaded = Object.keys(createRequire(import.meta.url).cache).filter(k => k.includes('@grpc/grpc-js'))
+    process.stdout.write(String(loaded.length))
+  `
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'onnx-sidecar-h2-load-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await writeFile(path.join(dir, 'probe.mjs'), script)
+  // A plain node (no test-runner loader hooks) on the built code, as `serve` runs.
+  t.equal(execFileSync(process.execPath, [path.join(dir, 'probe.mjs')], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, env: { ...process.env, NODE_OPTIONS: '' } }), '0')
+})
