@@ -161,6 +161,25 @@ t.test('raw HTTP/2: what stock clients never send', async t => {
   t.equal((await raw(s.grpcAddress, { ':path': LIVE, 'grpc-timeout': '0n' }, st => st.end(frame(Buffer.alloc(0))))).code, status.DEADLINE_EXCEEDED, 'deadline past on arrival')
 })
 
+t.test('a message is charged to request memory while it arrives, as a REST body is', async t => {
+  const memory = s.sidecar.requestMemory
+  const framed = frame(service.ModelInfer.requestSerialize(irisRequest()))
+  const hold = memory.open(memory.budget.capacity - memory.budget.used - framed.length + 1)
+  const busy = await raw(s.grpcAddress, { ':path': INFER }, st => st.write(framed.subarray(0, 8)))
+  hold.release()
+  t.equal(busy.code, status.UNAVAILABLE, 'refused on the prefix, before the rest is sent')
+  t.match(busy.message, /request memory; retry later/)
+  t.equal(busy.headers['retry-after'], '1')
+  const cancelled = await raw(s.grpcAddress, { ':path': INFER }, st => {
+    st.write(framed.subarray(0, 8))
+    setTimeout(() => st.close(http2.constants.NGHTTP2_CANCEL), 20)
+  })
+  t.equal(cancelled.code, undefined)
+  t.equal((await raw(s.grpcAddress, { ':path': INFER }, st => st.end(framed))).code, 0)
+  for (let i = 0; i < 100 && memory.budget.used > 0; i++) await new Promise(resolve => setTimeout(resolve, 10))
+  t.equal(memory.budget.used, 0, 'answered, cancelled and refused calls all gave their memory back')
+})
+
 t.test('a Unix domain socket', async t => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'onnx-sidecar-h2-sock-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))

@@ -6,6 +6,8 @@
  * client's cancellation wins.
  */
 import { EventEmitter } from 'node:events'
+import { grpcCodeOfStatus, statusOf } from '../../call-status.js'
+import { SidecarError } from '../../errors.js'
 import { constants, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
 import { encodeMessage, frame, headersOf, Status, type CallMetadata, type CallStatus, type MetadataLike } from './framing.js'
 
@@ -38,6 +40,13 @@ export function endWithStatus (stream: ServerHttp2Stream, status: CallStatus, me
   if (status.details !== '') headers['grpc-message'] = encodeMessage(status.details)
   stream.respond(headers, { endStream: true })
   if (!stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR)
+}
+
+/** A `SidecarError` thrown by the transport itself (request memory) as a status and its metadata. */
+export function endWithError (stream: ServerHttp2Stream, err: unknown): void {
+  const retryAfter = err instanceof SidecarError ? err.headers['retry-after'] : undefined
+  const message = err instanceof SidecarError ? err.message : 'internal error'
+  endWithStatus(stream, { code: grpcCodeOfStatus(statusOf(err)), details: message }, retryAfter === undefined ? undefined : { getMap: () => ({ 'retry-after': retryAfter }) })
 }
 
 export class H2Call extends EventEmitter {

@@ -52,6 +52,11 @@ export class MessageReader {
     this.#maxBytes = maxBytes
   }
 
+  /** The message's size with its prefix, once the prefix has been read (and accepted); -1 before. */
+  get declaredBytes (): number {
+    return this.#length < 0 ? -1 : PREFIX_BYTES + this.#length
+  }
+
   push (chunk: Buffer): CallStatus | undefined {
     this.#chunks.push(chunk)
     this.#bytes += chunk.length

@@ -15,7 +15,8 @@ import type { UntypedServiceImplementation } from '@grpc/grpc-js'
 import { admittingDeserializer } from '../admission.js'
 import { LOADER_OPTIONS, PROTO, type GrpcServerOptions } from '../server.js'
 import { grpcService } from '../service.js'
-import { endWithStatus, H2Call } from './call.js'
+import type { RequestLease } from '../../request-memory.js'
+import { endWithError, endWithStatus, H2Call } from './call.js'
 import { MessageReader, metadataOf, parseTimeout, Status } from './framing.js'
 
 /** Idle connections live 5 minutes, as with grpc-js (`../server.ts`). */
@@ -126,14 +127,28 @@ export class H2GrpcServer {
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs
     const reader = new MessageReader(this.#opts.maxMessageBytes)
     let failed = false
+    // The message is charged to request memory from its prefix on, as REST charges a body
+    // while reading it; decoding takes over with its own lease (admission.ts).
+    let lease: RequestLease | undefined
     stream.on('data', (chunk: Buffer) => {
       if (failed) return
       const status = reader.push(chunk)
-      if (status === undefined) return
-      failed = true
-      endWithStatus(stream, status)
+      if (status !== undefined) {
+        failed = true
+        endWithStatus(stream, status)
+        return
+      }
+      if (lease !== undefined || reader.declaredBytes < 0) return
+      try {
+        lease = this.#opts.memory.open(reader.declaredBytes)
+      } catch (err) {
+        failed = true
+        endWithError(stream, err)
+      }
     })
+    stream.once('close', () => lease?.release())
     stream.once('end', () => {
+      lease?.release()
       if (failed || stream.closed) return
       const message = reader.finish()
       if (!Buffer.isBuffer(message)) {
