@@ -30,21 +30,18 @@ func newService(t *testing.T, env map[string]string) *httptest.Server {
 func get(t *testing.T, url string, v any) int {
 	t.Helper()
 	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if v != nil {
-		if err := json.NewDecoder(res.Body).Decode(v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return res.StatusCode
+	return decode(t, res, err, v)
 }
 
 func post(t *testing.T, url string, body []byte, v any) int {
 	t.Helper()
 	res, err := http.Post(url, "application/json", bytes.NewReader(body))
+	return decode(t, res, err, v)
+}
+
+// decode reads a JSON answer into v (nil: discard it) and returns its status.
+func decode(t *testing.T, res *http.Response, err error, v any) int {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
