@@ -73,6 +73,6 @@ t.test('over a Unix domain socket (--socket-dir) the same client works without T
   const { mkdir, writeFile } = await import('node:fs/promises')
   await mkdir(path.join(dir, 'other'))
   await writeFile(path.join(dir, 'other', 'http.sock'), 'precious')
-  const unused = { inference: { socketServer: (await import('node:http')).createServer() } }
+  const unused = { rest: { socketServer: (await import('node:http')).createServer() } }
   await t.rejects(listenOnSocket(unused as any, path.join(dir, 'other')), /http\.sock exists and is not a socket/)
 })
