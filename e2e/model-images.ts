@@ -8,9 +8,9 @@ import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse as parseYaml, stringify as toYaml } from 'yaml'
 import { expect, sleep, waitFor, freePort, startService, failIfExited, runOk, run, type Service } from './lib.js'
-import { ROOT, APP_NS, ctx, work, logDir, baseEnv, kubectlRaw, kubectlApply, getJson, type Json } from './context.js'
+import { ROOT, APP_NS, ctx, work, logDir, baseEnv, kubectlRaw, kubectlApply, type Json } from './context.js'
 import { trustRegistry } from './node.js'
-import { readyPods, classifyThroughApp, load, podsOf, heldout, type Expected } from './workloads.js'
+import { readyPods, classifyThroughApp, load, podsOf, heldout, isReady, waitForRollout, type Expected } from './workloads.js'
 
 const DEPLOYMENT = 'recommender-model-image'
 const MANIFEST = join(ROOT, 'examples', 'recommender', 'deployment-model-image.yaml')
@@ -117,8 +117,7 @@ export async function checkRollout (): Promise<string> {
   let polling = true
   const poller = (async () => {
     while (polling) {
-      const pods = (await podsOf(DEPLOYMENT)).filter((p: Json) => p.metadata.deletionTimestamp === undefined &&
-        (p.status?.conditions ?? []).some((c: Json) => c.type === 'Ready' && c.status === 'True'))
+      const pods = (await podsOf(DEPLOYMENT)).filter(isReady)
       targets = pods.map((p: Json) => String(p.status.podIP))
       await sleep(250)
     }
@@ -130,13 +129,7 @@ export async function checkRollout (): Promise<string> {
   const started = Date.now()
   await kubectlApply(manifest(images.v2))
   try {
-    await waitFor('the rollout to v2', async () => {
-      const d = await getJson('deployment', DEPLOYMENT, '-n', APP_NS)
-      const s = d.status ?? {}
-      const pods = await podsOf(DEPLOYMENT)
-      const onV2 = pods.filter((p: Json) => (p.spec.volumes ?? []).some((v: Json) => v.image?.reference === images.v2))
-      return s.observedGeneration >= d.metadata.generation && s.updatedReplicas === 2 && s.readyReplicas === 2 && s.replicas === 2 && pods.length === 2 && onV2.length === 2
-    }, { timeoutMs: 300_000, intervalMs: 1000 })
+    await waitForRollout(DEPLOYMENT, p => (p.spec.volumes ?? []).some((v: Json) => v.image?.reference === images.v2))
     await sleep(2000) // a little v2-only traffic
   } finally {
     release()

@@ -147,7 +147,8 @@ export async function importFromPodman (local: string, name: string): Promise<vo
   await runOk('rm', ['-f', archive])
 }
 
-const PODMAN_BUILD = ['build', '--runtime', 'runc', '--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=4096:4096', '--network', 'host']
+/** podman build as these machines run it: runc (crun fails here), explicit ulimits, the host's network. */
+export const PODMAN_BUILD = ['build', '--runtime', 'runc', '--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=4096:4096', '--network', 'host']
 
 /** The sandbox image: the static pause binary alone, FROM scratch. */
 export async function importPauseImage (): Promise<void> {

@@ -10,9 +10,9 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { parseAllDocuments, stringify as toYaml } from 'yaml'
 import { expect, runOk, run, waitFor, log } from './lib.js'
-import { ROOT, APP_NS, ctx, work, baseEnv, kubectl, kubectlRaw, kubectlApply, getJson, type Json } from './context.js'
+import { ROOT, APP_NS, ctx, work, baseEnv, kubectl, kubectlRaw, kubectlApply, type Json } from './context.js'
 import { importFromPodman } from './node.js'
-import { readyPods } from './workloads.js'
+import { readyPods, waitForRollout } from './workloads.js'
 import { SIDECAR_IMAGE } from './images.js'
 import { dig, CLUSTER_DOMAIN } from './cluster-services.js'
 
@@ -182,12 +182,6 @@ export async function checkStorefront (adsVersion = '1'): Promise<string> {
 /** examples/shop/k8s/v2: the ads Deployment rolls to model v2; the page shows it. */
 export async function shipAdsV2 (): Promise<string> {
   await kubectlApply(await rendered(join(SHOP, 'k8s', 'v2')))
-  await waitFor('ads rolled to v2', async () => {
-    const d = await getJson('deployment', 'ads', '-n', APP_NS)
-    const s = d.status ?? {}
-    const pods = (await getJson('pods', '-n', APP_NS, '-l', 'app.kubernetes.io/name=ads')).items
-    return s.observedGeneration >= d.metadata.generation && s.updatedReplicas === s.replicas && s.readyReplicas === s.replicas &&
-      pods.length === s.replicas && pods.every((p: Json) => p.metadata.annotations['onnx-sidecar.io/model-image'] === pinned.get('localhost/shop-model-ads:2'))
-  }, { timeoutMs: 300_000, intervalMs: 1000 })
+  await waitForRollout('ads', p => p.metadata.annotations['onnx-sidecar.io/model-image'] === pinned.get('localhost/shop-model-ads:2'))
   return `${await checkShopServices('2')}\n${await checkStorefront('2')}`
 }

@@ -11,10 +11,9 @@ import { stringify as toYaml } from 'yaml'
 import { expect, sleep, waitFor, freePort, startService, stopService, failIfExited, runOk, type Service } from './lib.js'
 import { ROOT, APP_NS, ctx, work, logDir, baseEnv, kubectl, kubectlRaw, kubectlApply, getJson, watchPodUntilDeleted, type Json } from './context.js'
 import { SIDECAR } from './pod-assertions.js'
-import { importFromPodman } from './node.js'
+import { importFromPodman, PODMAN_BUILD } from './node.js'
 import { APP_IMAGE, SIDECAR_IMAGE } from './images.js'
 
-const PODMAN_BUILD = ['build', '--runtime', 'runc', '--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=4096:4096', '--network', 'host']
 
 /** The onnx-sidecar image (scripts/build-image.sh, layers cached) and the example app's, into containerd. */
 export async function importImages (): Promise<string> {
@@ -62,7 +61,8 @@ export async function podsOf (name: string, ns = APP_NS): Promise<Json[]> {
   return (await getJson('pods', '-n', ns, '-l', `app.kubernetes.io/name=${name}`)).items
 }
 
-function isReady (p: Json): boolean {
+/** Ready and not terminating: where a Service would send traffic. */
+export function isReady (p: Json): boolean {
   return p.metadata.deletionTimestamp === undefined && (p.status?.conditions ?? []).some((c: Json) => c.type === 'Ready' && c.status === 'True')
 }
 
@@ -83,6 +83,18 @@ export async function readyPods (name: string, count: number, ns = APP_NS, timeo
     const detail = await Promise.all(pods.map(async (p: Json) => `${String(p.metadata.name)} ${String(p.status?.phase)}: ${JSON.stringify([...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])].map((s: Json) => ({ [s.name]: s.state })))}\n${await why(ns, p.metadata.name)}`))
     throw new Error(`${(err as Error).message}\n${detail.join('\n')}`)
   }
+}
+
+/** Waits until a Deployment's rollout is complete: every replica updated, ready, and (by `isNew`) of the new template. */
+export async function waitForRollout (name: string, isNew: (pod: Json) => boolean, timeoutMs = 300_000): Promise<void> {
+  await waitFor(`Deployment ${name} rolled out`, async () => {
+    const d = await getJson('deployment', name, '-n', APP_NS)
+    const s = d.status ?? {}
+    const want = d.spec.replicas
+    const pods = await podsOf(name)
+    return s.observedGeneration >= d.metadata.generation && s.replicas === want && s.updatedReplicas === want &&
+      s.readyReplicas === want && pods.length === want && pods.every(isNew)
+  }, { timeoutMs, intervalMs: 1000 })
 }
 
 function statusOf (p: Json, name: string): Json {
