@@ -18,9 +18,13 @@ export interface BodyErrors {
 }
 
 export function readBody (req: IncomingMessage, limit: number, errors: BodyErrors, charge?: (bytes: number) => void): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'])
-  const known = req.headers['content-length'] !== undefined && Number.isSafeInteger(declared) && declared >= 0
-  if (known && declared > limit) return Promise.reject(errors.tooLarge())
+  // node's parser lets through only digits up to 2^64 - 1: past 2^53 `Number` is inexact but
+  // still far above any limit, so every declared length over the limit is refused here,
+  // before a byte of the body is read (not streamed until the client gives up).
+  const header = req.headers['content-length']
+  const declared = Number(header)
+  if (header !== undefined && !(declared <= limit)) return Promise.reject(errors.tooLarge())
+  const known = header !== undefined && Number.isSafeInteger(declared) && declared >= 0
   return new Promise((resolve, reject) => {
     // With a declared length, a body that comes in one chunk (most do) is used as it is;
     // from the second chunk on, chunks are copied into one buffer of the declared size.
