@@ -127,7 +127,9 @@ export function buildRestApp (deps: RestAppDeps): RestApp {
     let readyOnly = false
     if (body.length > 0) {
       const parsed = parseInferBody(body, undefined).json as { ready?: unknown }
-      if (typeof parsed !== 'object' || parsed === null) throw errors.BAD_REQUEST('request body must be a JSON object')
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+        throw errors.BAD_REQUEST(`the repository index body must be a JSON object (such as {"ready": true}) or empty, got ${Array.isArray(parsed) ? 'an array' : parsed === null ? 'null' : `a ${typeof parsed}`}`)
+      }
       if (parsed.ready !== undefined && typeof parsed.ready !== 'boolean') throw errors.BAD_REQUEST('ready must be a boolean')
       readyOnly = parsed.ready === true
     }
