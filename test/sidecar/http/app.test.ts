@@ -4,7 +4,7 @@
  * manager's states, inference through the runner, shutdown, and the in-flight count.
  */
 import t, { type Test } from 'tap'
-import type { AddressInfo } from 'node:net'
+import { connect, type AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { close } from '../../../common/http.js'
 import { errors } from '../../../sidecar/errors.js'
@@ -17,6 +17,7 @@ import { InferenceObserver } from '../../../sidecar/observation.js'
 import { RequestMemory } from '../../../sidecar/request-memory.js'
 import type { JobResult } from '../../../sidecar/runtime/batcher.js'
 import { fakeModelVersion } from '../../fixtures/fake-model-version.js'
+import { headersOnly } from '../../fixtures/headers-only.js'
 import { memoryLogger } from '../../fixtures/sidecar.js'
 
 /** Model 'm' serves version 1; 'warming' is loading. */
@@ -129,8 +130,30 @@ t.test('repository index and rollout state', async t => {
   t.equal((await call('POST', '/v2/repository/index')).body.length, 2)
   t.same((await call('POST', '/v2/repository/index', { ready: true })).body.map((e: IndexEntry) => e.name), ['m'])
   t.match(await call('POST', '/v2/repository/index', { ready: 'yes' }), { status: 400, body: { error: 'ready must be a boolean' } })
+  t.equal((await call('POST', '/v2/repository/index', {})).status, 200, 'an empty object is no filter')
+  for (const body of [[], [{ ready: true }], 'ready', 1, true, null]) {
+    t.match(await call('POST', '/v2/repository/index', body), { status: 400, body: { code: 'OS_ERR_BAD_REQUEST', error: /^the repository index body must be a JSON object/ } }, `${JSON.stringify(body)} is refused`)
+  }
   t.match(await call('GET', '/v2/models/m/rollout'), { status: 200, body: { name: 'm', state: 'off' } })
   t.match(await call('GET', '/v2/models/nope/rollout'), { status: 404, body: { code: 'OS_ERR_MODEL_NOT_FOUND' } })
+})
+
+t.test('a declared content-length over the limit is 413 at once, without waiting for the body, and the connection closes', async t => {
+  const { app: built } = await app(t)
+  const { port } = built.server.address() as AddressInfo
+  const open = async () => await new Promise<ReturnType<typeof connect>>(resolve => { const s = connect(port, '127.0.0.1', () => { resolve(s) }) })
+  // 1 MiB + 1 is the limit plus one; 2^53 + 1 is past exact doubles; 2^64 - 1 is the largest node's parser takes.
+  for (const length of [String(1024 * 1024 + 1), '9007199254740993', '18446744073709551615']) {
+    for (const path of ['/v2/models/m/infer', '/v2/repository/index']) {
+      const answer = await headersOnly(await open(), path, length)
+      t.equal(answer.status, 413, `${path}, content-length ${length}: 413 (${answer.text.split('\r\n')[0] ?? ''})`)
+      t.match(answer.text, /OS_ERR_BODY_TOO_LARGE/)
+      t.ok(answer.closed, 'the server closes the connection: the body is not waited for')
+    }
+  }
+  // 2^64 and beyond: node's HTTP parser refuses the header itself, also at once.
+  const over = await headersOnly(await open(), '/v2/models/m/infer', '18446744073709551616')
+  t.same([over.status, over.closed], [400, true], '2^64: 400 from the HTTP parser, connection closed')
 })
 
 t.test('inFlight() counts requests being answered; idle() resolves when none is', async t => {
