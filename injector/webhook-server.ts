@@ -158,7 +158,9 @@ function routes (deps: RouteDeps): (req: IncomingMessage, res: ServerResponse) =
     const known = err instanceof InjectorError
     const e = known ? err : errors.INTERNAL()
     if (e.code === errors.OVERLOADED.code) deps.metrics.overloaded()
-    sendError(res, e) // nothing when the answer has begun
+    // A body too large is left unread (its declared length may be anything up to 2^64 - 1):
+    // close the connection rather than drain it, as the sidecar does.
+    sendError(res, e, e.statusCode === 413 ? { connection: 'close' } : {}) // nothing when the answer has begun
     deps.metrics.admission({ uid: '', namespace: '', pod: '', result: 'error', reason: e.message, warnings: [], ...(known ? {} : { error: err }) }, started)
   }
 

@@ -10,6 +10,7 @@ import { build, type Webhook } from '../../injector/webhook-server.js'
 import { createLogger } from '../../common/logger.js'
 import { makeCa, makeServing } from '../fixtures/injector/certs.js'
 import { admissionReview, logSink } from '../fixtures/injector/helpers.js'
+import { headersOnly } from '../fixtures/headers-only.js'
 
 const annotated = {
   apiVersion: 'v1',
@@ -131,6 +132,17 @@ t.test('the webhook over HTTPS', async t => {
     socket.destroy()
     await waitFor('the log line', async () => sink.lines().some(l => l.result === 'error' && /closed the connection/.test(String(l.reason))))
     t.pass('logged as an error')
+  })
+
+  t.test('a declared content-length over the limit is 413 at once, without waiting for the body, and the connection closes', async t => {
+    for (const length of [String(256 * 1024 + 1), '9007199254740993', '18446744073709551615']) {
+      const socket = connect({ host: '127.0.0.1', port, ca: ca.pem, servername: 'localhost' })
+      await new Promise(resolve => socket.once('secureConnect', resolve))
+      const answer = await headersOnly(socket, '/mutate', length)
+      t.equal(answer.status, 413, `content-length ${length}: 413 (${answer.text.split('\r\n')[0] ?? ''})`)
+      t.match(answer.text, /OS_ERR_INJ_BODY_TOO_LARGE/)
+      t.ok(answer.closed, 'the server closes the connection: the body is not waited for')
+    }
   })
 
   t.test('TLS 1.1 is refused', async t => {
