@@ -86,6 +86,12 @@ export interface ModelManagerOptions {
   inlineComputeUs?: number
   /** A model's config.yaml parsed (undefined: the model left the repository); rollouts follow it. */
   onConfig?: (model: string, config: ModelConfig | undefined) => void
+  /**
+   * The version that answers a model's requests without a version when it is not simply the
+   * highest serving one (a rollout's live version, or its candidate once promoted); undefined
+   * otherwise. Such a request can be served, and the model is ready, only while it serves.
+   */
+  answering?: (model: string) => number | undefined
 }
 
 export class ModelManager {
@@ -339,15 +345,16 @@ export class ModelManager {
   // ---- what the transports ask ---------------------------------------------------
 
   /**
-   * Whether a model (version) serves now, and why not. No version: the model as a whole
-   * (READY once any version serves). A model or version the sidecar does not have is
+   * Whether a model (version) serves now, and why not. No version: whether a request
+   * without a version can be served (READY once any version serves, or, with a rollout,
+   * once the version that answers such requests serves). A model or version the sidecar does not have is
    * UNKNOWN, with the 404 error that names it; a malformed version throws a 400.
    */
   state (name: string, version?: string): ModelStatus {
     return this.#lookup(name, version).status
   }
 
-  /** The version to run: the pinned one, or the highest ready one. Throws 400/404/503 errors. */
+  /** The version to run: the pinned one, the rollout's answering one, or the highest ready one. Throws 400/404/503 errors. */
   resolve (name: string, version?: string): ModelVersion {
     const { mv, status } = this.#lookup(name, version)
     if (mv !== undefined) return mv
@@ -368,11 +375,26 @@ export class ModelManager {
       if (failed !== undefined) return { status: { state: 'UNAVAILABLE', reason: failed.reason } }
       return { status: { state: 'UNKNOWN', error: errors.VERSION_NOT_FOUND(name, version) } }
     }
+    const answering = this.#opts.answering?.(name)
+    if (answering !== undefined) {
+      // Another serving version never stands in for it (rollout/rollouts.ts): not ready.
+      const mv = e.versions.get(answering)
+      if (mv !== undefined) return { mv, status: { state: 'READY' } }
+      const status = this.#answeringStatus(e, answering)
+      return { status: { state: status.state, reason: status.reason } }
+    }
     let best: ModelVersion | undefined
     for (const mv of e.versions.values()) if (best === undefined || mv.version > best.version) best = mv
     if (best !== undefined) return { mv: best, status: { state: 'READY' } }
     const reason = this.#whyNotReady(e)
     return { status: { state: e.reason === '' && e.loading.size > 0 ? 'LOADING' : 'UNAVAILABLE', reason } }
+  }
+
+  /** Why the version that answers requests without a version (`answering`) is not serving. */
+  #answeringStatus (e: ModelEntry, version: number): { state: 'LOADING' | 'UNAVAILABLE', reason: string } {
+    const loading = e.loading.has(version)
+    const why = loading ? 'loading' : e.failures.get(version)?.reason ?? (e.reason !== '' ? e.reason : 'not loaded: not in the repository')
+    return { state: loading ? 'LOADING' : 'UNAVAILABLE', reason: `version ${version}, the rollout's live version, answers requests without a version and is not serving (${why})` }
   }
 
   #whyNotReady (e: ModelEntry): string {
@@ -387,7 +409,7 @@ export class ModelManager {
     return this.#models.has(name)
   }
 
-  /** Every known model (at least one) is READY. */
+  /** Every known model (at least one) is READY: a request without a version to any of them can be served. */
   ready (): boolean {
     if (this.#models.size === 0) return false
     for (const name of this.#models.keys()) if (this.state(name).state !== 'READY') return false
@@ -398,16 +420,22 @@ export class ModelManager {
     const out: IndexEntry[] = []
     for (const e of [...this.#models.values()].sort((a, b) => a.name.localeCompare(b.name))) {
       const versions = new Set([...e.versions.keys(), ...e.loading, ...e.failures.keys(), ...e.unloading])
+      // A rollout's live version that is not serving is listed too: it is why the model is not ready.
+      const answering = this.#opts.answering?.(e.name)
+      if (answering !== undefined) versions.add(answering)
       if (versions.size === 0) out.push({ name: e.name, version: '', state: 'UNAVAILABLE', reason: this.#whyNotReady(e) })
       for (const v of [...versions].sort((a, b) => b - a)) {
         const serving = e.versions.has(v)
         let state: VersionState = 'UNAVAILABLE'
         let reason = e.failures.get(v)?.reason ?? ''
-        if (e.loading.has(v)) state = 'LOADING'
-        else if (serving) state = 'READY'
+        // What serves is reported: a version whose new file loads while the previous one answers is READY.
+        if (serving) state = 'READY'
+        else if (e.loading.has(v)) state = 'LOADING'
         else if (e.unloading.has(v)) state = 'UNLOADING'
         if (serving && e.reason !== '') reason = `still serving; ${e.reason}`
+        else if (serving && e.loading.has(v)) reason = 'reloading: a new file is loading; the previous one serves until it is ready'
         else if (serving && reason !== '') reason = `still serving the previous file; ${reason}`
+        else if (!serving && v === answering) reason = this.#answeringStatus(e, v).reason
         out.push({ name: e.name, version: String(v), state, reason })
       }
     }

@@ -80,7 +80,8 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     watch: opts.watch,
     onChange: () => metricsServer.refresh(),
     inlineComputeUs: opts.inlineComputeUs ?? 0,
-    onConfig: (model, config) => rollouts.configure(model, config)
+    onConfig: (model, config) => rollouts.configure(model, config),
+    answering: (model: string): number | undefined => rollouts.answering(model)
   })
   const rollouts = new Rollouts({ versions: manager, pool, metrics: createRolloutMetrics(metrics.registry), logger: opts.logger, tracer: opts.tracer })
   const isShuttingDown = (): boolean => shutting

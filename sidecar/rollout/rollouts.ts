@@ -160,6 +160,11 @@ export class Rollouts {
     }
   }
 
+  /** The version that answers requests without a version (see `live()`); undefined without a rollout. */
+  answering (model: string): number | undefined {
+    return this.#current(model)?.controller.liveVersion
+  }
+
   #serving (model: string, version: number): ModelVersion | undefined {
     try {
       return this.#deps.versions.resolve(model, String(version))

@@ -9,6 +9,7 @@ import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { createSidecarMetrics } from '../../sidecar/metrics.js'
+import { modelMetadata } from '../../sidecar/http/metadata.js'
 import { ModelManager } from '../../sidecar/model-manager.js'
 import { WorkerPool } from '../../sidecar/runtime/worker-pool.js'
 import { FIXTURE_REPO, memoryLogger } from '../fixtures/sidecar.js'
@@ -82,4 +83,35 @@ t.test('a version whose session is still being created is LOADING, for the model
   t.match(m.index(), [{ name: 'add', version: '1', state: 'LOADING' }])
   t.throws(() => m.resolve('add', '1'), { code: 'OS_ERR_MODEL_NOT_READY', message: /loading/ })
   t.equal(m.ready(), false)
+})
+
+t.test('a version whose new file loads while the previous one serves is READY, listed, and says it reloads', async t => {
+  const repo = await repository(t)
+  const pool = new WorkerPool({ workers: 1, threads: 1, logger: memoryLogger().logger })
+  t.teardown(() => pool.close())
+  const m = manager(t, repo, pool, [{ name: 'add', version: 1 }])
+  await m.start()
+  // From now on loads hang until released: the reload stays in progress.
+  const load = pool.load.bind(pool)
+  let release: (() => void) | undefined
+  pool.load = async (key, file) => {
+    await new Promise<void>(resolve => { release = resolve })
+    return await load(key, file)
+  }
+  t.teardown(() => release?.())
+  await cp(path.join(repo, 'add', '2', 'model.onnx'), path.join(repo, 'add', '1', 'model.onnx'))
+  const reloading = m.reconcile()
+  while (release === undefined) await new Promise(resolve => setImmediate(resolve))
+
+  t.equal(m.resolve('add').version, 1, 'the previous session still answers')
+  t.same(m.state('add'), { state: 'READY' })
+  t.same(m.state('add', '1'), { state: 'READY' })
+  t.same(m.index(), [
+    { name: 'add', version: '1', state: 'READY', reason: 'reloading: a new file is loading; the previous one serves until it is ready' }
+  ], 'the index reports what serves, never LOADING')
+  t.same((modelMetadata(m, 'add', undefined) as { versions: string[] }).versions, ['1'], 'and the metadata lists it')
+
+  release?.()
+  await reloading
+  t.same(m.index()[0], { name: 'add', version: '1', state: 'READY', reason: '' }, 'reloaded: nothing left to say')
 })

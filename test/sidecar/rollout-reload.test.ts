@@ -83,9 +83,19 @@ t.test('while live is not serving, requests without a version get 503, never the
   t.match(res.body, { code: 'OS_ERR_MODEL_NOT_READY', error: /^model 'iris' version 3 is not ready: the rollout's live version answers requests without a version and is not serving \(not loaded: not in the repository, or not the pinned version\)/ })
   t.match((await s.get('/v2/models/iris/rollout')).body, { state: 'waiting', reason: 'version 3 is not serving', compared: 0 })
   t.equal((await s.post('/v2/models/iris/versions/2/infer', irisRequest(ROW))).body.model_version, '2', 'named, the candidate still answers')
+  // Readiness says what a request without a version gets.
+  t.equal((await s.get('/v2/models/iris/ready')).status, 503, 'the model is not ready')
+  t.equal((await s.get('/v2/health/ready')).status, 503, 'nor is the sidecar')
+  t.equal((await s.get('/v2/models/iris/versions/2/ready')).status, 200, 'version 2 itself serves')
+  t.match(s.sidecar.manager.index().filter(e => e.name === 'iris'), [
+    { version: '3', state: 'UNAVAILABLE', reason: /^version 3, the rollout's live version, answers requests without a version and is not serving \(not loaded: not in the repository\)/ },
+    { version: '2', state: 'READY' }
+  ], 'the index says why')
   await repo.version(3, IRIS_V1)
   await s.sidecar.manager.reconcile()
   t.equal(await answeredBy(s), '3', 'live is back')
+  t.equal((await s.get('/v2/models/iris/ready')).status, 200)
+  t.equal((await s.get('/v2/health/ready')).status, 200)
 })
 
 t.test('replacing a version\'s model.onnx in place starts the rollout over; a compare_output typo is incompatible', async t => {
