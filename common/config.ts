@@ -7,6 +7,7 @@
  * `ConfigError` naming the flag or variable when a value does not parse. The rest of
  * the code receives plain typed objects and never looks at the environment itself.
  */
+import { asOption, parseByteSize } from './contract.js'
 
 export class ConfigError extends Error {
   readonly code = 'ERR_CONFIG'
@@ -155,14 +156,8 @@ export const parse = {
       return raw as T
     }
   },
-  /** Byte sizes such as `64mb`, `512kb`, `1048576`. */
-  bytes (raw: string): number {
-    const m = /^(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?$/i.exec(raw.trim())
-    if (m === null) throw new Error(`'${raw}' is not a size (examples: 1048576, 512kb, 64mb)`)
-    const unit = (m[2] ?? 'b').toLowerCase()
-    const mult: Record<string, number> = { b: 1, kb: 1024, kib: 1024, mb: 1024 ** 2, mib: 1024 ** 2, gb: 1024 ** 3, gib: 1024 ** 3 }
-    return Number(m[1]) * (mult[unit] as number)
-  }
+  /** Byte sizes: `64mb`, `512kb`, `1048576`, and Kubernetes quantities `512Mi`, `0.5Gi`, `256M` (common/contract.ts `parseByteSize`). */
+  bytes: asOption(parseByteSize)
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const

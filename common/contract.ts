@@ -9,6 +9,7 @@
  * `asOption` turns a parser into a `serve` option parser that puts the value first.
  */
 import { defaultParallelism } from './cpu.js'
+import { DEFAULT_MEMORY_BUDGET, requestLimits } from './memory.js'
 
 /** Model directory names: what Triton allows, minus anything that could escape the repository. */
 export const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
@@ -108,14 +109,146 @@ export function parseWorkers (raw: string): number {
 }
 
 /**
- * Workers and threads for a sidecar that may use `cpus` CPUs: the sidecar's own rule
- * (`defaultParallelism`), kept inside `--workers` and `--threads`' ranges: above 129 CPUs
- * the workers stop at 64 and the CPUs go to threads, which stop at 256.
+ * What the sidecar costs in memory, measured: idle RSS (`VmRSS` in /proc/PID/status once
+ * /v2/health/ready answers) of `node dist/cli/main.js serve --model iris --workers N
+ * --threads 1` on the host (Node 20, 2 CPUs, two runs each):
+ *
+ *   workers   1     2     4     8     16    32
+ *   MiB       121   132   157   203   293   424-471
+ *
+ * A least-squares line through 1-16 workers: a fixed base of 109.5 MiB (main thread and
+ * V8 heap, metrics thread, gRPC, ONNX Runtime's libraries) and 11.5 MiB per worker (11.7
+ * over 1-8, 10.5 over 1-32). Intra-op threads cost nothing measurable idle (8 workers x 8
+ * threads: 204 MiB, as with 1 thread), so only workers enter the rule. Serving digits
+ * too adds 0.3 MiB per worker; a real model adds its weights on top (docs/performance.md).
+ * The rule rounds up: 110 MiB base, 12 MiB per worker.
+ */
+export const BASE_MEMORY = 110 * MiB
+export const WORKER_MEMORY = 12 * MiB
+/**
+ * The most workers derived from the CPU limit. Every request is read, parsed and answered
+ * by the one main thread, whatever the workers, so past 16 workers (32 CPUs) more workers
+ * add 12 MiB each and no throughput the main thread can feed; CPUs beyond that go to
+ * intra-op threads, which cost no memory idle. 16 workers idle at about 293 MiB, which
+ * leaves room in the default 512Mi limit for its 128 MiB request memory. An explicit
+ * `--workers` may go up to `WORKERS.max` when the memory limit holds them.
+ */
+export const DERIVED_WORKERS_MAX = 16
+
+/** What `serve` sizes from its memory budget: the budget and the request memory beside the fixed cost. */
+export interface MemoryBudget {
+  /** Bytes: `--memory-limit`, else the container's memory limit, else 512 MiB (common/memory.ts). */
+  budget: number
+  /** Bytes requests may hold at once: `--request-memory`, else a quarter of the budget. */
+  requestMemory: number
+  /** Largest request body: `--body-limit`, else 1/32 of the budget. */
+  bodyLimit: number
+  /** True when `requestMemory` was given, not derived from the budget. */
+  requestMemoryGiven: boolean
+}
+
+/** The budget `serve` works with, from what it is given (0 or undefined: derived, as `serve` derives it). */
+export function memoryBudgetFor (given: { budget?: number, requestMemory?: number, bodyLimit?: number }): MemoryBudget {
+  const budget = given.budget !== undefined && given.budget > 0 ? given.budget : DEFAULT_MEMORY_BUDGET
+  const derived = requestLimits(budget)
+  return {
+    budget,
+    requestMemory: given.requestMemory !== undefined && given.requestMemory > 0 ? given.requestMemory : derived.requestBytes,
+    bodyLimit: given.bodyLimit !== undefined && given.bodyLimit > 0 ? given.bodyLimit : derived.bodyLimit,
+    requestMemoryGiven: given.requestMemory !== undefined && given.requestMemory > 0
+  }
+}
+
+/** Workers whose idle cost, beside the fixed base and the request memory, fits the budget (may be 0 or less). */
+export function workersThatFit (m: MemoryBudget): number {
+  return Math.floor((m.budget - BASE_MEMORY - m.requestMemory) / WORKER_MEMORY)
+}
+
+const mib = (bytes: number): string => `${Math.round(bytes / MiB)} MiB`
+
+/**
+ * The smallest memory limit with room for one worker and the request memory: with the
+ * derived request memory (a quarter of the budget) 163Mi; with an explicit one, base +
+ * one worker + that.
+ */
+export function leastMemoryLimit (m?: MemoryBudget): string {
+  const bytes = m?.requestMemoryGiven === true
+    ? BASE_MEMORY + WORKER_MEMORY + m.requestMemory
+    : (BASE_MEMORY + WORKER_MEMORY) * 4 / 3
+  return `${Math.ceil(bytes / MiB)}Mi`
+}
+
+/** Which value of a plan does not fit: the budget (the memory limit), the explicit workers, or the body limit. */
+export type FitSubject = 'budget' | 'workers' | 'bodyLimit'
+
+/** A plan that does not fit; the message completes "<where> "<value>" ...". */
+export class FitError extends Error {
+  constructor (readonly subject: FitSubject, message: string) {
+    super(message)
+    this.name = 'FitError'
+  }
+}
+
+export interface Parallelism {
+  workers: number
+  threads: number
+  /** The workers the CPU rule alone gives. */
+  fromCpu: number
+  /** Why fewer workers than `fromCpu` (derived workers only). */
+  limitedBy?: 'memory' | 'cap'
+  /** At most this many workers fit the memory budget. */
+  fit: number
+}
+
+/**
+ * Workers and threads for a sidecar that may use `cpus` CPUs within memory budget `m`: the
+ * one rule the injector and `serve` share. Derived workers are the least of CPUs / 2,
+ * what fits the memory (`workersThatFit`) and `DERIVED_WORKERS_MAX`, at least 1; threads
+ * get the CPUs the workers leave ((CPUs - 1) / workers, at most `THREADS.max`). Explicit
+ * workers and threads are kept. Throws a `FitError` when not even one worker (or not the
+ * explicit workers) fits beside the request memory, or when the request memory does not
+ * hold two bodies of the largest size (`serve` refuses that).
+ */
+export function planParallelism (cpus: number, m: MemoryBudget, explicit: { workers?: number, threads?: number } = {}): Parallelism {
+  if (m.requestMemory < 2 * m.bodyLimit) {
+    throw new FitError('bodyLimit', `is more than half the request memory (${m.requestMemory} bytes): a body of the largest allowed size, and the tensors decoded from it, must fit twice`)
+  }
+  const fit = workersThatFit(m)
+  const fromCpu = Math.max(WORKERS.min, Math.floor(cpus / 2))
+  if (fit < 1) {
+    throw new FitError('budget', `leaves ${mib(Math.max(0, m.budget - BASE_MEMORY - WORKER_MEMORY))} beside the sidecar's fixed cost (${mib(BASE_MEMORY)} plus ${mib(WORKER_MEMORY)} for one worker), less than its request memory of ${mib(m.requestMemory)}${m.requestMemoryGiven ? '' : ' (a quarter of the limit)'}; write ${leastMemoryLimit(m)} or more`)
+  }
+  let workers: number
+  let limitedBy: Parallelism['limitedBy']
+  if (explicit.workers !== undefined && explicit.workers > 0) {
+    workers = explicit.workers
+    if (workers > fit) {
+      throw new FitError('workers', `is more workers than fit: they hold ${mib(BASE_MEMORY + workers * WORKER_MEMORY)} idle (${mib(BASE_MEMORY)} plus ${mib(WORKER_MEMORY)} each), and with the request memory of ${mib(m.requestMemory)} that is more than the memory budget of ${mib(m.budget)}; at most ${fit} fit`)
+    }
+  } else {
+    workers = Math.min(fromCpu, fit, DERIVED_WORKERS_MAX)
+    if (workers < fromCpu) limitedBy = fit < DERIVED_WORKERS_MAX ? 'memory' : 'cap'
+  }
+  const threads = explicit.threads !== undefined && explicit.threads > 0 ? explicit.threads : Math.min(THREADS.max, defaultParallelism(cpus, workers).threads)
+  return { workers, threads, fromCpu, fit, ...(limitedBy === undefined ? {} : { limitedBy }) }
+}
+
+/** Why a derived worker count is below the CPU rule's, for a warning; undefined when it is not. */
+export function clampedWorkers (p: Parallelism, cpus: number): string | undefined {
+  if (p.limitedBy === undefined) return undefined
+  const why = p.limitedBy === 'cap'
+    ? `${DERIVED_WORKERS_MAX} is the most derived (one main thread feeds them all; an explicit worker count may go higher)`
+    : `${p.workers} is what the memory budget holds (${mib(BASE_MEMORY)} plus ${mib(WORKER_MEMORY)} per worker, beside the request memory)`
+  return `${cpus} CPUs would give ${p.fromCpu} workers; ${why}, so ${p.workers} workers x ${p.threads} threads`
+}
+
+/**
+ * Workers and threads for a sidecar that may use `cpus` CPUs and the default 512 MiB
+ * budget (`planParallelism` with `memoryBudgetFor({})`).
  */
 export function parallelismFor (cpus: number): { workers: number, threads: number } {
-  const workers = Math.min(WORKERS.max, Math.max(WORKERS.min, Math.floor(cpus / 2)))
-  const { threads } = defaultParallelism(cpus, workers)
-  return { workers, threads: Math.min(THREADS.max, threads) }
+  const { workers, threads } = planParallelism(cpus, memoryBudgetFor({}))
+  return { workers, threads }
 }
 
 /** Kubernetes resource quantity: a decimal number and an optional binary/decimal suffix or exponent. */
@@ -141,6 +274,28 @@ export function parseQuantity (raw: string): Quantity {
   const value = Number(m[1]) * scale
   if (!(value > 0) || !Number.isFinite(value)) throw new Error('must be a quantity greater than zero')
   return { text, value }
+}
+
+/** The byte sizes `serve` has always taken (`1048576`, `512kb`, `64mb`, `1gib`): binary units, any case. */
+const LEGACY_SIZE = /^(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?$/i
+const LEGACY_UNIT: Record<string, number> = { b: 1, kb: 2 ** 10, kib: 2 ** 10, mb: 2 ** 20, mib: 2 ** 20, gb: 2 ** 30, gib: 2 ** 30 }
+
+/**
+ * A byte size (`--memory-limit`, `--body-limit`, `--request-memory` and their variables):
+ * what `serve` took before (`1048576`, `512kb`, `64mb`: binary units, any case), or a
+ * Kubernetes quantity as a pod's resources write it (`512Mi`, `0.5Gi`, `256M`, `1e3`;
+ * `M` and `k` are decimal there: `256M` is 256,000,000 bytes), rounded up to whole bytes
+ * as Kubernetes rounds a memory limit.
+ */
+export function parseByteSize (raw: string): number {
+  const text = raw.trim()
+  const legacy = LEGACY_SIZE.exec(text)
+  if (legacy !== null) return Number(legacy[1]) * (LEGACY_UNIT[(legacy[2] ?? 'b').toLowerCase()] as number)
+  const m = QUANTITY.exec(text)
+  const value = m === null ? NaN : Number(m[1]) * (SUFFIX[m[2] ?? ''] ?? 10 ** Number((m[2] ?? '').slice(1)))
+  if (!Number.isFinite(value) || value > Number.MAX_SAFE_INTEGER) throw new Error('is not a size (examples: 512Mi, 0.5Gi, 256M, 64mb, 1048576)')
+  if (value < 1) throw new Error('is less than one byte (the suffix m is milli: write Mi for mebibytes)')
+  return Math.ceil(value)
 }
 
 /** A CPU request or limit for the sidecar: a quantity of at least `MIN_CPU`. */

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { readConfig, parse, helpText, ConfigError, otelRequested, type Option } from '../../common/config.js'
+import { serveOptions } from '../../sidecar/serve-options.js'
 
 const table = {
   port: { flag: '--port', env: 'X_PORT', description: 'port', default: 8500, parse: parse.port } as Option<number>,
@@ -36,6 +37,28 @@ t.test('parsers', async t => {
   t.equal(parse.bytes('10'), 10)
   t.equal(parse.bool('off'), false)
   t.throws(() => parse.bool('maybe'), /not a boolean/)
+})
+
+t.test('sizes: what serve took before, and Kubernetes quantities', async t => {
+  const MiB = 2 ** 20
+  for (const [text, bytes] of [
+    ['64mb', 64 * MiB], ['64MB', 64 * MiB], ['512kb', 512 * 1024], ['1gib', 2 ** 30], ['64 mb', 64 * MiB], ['1048576', MiB], ['0', 0], // as before
+    ['512Mi', 512 * MiB], ['0.5Gi', 2 ** 29], ['256M', 256e6], ['1e3', 1000], ['1E3', 1000], ['128Ki', 128 * 1024], ['1.5k', 1500], ['2G', 2e9]
+  ] as const) t.equal(parse.bytes(text), bytes, text)
+  for (const bad of ['512mi', '1.5mb', '-1', '100m', 'lots', '1Xi', '8Ei']) t.throws(() => parse.bytes(bad), new RegExp(`^'${bad}' is`), bad)
+  t.throws(() => parse.bytes('100m'), /less than one byte \(the suffix m is milli/)
+  t.equal(readConfig(table, [], { X_SIZE: '512Mi' }).size, 512 * MiB, 'a variable takes the quantity a pod spec holds')
+})
+
+t.test('serve\'s size options take Kubernetes quantities', async t => {
+  const MiB = 2 ** 20
+  const serve = (env: Record<string, string>, ...args: string[]) => readConfig(serveOptions(), args, env)
+  t.equal(serve({ ONNX_SIDECAR_MEMORY_LIMIT: '512Mi' }).memoryLimit, 512 * MiB)
+  t.equal(serve({}, '--memory-limit', '0.5Gi').memoryLimit, 512 * MiB)
+  t.equal(serve({ ONNX_SIDECAR_BODY_LIMIT: '256M' }).bodyLimit, 256e6)
+  t.equal(serve({}, '--request-memory', '128Mi').requestMemory, 128 * MiB)
+  t.equal(serve({}, '--request-memory', '128mb').requestMemory, 128 * MiB, 'the old spelling still works')
+  t.throws(() => serve({ ONNX_SIDECAR_MEMORY_LIMIT: '512 Mi' }), /^environment variable ONNX_SIDECAR_MEMORY_LIMIT: '512 Mi' is not a size/)
 })
 
 t.test('help lists flags, defaults and variables', async t => {

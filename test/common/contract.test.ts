@@ -1,7 +1,7 @@
 import t from 'tap'
 import { mkdirSync } from 'node:fs'
 import { readConfig, ConfigError } from '../../common/config.js'
-import { asOption, MAX_MODELS, parallelismFor, parseCpu, parseMemory, parseModelList, parseThreads, MIN_CPU, MIN_MEMORY, THREADS, WORKERS } from '../../common/contract.js'
+import { asOption, MAX_MODELS, parallelismFor, planParallelism, memoryBudgetFor, workersThatFit, BASE_MEMORY, WORKER_MEMORY, DERIVED_WORKERS_MAX, parseCpu, parseMemory, parseModelList, parseThreads, MIN_CPU, MIN_MEMORY, THREADS, WORKERS } from '../../common/contract.js'
 import { serveOptions } from '../../sidecar/serve-options.js'
 import { listModels } from '../../sidecar/repository.js'
 import { parseAnnotations } from '../../injector/annotations.js'
@@ -71,18 +71,36 @@ t.test('parallelism for a CPU count: the sidecar\'s rule, within the ranges', as
   t.equal(plan(1), '1x1')
   t.equal(plan(3), '1x2')
   t.equal(plan(8), '4x1')
-  t.equal(plan(129), '64x2', 'the last count the plain rule keeps in range')
-  t.equal(plan(130), '64x2', 'workers stop at 64 (the plain rule says 65)')
-  t.equal(plan(1000), '64x15', 'the CPUs go to threads')
-  t.equal(plan(1e18), '64x256', 'threads stop at 256')
+  t.equal(plan(32), '16x1')
+  t.equal(plan(34), '16x2', `derived workers stop at ${DERIVED_WORKERS_MAX}; the CPUs go to threads`)
+  t.equal(plan(130), '16x8', 'was 64x2: 64 workers idle at about 793 MiB in a 512 MiB budget')
+  t.equal(plan(1000), '16x62')
+  t.equal(plan(1e18), '16x256', 'threads stop at 256')
   const sidecar = (cpuLimit: string) => {
     const pod = inject({ metadata: { annotations: { 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/cpu-limit': cpuLimit } }, spec: { containers: [{ name: 'app' }] } }, DEFAULT_CONFIG).pod as any
     const args: string[] = pod.spec.initContainers[0].args
     const opts = serve(...args)
     return `${opts.workers}x${opts.threads}`
   }
-  t.equal(sidecar('130'), '64x2', 'an injected sidecar with 130 CPUs starts (its --workers is in range)')
-  t.equal(sidecar('1E'), '64x256')
+  t.equal(sidecar('130'), '16x8', 'an injected sidecar with 130 CPUs gets workers its memory holds')
+  t.equal(sidecar('1E'), '16x256')
+})
+
+t.test('workers fit the memory budget: the fixed base, 12 MiB per worker and the request memory', async t => {
+  const MiB = 2 ** 20
+  const budget = (text: string, requestMemory?: number) => memoryBudgetFor({ budget: parseMemory(text).value, requestMemory })
+  t.same([BASE_MEMORY / MiB, WORKER_MEMORY / MiB], [110, 12], 'the measured costs, rounded up')
+  t.equal(workersThatFit(budget('512Mi')), 22, '512 - 110 - 128 (a quarter) leaves 274 MiB: 22 workers')
+  const plan = (cpus: number, text: string, explicit = {}) => { const p = planParallelism(cpus, budget(text), explicit); return `${p.workers}x${p.threads}${p.limitedBy === undefined ? '' : ` (${p.limitedBy})`}` }
+  t.equal(plan(64, '256Mi'), '6x10 (memory)', '256 - 110 - 64 leaves 82 MiB: 6 workers, not 32')
+  t.equal(plan(64, '2Gi'), '16x3 (cap)')
+  t.equal(plan(2, '163Mi'), '1x1', 'the least limit that holds one worker beside a quarter for requests')
+  t.throws(() => plan(2, '162Mi'), { subject: 'budget', message: /^leaves 40 MiB beside the sidecar's fixed cost \(110 MiB plus 12 MiB for one worker\), less than its request memory of 41 MiB \(a quarter of the limit\); write 163Mi or more$/ })
+  t.throws(() => plan(2, '128Mi'), { subject: 'budget' })
+  t.throws(() => planParallelism(2, budget('512Mi', 400 * MiB)), { subject: 'budget', message: /request memory of 400 MiB; write 522Mi or more/ }, 'an explicit request memory counts in full')
+  t.equal(plan(2, '512Mi', { workers: 22, threads: 4 }), '22x4', 'explicit workers that fit are kept')
+  t.throws(() => plan(2, '512Mi', { workers: 23 }), { subject: 'workers', message: /^is more workers than fit: .* at most 22 fit$/ })
+  t.throws(() => planParallelism(2, memoryBudgetFor({ budget: 512 * MiB, requestMemory: 8 * MiB, bodyLimit: 5 * MiB })), { subject: 'bodyLimit' })
 })
 
 t.test('cpu and memory have a floor', async t => {
