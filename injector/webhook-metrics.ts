@@ -1,16 +1,18 @@
 /**
  * What the webhook counts and logs: a registry of its own per webhook (never the global
- * one), the admission counter and latency histogram, the overload and reload-failure
- * counters, the request memory gauge, and one log line per admission.
+ * one), the admission counter and latency histogram, the overload, reload-failure and
+ * connection-cap counters, the request memory gauge, and one log line per admission.
  */
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client'
 import type { ByteBudget } from '../common/byte-budget.js'
 import type { Logger } from '../common/logger.js'
 import type { AdmissionOutcome, AdmissionResult } from './admission.js'
 import type { ReloadFile } from './webhook-files.js'
+import type { ConnectionState, SheddableState } from './webhook-connections.js'
 
 const RESULTS: readonly AdmissionResult[] = ['injected', 'skipped', 'denied', 'error']
 const RELOAD_FILES: readonly ReloadFile[] = ['tls', 'config']
+const SHED_STATES: readonly SheddableState[] = ['handshaking', 'idle']
 /** Admission latency buckets, in seconds (0.5 ms to 1 s). */
 const DURATION_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
 
@@ -24,6 +26,8 @@ export class WebhookMetrics {
   #duration: Histogram
   #overloaded: Counter
   #reloadFailures: Counter<'file'>
+  #shed: Counter<'state'>
+  #refused: Counter
 
   /** `budget`: the request memory, read by the gauge when Prometheus scrapes. */
   constructor (budget: ByteBudget, log: Logger) {
@@ -35,8 +39,11 @@ export class WebhookMetrics {
     this.#overloaded = new Counter({ name: 'onnx_sidecar_injector_overloaded_total', help: 'Reviews refused with 503 because reviews in flight held the request memory (--request-memory)', registers })
     const inFlight: Gauge = new Gauge({ name: 'onnx_sidecar_injector_request_memory_bytes', help: 'Bytes reserved by reviews being read and parsed (at most --request-memory)', registers, collect: () => { inFlight.set(budget.used) } })
     this.#reloadFailures = new Counter({ name: 'onnx_sidecar_injector_reload_failures_total', help: 'Changed certificate/key (file="tls") or injection config (file="config") files that could not be read or loaded; the previous ones stay in use', labelNames: ['file'], registers })
+    this.#shed = new Counter({ name: 'onnx_sidecar_injector_connections_shed_total', help: 'Connections closed to make room for a new one at the connection cap (--max-connections), by state (handshaking: TLS not finished; idle: no request in flight)', labelNames: ['state'], registers })
+    this.#refused = new Counter({ name: 'onnx_sidecar_injector_connections_refused_total', help: 'New connections closed at once at the connection cap (--max-connections) because every open one had a request in flight', registers })
     for (const r of RESULTS) this.#admissions.labels(r).inc(0)
     for (const f of RELOAD_FILES) this.#reloadFailures.labels(f).inc(0)
+    for (const s of SHED_STATES) this.#shed.labels(s).inc(0)
   }
 
   /** Counts and logs an answered review; `started` is `process.hrtime.bigint()` when it arrived. */
@@ -60,4 +67,13 @@ export class WebhookMetrics {
   overloaded (): void { this.#overloaded.inc() }
 
   reloadFailed (file: ReloadFile): void { this.#reloadFailures.labels(file).inc() }
+
+  /** The open connections by state (`counts`), read when Prometheus scrapes. */
+  watchConnections (counts: () => Record<ConnectionState, number>): void {
+    const open: Gauge<'state'> = new Gauge({ name: 'onnx_sidecar_injector_connections', help: 'HTTPS connections open, by state (handshaking: TLS not finished; idle: no request in flight; active); at most --max-connections', labelNames: ['state'], registers: [this.registry], collect: () => { for (const [state, n] of Object.entries(counts())) open.labels(state).set(n) } })
+  }
+
+  connectionShed (state: SheddableState): void { this.#shed.labels(state).inc() }
+
+  connectionRefused (): void { this.#refused.inc() }
 }

@@ -7,9 +7,10 @@
  *
  * Limits, so that no client (the API server's calls come from inside the cluster network,
  * and so can anyone else's) can hold the process: TLS handshake, header, request and
- * keep-alive timeouts, a connection cap, a body limit, and a memory budget for the reviews
- * being read and parsed at once (`review-body.ts`); a review that does not fit is answered
- * 503 with Retry-After.
+ * keep-alive timeouts, a connection cap that closes the oldest idle or still-handshaking
+ * connection to make room for a new one (`webhook-connections.ts`), a body limit, and a
+ * memory budget for the reviews being read and parsed at once (`review-body.ts`); a review
+ * that does not fit is answered 503 with Retry-After.
  */
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
@@ -24,6 +25,7 @@ import { readReview } from './review-body.js'
 import type { KubeVersion } from './kube-version.js'
 import { FileReloader, loadStartupFiles, tlsOptions, type WebhookFiles } from './webhook-files.js'
 import { WebhookMetrics } from './webhook-metrics.js'
+import { ConnectionCap } from './webhook-connections.js'
 
 const MiB = 1024 * 1024
 
@@ -36,8 +38,8 @@ export const DEFAULTS = {
   // review is charged ~10 KiB, a 4 MiB one of long strings ~9 MiB; one charged more than
   // this is always refused: only bodies built to be expensive (4 MiB of `[{},{},…]`: 180 MiB)
   requestMemoryBytes: 64 * MiB,
-  maxConnections: 256, // per process: the API servers' connections, kept alive, plus probes
-  handshakeTimeoutMs: 10_000, // 10 seconds for a client to finish the TLS handshake
+  maxConnections: 256, // per process: the API servers' connections, kept alive, plus probes; at the cap a new one replaces the oldest idle one
+  handshakeTimeoutMs: 5000, // 5 seconds for a client to finish the TLS handshake: the API server needs milliseconds
   headersTimeoutMs: 10_000, // 10 seconds from a request's first byte to the end of its headers
   requestTimeoutMs: 30_000, // 30 seconds for a whole request: the API server gives up after at most 30 (timeoutSeconds)
   keepAliveTimeoutMs: 65_000, // 65 seconds idle on a kept-alive connection: longer than the API server's idle connection reuse
@@ -52,7 +54,7 @@ export interface WebhookOptions extends WebhookFiles {
   maxBodyBytes?: number
   /** Bytes reviews being read and parsed may hold at once (`--request-memory`). */
   requestMemoryBytes?: number
-  /** Connections the HTTPS server accepts at once (`--max-connections`); more are closed at once. */
+  /** Connections the HTTPS server keeps open at once (`--max-connections`); at the cap a new one replaces the oldest idle or handshaking one. */
   maxConnections?: number
   /** The API server's version (`--kube-version`); undefined when unknown. */
   kubeVersion?: KubeVersion
@@ -77,6 +79,8 @@ export interface ListenOptions {
 
 export interface Webhook {
   server: HttpsServer
+  /** The HTTPS server's connection cap and the connections open now. */
+  connections: ConnectionCap
   metricsServer: HttpServer
   registry: Registry
   config: () => InjectionConfig
@@ -190,7 +194,13 @@ export function build (opts: WebhookOptions): Webhook {
   const metrics = new WebhookMetrics(budget, log)
 
   const server: HttpsServer = createHttpsServer({ ...tlsOptions(startup.tls), ...httpLimits(opts.timeouts), handshakeTimeout: opts.timeouts?.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs })
-  server.maxConnections = opts.maxConnections ?? DEFAULTS.maxConnections
+  // not server.maxConnections: that closes every new connection at the cap, the API server's too
+  const connections = new ConnectionCap(opts.maxConnections ?? DEFAULTS.maxConnections, {
+    shed: state => { metrics.connectionShed(state) },
+    refused: () => { metrics.connectionRefused() }
+  })
+  connections.attach(server)
+  metrics.watchConnections(() => connections.counts())
   server.on('tlsClientError', (err) => { log.debug({ err: err.message }, 'TLS handshake failed') })
 
   const files = new FileReloader({
@@ -215,6 +225,7 @@ export function build (opts: WebhookOptions): Webhook {
 
   return {
     server,
+    connections,
     metricsServer,
     registry: metrics.registry,
     config: () => files.config,
@@ -223,7 +234,7 @@ export function build (opts: WebhookOptions): Webhook {
       const port = await listen(server, l.port, l.host ?? DEFAULTS.host, log)
       if (l.metricsPort === undefined) return { port }
       const metricsPort = await listen(metricsServer, l.metricsPort, l.metricsHost ?? DEFAULTS.host, log)
-      log.info({ port, metricsPort, image: files.config.image, maxConnections: server.maxConnections, requestMemory: budget.capacity, kubeVersion: opts.kubeVersion?.text ?? 'unknown' }, 'injector listening')
+      log.info({ port, metricsPort, image: files.config.image, maxConnections: connections.max, requestMemory: budget.capacity, kubeVersion: opts.kubeVersion?.text ?? 'unknown' }, 'injector listening')
       return { port, metricsPort }
     },
     async close () {

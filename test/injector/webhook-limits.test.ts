@@ -1,7 +1,7 @@
 /**
  * The webhook's limits over real TLS: the memory budget for reviews in flight (503 with
- * Retry-After), hostile bodies just under the body limit, nesting depth, the connection
- * cap, the header/handshake timeouts, and the dual-stack default listener.
+ * Retry-After), hostile bodies just under the body limit, nesting depth, the header/handshake
+ * timeouts, and the dual-stack default listener. The connection cap: webhook-connections.test.ts.
  */
 import t, { type Test } from 'tap'
 import { writeFileSync, readFileSync } from 'node:fs'
@@ -199,37 +199,14 @@ t.test('hostile bodies just under the body limit, all at once: each answered, me
   })
 })
 
-t.test('connections over the cap are closed as they arrive', async t => {
-  const { ca, webhook } = await setup(t, { maxConnections: 2 })
-  const { port } = await webhook.listen({ host: '127.0.0.1', port: 0 })
-  t.equal(webhook.server.maxConnections, 2)
-  const a = await tlsSocket(port, ca)
-  const b = await tlsSocket(port, ca)
-  const third = connect({ host: '127.0.0.1', port, ca: ca.pem, servername: 'localhost' })
-  third.on('error', () => {})
-  await closed(third)
-  t.notOk(third.authorized, 'the third connection is closed before its handshake')
-  a.destroy()
-  await waitFor('a free slot', async () => {
-    try {
-      const s = await tlsSocket(port, ca)
-      s.destroy()
-      return true
-    } catch {
-      return false
-    }
-  })
-  t.pass('a new connection is accepted once one is gone')
-  b.destroy()
-})
-
 t.test('header, handshake and request timeouts', async t => {
   await t.test('the defaults', async t => {
     const { webhook } = await setup(t)
     t.equal(webhook.server.headersTimeout, 10_000)
     t.equal(webhook.server.requestTimeout, 30_000)
     t.equal(webhook.server.keepAliveTimeout, 65_000)
-    t.equal(webhook.server.maxConnections, 256)
+    t.equal(webhook.connections.max, 256)
+    t.equal(webhook.server.maxConnections, undefined, 'not Node.js\'s cap, which closes every new connection at the cap (webhook-connections.test.ts)')
     t.equal(webhook.metricsServer.headersTimeout, 10_000)
     t.equal(webhook.metricsServer.maxConnections, 64)
   })
