@@ -253,6 +253,12 @@ t.test('podMonitor and networkPolicy', async t => {
   t.notOk('from' in webhookRule, 'the API server may call the webhook port from anywhere by default')
   const metricsRule = (np.spec.ingress as any[]).find(rule => rule.ports[0].port === 'metrics')
   t.same(metricsRule.from, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }])
+  const onlyApiServer = render(['monitoring.yaml'], ['networkPolicy.apiServerCIDRs={10.0.0.10/32,fd00::1/128}', 'networkPolicy.webhookFrom[0].podSelector.matchLabels.app=prober'])
+  const limited = (onlyApiServer.one('NetworkPolicy').spec.ingress as any[]).find(rule => rule.ports[0].port === 'https')
+  t.same(limited.from, [{ ipBlock: { cidr: '10.0.0.10/32' } }, { ipBlock: { cidr: 'fd00::1/128' } }, { podSelector: { matchLabels: { app: 'prober' } } }], 'networkPolicy.apiServerCIDRs: only the API server\'s addresses (and webhookFrom\'s peers) may call the webhook port')
+  const notCidr = template(['monitoring.yaml'], ['networkPolicy.apiServerCIDRs={10.0.0.10}'])
+  t.not(notCidr.status, 0, 'an address without a prefix length is refused')
+  t.match(notCidr.stderr, /apiServerCIDRs/)
 
   t.equal(render(['defaults.yaml']).all('PodMonitor').length + render(['defaults.yaml']).all('NetworkPolicy').length, 0, 'both are off by default')
 })
