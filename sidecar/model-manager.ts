@@ -2,7 +2,7 @@
  * Keeps the served models in step with the repository on disk.
  *
  * `reconcile()` scans the repository and, per assigned model: loads versions that
- * appeared or changed (new generation, warmed up before it is routed to), swaps them in
+ * appeared or whose file or settings changed (by content: a `touch` is no change; new generation, warmed up before it is routed to), swaps them in
  * atomically, and unloads versions the version policy no longer wants once their queued
  * requests have finished. A broken config, a broken or half-written file, or a missing
  * model never takes a serving version down: the failure is logged, counted, shown in
@@ -15,7 +15,7 @@ import type { Logger } from '../common/logger.js'
 import { errors, ModelLoadError, type SidecarError } from './errors.js'
 import { parseModelConfig, selectVersions, type ModelConfig } from './model-config.js'
 import { loadModelVersion, unloadModelVersion, type ModelVersion } from './model-version.js'
-import { listModels, scanModel, type ScannedModel } from './repository.js'
+import { FingerprintCache, listModels, scanModel, type ScannedModel } from './repository.js'
 import type { SidecarMetrics } from './metrics.js'
 import type { WorkerPool } from './runtime/worker-pool.js'
 
@@ -98,6 +98,8 @@ export class ModelManager {
   #opts: ModelManagerOptions
   #log: Logger
   #models = new Map<string, ModelEntry>()
+  /** Model files are hashed only when their stat changes (repository.ts). */
+  #fingerprints = new FingerprintCache()
   #generation = 0
   #running: Promise<void> | undefined
   #again = false
@@ -217,10 +219,10 @@ export class ModelManager {
 
   /** Scans a model; when it looks gone while versions serve, looks again before believing it (writers swap directories). */
   async #scan (e: ModelEntry): Promise<ScannedModel | undefined> {
-    const first = await scanModel(this.#opts.repository, e.name)
+    const first = await scanModel(this.#opts.repository, e.name, this.#fingerprints)
     if (e.versions.size === 0 || (first !== undefined && first.versions.length > 0)) return first
     await new Promise(resolve => setTimeout(resolve, SWAP_SETTLE_MS))
-    return await scanModel(this.#opts.repository, e.name)
+    return await scanModel(this.#opts.repository, e.name, this.#fingerprints)
   }
 
   async #reconcileModel (e: ModelEntry, pinned: number | undefined): Promise<void> {
@@ -270,8 +272,11 @@ export class ModelManager {
     const sv = scanned.versions.find(x => x.version === version)
     if (sv === undefined) return
     const current = e.versions.get(version)
-    if (current !== undefined && current.fingerprint === sv.fingerprint && current.settingsFingerprint === scanned.settingsFingerprint) return
-    const failureKey = `${sv.fingerprint}|${scanned.settingsFingerprint}`
+    // Same content at the same path (a `touch` included): nothing to reload. The same content
+    // at a new path (a Kubernetes `..data` flip) is loaded again, since a worker that replaces
+    // a dead one reads the file by its path and the old directory goes away.
+    if (current !== undefined && current.file === sv.file && current.fingerprint === sv.fingerprint && current.settingsFingerprint === scanned.settingsFingerprint) return
+    const failureKey = `${sv.file}|${sv.fingerprint}|${scanned.settingsFingerprint}`
     const failed = e.failures.get(version)
     if (failed !== undefined && failed.key === failureKey && Date.now() - failed.at < (this.#opts.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS)) return
 

@@ -5,9 +5,12 @@
  *   <repo>/<model>/labels.txt            optional
  *   <repo>/<model>/<version>/model.onnx  version: a positive integer
  *
- * A scan returns what is on disk now, with a fingerprint per file so the model manager
- * can tell what changed since the last scan. Nothing here loads a model.
+ * A scan returns what is on disk now, with a fingerprint of each model file's content so
+ * the model manager can tell what changed since the last scan (a `touch` changes nothing).
+ * Nothing here loads a model.
  */
+import { createHash } from 'node:crypto'
+import { createReadStream, type Stats } from 'node:fs'
 import { readdir, readFile, realpath, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { MODEL_NAME } from '../common/contract.js'
@@ -15,8 +18,61 @@ import { MODEL_NAME } from '../common/contract.js'
 export interface ScannedVersion {
   version: number
   file: string
-  /** Changes whenever the file is replaced or rewritten (inode, size, mtime). */
+  /**
+   * SHA-256 of the file's content (hex, as the workers' digest): the same bytes rewritten,
+   * touched or renamed into place keep it. A file that cannot be read gets one made of its
+   * inode, size and modification time, so loading it is tried (and reports why).
+   */
   fingerprint: string
+}
+
+/** Read size while hashing a model file (1 MiB): few event-loop turns for big files, little memory. */
+const HASH_CHUNK_BYTES = 1024 * 1024
+
+/**
+ * Content fingerprints of model files, remembered per model version with the stat they were
+ * taken at: a file is hashed again only when its path, inode, size or times change, so a
+ * rescan of an unchanged repository reads no model bytes, and a `touch` costs one hash.
+ */
+export class FingerprintCache {
+  /** By `<model>/<version>`: one entry per version on disk. */
+  #byVersion = new Map<string, { stat: string, digest: string }>()
+
+  async of (model: string, version: number, file: string, st: Stats): Promise<string | undefined> {
+    const id = `${model}/${version}`
+    const key = `${file}\u0000${statKey(st)}`
+    const known = this.#byVersion.get(id)
+    if (known !== undefined && known.stat === key) return known.digest
+    let digest: string
+    try {
+      digest = await hashFile(file)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined // gone since the stat
+      return `unreadable:${statKey(st)}` // loading it is tried, and says why it fails
+    }
+    // Rewritten while it was read, the digest may mix two contents: not remembered, so the next scan hashes it again.
+    const after = await stat(file).catch(() => undefined)
+    if (after !== undefined && statKey(after) === statKey(st)) this.#byVersion.set(id, { stat: key, digest })
+    return digest
+  }
+
+  /** Forgets the versions of `model` that are not on disk any more. */
+  keepOnly (model: string, versions: number[]): void {
+    for (const id of this.#byVersion.keys()) {
+      const slash = id.lastIndexOf('/')
+      if (id.slice(0, slash) === model && !versions.includes(Number(id.slice(slash + 1)))) this.#byVersion.delete(id)
+    }
+  }
+}
+
+function statKey (st: Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`
+}
+
+async function hashFile (file: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(file, { highWaterMark: HASH_CHUNK_BYTES })) hash.update(chunk as Buffer)
+  return hash.digest('hex')
 }
 
 export interface ScannedModel {
@@ -52,8 +108,11 @@ export async function listModels (repo: string): Promise<string[]> {
   return names.sort()
 }
 
-/** Reads one model directory; undefined when it does not exist. */
-export async function scanModel (repo: string, name: string): Promise<ScannedModel | undefined> {
+/**
+ * Reads one model directory; undefined when it does not exist. Pass the same `fingerprints`
+ * to every scan so unchanged files are not hashed again.
+ */
+export async function scanModel (repo: string, name: string, fingerprints = new FingerprintCache()): Promise<ScannedModel | undefined> {
   let dir: string
   let entries: string[]
   try {
@@ -77,9 +136,12 @@ export async function scanModel (repo: string, name: string): Promise<ScannedMod
     const file = path.join(dir, entry, 'model.onnx')
     const st = await stat(file).catch(() => undefined)
     if (st === undefined || !st.isFile()) continue
-    versions.push({ version: Number(entry), file, fingerprint: `${st.ino}:${st.size}:${st.mtimeMs}` })
+    const fingerprint = await fingerprints.of(name, Number(entry), file, st)
+    if (fingerprint === undefined) continue
+    versions.push({ version: Number(entry), file, fingerprint })
   }
   versions.sort((a, b) => a.version - b.version)
+  fingerprints.keepOnly(name, versions.map(v => v.version))
   return {
     name,
     dir,

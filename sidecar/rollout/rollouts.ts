@@ -10,8 +10,11 @@
  * candidate once promoted), by the candidate through the canary share, or, when that
  * version is not serving, with 503 (never by another version).
  *
- * A rollout starts over (counts at zero, live answering) when its block changes or when
- * the model file of its live or candidate version is replaced (its fingerprint changes).
+ * A rollout starts over (counts at zero, live answering) when its block changes, or when
+ * the content of its candidate's model file changes (its fingerprint, a SHA-256), or that
+ * of its live version's while it observes. A decided rollout (promoted or rolled back)
+ * stays decided while the candidate's content is the same: a new live file does not
+ * retry a rolled-back candidate, nor send a promoted one's traffic back to live.
  */
 import { SpanStatusCode, type Context, type Span, type Tracer } from '@opentelemetry/api'
 import { isDeepStrictEqual } from 'node:util'
@@ -66,7 +69,7 @@ interface ModelRollout {
   shadowBusy: boolean
   /** Cached compatibility of (live key, candidate key): '' when compatible. */
   compat: { keys: string, problem: string }
-  /** Model file fingerprint of each rollout version when first seen serving: a new file starts the rollout over. */
+  /** Model file fingerprint (content) of each rollout version when first seen serving: see `#current`. */
   files: Map<number, string>
   /** The 'comparisons cannot run' warning was logged. */
   warnedBlocked: boolean
@@ -117,7 +120,10 @@ export class Rollouts {
     this.#deps.metrics.agreement.remove({ model, live_version: String(cfg.live), candidate_version: String(cfg.candidate) })
   }
 
-  /** The model's rollout, started over when the model file of its live or candidate version has been replaced. */
+  /**
+   * The model's rollout, started over when the content of its candidate's model file
+   * changed, or that of its live version's while no decision is taken.
+   */
   #current (model: string): ModelRollout | undefined {
     const r = this.#models.get(model)
     if (r === undefined) return undefined
@@ -133,6 +139,12 @@ export class Rollouts {
       else if (before !== fp) (changed ??= []).push(v)
     }
     if (changed === undefined) return r
+    if (r.controller.phase !== 'observing' && !changed.includes(cfg.candidate)) {
+      // The decision was about this candidate's content, which is unchanged: it stands.
+      r.files = now
+      this.#log.info({ model, versions: changed, phase: r.controller.phase }, 'rollout: live model file replaced; the decision stands')
+      return r
+    }
     this.#clearAgreement(model, r)
     const next = this.#fresh(model, cfg, now)
     this.#models.set(model, next)

@@ -5,7 +5,7 @@
  */
 import t, { type Test } from 'tap'
 import { EventEmitter } from 'node:events'
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { copyFile, cp, mkdir, mkdtemp, rename, rm, utimes, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { createSidecarMetrics } from '../../sidecar/metrics.js'
@@ -114,4 +114,29 @@ t.test('a version whose new file loads while the previous one serves is READY, l
   release?.()
   await reloading
   t.same(m.index()[0], { name: 'add', version: '1', state: 'READY', reason: '' }, 'reloaded: nothing left to say')
+})
+
+t.test('model files are fingerprinted by content: a touch or the same bytes renamed into place reload nothing; new bytes do', async t => {
+  const repo = await repository(t)
+  const pool = new WorkerPool({ workers: 1, threads: 1, logger: memoryLogger().logger })
+  t.teardown(() => pool.close())
+  const m = manager(t, repo, pool, [{ name: 'add', version: 1 }])
+  await m.start()
+  const first = m.resolve('add', '1')
+  const file = path.join(repo, 'add', '1', 'model.onnx')
+
+  const later = new Date(Date.now() + 60_000)
+  await utimes(file, later, later)
+  await m.reconcile()
+  t.equal(m.resolve('add', '1').key, first.key, 'touched: the same session serves')
+
+  await copyFile(file, `${file}.new`)
+  await rename(`${file}.new`, file)
+  await m.reconcile()
+  t.equal(m.resolve('add', '1').key, first.key, 'the same bytes in a new inode: the same session serves')
+
+  await copyFile(path.join(repo, 'add', '2', 'model.onnx'), file)
+  await m.reconcile()
+  t.not(m.resolve('add', '1').key, first.key, 'new content: loaded again')
+  t.not(m.resolve('add', '1').fingerprint, first.fingerprint)
 })

@@ -1,4 +1,6 @@
 import t from 'tap'
+import { utimes } from 'node:fs/promises'
+import path from 'node:path'
 import { metricsText, startSidecar, type Running } from '../fixtures/sidecar.js'
 import { IRIS_GOOD, IRIS_V1, irisRepo, irisRequest } from '../fixtures/rollout/repo.js'
 
@@ -122,6 +124,25 @@ t.test('replacing a version\'s model.onnx in place starts the rollout over; a co
   await answeredBy(s)
   await new Promise(resolve => setTimeout(resolve, 50))
   t.equal((await s.get('/v2/models/iris/rollout')).body.compared, 0, 'nothing compared, nothing decided')
+})
+
+t.test('a touch of a promoted rollout\'s model files reloads nothing and keeps the promotion', async t => {
+  const repo = await irisRepo(IRIS_V1, 'rollout: { live: 1, candidate: 2, promotion: { min_requests: 2, min_agreement: 0.9 } }')
+  t.teardown(repo.remove)
+  const s = await startSidecar({ repository: repo.dir, workers: 2 })
+  t.teardown(s.close)
+  for (let i = 0; i < 2; i++) {
+    await answeredBy(s)
+    await compared(s, i + 1)
+  }
+  t.match((await s.get('/v2/models/iris/rollout')).body, { state: 'promoted', live_version: '2' })
+  const loaded = s.logs.filter(l => l.msg === 'model version ready').length
+  const later = new Date(Date.now() + 60_000)
+  for (const v of [1, 2]) await utimes(path.join(repo.dir, 'iris', String(v), 'model.onnx'), later, later)
+  await s.sidecar.manager.reconcile()
+  t.equal(s.logs.filter(l => l.msg === 'model version ready').length, loaded, 'nothing reloaded')
+  t.match((await s.get('/v2/models/iris/rollout')).body, { state: 'promoted', live_version: '2', compared: 2 }, 'still promoted')
+  t.equal(await answeredBy(s), '2', 'the promoted candidate keeps answering')
 })
 
 t.test('a model pinned to a version serves its pin; the repository\'s rollout does not apply to it', async t => {

@@ -88,6 +88,27 @@ t.test('a replaced model file starts the rollout over; the agreement gauge follo
   t.notMatch(await f.registry.metrics(), /onnx_sidecar_rollout_agreement_ratio\{/, 'a removed block: the gauge goes')
 })
 
+t.test('a decided rollout stays decided while its candidate\'s content is the same', async t => {
+  const rule = 'promotion: { min_requests: 2, min_agreement: 0.9 }'
+  const promoted = fakeRollouts(`rollout: { live: 1, candidate: 2, ${rule} }`)
+  for (const k of ['a', 'b']) await promoted.request(k, SAME)
+  t.equal(promoted.rollouts.state('m').state, 'promoted')
+  promoted.versions.set(1, fakeVersion(1, { fingerprint: 'fp-1-new' }))
+  t.match(promoted.rollouts.state('m'), { state: 'promoted', live_version: '2', compared: 2 }, 'a new live file: still promoted')
+  t.equal((await promoted.request('c', SAME)).version, 2, 'the promoted candidate keeps answering')
+  t.ok(promoted.logs.some(l => l.msg === 'rollout: live model file replaced; the decision stands'))
+  promoted.versions.set(2, fakeVersion(2, { fingerprint: 'fp-2-new' }))
+  t.match(promoted.rollouts.state('m'), { state: 'observing', live_version: '1', compared: 0 }, 'a new candidate content is observed again')
+
+  const rolledBack = fakeRollouts(`rollout: { live: 1, candidate: 2, ${rule} }`)
+  for (const k of ['a', 'b']) await rolledBack.request(k, () => ({ probabilities: tensor([0.8, 0.1, 0.1]) }))
+  t.equal(rolledBack.rollouts.state('m').state, 'rolled_back')
+  rolledBack.versions.set(1, fakeVersion(1, { fingerprint: 'fp-1-new' }))
+  t.match(rolledBack.rollouts.state('m'), { state: 'rolled_back', compared: 2 }, 'a new live file does not retry the candidate')
+  rolledBack.versions.set(2, fakeVersion(2, { fingerprint: 'fp-2-new' }))
+  t.match(rolledBack.rollouts.state('m'), { state: 'observing', compared: 0 }, 'a new candidate content is tried')
+})
+
 t.test('the configured log line names the promotion keys as config.yaml does', async t => {
   const f = fakeRollouts('rollout: { live: 1, candidate: 2, promotion: { min_requests: 10, min_agreement: 0.9 }, rollback: { below_agreement: 0.5 } }')
   const line = f.logs.find(l => l.msg === 'rollout configured')
