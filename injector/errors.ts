@@ -31,6 +31,9 @@ export const errors = {
   UNKNOWN_VOLUME: define('OS_ERR_INJ_UNKNOWN_VOLUME', 400,
     (key: string, value: string, volumes: string[]) => `annotation ${key}: ${JSON.stringify(value)} is not a volume of this pod (volumes: ${volumes.length === 0 ? 'none' : volumes.join(', ')})`),
   INVALID_POD: define('OS_ERR_INJ_INVALID_POD', 400, (detail: string) => `cannot inject this pod: ${detail}`),
+  // The pod's own `onnx-sidecar` container (overrides) sets resources, args or env the sidecar would not run with.
+  INVALID_OVERRIDE: define('OS_ERR_INJ_INVALID_OVERRIDE', 400,
+    (field: string, value: string, detail: string) => `container onnx-sidecar (overrides): ${field}: ${JSON.stringify(value)} ${detail}`),
   // Two annotations that each choose the same thing (the model volume: `model-image` and `volume`).
   ANNOTATION_CONFLICT: define('OS_ERR_INJ_ANNOTATION_CONFLICT', 400,
     (key: string, value: string, other: string, otherValue: string, detail: string) => `annotation ${key}: ${JSON.stringify(value)} cannot be combined with ${other}: ${JSON.stringify(otherValue)}: ${detail}`),

@@ -18,7 +18,7 @@ import { mountedAt, readOnlyModelVolume } from './model-volume.js'
 import { formatStatus, readStatus, type InjectionStatus } from './status.js'
 import { MODEL_IMAGE_VOLUME, checkModelImage, modelImageVolume } from './model-image.js'
 import type { ClusterInfo } from './kube-version.js'
-import { parallelismFor } from '../common/contract.js'
+import { fitSidecar } from './sidecar-fit.js'
 
 export { URL_ENV, GRPC_ADDRESS_ENV, SOCKET_ENV, GRPC_SOCKET_ENV, SOCKET_VOLUME, SOCKET_DIR } from './app-wiring.js'
 export { readStatus } from './status.js'
@@ -98,6 +98,10 @@ export function inject (input: unknown, config: InjectionConfig, namespace = '',
 
   const override = takeContainer(spec, CONTAINER_NAME)
   if (spec.containers.length === 0) throw errors.INVALID_POD(`its only container is named ${CONTAINER_NAME}; that name is reserved for the injected sidecar (a container of that name holds overrides)`)
+  // the resources, workers and threads the sidecar gets, overrides included, checked against serve's contract
+  const fit = fitSidecar(settings, parsed.values, config, override)
+  Object.assign(settings, { requests: fit.requests, limits: fit.limits, cpus: fit.cpus, workers: fit.workers, threads: fit.threads })
+  warnings.push(...fit.warnings)
   checkPorts(spec, settings, parsed.values)
   if (parsed.values.modelImage !== undefined) warnings.push(...checkModelImage(parsed.values.modelImage, parsed.values, cluster))
 
@@ -243,9 +247,6 @@ function resolveSettings (values: PodAnnotations, config: InjectionConfig): Sett
       throw errors.INVALID_ANNOTATION(key, value, detail)
     }
   }
-  const cores = limits.cpu ?? requests.cpu
-  const cpus = cores === undefined ? 1 : Math.max(1, Math.ceil(parseQuantity(cores).value))
-  const parallelism = parallelismFor(cpus) // the sidecar's own rule, applied to the pod's CPU limit, within --workers' and --threads' ranges
   return {
     models: formatModels(values.model ?? []),
     ...(values.modelImage === undefined ? {} : { modelImage: values.modelImage.text }),
@@ -254,9 +255,10 @@ function resolveSettings (values: PodAnnotations, config: InjectionConfig): Sett
     metricsPort: values.metricsPort ?? config.ports.metrics,
     native: values.nativeSidecar ?? config.nativeSidecar,
     socket: values.socket ?? config.socket,
-    cpus,
-    workers: parallelism.workers,
-    threads: values.threads ?? parallelism.threads,
+    // set by `fitSidecar` once the override container is known
+    cpus: 1,
+    workers: 1,
+    threads: 1,
     logLevel: values.logLevel ?? config.logLevel,
     requests,
     limits

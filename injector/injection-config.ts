@@ -8,7 +8,7 @@ import { Ajv } from 'ajv'
 import { parse as parseYaml } from 'yaml'
 import { errors } from './errors.js'
 import { merge, isObject, type Json, type JsonObject } from './merge.js'
-import { parseQuantity, parseCpu, parseMemory } from '../common/contract.js'
+import { parseQuantity, parseCpu, parseMemory, planParallelism, memoryBudgetFor } from '../common/contract.js'
 import { LOG_LEVELS, type LogLevel } from '../common/config.js'
 
 export interface ProbeTiming {
@@ -155,6 +155,14 @@ export function resolveInjectionConfig (doc: unknown, source = '(inline)'): Inje
     const limit = config.resources.limits[name]
     if (request !== undefined && limit !== undefined && parseQuantity(request).value > parseQuantity(limit).value) {
       throw errors.INVALID_CONFIG(source, `/resources: the ${name} request ${request} is above the ${name} limit ${limit}`)
+    }
+  }
+  const memoryLimit = config.resources.limits.memory
+  if (memoryLimit !== undefined) {
+    try {
+      planParallelism(1, memoryBudgetFor({ budget: parseQuantity(memoryLimit).value })) // one worker and its request memory fit (common/contract.ts)
+    } catch (err) {
+      throw errors.INVALID_CONFIG(source, `/resources/limits/memory: ${JSON.stringify(memoryLimit)} ${(err as Error).message}`)
     }
   }
   try {

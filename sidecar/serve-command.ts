@@ -1,7 +1,7 @@
 /** `onnx-sidecar serve`: run the sidecar until SIGTERM/SIGINT, then drain and exit 0. */
 import { availableCpus, defaultParallelism } from '../common/cpu.js'
 import { memoryBudget, requestLimits } from '../common/memory.js'
-import { parallelismFor, THREADS } from '../common/contract.js'
+import { FitError, THREADS, clampedWorkers, planParallelism, type MemoryBudget } from '../common/contract.js'
 import { ConfigError, helpText, otelRequested, processEnv, readConfig } from '../common/config.js'
 import { listen } from '../common/http.js'
 import { createLogger } from '../common/logger.js'
@@ -10,6 +10,20 @@ import { createSidecar, listenOnSocket } from './sidecar.js'
 import { serveOptions } from './serve-options.js'
 import { startTracing } from './tracing.js'
 import { releaseYoungGeneration } from '../common/young-generation.js'
+
+/** Workers and threads by the contract's rule; what does not fit is a warning, not a refusal. */
+function planWorkers (cpus: number, memory: MemoryBudget, opts: { workers: number, threads: number }): { workers: number, threads: number, warning?: string } {
+  try {
+    const p = planParallelism(cpus, memory, opts)
+    const clamped = clampedWorkers(p, cpus)
+    return clamped === undefined ? p : { ...p, warning: clamped }
+  } catch (err) {
+    if (!(err instanceof FitError)) throw err
+    const workers = opts.workers > 0 ? opts.workers : 1
+    const threads = opts.threads > 0 ? opts.threads : Math.min(THREADS.max, defaultParallelism(cpus, workers).threads)
+    return { workers, threads, warning: err.subject === 'workers' ? `--workers ${workers} ${err.message}` : `memory budget ${memory.budget} bytes ${err.message}` }
+  }
+}
 
 /** `host:port`, with an IPv6 address in brackets (`[::]:9464`). */
 function hostPort (host: string, port: number): string {
@@ -42,11 +56,6 @@ export async function serveCommand (argv: string[]): Promise<number> {
     process.on('SIGTERM', onSignal)
     process.on('SIGINT', onSignal)
   })
-  const cpus = availableCpus()
-  // The injector's rule (common/contract.ts), kept inside --workers' and --threads' ranges.
-  const parallelism = opts.workers > 0 ? defaultParallelism(cpus, opts.workers) : parallelismFor(cpus)
-  const workers = parallelism.workers
-  const threads = opts.threads > 0 ? opts.threads : Math.min(THREADS.max, parallelism.threads)
   // Measured on 1 CPU (README, Performance): the main thread saves ~10 MiB of idle RSS, but a
   // saturated 5M-parameter model then delays health probes to p99 ~105 ms (6.9 ms with a
   // worker) and serves 1,434 instead of 3,390 req/s; so a worker stays the default.
@@ -60,6 +69,12 @@ export async function serveCommand (argv: string[]): Promise<number> {
   if (requestMemory < 2 * bodyLimit) {
     throw new ConfigError(`--request-memory (${requestMemory} bytes) must be at least twice --body-limit (${bodyLimit} bytes): a body of the largest allowed size, and the tensors decoded from it, must fit`)
   }
+  const cpus = availableCpus()
+  // The injector's rule (common/contract.ts): workers from the CPUs and what the memory budget
+  // holds beside the request memory, at most 16 derived; explicit --workers / --threads kept.
+  // A budget too small for them is the injector's denial; here it is a warning, and serve runs.
+  const plan = planWorkers(cpus, { budget: budget.bytes, requestMemory, bodyLimit, requestMemoryGiven: opts.requestMemory > 0 }, opts)
+  const { workers, threads } = plan
   const sidecar = createSidecar({
     repository: opts.modelRepository,
     models: opts.model,
@@ -93,6 +108,7 @@ export async function serveCommand (argv: string[]): Promise<number> {
     logger.flush()
     return 1
   }
+  if (plan.warning !== undefined && !inProcess) logger.warn({ cpus, workers, threads, memoryBudget: budget.bytes, requestMemory }, plan.warning)
   logger.info({ version, repository: opts.modelRepository, models: opts.model.length === 0 ? 'all' : opts.model, inference: `http://${hostPort(opts.host, inferencePort)}`, grpc: grpcPort === undefined ? 'off' : hostPort(opts.host, grpcPort), sockets, metrics: `http://${hostPort(opts.metricsHost, metricsPort)}/metrics`, livenessTimeoutMs: opts.livenessTimeout, cpus, workers: inProcess ? 0 : workers, inferenceThread: inProcess ? 'main' : 'worker', threads, memoryBudget: budget.bytes, memoryBudgetFrom: budget.source, bodyLimit, requestMemory }, 'onnx-sidecar serving')
   if (opts.host !== '127.0.0.1' && opts.host !== '::1' && opts.host !== 'localhost') {
     logger.warn({ host: opts.host }, 'inference is listening off loopback: anything that can reach this address can run the models')

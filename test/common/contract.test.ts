@@ -96,11 +96,11 @@ t.test('workers fit the memory budget: the fixed base, 12 MiB per worker and the
   t.equal(plan(64, '2Gi'), '16x3 (cap)')
   t.equal(plan(2, '163Mi'), '1x1', 'the least limit that holds one worker beside a quarter for requests')
   t.throws(() => plan(2, '162Mi'), { subject: 'budget', message: /^leaves 40 MiB beside the sidecar's fixed cost \(110 MiB plus 12 MiB for one worker\), less than its request memory of 41 MiB \(a quarter of the limit\); write 163Mi or more$/ })
-  t.throws(() => plan(2, '128Mi'), { subject: 'budget' })
+  t.throws(() => plan(2, '128Mi'), { subject: 'budget', message: /^leaves 6 MiB / })
   t.throws(() => planParallelism(2, budget('512Mi', 400 * MiB)), { subject: 'budget', message: /request memory of 400 MiB; write 522Mi or more/ }, 'an explicit request memory counts in full')
   t.equal(plan(2, '512Mi', { workers: 22, threads: 4 }), '22x4', 'explicit workers that fit are kept')
   t.throws(() => plan(2, '512Mi', { workers: 23 }), { subject: 'workers', message: /^is more workers than fit: .* at most 22 fit$/ })
-  t.throws(() => planParallelism(2, memoryBudgetFor({ budget: 512 * MiB, requestMemory: 8 * MiB, bodyLimit: 5 * MiB })), { subject: 'bodyLimit' })
+  t.throws(() => planParallelism(2, memoryBudgetFor({ budget: 512 * MiB, requestMemory: 8 * MiB, bodyLimit: 5 * MiB })), { subject: 'bodyLimit', message: /^is more than half the request memory/ })
 })
 
 t.test('cpu and memory have a floor', async t => {

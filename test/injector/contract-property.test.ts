@@ -1,9 +1,11 @@
 /**
  * Property-based: what the injector admits, the sidecar accepts. Over random annotation
  * sets, hostile values included (one model listed twice, thread counts past 256, CPU
- * limits past 129 cores, one-byte memory), whenever `inject` admits a pod, the injected
- * container's arguments and environment parse with `serve`'s own option table, and what
- * `serve` reads is what the annotations asked for.
+ * limits past 129 cores, one-byte memory) and override containers (a memory limit,
+ * `ONNX_SIDECAR_MEMORY_LIMIT` / `_REQUEST_MEMORY` / `_WORKERS` in its env), whenever
+ * `inject` admits a pod, the injected container's arguments and environment parse with
+ * `serve`'s own option table, what `serve` reads is what the annotations asked for, and
+ * its workers' idle memory and its request memory fit its memory budget.
  */
 import t from 'tap'
 import fc from 'fast-check'
@@ -52,8 +54,21 @@ const noLimits = resolveInjectionConfig({ env: [{ name: 'OTEL_EXPORTER_OTLP_ENDP
 noLimits.resources.limits = {}
 const configs: InjectionConfig[] = [DEFAULT_CONFIG, noLimits]
 
+/** The pod's own onnx-sidecar container: sometimes, with size and worker variables `serve` reads (Kubernetes quantities, old spellings, nonsense). */
+const size = fc.constantFrom('512Mi', '0.5Gi', '256M', '1e9', '64mb', '1Gi', '2Gi', '64Mi', '163Mi', '100m', 'lots', '512 Mi')
+const overrideEnv = fc.record({
+  ONNX_SIDECAR_MEMORY_LIMIT: sometimes(size),
+  ONNX_SIDECAR_REQUEST_MEMORY: sometimes(fc.constantFrom('32Mi', '64mb', '128Mi', '300Mi', '1Gi', '0.5Mi'), 4),
+  ONNX_SIDECAR_WORKERS: sometimes(fc.constantFrom('1', '4', '16', '22', '40', '65', 'x'), 3)
+}).map(e => Object.entries(e).filter(([, v]) => v !== undefined).map(([name, value]) => ({ name, value: value as string })))
+const override = fc.option(fc.record({
+  env: overrideEnv,
+  memoryLimit: sometimes(fc.constantFrom('64Mi', '1', '128Mi', '256Mi', '1Gi', '4Gi'), 1)
+}), { nil: undefined, freq: 2 })
+
 const input = fc.record({
   annotations,
+  override,
   appPort: fc.option(fc.constantFrom(8080, 8500, 9464), { nil: undefined }),
   config: fc.constantFrom(0, 1)
 })
@@ -69,21 +84,22 @@ function asked (list: string): Array<{ name: string, version?: number }> {
 }
 
 t.test('whatever inject admits, serve parses, with the values the annotations asked for', async t => {
-  const seen = { injected: 0, denied: 0, bigCpu: 0, ownThreads: 0 }
-  fc.assert(fc.property(input, ({ annotations: ann, appPort, config: which }) => {
+  const seen = { injected: 0, denied: 0, bigCpu: 0, ownThreads: 0, overridden: 0 }
+  fc.assert(fc.property(input, ({ annotations: ann, override: own, appPort, config: which }) => {
     const config = configs[which] as InjectionConfig
+    const ownContainer = own === undefined ? [] : [{ name: 'onnx-sidecar', env: own.env, ...(own.memoryLimit === undefined ? {} : { resources: { limits: { memory: own.memoryLimit } } }) }]
     const pod = {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'p', annotations: ann },
-      spec: { containers: [{ name: 'app', image: 'app:1', ...(appPort === undefined ? {} : { ports: [{ containerPort: appPort }] }) }] }
+      spec: { containers: [{ name: 'app', image: 'app:1', ...(appPort === undefined ? {} : { ports: [{ containerPort: appPort }] }) }, ...ownContainer] }
     }
     let result
     try {
       result = inject(pod, config)
     } catch (err) {
       if (!(err instanceof InjectorError)) throw err
-      if (!/^annotation onnx-sidecar\.io\/[a-z-]+: /.test(err.message)) throw new Error(`the denial does not name the annotation: ${err.message}`)
+      if (!/^annotation onnx-sidecar\.io\/[a-z-]+: |^container onnx-sidecar \(overrides\): (resources\.limits\.memory|env ONNX_SIDECAR_[A-Z_]+): /.test(err.message)) throw new Error(`the denial does not name the annotation or the field: ${err.message}`)
       seen.denied++
       return
     }
@@ -113,8 +129,17 @@ t.test('whatever inject admits, serve parses, with the values the annotations as
     // the CPUs the injector plans for: the limit, else the request, rounded up
     const cores = sidecar.resources.limits?.cpu ?? sidecar.resources.requests?.cpu
     const cpus = cores === undefined ? 1 : Math.ceil(parseQuantity(cores).value)
-    const workers = Math.min(64, Math.max(1, Math.floor(cpus / 2)))
-    if (opts.workers !== workers) throw new Error(`${cpus} CPUs: ${opts.workers} workers, expected ${workers}`)
+    // the memory serve sizes itself for: --memory-limit, else the container's limit, else 512 MiB; a quarter of it for requests unless given
+    const MiB = 2 ** 20
+    const limit = sidecar.resources.limits?.memory === undefined ? undefined : Math.ceil(parseQuantity(sidecar.resources.limits.memory).value)
+    const budget = opts.memoryLimit > 0 ? opts.memoryLimit : limit ?? 512 * MiB
+    if (limit !== undefined && budget > limit) throw new Error(`serve sizes itself for ${budget} bytes in a ${limit}-byte container`)
+    const pool = opts.requestMemory > 0 ? opts.requestMemory : Math.max(4 * MiB, Math.floor(budget / 4))
+    const workersAsked = env.ONNX_SIDECAR_WORKERS
+    const workers = workersAsked !== undefined ? Number(workersAsked) : Math.min(16, Math.max(1, Math.floor(cpus / 2)), Math.floor((budget - 110 * MiB - pool) / (12 * MiB)))
+    if (opts.workers !== workers) throw new Error(`${cpus} CPUs, ${budget} bytes: ${opts.workers} workers, expected ${workers}`)
+    if (110 * MiB + workers * 12 * MiB + pool > budget) throw new Error(`${workers} workers and ${pool} bytes of request memory do not fit ${budget} bytes`)
+    if (own !== undefined) seen.overridden++
     if (cpus >= 130) seen.bigCpu++
     const threadsAsked = ann['onnx-sidecar.io/threads']
     if (threadsAsked !== undefined) {
@@ -133,4 +158,5 @@ t.test('whatever inject admits, serve parses, with the values the annotations as
   t.ok(seen.denied > 5000, `many pods denied (${seen.denied})`)
   t.ok(seen.bigCpu > 50, `some injected with 130 CPUs or more (${seen.bigCpu})`)
   t.ok(seen.ownThreads > 50, `some injected with their own thread count (${seen.ownThreads})`)
+  t.ok(seen.overridden > 25, `some injected with an override container (${seen.overridden})`)
 })

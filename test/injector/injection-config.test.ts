@@ -59,6 +59,7 @@ t.test('invalid configs are rejected with the file and the field', async t => {
     [{ modelImage: { policy: 'Always' } }, /\/modelImage must NOT have additional properties 'policy'/],
     [{ modelImage: 'Always' }, /\/modelImage must be object/],
     [{ resources: { limits: { cpu: 'lots' } } }, /\/resources\/limits\/cpu: "lots" is not a Kubernetes quantity/],
+    [{ resources: { requests: { memory: '128Mi' }, limits: { memory: '128Mi' } } }, /\/resources\/limits\/memory: "128Mi" leaves 6 MiB beside the sidecar's fixed cost .* write 163Mi or more/],
     [{ resources: { limits: { memory: 1 } } }, /\/resources\/limits\/memory: "1" is below 128Mi, the least memory the sidecar runs in/],
     [{ resources: { requests: { cpu: '10m' } } }, /\/resources\/requests\/cpu: "10m" is below 50m/],
     [{ resources: { requests: { memory: '1Gi' } } }, /\/resources: the memory request 1Gi is above the memory limit 512Mi/],
