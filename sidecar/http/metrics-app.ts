@@ -6,7 +6,9 @@
  * The listener lives in its own worker thread (metrics-worker.ts) so probes answer in
  * microseconds even while the main thread is saturated; this side keeps the shared
  * readiness flag current, stamps the heartbeat that tells the worker the main thread
- * still runs, and answers the worker's `/metrics` requests from the registry.
+ * still runs, and answers the worker's `/metrics` requests from the registry. The worker
+ * asks for at most one render at a time and reuses it for `scrapeCacheMs` (1 second by
+ * default), so a flood of scrapes costs this thread at most one render per second.
  */
 import { Worker } from 'node:worker_threads'
 import { workerScript } from '../../common/worker-script.js'
@@ -17,12 +19,15 @@ const workerUrl = workerScript(import.meta.url, 'metrics-worker')
 
 const REFRESH_MS = 100 // readiness flag and heartbeat refresh period (0.1 seconds)
 export const DEFAULT_LIVENESS_TIMEOUT_MS = 10_000 // 10 seconds without a heartbeat: not live
+export const DEFAULT_SCRAPE_CACHE_MS = 1000 // a render answers every scrape for 1 second after it
 const MAX_HEARTBEAT_MS = 1000 // the heartbeat's longest period (1 second)
 const TERMINATE_AFTER_MS = 2000 // close() terminates a listener thread that has not exited within 2 seconds
 
 export interface MetricsListenOptions {
   /** Probes answer 503 once the main thread has not stamped its heartbeat for this long; 0: never. */
   livenessTimeoutMs?: number
+  /** A rendered `/metrics` text answers every scrape for this long (ms); 0: each scrape past the render in flight renders again. */
+  scrapeCacheMs?: number
 }
 
 /** A tenth of the liveness timeout (1 s at the default 10 s), within 0.1-1 s: an idle sidecar wakes once a second for it. */
@@ -54,13 +59,14 @@ export class MetricsServer {
   async listen (port: number, host: string, opts: MetricsListenOptions = {}): Promise<number> {
     this.refresh()
     const livenessTimeoutMs = opts.livenessTimeoutMs ?? DEFAULT_LIVENESS_TIMEOUT_MS
-    const worker = new Worker(workerUrl, { name: 'metrics', workerData: { host, port, flags: this.#shared, livenessTimeoutMs } })
+    const scrapeCacheMs = opts.scrapeCacheMs ?? DEFAULT_SCRAPE_CACHE_MS
+    const worker = new Worker(workerUrl, { name: 'metrics', workerData: { host, port, flags: this.#shared, livenessTimeoutMs, scrapeCacheMs } })
     this.#worker = worker
-    worker.on('message', (msg: { type: string, id?: number }) => {
+    worker.on('message', (msg: { type: string }) => {
       if (msg.type !== 'metrics') return
       this.#deps.registry.metrics().then(
-        text => worker.postMessage({ type: 'metrics', id: msg.id, ok: true, text, contentType: this.#deps.registry.contentType }),
-        (err: Error) => worker.postMessage({ type: 'metrics', id: msg.id, ok: false, text: err.message, contentType: '' })
+        text => worker.postMessage({ type: 'metrics', ok: true, text, contentType: this.#deps.registry.contentType }),
+        (err: Error) => worker.postMessage({ type: 'metrics', ok: false, text: err.message, contentType: '' })
       )
     })
     const bound = await new Promise<number>((resolve, reject) => {

@@ -12,10 +12,18 @@
  * thread) next to the flag, and once it is older than `livenessTimeoutMs` both probes
  * answer 503 and say for how long the main thread has not answered. 0 turns that off.
  *
- * workerData: { host, port, flags: SharedArrayBuffer, livenessTimeoutMs }
+ * A scrape must never cost inference more than one render now and then, however many
+ * arrive (the listener is on every interface: any pod can loop GET /metrics). So at most
+ * one render is asked of the main thread at a time: scrapes that arrive while it is in
+ * flight wait for the same text; and a rendered text answers every scrape for
+ * `scrapeCacheMs` after it (1 second by default; Prometheus scrapes every 15-60 s). A
+ * flood costs the main thread at most one render per window (issue 20). A failed render
+ * is not kept: the next scrape asks again.
+ *
+ * workerData: { host, port, flags: SharedArrayBuffer, livenessTimeoutMs, scrapeCacheMs }
  *             flags: Int32 [0] 1 ready, 0 not; BigInt64 at byte 8: heartbeat (ns)
- * to parent:  {type:'listening', port} | {type:'error', message} | {type:'metrics', id}
- * from parent: {type:'metrics', id, ok, text, contentType} | {type:'close'}
+ * to parent:  {type:'listening', port} | {type:'error', message} | {type:'metrics'}
+ * from parent: {type:'metrics', ok, text, contentType} | {type:'close'}
  */
 import http from 'node:http'
 import { parentPort, workerData } from 'node:worker_threads'
@@ -28,12 +36,30 @@ const HEADERS_TIMEOUT_MS = 10_000 // 10 seconds to send request headers
 const REQUEST_TIMEOUT_MS = 30_000 // 30 seconds for a whole request
 const NS_PER_MS = 1e6
 
-const { host, port, flags, livenessTimeoutMs } = workerData as { host: string, port: number, flags: SharedArrayBuffer, livenessTimeoutMs: number }
+const { host, port, flags, livenessTimeoutMs, scrapeCacheMs } = workerData as { host: string, port: number, flags: SharedArrayBuffer, livenessTimeoutMs: number, scrapeCacheMs: number }
 const ready = new Int32Array(flags, 0, 1)
 const heartbeat = new BigInt64Array(flags, 8, 1)
 const parent = parentPort as NonNullable<typeof parentPort>
-const pending = new Map<number, (m: { ok: boolean, text: string, contentType: string }) => void>()
-let nextId = 1
+
+/** The main thread's answer to a render: the exposition text (encoded once), or why it failed. */
+interface Rendered { ok: boolean, body: Buffer, contentType: string, error: string }
+type Reply = (r: Rendered) => void
+/** The last good render and when it arrived (process.hrtime, ns). */
+let cached: { rendered: Rendered, at: bigint } | undefined
+/** Scrapes waiting for the render in flight; undefined when none is. */
+let waiting: Reply[] | undefined
+const cacheNs = BigInt(Math.round(scrapeCacheMs * NS_PER_MS))
+
+/** Answers with the cached render while it is fresh, else joins (or asks for) the one render in flight. */
+function scrape (reply: Reply): void {
+  if (cached !== undefined && process.hrtime.bigint() - cached.at < cacheNs) return reply(cached.rendered)
+  if (waiting !== undefined) {
+    waiting.push(reply)
+    return
+  }
+  waiting = [reply]
+  parent.postMessage({ type: 'metrics' })
+}
 
 /** Milliseconds since the main thread's last heartbeat, when that exceeds the liveness timeout; else 0. */
 function unresponsiveMs (): number {
@@ -54,26 +80,27 @@ const server = http.createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTi
   const probe = which !== '' ? health(which, () => Atomics.load(ready, 0) === 1) : undefined
   if (probe !== undefined) return sendJson(res, probe.status, probe.body)
   if (path === '/metrics') {
-    const id = nextId++
-    pending.set(id, m => {
-      if (!m.ok) return sendError(res, errors.METRICS_FAILED(m.text))
-      send(res, 200, m.text, { 'content-type': m.contentType })
+    return scrape(r => {
+      if (!r.ok) return sendError(res, errors.METRICS_FAILED(r.error))
+      send(res, 200, r.body, { 'content-type': r.contentType })
     })
-    parent.postMessage({ type: 'metrics', id })
-    return
   }
   sendError(res, errors.NOT_FOUND(req.method ?? 'GET', path))
 })
 
-parent.on('message', (msg: { type: 'metrics', id: number, ok: boolean, text: string, contentType: string } | { type: 'close' }) => {
+parent.on('message', (msg: { type: 'metrics', ok: boolean, text: string, contentType: string } | { type: 'close' }) => {
   if (msg.type === 'close') {
     server.close(() => process.exit(0))
     server.closeAllConnections()
     return
   }
-  const reply = pending.get(msg.id)
-  pending.delete(msg.id)
-  reply?.(msg)
+  const rendered: Rendered = msg.ok
+    ? { ok: true, body: Buffer.from(msg.text), contentType: msg.contentType, error: '' }
+    : { ok: false, body: Buffer.alloc(0), contentType: '', error: msg.text }
+  if (rendered.ok) cached = { rendered, at: process.hrtime.bigint() }
+  const replies = waiting ?? []
+  waiting = undefined
+  for (const reply of replies) reply(rendered)
 })
 
 // `::` (the default) on a host without IPv6 falls back to all IPv4 interfaces (common/http.ts).
