@@ -80,10 +80,14 @@ export async function webhookCommand (argv: string[]): Promise<number> {
   const files: Files = { tlsCertFile: opts.tlsCert, tlsKeyFile: opts.tlsKey, ...(opts.config === '' ? {} : { configFile: opts.config }) }
   if (cluster.isWorker) return await runWorker(opts, files)
   // Several processes share stdout: one write(2) per line keeps lines whole (pipes write up to 4 KiB atomically).
-  const logger = createLogger({ level: opts.logLevel, name: 'onnx-sidecar-injector', ...(workers > 1 ? { stream: pino.destination({ fd: 1, sync: true }) } : {}) })
+  // Such a synchronous destination holds nothing back: a stalled stdout blocks the process
+  // in write(2) instead of growing its memory. One process logs asynchronously, holding
+  // back at most 4 MiB and dropping (and counting) lines beyond that.
+  let logDropped = 0
+  const logger = createLogger({ level: opts.logLevel, name: 'onnx-sidecar-injector', ...(workers > 1 ? { stream: pino.destination({ fd: 1, sync: true }) } : { onDrop: () => { logDropped++ } }) })
   // once per run: cluster workers read the same environment but leave this to the primary
   for (const notice of opts._deprecated) logger.warn(notice)
-  if (workers === 1) return await runSingle(opts, files, logger)
+  if (workers === 1) return await runSingle(opts, files, logger, () => logDropped)
   let image: string
   try {
     image = loadStartupFiles(files).config.image // a bad file stops start-up here, once, before any worker is forked
@@ -93,9 +97,9 @@ export async function webhookCommand (argv: string[]): Promise<number> {
   return await runPrimary(opts, workers, image, logger)
 }
 
-function buildWebhook (opts: Opts, files: Files, logger: Logger): ReturnType<typeof build> {
+function buildWebhook (opts: Opts, files: Files, logger: Logger, logDropped?: () => number): ReturnType<typeof build> {
   try {
-    return build({ ...files, logger, reloadIntervalMs: opts.reloadInterval * MS_PER_SECOND, requestMemoryBytes: opts.requestMemory, maxConnections: opts.maxConnections, ...(opts.kubeVersion === undefined ? {} : { kubeVersion: opts.kubeVersion }) })
+    return build({ ...files, logger, logDropped, reloadIntervalMs: opts.reloadInterval * MS_PER_SECOND, requestMemoryBytes: opts.requestMemory, maxConnections: opts.maxConnections, ...(opts.kubeVersion === undefined ? {} : { kubeVersion: opts.kubeVersion }) })
   } catch (err) {
     // unreadable or invalid certificate, key or config: a start-up error, not a crash
     throw new ConfigError((err as Error).message)
@@ -109,8 +113,8 @@ function stopSignal (): Promise<NodeJS.Signals> {
   })
 }
 
-async function runSingle (opts: Opts, files: Files, logger: Logger): Promise<number> {
-  const webhook = buildWebhook(opts, files, logger)
+async function runSingle (opts: Opts, files: Files, logger: Logger, logDropped: () => number): Promise<number> {
+  const webhook = buildWebhook(opts, files, logger, logDropped)
   await webhook.listen({ host: opts.host, port: opts.port, metricsPort: opts.metricsPort })
   const signal = await stopSignal()
   logger.info({ signal }, 'shutting down')

@@ -29,8 +29,11 @@ export class WebhookMetrics {
   #shed: Counter<'state'>
   #refused: Counter
 
-  /** `budget`: the request memory, read by the gauge when Prometheus scrapes. */
-  constructor (budget: ByteBudget, log: Logger) {
+  /**
+   * `budget`: the request memory, read by the gauge when Prometheus scrapes; `logDropped`: the
+   * log lines the logger has dropped so far (createLogger's onDrop), read likewise.
+   */
+  constructor (budget: ByteBudget, log: Logger, logDropped: () => number = () => 0) {
     const registers = [this.registry]
     this.#log = log
     collectDefaultMetrics({ register: this.registry })
@@ -41,6 +44,8 @@ export class WebhookMetrics {
     this.#reloadFailures = new Counter({ name: 'onnx_sidecar_injector_reload_failures_total', help: 'Changed certificate/key (file="tls") or injection config (file="config") files that could not be read or loaded; the previous ones stay in use', labelNames: ['file'], registers })
     this.#shed = new Counter({ name: 'onnx_sidecar_injector_connections_shed_total', help: 'Connections closed to make room for a new one at the connection cap (--max-connections), by state (handshaking: TLS not finished; idle: no request in flight)', labelNames: ['state'], registers })
     this.#refused = new Counter({ name: 'onnx_sidecar_injector_connections_refused_total', help: 'New connections closed at once at the connection cap (--max-connections) because every open one had a request in flight', registers })
+    let dropped = 0
+    new Counter({ name: 'onnx_sidecar_injector_log_dropped_total', help: 'Log lines dropped because stdout was not taking them and 4 MiB of lines were already waiting', registers, collect () { const n = logDropped(); if (n > dropped) this.inc(n - dropped); dropped = n } }) // registered; read at scrape time
     for (const r of RESULTS) this.#admissions.labels(r).inc(0)
     for (const f of RELOAD_FILES) this.#reloadFailures.labels(f).inc(0)
     for (const s of SHED_STATES) this.#shed.labels(s).inc(0)

@@ -60,6 +60,8 @@ export interface WebhookOptions extends WebhookFiles {
   kubeVersion?: KubeVersion
   /** Shorter timeouts for tests; DEFAULTS otherwise. */
   timeouts?: Partial<Timeouts>
+  /** Log lines the logger has dropped so far (createLogger's onDrop), for onnx_sidecar_injector_log_dropped_total. */
+  logDropped?: () => number
 }
 
 export interface Timeouts {
@@ -191,7 +193,7 @@ export function build (opts: WebhookOptions): Webhook {
   const log = opts.logger
   const budget = new ByteBudget(opts.requestMemoryBytes ?? DEFAULTS.requestMemoryBytes)
   const startup = loadStartupFiles(opts)
-  const metrics = new WebhookMetrics(budget, log)
+  const metrics = new WebhookMetrics(budget, log, opts.logDropped)
 
   const server: HttpsServer = createHttpsServer({ ...tlsOptions(startup.tls), ...httpLimits(opts.timeouts), handshakeTimeout: opts.timeouts?.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs })
   // not server.maxConnections: that closes every new connection at the cap, the API server's too

@@ -26,6 +26,7 @@ export interface SidecarMetrics {
   modelReady: Gauge<'model' | 'version'>
   modelLoadDuration: Histogram<'model' | 'version'>
   modelLoadFailures: Counter<'model'>
+  logDropped: Counter
 }
 
 export interface VersionMetrics {
@@ -70,7 +71,11 @@ export function versionMetrics (m: SidecarMetrics, model: string, version: strin
   return vm
 }
 
-export function createSidecarMetrics (opts: { defaultMetrics?: boolean } = {}): SidecarMetrics {
+/**
+ * `logDropped`: how many log lines the logger has dropped so far (stdout held back its
+ * cap, common/log-destination.ts); read when Prometheus scrapes. Without it the counter stays 0.
+ */
+export function createSidecarMetrics (opts: { defaultMetrics?: boolean, logDropped?: () => number } = {}): SidecarMetrics {
   const registry = new Registry()
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_PRECISION_MS })
   const registers = [registry]
@@ -83,8 +88,24 @@ export function createSidecarMetrics (opts: { defaultMetrics?: boolean } = {}): 
     batchSize: new Histogram({ name: 'onnx_sidecar_inference_batch_size', help: 'Rows per executed batch.', labelNames: ['model', 'version'], buckets: BATCH_BUCKETS, registers }),
     modelReady: new Gauge({ name: 'onnx_sidecar_model_ready', help: '1 when the model version is loaded and serving.', labelNames: ['model', 'version'], registers }),
     modelLoadDuration: new Histogram({ name: 'onnx_sidecar_model_load_duration_seconds', help: 'Time to load and warm up a model version.', labelNames: ['model', 'version'], buckets: LOAD_BUCKETS, registers }),
-    modelLoadFailures: new Counter({ name: 'onnx_sidecar_model_load_failures_total', help: 'Model versions or configs that failed to load (the previous version keeps serving).', labelNames: ['model'], registers })
+    modelLoadFailures: new Counter({ name: 'onnx_sidecar_model_load_failures_total', help: 'Model versions or configs that failed to load (the previous version keeps serving).', labelNames: ['model'], registers }),
+    logDropped: logDroppedCounter(opts.logDropped ?? (() => 0), registers)
   }
+}
+
+/** A counter that follows a count kept elsewhere (the logger's), read at scrape time. */
+function logDroppedCounter (read: () => number, registers: Registry[]): Counter {
+  let counted = 0
+  return new Counter({
+    name: 'onnx_sidecar_log_dropped_total',
+    help: 'Log lines dropped because stdout was not taking them and 4 MiB of lines were already waiting.',
+    registers,
+    collect () {
+      const n = read()
+      if (n > counted) this.inc(n - counted)
+      counted = n
+    }
+  })
 }
 
 /** Gauges read at scrape time: what requests in flight hold of the request memory, and its size. */

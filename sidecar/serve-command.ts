@@ -38,7 +38,8 @@ export async function serveCommand (argv: string[]): Promise<number> {
     process.stdout.write(helpText('usage: onnx-sidecar serve [options]', table))
     return 0
   }
-  const logger = createLogger({ level: opts.logLevel, name: 'onnx-sidecar' })
+  let logDropped = 0 // lines stdout could not take (onnx_sidecar_log_dropped_total)
+  const logger = createLogger({ level: opts.logLevel, name: 'onnx-sidecar', onDrop: () => { logDropped++ } })
   // Signal handlers come first: node is PID 1 in the container, where a signal nothing
   // handles is ignored, so a SIGTERM during a long model load would otherwise wait for
   // the kubelet's SIGKILL. They stay for good: a repeated SIGTERM (some supervisors signal
@@ -86,6 +87,7 @@ export async function serveCommand (argv: string[]): Promise<number> {
     pollIntervalMs: opts.pollInterval,
     watch: true,
     logger,
+    logDropped: () => logDropped,
     tracer: tracing.tracer,
     version,
     inlineComputeUs: opts.inlineComputeUs,

@@ -35,6 +35,8 @@ export interface SidecarOptions {
   pollIntervalMs: number
   watch: boolean
   logger: Logger
+  /** Log lines the logger has dropped so far (createLogger's onDrop), for onnx_sidecar_log_dropped_total. */
+  logDropped?: () => number
   /** OpenTelemetry tracer; leave undefined when tracing is off. */
   tracer?: Tracer
   version?: string
@@ -68,7 +70,7 @@ const DEFAULT_REQUEST_MEMORY_BODIES = 16
 
 export function createSidecar (opts: SidecarOptions): Sidecar {
   let shutting = false
-  const metrics = createSidecarMetrics({ defaultMetrics: opts.defaultMetrics })
+  const metrics = createSidecarMetrics({ defaultMetrics: opts.defaultMetrics, logDropped: opts.logDropped })
   const pool = new WorkerPool({ workers: opts.workers, threads: opts.threads, logger: opts.logger, inProcess: opts.inProcess === true })
   const manager = new ModelManager({
     repository: opts.repository,
