@@ -2,9 +2,12 @@
 /**
  * `onnx-sidecar <command>`: one binary, three commands (SPEC "What it is").
  * Each command module owns its option table and returns an exit code.
+ *
+ * SIGTERM and SIGINT are recorded from the first statement (common/early-signals.ts, which
+ * imports nothing): everything else is imported dynamically, after the handlers exist.
  */
-import { ConfigError } from '../common/config.js'
-import { holdYoungGeneration } from '../common/young-generation.js'
+import { installEarlySignals, restoreDefaultSignals } from '../common/early-signals.js'
+installEarlySignals()
 
 const USAGE = `usage: onnx-sidecar <command> [options]
 
@@ -23,6 +26,7 @@ const FAILED_EXIT_DELAY_MS = 500
 
 const commands: Record<string, () => Promise<Command>> = {
   serve: async () => {
+    const { holdYoungGeneration } = await import('../common/young-generation.js')
     holdYoungGeneration() // before the module graph loads; serve releases it once the models are in (common/young-generation.ts)
     return (await import('../sidecar/serve-command.js')).serveCommand
   },
@@ -30,8 +34,12 @@ const commands: Record<string, () => Promise<Command>> = {
   webhook: async () => (await import('../injector/webhook-command.js')).webhookCommand
 }
 
+/** The commands that run until signalled and stop cleanly (exit 0) on an early signal too. */
+const SERVERS = new Set(['serve', 'webhook'])
+
 async function main (argv: string[]): Promise<number> {
   const [name, ...rest] = argv
+  if (name === undefined || !SERVERS.has(name)) restoreDefaultSignals()
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(USAGE)
     return name === undefined ? 2 : 0
@@ -44,6 +52,7 @@ async function main (argv: string[]): Promise<number> {
   try {
     return await (await load())(rest)
   } catch (err) {
+    const { ConfigError } = await import('../common/config.js')
     if (err instanceof ConfigError) {
       process.stderr.write(`onnx-sidecar ${name}: ${err.message}\n`)
       return 2

@@ -21,6 +21,7 @@ import { close, listen } from '../common/http.js'
 import { build, createMetricsServer, DEFAULTS } from './webhook-server.js'
 import { loadStartupFiles, type WebhookFiles } from './webhook-files.js'
 import { kubeVersionOption } from './kube-version.js'
+import { firstSignal } from '../common/early-signals.js'
 
 /** Workers when `--workers` is not given: the CPU limit, capped (each worker is a whole Node.js process, ~80 MB). */
 export const MAX_DEFAULT_WORKERS = 2
@@ -106,11 +107,9 @@ function buildWebhook (opts: Opts, files: Files, logger: Logger, logDropped?: ()
   }
 }
 
+/** The first SIGTERM or SIGINT, also one received before this command loaded (common/early-signals.ts). */
 function stopSignal (): Promise<NodeJS.Signals> {
-  return new Promise(resolve => {
-    process.once('SIGTERM', resolve)
-    process.once('SIGINT', resolve)
-  })
+  return firstSignal()
 }
 
 async function runSingle (opts: Opts, files: Files, logger: Logger, logDropped: () => number): Promise<number> {
@@ -127,7 +126,7 @@ async function runSingle (opts: Opts, files: Files, logger: Logger, logDropped: 
 async function runWorker (opts: Opts, files: Files): Promise<number> {
   // SIGTERM from the primary, a terminal's Ctrl-C (sent to the whole group), or the primary is gone (IPC closed)
   const stop = new Promise<void>(resolve => {
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => { resolve() })
+    void stopSignal().then(() => { resolve() })
     process.once('disconnect', resolve)
   })
   const logger = createLogger({ level: opts.logLevel, name: 'onnx-sidecar-injector', stream: pino.destination({ fd: 1, sync: true }) })

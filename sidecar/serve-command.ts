@@ -10,6 +10,7 @@ import { createSidecar, listenOnSocket } from './sidecar.js'
 import { serveOptions } from './serve-options.js'
 import { startTracing } from './tracing.js'
 import { releaseYoungGeneration } from '../common/young-generation.js'
+import { firstSignal, receivedSignal } from '../common/early-signals.js'
 
 /** Workers and threads by the contract's rule; what does not fit is a warning, not a refusal. */
 function planWorkers (cpus: number, memory: MemoryBudget, opts: { workers: number, threads: number }): { workers: number, threads: number, warning?: string } {
@@ -40,23 +41,17 @@ export async function serveCommand (argv: string[]): Promise<number> {
   }
   let logDropped = 0 // lines stdout could not take (onnx_sidecar_log_dropped_total)
   const logger = createLogger({ level: opts.logLevel, name: 'onnx-sidecar', onDrop: () => { logDropped++ } })
-  // Signal handlers come first: node is PID 1 in the container, where a signal nothing
-  // handles is ignored, so a SIGTERM during a long model load would otherwise wait for
-  // the kubelet's SIGKILL. They stay for good: a repeated SIGTERM (some supervisors signal
-  // the process and its group) must not cut the drain short; a second Ctrl-C does.
-  let stopping: NodeJS.Signals | undefined
-  const signalled = new Promise<NodeJS.Signals>(resolve => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (stopping === undefined) {
-        stopping = signal
-        resolve(signal)
-      } else if (signal === 'SIGINT') {
-        process.exit(130)
-      }
-    }
-    process.on('SIGTERM', onSignal)
-    process.on('SIGINT', onSignal)
-  })
+  // Signals are handled from the process's first line (common/early-signals.ts): node is
+  // PID 1 in the container, where a signal nothing handles is ignored, so a SIGTERM during
+  // start-up or a long model load would otherwise wait for the kubelet's SIGKILL. A
+  // repeated SIGTERM does not cut the drain short; a second Ctrl-C does.
+  const signalled = firstSignal()
+  const early = receivedSignal()
+  if (early !== undefined) { // signalled while the modules loaded: nothing was served yet
+    logger.info({ signal: early }, 'signalled before serving: stopped')
+    logger.flush()
+    return 0
+  }
   // Measured on 1 CPU (README, Performance): the main thread saves ~10 MiB of idle RSS, but a
   // saturated 5M-parameter model then delays health probes to p99 ~105 ms (6.9 ms with a
   // worker) and serves 1,434 instead of 3,390 req/s; so a worker stays the default.

@@ -112,6 +112,25 @@ t.test('starts, answers over HTTPS, serves metrics and stops on SIGTERM', async 
   t.ok(run.lines.some(l => l.msg === 'shutting down' && l.signal === 'SIGTERM'))
 })
 
+t.test('SIGTERM before the command\'s modules have loaded: it stops with exit code 0, not 143', async t => {
+  const dir = t.testdir({ 'config.yaml': 'image: example/sidecar:9\n' })
+  await certificates(dir, '12')
+  // The loading of webhook-command.ts is held (test/fixtures/hold-import.mjs): the signal arrives before the command could handle it.
+  const child = spawn(process.execPath, ['--import', 'tsx', '--import', './test/fixtures/hold-import.mjs', 'cli/main.ts', 'webhook', ...LOCAL_ANY_PORT, '--workers', '1', '--tls-cert', `${dir}/tls.crt`, '--tls-key', `${dir}/tls.key`], {
+    cwd: ROOT,
+    env: { ...process.env, ONNX_SIDECAR_CONFIG: `${dir}/config.yaml`, HOLD_IMPORT: '/injector/webhook-command.ts' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  const exited = new Promise<[number | null, string | null]>(resolve => child.on('exit', (code, signal) => { resolve([code, signal]) }))
+  const lines: Array<Record<string, any>> = []
+  createInterface({ input: child.stdout }).on('line', line => lines.push(JSON.parse(line)))
+  await new Promise<void>(resolve => createInterface({ input: child.stderr }).on('line', line => { if (line.startsWith('hold-import: holding')) resolve() }))
+  child.kill('SIGTERM')
+  t.same(await exited, [0, null], 'exit code 0, not killed by the signal')
+  t.ok(lines.some(l => l.msg === 'shutting down' && l.signal === 'SIGTERM'))
+})
+
 t.test('--workers 2: a cluster that shares the port, sums its metrics, reloads, replaces a dead worker and stops on SIGTERM', async t => {
   const dir = t.testdir({ 'config.yaml': 'image: example/sidecar:9\n' })
   const ca = await certificates(dir, '21')

@@ -8,6 +8,7 @@ import { request } from 'undici'
 import { ROOT, EXAMPLE_REPO, FIXTURE_REPO, startSidecar, untilMetrics } from '../fixtures/sidecar.js'
 
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js')
+const HOLD_IMPORT = path.join(ROOT, 'test', 'fixtures', 'hold-import.mjs')
 
 /** Polls the metrics port's readiness for up to 60 s (model load and warm-up: 'slow' takes 10 s on a busy machine). */
 async function untilReady (metricsOrigin: string): Promise<void> {
@@ -80,6 +81,38 @@ t.test('serve: SIGTERM while the models load exits 0 without waiting for the loa
   t.ok(lines.some(l => l.msg === 'stopped'), 'logs that it stopped')
   t.ok(lines.filter(l => l.msg === 'model version ready').length < 6, 'did not wait for every model to load')
   t.notOk(lines.some(l => l.level >= 50), 'no error logged for the abandoned load')
+})
+
+t.test('serve: SIGTERM before the command\'s modules have loaded exits 0, not 143', async t => {
+  // The loading of serve-command.js is held (test/fixtures/hold-import.mjs): the signal
+  // arrives at a known point of start-up, before serve could install any handler itself.
+  const child = spawn(process.execPath, ['--import', HOLD_IMPORT, CLI, 'serve', '--model-repository', EXAMPLE_REPO, '--port', '0', '--grpc-port', 'off', '--metrics-port', '0', '--metrics-host', '127.0.0.1'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, HOLD_IMPORT: '/sidecar/serve-command.js' }
+  })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const exited = once(child, 'exit')
+  const lines: Array<Record<string, any>> = []
+  createInterface({ input: child.stdout }).on('line', line => lines.push(JSON.parse(line)))
+  await new Promise<void>(resolve => createInterface({ input: child.stderr }).on('line', line => { if (line.startsWith('hold-import: holding')) resolve() }))
+  child.kill('SIGTERM')
+  const [code, signal] = await exited
+  t.same({ code, signal }, { code: 0, signal: null }, 'exit code 0, not killed by the signal')
+  t.ok(lines.some(l => l.msg === 'signalled before serving: stopped' && l.signal === 'SIGTERM'), 'logs the signal')
+  t.notOk(lines.some(l => l.msg === 'onnx-sidecar serving'), 'served nothing')
+})
+
+t.test('inject: a signal still ends it as it ends any command-line tool', async t => {
+  const child = spawn(process.execPath, ['--import', HOLD_IMPORT, CLI, 'inject', '-f', '-'], {
+    stdio: ['pipe', 'ignore', 'pipe'],
+    env: { ...process.env, HOLD_IMPORT: '/injector/inject-command.js' }
+  })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const exited = once(child, 'exit')
+  await new Promise<void>(resolve => createInterface({ input: child.stderr }).on('line', line => { if (line.startsWith('hold-import: holding')) resolve() }))
+  child.kill('SIGTERM')
+  const [code, signal] = await exited
+  t.same({ code, signal }, { code: null, signal: 'SIGTERM' })
 })
 
 t.test('serve --help lists every flag with its variable and default', async t => {
