@@ -1,6 +1,7 @@
 import t from 'tap'
 import { utimes } from 'node:fs/promises'
 import path from 'node:path'
+import { grpcClient } from '../fixtures/grpc-client.js'
 import { metricsText, startSidecar, type Running } from '../fixtures/sidecar.js'
 import { IRIS_GOOD, IRIS_V1, irisRepo, irisRequest } from '../fixtures/rollout/repo.js'
 
@@ -78,8 +79,10 @@ t.test('a rollout whose candidate is missing waits and serves live', async t => 
 t.test('while live is not serving, requests without a version get 503, never the candidate', async t => {
   const repo = await irisRepo(IRIS_V1, 'rollout: { live: 3, candidate: 2 }')
   t.teardown(repo.remove)
-  const s = await startSidecar({ repository: repo.dir, workers: 2 })
+  const s = await startSidecar({ repository: repo.dir, workers: 2, grpc: true })
   t.teardown(s.close)
+  const grpc = grpcClient(s.grpcAddress)
+  t.teardown(() => grpc.close())
   const res = await s.post('/v2/models/iris/infer', irisRequest(ROW))
   t.equal(res.status, 503)
   t.match(res.body, { code: 'OS_ERR_MODEL_NOT_READY', error: /^model 'iris' version 3 is not ready: the rollout's live version answers requests without a version and is not serving \(not loaded: not in the repository, or not the pinned version\)/ })
@@ -89,6 +92,8 @@ t.test('while live is not serving, requests without a version get 503, never the
   t.equal((await s.get('/v2/models/iris/ready')).status, 503, 'the model is not ready')
   t.equal((await s.get('/v2/health/ready')).status, 503, 'nor is the sidecar')
   t.equal((await s.get('/v2/models/iris/versions/2/ready')).status, 200, 'version 2 itself serves')
+  t.same(await grpc.ModelReady({ name: 'iris', version: '' }), { ready: false }, 'gRPC says the same')
+  t.same(await grpc.ServerReady({}), { ready: false })
   t.match(s.sidecar.manager.index().filter(e => e.name === 'iris'), [
     { version: '3', state: 'UNAVAILABLE', reason: /^version 3, the rollout's live version, answers requests without a version and is not serving \(not loaded: not in the repository\)/ },
     { version: '2', state: 'READY' }
@@ -98,6 +103,8 @@ t.test('while live is not serving, requests without a version get 503, never the
   t.equal(await answeredBy(s), '3', 'live is back')
   t.equal((await s.get('/v2/models/iris/ready')).status, 200)
   t.equal((await s.get('/v2/health/ready')).status, 200)
+  t.same(await grpc.ModelReady({ name: 'iris', version: '' }), { ready: true })
+  t.same(await grpc.ServerReady({}), { ready: true })
 })
 
 t.test('replacing a version\'s model.onnx in place starts the rollout over; a compare_output typo is incompatible', async t => {
