@@ -27,9 +27,20 @@ import type { CellResult } from './load-generator.js'
 const TARGET_RATIO = 1.5
 const FLOOD_CONNECTIONS = 4
 
-interface Measured { rps: number, p50Ms: number, p99Ms: number, errors: number, scrapesPerS?: number, scrapeP50Ms?: number, scrapeErrors?: number }
+interface Measured {
+  rps: number
+  p50Ms: number
+  p99Ms: number
+  errors: number
+  /** The sidecar's CPU over the cell (1 = one core busy): its main thread, and every thread. */
+  mainCores: number
+  processCores: number
+  scrapesPerS?: number
+  scrapeP50Ms?: number
+  scrapeErrors?: number
+}
 
-const measured = (r: CellResult): Measured => ({ rps: r.rps, p50Ms: r.latency.p50 / 1e3, p99Ms: r.latency.p99 / 1e3, errors: r.errors })
+const measured = (r: CellResult): Measured => ({ rps: r.rps, p50Ms: r.latency.p50 / 1e3, p99Ms: r.latency.p99 / 1e3, errors: r.errors, mainCores: r.cpu?.mainCores ?? NaN, processCores: r.cpu?.processCores ?? NaN })
 
 async function main (): Promise<void> {
   const durationS = num('BENCH_DURATION_S', 5)
@@ -43,16 +54,16 @@ async function main (): Promise<void> {
   const raw: { quiet: Measured[], flood: Measured[] } = { quiet: [], flood: [] }
   try {
     for (let round = 0; round < rounds; round++) {
-      const q = measured(await load.run({ target: iris, connections: 1, warmupS, durationS }))
+      const q = measured(await load.run({ target: iris, connections: 1, warmupS, durationS, serverPid: sc.child.pid }))
       raw.quiet.push(q)
-      log(`scrape-flood round ${round + 1}/${rounds} quiet: ${q.rps.toFixed(0)} req/s p50 ${q.p50Ms.toFixed(3)} ms p99 ${q.p99Ms.toFixed(3)} ms`)
+      log(`scrape-flood round ${round + 1}/${rounds} quiet: ${q.rps.toFixed(0)} req/s p50 ${q.p50Ms.toFixed(3)} ms p99 ${q.p99Ms.toFixed(3)} ms; sidecar CPU: main thread ${q.mainCores.toFixed(2)}, all ${q.processCores.toFixed(2)}`)
       // The flood runs the same warm-up and window (plus a little), so it covers the whole recorded cell.
       const scrapes = flood.run({ target: { origin: sc.metricsOrigin, path: '/metrics', method: 'GET' }, connections: FLOOD_CONNECTIONS, warmupS: warmupS / 2, durationS: durationS + warmupS })
-      const f = measured(await load.run({ target: iris, connections: 1, warmupS, durationS }))
+      const f = measured(await load.run({ target: iris, connections: 1, warmupS, durationS, serverPid: sc.child.pid }))
       const s = await scrapes
       const m = { ...f, scrapesPerS: s.rps, scrapeP50Ms: s.latency.p50 / 1e3, scrapeErrors: s.errors }
       raw.flood.push(m)
-      log(`scrape-flood round ${round + 1}/${rounds} flood: ${f.rps.toFixed(0)} req/s p50 ${f.p50Ms.toFixed(3)} ms p99 ${f.p99Ms.toFixed(3)} ms; ${s.rps.toFixed(0)} scrapes/s (p50 ${m.scrapeP50Ms.toFixed(3)} ms, ${s.errors} errors)`)
+      log(`scrape-flood round ${round + 1}/${rounds} flood: ${f.rps.toFixed(0)} req/s p50 ${f.p50Ms.toFixed(3)} ms p99 ${f.p99Ms.toFixed(3)} ms; sidecar CPU: main thread ${f.mainCores.toFixed(2)}, all ${f.processCores.toFixed(2)}; ${s.rps.toFixed(0)} scrapes/s (p50 ${m.scrapeP50Ms.toFixed(3)} ms, ${s.errors} errors)`)
     }
   } finally {
     await sc.stop()
@@ -78,10 +89,10 @@ async function main (): Promise<void> {
     '',
     `${rounds} round(s) of ${durationS} s; per kind the median of each figure.`,
     '',
-    '| cell | req/s | p50 ms | p99 ms | errors | scrapes/s | scrape p50 ms |',
-    '|---|---:|---:|---:|---:|---:|---:|',
-    `| quiet | ${quiet.rps.toFixed(0)} | ${quiet.p50Ms.toFixed(3)} | ${quiet.p99Ms.toFixed(3)} | ${quiet.errors} | | |`,
-    `| flood | ${flooded.rps.toFixed(0)} | ${flooded.p50Ms.toFixed(3)} | ${flooded.p99Ms.toFixed(3)} | ${flooded.errors} | ${(flooded.scrapesPerS ?? 0).toFixed(0)} | ${(flooded.scrapeP50Ms ?? 0).toFixed(3)} |`,
+    '| cell | req/s | p50 ms | p99 ms | errors | sidecar main thread (cores) | sidecar all threads (cores) | scrapes/s | scrape p50 ms |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| quiet | ${quiet.rps.toFixed(0)} | ${quiet.p50Ms.toFixed(3)} | ${quiet.p99Ms.toFixed(3)} | ${quiet.errors} | ${quiet.mainCores.toFixed(2)} | ${quiet.processCores.toFixed(2)} | | |`,
+    `| flood | ${flooded.rps.toFixed(0)} | ${flooded.p50Ms.toFixed(3)} | ${flooded.p99Ms.toFixed(3)} | ${flooded.errors} | ${flooded.mainCores.toFixed(2)} | ${flooded.processCores.toFixed(2)} | ${(flooded.scrapesPerS ?? 0).toFixed(0)} | ${(flooded.scrapeP50Ms ?? 0).toFixed(3)} |`,
     '',
     `flood/quiet: p50 ${ratio.toFixed(2)}×, p99 ${(flooded.p99Ms / quiet.p99Ms).toFixed(2)}×, mean ${meanRatio.toFixed(2)}×`,
     '',
