@@ -15,6 +15,8 @@
  * values out, nothing else touched.
  */
 
+import { NestedShape, type Nesting } from './nested-shape.js'
+
 /** Deepest nesting of arrays and objects, tensor data included. */
 export const MAX_DEPTH = 64
 /** JS values (objects, arrays, strings, numbers, literals) outside `inputs[].data`. */
@@ -50,16 +52,19 @@ export class TensorText {
   readonly count: number
   /** Bytes of string elements' text, escapes included (an upper bound of their UTF-16 length). */
   readonly stringBytes: number
+  /** How the array nests: its dims, or why it is ragged. */
+  readonly nesting: Nesting
   readonly #buf: Buffer
   readonly #start: number
   readonly #end: number
 
-  constructor (buf: Buffer, start: number, end: number, count: number, stringBytes: number) {
+  constructor (buf: Buffer, start: number, end: number, count: number, stringBytes: number, nesting: Nesting) {
     this.#buf = buf
     this.#start = start
     this.#end = end
     this.count = count
     this.stringBytes = stringBytes
+    this.nesting = nesting
   }
 
   /** A reader over the leaves; valid JSON is guaranteed, so it only has to find them. */
@@ -366,7 +371,8 @@ class Parser {
 
   /**
    * Validates the array at the cursor as tensor data without building it: counts its
-   * leaves (nested arrays are flattened) and the bytes of its strings.
+   * leaves (nested arrays are flattened) and the bytes of its strings, and finds how it
+   * nests (`NestedShape`).
    */
   #tensorData (depth: number): TensorText {
     this.#count()
@@ -375,6 +381,9 @@ class Parser {
     let count = 0
     let stringBytes = 0
     let level = 0
+    const nesting = new NestedShape()
+    let length = 0 // elements so far in the innermost open array
+    const outer: number[] = [] // the same for the arrays around it
     // OPEN: just after '[' (an element or ']'); NEXT: after ',' (an element); AFTER: after an element (',' or ']').
     const OPEN = 0; const NEXT = 1; const AFTER = 2
     let state = NEXT
@@ -387,13 +396,19 @@ class Parser {
       }
       if (c === 0x5d && state !== NEXT) {
         this.#pos++
-        if (--level === 0) return new TensorText(buf, start, this.#pos, count, stringBytes)
+        nesting.close(level, length)
+        if (--level === 0) return new TensorText(buf, start, this.#pos, count, stringBytes, nesting.result())
+        length = outer.pop() as number
         state = AFTER
         continue
       }
       if (c === 0x5b) {
         if (depth + level + 1 > MAX_DEPTH) throw new JsonLimitError(`JSON nested deeper than ${MAX_DEPTH} levels`)
-        level++
+        if (++level > 1) {
+          outer.push(length + 1)
+          length = 0
+          nesting.open(level)
+        }
         this.#pos++
         state = OPEN
         continue
@@ -420,6 +435,8 @@ class Parser {
         this.#fail(`unexpected character '${String.fromCharCode(c)}'`)
       }
       count++
+      length++
+      if (level !== nesting.valueDepth) nesting.value(level)
       state = AFTER
     }
   }

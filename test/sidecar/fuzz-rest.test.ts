@@ -12,8 +12,8 @@ import fc from 'fast-check'
 import { rm } from 'node:fs/promises'
 import { startSidecar, type Running } from '../fixtures/sidecar.js'
 import {
-  byteMutation, deepArray, deepArrayText, fuzz, fuzzRepository, fuzzRuns, fuzzSeed, jsonMutation, mutateBytes, mutateJson,
-  restBody, restJson, validRequest
+  byteMutation, deepArray, deepArrayText, fuzz, fuzzRepository, fuzzRuns, fuzzSeed, jsonMutation, misnested, mutateBytes, mutateJson,
+  restBody, restJson, validRequest, type Tensor, clientString, CLIENT_STRING_PLACES
 } from '../fixtures/fuzz.js'
 import { decodeInferRequest } from '../../sidecar/infer-request.js'
 import { SidecarError } from '../../sidecar/errors.js'
@@ -141,6 +141,53 @@ t.test('decodeInferRequest alone: only SidecarErrors with a 4xx status', async (
         if (!(err instanceof SidecarError) || err.statusCode >= 500) throw new Error(`${b.model}: ${(err as Error).stack ?? String(err)}\nfor ${shortText(json)}`)
       }
     }))
+})
+
+t.test('ragged or wrongly nested data with the right element count: a 400, small bodies (JSON.parse) and large (bounded parser) alike', async t => {
+  let large = 0
+  await fuzz('misnested data over HTTP', SEED, fuzzRuns(200), fc.asyncProperty(
+    validRequest, fc.nat(), fc.constantFrom<'move' | 'wrap' | 'mix'>('move', 'wrap', 'mix'), fc.nat(), fc.boolean(),
+    async (r, which, how, at, pad) => {
+      const { json } = restJson(r, r.tensors.map(() => false), true)
+      const i = which % r.tensors.length
+      const inputs = json.inputs as Array<Record<string, unknown>>
+      inputs[i] = { ...inputs[i], data: misnested(r.tensors[i] as Tensor, how, at) }
+      // an unknown request parameter is ignored: it only takes the body past 64 KiB
+      if (pad) json.parameters = { ...(json.parameters as object), pad: 'x'.repeat(70 * 1024) }
+      const { body, headers } = restBody(json, [])
+      if (body.length > 64 * 1024) large++
+      const a = await send(r.model, body, headers)
+      if (a.status !== 400 || !/data is (ragged|nested as)/.test(a.text)) throw new Error(`${r.model} ${how}: ${a.status} ${a.text.slice(0, 300)} for ${shortText(inputs[i])}`)
+    }))
+  t.ok(large > 50, `bodies over 64 KiB among them (${large})`)
+})
+
+t.test('ids, names and parameter keys of any length, in 1- to 4-byte characters: past 256 bytes a 400, every answer and log line bounded', async t => {
+  const logsBefore = s.logs.length
+  let long = 0
+  await fuzz('client strings over HTTP', SEED, fuzzRuns(200), fc.asyncProperty(base, clientString, fc.constantFrom(...CLIENT_STRING_PLACES), async (b, str, where) => {
+    const json = structuredClone(b.json) as { id?: string, parameters?: object, inputs: Array<{ name: string, parameters?: object }>, outputs?: Array<{ name: string, parameters?: object }> }
+    const input = json.inputs[0] as { name: string, parameters?: object }
+    const output = json.outputs?.[0]
+    if (where === 'id') json.id = str
+    else if (where === 'input name') input.name = str
+    else if (where === 'output name') json.outputs = [{ name: str }]
+    else if (where === 'input parameter key') input.parameters = { ...input.parameters, [str]: 1 }
+    else if (where === 'output parameter key' && output !== undefined) output.parameters = { ...output.parameters, [str]: 1 }
+    else json.parameters = { ...json.parameters, [str]: 1 }
+    const { body, headers } = restBody(json, b.parts)
+    const a = await send(b.model, body, headers)
+    const what = `${b.model} ${where} of ${Buffer.byteLength(str)} bytes (${JSON.stringify(str.slice(0, 4))}…)`
+    refusedCleanly(a, what)
+    if (a.status !== 200 && Buffer.byteLength(a.text) > 2048) throw new Error(`${what}: a ${a.status} of ${Buffer.byteLength(a.text)} bytes`)
+    if (Buffer.byteLength(str) > 256) {
+      long++
+      if (a.status !== 400 || !/ is longer than 256 bytes: /.test(a.text)) throw new Error(`${what}: ${a.status} ${a.text.slice(0, 300)}`)
+    }
+  }))
+  t.ok(long > 50, `strings past the limit among them (${long})`)
+  const lines = s.logs.slice(logsBefore).map(l => Buffer.byteLength(JSON.stringify(l)))
+  t.ok(lines.every(n => n <= 4096), `every log line bounded (longest: ${Math.max(0, ...lines)} bytes)`)
 })
 
 t.test('after all that the sidecar is ready, answers correctly and logged no unexpected error', async t => {

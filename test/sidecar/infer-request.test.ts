@@ -5,6 +5,8 @@
  */
 import t from 'tap'
 import { decodeInferRequest } from '../../sidecar/infer-request.js'
+import type { SidecarError } from '../../sidecar/errors.js'
+import { parseInferBody } from '../../sidecar/http/body.js'
 import { fakeModelVersion, spec } from '../fixtures/fake-model-version.js'
 
 const { mv } = fakeModelVersion({ inputs: [spec('x', [-1, 2]), spec('n', [-1, 1], 'INT64')], outputs: [spec('y', [-1, 3]), spec('label', [-1, 1], 'BYTES')], maxBatchSize: 4 })
@@ -71,4 +73,49 @@ t.test('each tensor is charged to the request memory before it is allocated; a r
   t.ok(charged.reduce((a, b) => a + b, 0) >= 2 * 2 * 4 + 2 * 8, 'at least the tensors\' bytes')
   const full = { charge: () => { throw Object.assign(new Error('busy'), { statusCode: 503 }) } }
   t.throws(() => decodeInferRequest({ inputs: [x([[1, 2]]), n([1])] }, undefined, mv, full), { message: 'busy' })
+})
+
+t.test('nested data must nest as the shape (ragged is a 400), the same whichever parser read the body', async t => {
+  const { mv: nest } = fakeModelVersion({ inputs: [spec('v', [-1, 4]), spec('c', [-1, -1, 3])], maxBatchSize: 0 })
+  const body = (v: unknown, vShape: number[], c: unknown = [1, 2, 3], cShape: number[] = [1, 1, 3]): string =>
+    JSON.stringify({ inputs: [{ name: 'v', datatype: 'FP32', shape: vShape, data: v }, { name: 'c', datatype: 'FP32', shape: cShape, data: c }] })
+  /** The verdict through JSON.parse (bodies up to 64 KiB) and through the bounded parser (larger ones): they must agree. */
+  const verdict = (text: string): string => {
+    const answers = [Infinity, 0].map(smallJson => {
+      try {
+        const req = decodeInferRequest(parseInferBody(Buffer.from(text), undefined, smallJson).json, undefined, nest)
+        return `ok ${[...req.feeds.v?.data as Float32Array].join(',')} | ${[...req.feeds.c?.data as Float32Array].join(',')}`
+      } catch (err) {
+        return `${(err as SidecarError).statusCode} ${(err as Error).message}`
+      }
+    })
+    t.equal(answers[1], answers[0], `both parsers agree on ${text}`)
+    return answers[0] as string
+  }
+  const accepted: Array<[string, string]> = [
+    [body([1, 2, 3, 4], [1, 4]), 'flat'],
+    [body([[1, 2, 3, 4]], [1, 4]), 'one row'],
+    [body([[1, 2, 3, 4], [5, 6, 7, 8]], [2, 4]), 'two rows'],
+    [body([], [0, 4]), 'empty, flat'],
+    [body([1, 2, 3, 4], [1, 4], [[[1, 2, 3], [4, 5, 6]]], [1, 2, 3]), 'three levels'],
+    [body([1, 2, 3, 4], [1, 4], [1, 2, 3, 4, 5, 6], [1, 2, 3]), 'three levels, flat'],
+    [body([1, 2, 3, 4], [1, 4], [[], []], [2, 0, 3]), 'empty rows: the dims below an empty array cannot be seen']
+  ]
+  for (const [text, what] of accepted) t.match(verdict(text), /^ok /, what)
+  t.equal(verdict(body([[1, 2, 3, 4], [5, 6, 7, 8]], [2, 4], [[[1, 2, 3], [4, 5, 6]]], [1, 2, 3])), 'ok 1,2,3,4,5,6,7,8 | 1,2,3,4,5,6', 'row-major')
+
+  const refused: Array<[string, RegExp]> = [
+    // the issue's example: four values, but no [1,4] shape
+    [body([[5.1, 3.5, 1.4], [0.2]], [1, 4]), /^400 input 'v': data is ragged \(arrays at depth 2 have 3 and 1 elements\); nest it as the shape \[1,4\] or send it flat/],
+    [body([[1, 2, 3, 4], [5, 6, 7], [8]], [2, 4]), /data is ragged \(arrays at depth 2 have 4 and 3 elements\)/],
+    [body([[1, 2, 3, 4], []], [2, 4]), /data is ragged \(arrays at depth 2 have 4 and 0 elements\)/],
+    [body([1, [2, 3], 4], [1, 4]), /data is ragged \(it holds values at depth 1 and at depth 2\)/],
+    [body([[1, 2, 3, 4], 5, 6, 7, 8], [2, 4]), /data is ragged \(it holds values at depth 1 and at depth 2\)/],
+    [body([1, 2, 3, 4], [1, 4], [[[]], [1]], [2, 1, 3]), /input 'c': data is ragged \(it mixes values and arrays at depth 2\)/],
+    [body([1, 2, 3, 4], [1, 4], [[[1, 2, 3]], [[4, 5]], [[6]]], [1, 2, 3]), /input 'c': data is ragged/],
+    [body([[1, 2], [3, 4]], [1, 4]), /data is nested as \[2,2\] but shape is \[1,4\]/],
+    [body([[[1, 2, 3, 4]]], [1, 4]), /data is nested as \[1,1,4\] but shape is \[1,4\]/],
+    [body([1, 2, 3, 4], [1, 4], [[1, 2, 3], [4, 5, 6]], [1, 2, 3]), /input 'c': data is nested as \[2,3\] but shape is \[1,2,3\]/]
+  ]
+  for (const [text, message] of refused) t.match(verdict(text), message, text)
 })

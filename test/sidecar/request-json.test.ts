@@ -109,3 +109,62 @@ t.test('tensor data: counts, string bytes, other values, __proto__', async t => 
   t.same(v.__proto__, { polluted: true })
   t.equal(({} as any).polluted, undefined)
 })
+
+/**
+ * How nested data nests, by definition: a value has no dims; an array whose elements are
+ * all values (or none) is [length]; one whose elements are all arrays of the same dims d
+ * is [length, ...d]; anything else is ragged.
+ */
+function nestingOf (a: unknown[]): number[] | 'ragged' {
+  if (a.every(x => !Array.isArray(x))) return [a.length]
+  if (!a.every(x => Array.isArray(x))) return 'ragged'
+  const inner = a.map(x => nestingOf(x as unknown[]))
+  const first = JSON.stringify(inner[0])
+  if (inner[0] === 'ragged' || inner.some(d => JSON.stringify(d) !== first)) return 'ragged'
+  return [a.length, ...(inner[0] as number[])]
+}
+
+t.test('tensor data: how it nests (dims, or ragged) agrees with the definition', async t => {
+  const text = (data: unknown): string => JSON.stringify({ inputs: [{ name: 'x', data }] })
+  const nesting = (data: unknown): number[] | 'ragged' => {
+    const n = ((parseRequestJson(Buffer.from(text(data))) as any).inputs[0].data as TensorText).nesting
+    return 'dims' in n ? n.dims : 'ragged'
+  }
+  const cases: Array<[unknown[], number[] | 'ragged']> = [
+    [[], [0]], [[1, 2, 3, 4], [4]], [[[1, 2, 3, 4]], [1, 4]], [[[1, 2], [3, 4]], [2, 2]], [[[], []], [2, 0]],
+    [[[[1], [2]], [[3], [4]]], [2, 2, 1]], [[{}, 'a', null], [3]],
+    [[[5.1, 3.5, 1.4], [0.2]], 'ragged'], [[1, [2]], 'ragged'], [[[1], 2], 'ragged'], [[[1], []], 'ragged'],
+    [[[[]], [1]], 'ragged'], [[[], [[]]], 'ragged'], [[[[1, 2]], [[3]]], 'ragged']
+  ]
+  for (const [data, want] of cases) {
+    t.same(nestingOf(data), want, `the definition: ${JSON.stringify(data)}`)
+    t.same(nesting(data), want, `the parser: ${JSON.stringify(data)}`)
+  }
+  // Regular arrays (some made ragged by one change) of values, objects and strings.
+  const leaf = fc.oneof(fc.integer(), fc.string({ maxLength: 3 }), fc.constant({}), fc.constant(null))
+  const regular = fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 4 }).chain(dims => {
+    const build = (d: number[]): fc.Arbitrary<unknown[]> => d.length === 1
+      ? fc.array(leaf, { minLength: d[0], maxLength: d[0] })
+      : fc.array(build(d.slice(1)), { minLength: d[0], maxLength: d[0] })
+    return build(dims)
+  })
+  const spoil = (a: unknown[], path: number[], how: number): void => {
+    let at: unknown[] = a
+    for (const i of path) {
+      const next = at[i % Math.max(at.length, 1)]
+      if (!Array.isArray(next)) break
+      at = next
+    }
+    if (how === 0) at.pop()
+    else if (how === 1) at.push(Array.isArray(at[0]) ? 1 : [1])
+    else at.splice(0, 1, Array.isArray(at[0]) ? 1 : [at[0]])
+  }
+  let ragged = 0
+  fc.assert(fc.property(regular, fc.option(fc.tuple(fc.array(fc.nat(), { maxLength: 4 }), fc.integer({ min: 0, max: 2 })), { nil: undefined }), (data, change) => {
+    if (change !== undefined) spoil(data, ...change)
+    const want = nestingOf(data)
+    if (want === 'ragged') ragged++
+    t.same(nesting(data), want, text(data))
+  }), { seed: SEED, numRuns: 1500 })
+  t.ok(ragged > 200, `ragged ones among them (${ragged})`)
+})
