@@ -8,7 +8,22 @@
  * Over HTTP every such error is answered with `errorBody(err)`:
  * `{"error": "<message>", "code": "<code>"}` — the protocol's `error` message, and the
  * stable code a client can branch on (overload and not-ready are both 503).
+ *
+ * A message is at most `MAX_MESSAGE_BYTES` bytes of UTF-8: each string argument is cut to
+ * half of that before the message is built (so a client's multi-megabyte name is never
+ * copied into it), and the message itself after; a cut string ends with `…(truncated)`. Whatever repeats
+ * a message (an HTTP body, a gRPC status, a log line) is therefore bounded too.
  */
+import { truncateUtf8 } from './truncate.js'
+
+/** Longest error message, in bytes of UTF-8 (marker included); documented in docs/api.md. */
+export const MAX_MESSAGE_BYTES = 1024
+
+/** Longest string argument of a message: half the message, so what surrounds it usually survives. */
+const MAX_ARGUMENT_BYTES = MAX_MESSAGE_BYTES / 2
+
+/** `v` cut to the argument limit when it is a string. */
+const bounded = (v: unknown): unknown => (typeof v === 'string' ? truncateUtf8(v, MAX_ARGUMENT_BYTES) : v)
 
 export class CodedError extends Error {
   readonly code: string
@@ -16,7 +31,7 @@ export class CodedError extends Error {
   readonly headers: Record<string, string>
 
   constructor (code: string, statusCode: number, message: string, headers: Record<string, string> = {}) {
-    super(message)
+    super(truncateUtf8(message, MAX_MESSAGE_BYTES))
     this.name = 'CodedError'
     this.code = code
     this.statusCode = statusCode
@@ -33,7 +48,10 @@ export type ErrorFactory<E extends CodedError, A extends unknown[]> = ((...args:
 /** The `define` of one side: every error it makes is an instance of `Class`. */
 export function errorDefiner<E extends CodedError> (Class: CodedErrorClass<E>) {
   return function define<A extends unknown[]> (code: string, statusCode: number, message: (...args: A) => string, headers?: (...args: A) => Record<string, string>): ErrorFactory<E, A> {
-    const make = (...args: A): E => new Class(code, statusCode, message(...args), headers?.(...args))
+    const make = (...given: A): E => {
+      const args = given.map(bounded) as A
+      return new Class(code, statusCode, message(...args), headers?.(...args))
+    }
     return Object.assign(make, { code, statusCode })
   }
 }

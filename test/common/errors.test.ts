@@ -1,5 +1,5 @@
 import t from 'tap'
-import { CodedError, errorBody, errorDefiner } from '../../common/errors.js'
+import { CodedError, errorBody, errorDefiner, MAX_MESSAGE_BYTES } from '../../common/errors.js'
 import { errors as sidecarErrors, SidecarError } from '../../sidecar/errors.js'
 import { errors as injectorErrors, InjectorError } from '../../injector/errors.js'
 
@@ -27,4 +27,14 @@ t.test('both sides use it and keep their own classes', async t => {
 
 t.test('the HTTP error body: the message as `error` and the stable `code`', async t => {
   t.same(errorBody(sidecarErrors.MODEL_NOT_READY('iris', '1', 'loading')), { error: "model 'iris' version 1 is not ready: loading", code: 'OS_ERR_MODEL_NOT_READY' })
+})
+
+t.test('messages are bounded: a huge argument is cut before the message is built, the message after', async t => {
+  const huge = 'é'.repeat(4 * 2 ** 20)
+  for (const e of [sidecarErrors.BAD_INPUT(huge, 'no such input'), sidecarErrors.MODEL_NOT_FOUND(huge), injectorErrors.INVALID_POD(huge), new TestError('OS_ERR_TEST', 400, huge)]) {
+    t.ok(Buffer.byteLength(e.message) <= MAX_MESSAGE_BYTES, `${e.code}: ${Buffer.byteLength(e.message)} bytes`)
+    t.match(e.message, /^[^]*…\(truncated\)/, `${e.code}: marked as cut`)
+  }
+  t.match(sidecarErrors.BAD_INPUT(huge, 'no such input').message, /^input 'éé[^]*…\(truncated\)': no such input$/, 'the argument is cut, the rest of the message kept')
+  t.equal(sidecarErrors.BAD_INPUT('x', 'no such input').message, "input 'x': no such input", 'a short one is as it was')
 })
