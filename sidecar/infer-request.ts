@@ -12,6 +12,7 @@ import type { WireTensor } from './runtime/protocol.js'
 import { MAX_DEPTH, OtherValue, TensorText, type Leaves } from './request-json.js'
 import { flat, NestedShape, nestingMismatch, type Nesting } from './nested-shape.js'
 import { tensorBytes } from './request-memory.js'
+import { checkLength, checkParameterKeys, MAX_ID_BYTES, MAX_NAME_BYTES } from './client-strings.js'
 
 /** Charges memory a request is about to allocate; throws (413/503) when it cannot. */
 export interface MemoryCharge {
@@ -144,6 +145,7 @@ function decodeInput (raw: unknown, index: number, mv: ModelVersion, binary: Bin
   if (!isObject(raw)) throw errors.BAD_REQUEST(`inputs[${index}] must be an object`)
   const name = raw.name
   if (typeof name !== 'string' || name === '') throw errors.BAD_REQUEST(`inputs[${index}].name must be a non-empty string`)
+  checkLength(`inputs[${index}].name`, name, MAX_NAME_BYTES)
   const spec = mv.inputByName.get(name)
   if (spec === undefined) throw errors.BAD_INPUT(name, `model '${mv.name}' has no such input (inputs: ${mv.inputs.map(i => i.name).join(', ')})`)
   const datatype = raw.datatype
@@ -153,6 +155,7 @@ function decodeInput (raw: unknown, index: number, mv: ModelVersion, binary: Bin
   const n = elementCount(dims)
   const params = raw.parameters
   if (params !== undefined && !isObject(params)) throw errors.BAD_INPUT(name, 'parameters must be an object')
+  checkParameterKeys(`inputs[${index}].parameters`, params)
   const binarySize = params?.binary_data_size
 
   let data: TensorData
@@ -274,12 +277,14 @@ function decodeOutputs (raw: unknown, mv: ModelVersion, binaryDefault: boolean):
     if (!isObject(o)) throw errors.BAD_REQUEST(`outputs[${i}] must be an object`)
     const name = o.name
     if (typeof name !== 'string' || name === '') throw errors.BAD_REQUEST(`outputs[${i}].name must be a non-empty string`)
+    checkLength(`outputs[${i}].name`, name, MAX_NAME_BYTES)
     const spec = mv.outputByName.get(name)
     if (spec === undefined) throw errors.BAD_OUTPUT(name, `model '${mv.name}' has no such output (outputs: ${mv.outputs.map(x => x.name).join(', ')})`)
     if (seen.has(name)) throw errors.BAD_OUTPUT(name, 'requested twice')
     seen.add(name)
     const p = o.parameters
     if (p !== undefined && !isObject(p)) throw errors.BAD_OUTPUT(name, 'parameters must be an object')
+    checkParameterKeys(`outputs[${i}].parameters`, p)
     const binary = p?.binary_data ?? binaryDefault
     if (typeof binary !== 'boolean') throw errors.BAD_OUTPUT(name, `parameters.binary_data must be a boolean, got ${describe(binary)}`)
     const k = p?.classification ?? 0
@@ -298,8 +303,11 @@ export function decodeInferRequest (body: unknown, binary: Uint8Array | BinarySo
   if (!isObject(body)) throw errors.BAD_REQUEST('request body must be a JSON object')
   const id = body.id
   if (id !== undefined && typeof id !== 'string') throw errors.BAD_REQUEST('id must be a string')
+  // The id is echoed in the answer: its length is bounded (as are names and keys, which messages repeat).
+  if (id !== undefined) checkLength('id', id, MAX_ID_BYTES)
   const params = body.parameters
   if (params !== undefined && !isObject(params)) throw errors.BAD_REQUEST('parameters must be an object')
+  checkParameterKeys('parameters', params)
   const binaryOut = params?.binary_data_output ?? false
   if (typeof binaryOut !== 'boolean') throw errors.BAD_REQUEST(`parameters.binary_data_output must be a boolean, got ${describe(binaryOut)}`)
   const timeout = params?.timeout ?? 0

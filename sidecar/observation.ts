@@ -12,6 +12,7 @@ import { INVALID_SPAN_CONTEXT, SpanKind, SpanStatusCode, type Context, type Span
 import type { Logger } from '../common/logger.js'
 import { grpcCodeOfStatus, statusOf } from './call-status.js'
 import { errors, SidecarError } from './errors.js'
+import { MAX_NAME_BYTES, shown } from './client-strings.js'
 import { versionMetrics, type SidecarMetrics } from './metrics.js'
 import type { ModelVersion } from './model-version.js'
 import type { JobResult } from './runtime/batcher.js'
@@ -76,9 +77,11 @@ export class InferenceObserver {
   async observe<T> (call: ObservedCall, fn: (obs: Observation) => Promise<T>): Promise<T> {
     const { metrics, tracer } = this.#deps
     const started = process.hrtime.bigint()
+    // The model as the client named it (an unknown one may be long): bounded in spans and log lines.
+    const model = typeof call.model === 'string' ? shown(call.model, MAX_NAME_BYTES) : call.model
     const span = tracer === undefined
       ? NOOP_SPAN
-      : tracer.startSpan('inference', { kind: SpanKind.SERVER, attributes: call.protocol === 'grpc' ? { 'onnx_sidecar.model': call.model, 'rpc.system': 'grpc' } : { 'onnx_sidecar.model': call.model } }, call.parent)
+      : tracer.startSpan('inference', { kind: SpanKind.SERVER, attributes: call.protocol === 'grpc' ? { 'onnx_sidecar.model': model, 'rpc.system': 'grpc' } : { 'onnx_sidecar.model': model } }, call.parent)
     const ctx = tracer === undefined ? call.parent : trace.setSpan(call.parent, span)
     const traced = tracer !== undefined && span.isRecording() ? tracer : undefined
     let mv: ModelVersion | undefined
@@ -116,7 +119,7 @@ export class InferenceObserver {
       },
       onEnd: hook => { hooks.push(hook) }
     }
-    const fields = (): object => ({ reqId: call.requestId, protocol: call.protocol, model: call.model, version: mv?.version })
+    const fields = (): object => ({ reqId: call.requestId, protocol: call.protocol, model, version: mv?.version })
     try {
       return await fn(obs)
     } catch (err) {
@@ -124,7 +127,7 @@ export class InferenceObserver {
       const serverFault = status >= 500 && status !== 503 && status !== 504
       if (serverFault) span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message })
       if (status === 500 && !(err instanceof SidecarError)) {
-        this.#log.error({ reqId: call.requestId, protocol: call.protocol, model: call.model, err }, 'unexpected error')
+        this.#log.error({ reqId: call.requestId, protocol: call.protocol, model, err }, 'unexpected error')
         throw errors.INTERNAL()
       }
       this.#log[serverFault ? 'error' : 'info']({ ...fields(), status, code: (err as SidecarError).code, reason: (err as Error).message }, 'inference request failed')

@@ -10,6 +10,7 @@
 import { errors } from '../errors.js'
 import { decodeInferRequest, type BinarySource, type InferRequest, type MemoryCharge } from '../infer-request.js'
 import type { ModelVersion } from '../model-version.js'
+import { checkParameterKeys } from '../client-strings.js'
 
 export interface GrpcParameter {
   parameter_choice?: 'bool_param' | 'int64_param' | 'string_param' | 'double_param' | 'uint64_param'
@@ -64,8 +65,10 @@ function parameterValue (p: GrpcParameter | undefined): unknown {
   return v
 }
 
-function parameters (map: Record<string, GrpcParameter> | undefined): Record<string, unknown> | undefined {
+function parameters (map: Record<string, GrpcParameter> | undefined, what: string): Record<string, unknown> | undefined {
   if (map === undefined) return undefined
+  // Checked by the pre-scan already when the message came over the wire; not every caller had one.
+  checkParameterKeys(what, map)
   const keys = Object.keys(map)
   if (keys.length === 0) return undefined
   const out: Record<string, unknown> = {}
@@ -119,6 +122,7 @@ function restShaped (msg: GrpcInferRequest): { body: Record<string, unknown>, ra
   const inputs = msg.inputs.map((t, i) => {
     const name = t.name
     if (name === '') throw errors.BAD_REQUEST(`inputs[${i}].name must be a non-empty string`)
+    checkParameterKeys(`inputs[${i}].parameters`, t.parameters)
     const data = dataOf(name, t.datatype, t.contents)
     const input: Record<string, unknown> = { name, datatype: t.datatype, shape: shapeOf(name, t.shape ?? []) }
     if (raw.length > 0) {
@@ -134,12 +138,13 @@ function restShaped (msg: GrpcInferRequest): { body: Record<string, unknown>, ra
   })
   const outputs = msg.outputs.length === 0
     ? undefined
-    : msg.outputs.map(o => {
+    : msg.outputs.map((o, i) => {
+      checkParameterKeys(`outputs[${i}].parameters`, o.parameters)
       // Always raw contents in the answer; only `classification` matters here.
       const k = parameterValue(o.parameters?.classification)
       return k === undefined ? { name: o.name } : { name: o.name, parameters: { classification: k } }
     })
-  const params = parameters(msg.parameters)
+  const params = parameters(msg.parameters, 'parameters')
   const body: Record<string, unknown> = { inputs }
   if (msg.id !== '') body.id = msg.id
   if (params !== undefined) {

@@ -7,9 +7,12 @@
  * string. A few MB on the wire can become far more heap. This walks the wire format
  * (no allocation per element), rejects messages that are malformed or past the structural
  * limits below, and says what decoding will cost, so the caller can charge it to the
- * request memory first. Pure: bytes in, numbers out.
+ * request memory first. Strings the sidecar may repeat (model name and version, id, tensor
+ * names, parameter keys) past their length limit (`../client-strings.ts`) are refused here,
+ * before protobufjs makes JS strings of them. Pure: bytes in, numbers out.
  */
 import { errors, type SidecarError } from '../errors.js'
+import { MAX_ID_BYTES, MAX_NAME_BYTES, MAX_PARAMETER_KEY_BYTES, PREVIEW_BYTES, tooLong } from '../client-strings.js'
 
 /** Inputs, outputs and raw_input_contents entries in one request. */
 export const MAX_TENSORS = 256
@@ -94,6 +97,14 @@ function expect (wt: number, want: number, field: string): void {
   if (wt !== want) throw bad(`${field} has wire type ${wt}, expected ${want}`)
 }
 
+/** Refuses the string field `what` at [start, end) when it is longer than `max` bytes (its message shows its start). */
+function checkString (r: Reader, [start, end]: [number, number], what: string, max: number): void {
+  if (end - start <= max) return
+  // Twice the preview: the cut falls on a whole character, well before a sequence split here.
+  const head = Buffer.from(r.buf.buffer, r.buf.byteOffset + start, Math.min(end - start, 2 * PREVIEW_BYTES)).toString('utf8')
+  throw tooLong(what, head, max)
+}
+
 /** Counts varints in a packed field (each at most 10 bytes, as protobufjs requires). */
 function countVarints (buf: Uint8Array, start: number, end: number): number {
   let n = 0
@@ -111,12 +122,13 @@ function countVarints (buf: Uint8Array, start: number, end: number): number {
 }
 
 /** A map<string, InferParameter> entry: checked for shape only. protobufjs fails on an entry without a value. */
-function parameterEntry (r: Reader): void {
+function parameterEntry (r: Reader, what: string): void {
   let value = false
   while (!r.done) {
     const [field, wt] = r.tag()
     if (field === 1 || field === 2) expect(wt, Wire.Len, field === 1 ? 'parameter key' : 'parameter value')
     const span = r.skip(wt)
+    if (field === 1) checkString(r, span, `a key of ${what}`, MAX_PARAMETER_KEY_BYTES)
     if (field === 2) {
       value = true
       const v = r.sub(span)
@@ -170,8 +182,8 @@ function contentsCost (r: Reader): number {
   return cost
 }
 
-/** InferInputTensor or InferRequestedOutputTensor. */
-function tensorCost (r: Reader, input: boolean): number {
+/** InferInputTensor or InferRequestedOutputTensor; `what`: `inputs[i]` or `outputs[i]`. */
+function tensorCost (r: Reader, input: boolean, what: string): number {
   let cost = COST.tensor
   let params = 0
   let dims = 0
@@ -179,14 +191,15 @@ function tensorCost (r: Reader, input: boolean): number {
     const [field, wt] = r.tag()
     if (field === 1 || (input && field === 2)) {
       expect(wt, Wire.Len, field === 1 ? 'name' : 'datatype')
-      r.skip(wt)
+      const span = r.skip(wt)
+      if (field === 1) checkString(r, span, `${what}.name`, MAX_NAME_BYTES)
     } else if (input && field === 3) {
       dims += scalarCount(r, wt, Wire.Varint, 'shape')
       if (dims > MAX_DIMS) throw errors.BAD_REQUEST(`an input shape has more than ${MAX_DIMS} dimensions`)
     } else if ((input && field === 4) || (!input && field === 2)) {
       expect(wt, Wire.Len, 'parameters')
       if (++params > MAX_PARAMETERS) throw errors.BAD_REQUEST(`a tensor has more than ${MAX_PARAMETERS} parameters`)
-      parameterEntry(r.sub(r.skip(wt)))
+      parameterEntry(r.sub(r.skip(wt)), `${what}.parameters`)
       cost += COST.parameter
     } else if (input && field === 5) {
       expect(wt, Wire.Len, 'contents')
@@ -213,25 +226,27 @@ export function prescanInferRequest (buf: Uint8Array): number {
   while (!r.done) {
     const [field, wt] = r.tag()
     switch (field) {
-      case 1: case 2: case 3:
-        expect(wt, Wire.Len, ['model_name', 'model_version', 'id'][field - 1] as string)
-        r.skip(wt)
+      case 1: case 2: case 3: {
+        const name = ['model_name', 'model_version', 'id'][field - 1] as string
+        expect(wt, Wire.Len, name)
+        checkString(r, r.skip(wt), name, field === 3 ? MAX_ID_BYTES : MAX_NAME_BYTES)
         break
+      }
       case 4:
         expect(wt, Wire.Len, 'parameters')
         if (++params > MAX_PARAMETERS) throw errors.BAD_REQUEST(`the request has more than ${MAX_PARAMETERS} parameters`)
-        parameterEntry(r.sub(r.skip(wt)))
+        parameterEntry(r.sub(r.skip(wt)), 'parameters')
         cost += COST.parameter
         break
       case 5:
         expect(wt, Wire.Len, 'inputs')
         if (++inputs > MAX_TENSORS) throw errors.BAD_REQUEST(`the request has more than ${MAX_TENSORS} inputs`)
-        cost += tensorCost(r.sub(r.skip(wt)), true)
+        cost += tensorCost(r.sub(r.skip(wt)), true, `inputs[${inputs - 1}]`)
         break
       case 6:
         expect(wt, Wire.Len, 'outputs')
         if (++outputs > MAX_TENSORS) throw errors.BAD_REQUEST(`the request has more than ${MAX_TENSORS} outputs`)
-        cost += tensorCost(r.sub(r.skip(wt)), false)
+        cost += tensorCost(r.sub(r.skip(wt)), false, `outputs[${outputs - 1}]`)
         break
       case 7:
         expect(wt, Wire.Len, 'raw_input_contents')

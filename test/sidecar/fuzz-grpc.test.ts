@@ -16,7 +16,7 @@ import { ROOT, startSidecar, type Running } from '../fixtures/sidecar.js'
 import { grpcClient, status, type OipGrpcClient } from '../fixtures/grpc-client.js'
 import {
   byteMutation, fuzz, fuzzRepository, fuzzRuns, fuzzSeed, jsonMutation, mutateBytes, mutateJson, tensorBytes, validRequest,
-  type Tensor, type ValidRequest
+  type Tensor, type ValidRequest, clientString, CLIENT_STRING_PLACES
 } from '../fixtures/fuzz.js'
 import { decodeGrpcInferRequest, type GrpcInferRequest } from '../../sidecar/grpc/decode.js'
 import { SidecarError } from '../../sidecar/errors.js'
@@ -159,6 +159,36 @@ t.test('decodeGrpcInferRequest alone: only SidecarErrors with a 4xx status', asy
       }
     }))
   t.ok(decoded > 400, `most mutated messages decode as protobuf (${decoded})`)
+})
+
+t.test('ids, names, parameter keys and model names of any length, in 1- to 4-byte characters: past 256 bytes INVALID_ARGUMENT, every status message bounded', async t => {
+  const logsBefore = s.logs.length
+  let long = 0
+  await fuzz('client strings over gRPC', SEED, fuzzRuns(200), fc.asyncProperty(valid, clientString, fc.constantFrom(...CLIENT_STRING_PLACES, 'model name'), async (msg, str, where) => {
+    const m = structuredClone(msg) as { model_name: string, id?: string, parameters?: object, inputs: Array<{ name: string, parameters?: object }>, outputs?: Array<{ name: string, parameters?: object }> }
+    const input = m.inputs[0] as { name: string, parameters?: object }
+    const output = m.outputs?.[0]
+    const param = { bool_param: true }
+    if (where === 'id') m.id = str
+    else if (where === 'model name') m.model_name = str
+    else if (where === 'input name') input.name = str
+    else if (where === 'output name') m.outputs = [{ name: str }]
+    else if (where === 'input parameter key') input.parameters = { ...input.parameters, [str]: param }
+    else if (where === 'output parameter key' && output !== undefined) output.parameters = { ...output.parameters, [str]: param }
+    else m.parameters = { ...m.parameters, [str]: param }
+    const r = await call(encode(m))
+    const what = `${msg.model_name as string} ${where} of ${Buffer.byteLength(str)} bytes (${JSON.stringify(str.slice(0, 4))}…)`
+    notInternal(r, what)
+    if (Buffer.byteLength(r.details) > 1024) throw new Error(`${what}: ${Buffer.byteLength(r.details)} bytes of status message`)
+    // protobufjs writes a lone surrogate as three bytes, as Buffer.byteLength counts it
+    if (Buffer.byteLength(str) > 256) {
+      long++
+      if (r.code !== status.INVALID_ARGUMENT || !/ is longer than 256 bytes: /.test(r.details)) throw new Error(`${what}: ${r.code} ${r.details.slice(0, 300)}`)
+    }
+  }))
+  t.ok(long > 50, `strings past the limit among them (${long})`)
+  const lines = s.logs.slice(logsBefore).map(l => Buffer.byteLength(JSON.stringify(l)))
+  t.ok(lines.every(n => n <= 4096), `every log line bounded (longest: ${Math.max(0, ...lines)} bytes)`)
 })
 
 t.test('after all that the sidecar is ready, answers correctly and logged no unexpected error', async t => {

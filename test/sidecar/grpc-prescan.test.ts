@@ -72,3 +72,23 @@ t.test('fuzz: mutated messages are either accepted (and then decode) or refused 
   }), { seed: Number(process.env.FUZZ_SEED ?? 20261130), numRuns: 4000 })
   t.ok(accepted > 100, `${accepted} mutated messages were still well-formed and decoded`)
 })
+
+t.test('strings the sidecar may repeat, past their limit, are refused before they are decoded', async t => {
+  const long = 'é'.repeat(20_000) // 40 KB
+  const input = valid.inputs[0] as Record<string, unknown>
+  const cases: Array<[string, object, RegExp]> = [
+    ['model_name', { ...valid, model_name: long }, /^model_name is longer than 256 bytes: 'é+…\(truncated\)'$/],
+    ['model_version', { ...valid, model_version: long }, /^model_version is longer than 256 bytes/],
+    ['id', { ...valid, id: long }, /^id is longer than 256 bytes/],
+    ['input name', { ...valid, inputs: [input, { ...input, name: long }] }, /^inputs\[1\]\.name is longer than 256 bytes/],
+    ['output name', { ...valid, outputs: [{ name: long }] }, /^outputs\[0\]\.name is longer than 256 bytes/],
+    ['request parameter key', { ...valid, parameters: { [long]: { bool_param: true } } }, /^a key of parameters is longer than 256 bytes/],
+    ['input parameter key', { ...valid, inputs: [{ ...input, parameters: { [long]: { bool_param: true } } }] }, /^a key of inputs\[0\]\.parameters is longer/],
+    ['output parameter key', { ...valid, outputs: [{ name: 'y', parameters: { [long]: { bool_param: true } } }] }, /^a key of outputs\[0\]\.parameters is longer/]
+  ]
+  for (const [what, msg, message] of cases) {
+    const err = t.throws(() => prescanInferRequest(encode(msg)), { statusCode: 400, code: 'OS_ERR_BAD_REQUEST', message }, what) as unknown as SidecarError
+    t.ok(Buffer.byteLength(err.message) < 200, `${what}: ${Buffer.byteLength(err.message)} bytes of message`)
+  }
+  t.doesNotThrow(() => prescanInferRequest(encode({ ...valid, id: 'é'.repeat(128), model_name: 'x'.repeat(256), outputs: [{ name: '€'.repeat(85) }] })), 'at the limit')
+})

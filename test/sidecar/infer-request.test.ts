@@ -8,6 +8,7 @@ import { decodeInferRequest } from '../../sidecar/infer-request.js'
 import type { SidecarError } from '../../sidecar/errors.js'
 import { parseInferBody } from '../../sidecar/http/body.js'
 import { fakeModelVersion, spec } from '../fixtures/fake-model-version.js'
+import { MAX_ID_BYTES, MAX_NAME_BYTES } from '../../sidecar/client-strings.js'
 
 const { mv } = fakeModelVersion({ inputs: [spec('x', [-1, 2]), spec('n', [-1, 1], 'INT64')], outputs: [spec('y', [-1, 3]), spec('label', [-1, 1], 'BYTES')], maxBatchSize: 4 })
 const x = (rows: number[][]) => ({ name: 'x', datatype: 'FP32', shape: [rows.length, 2], data: rows })
@@ -118,4 +119,25 @@ t.test('nested data must nest as the shape (ragged is a 400), the same whichever
     [body([1, 2, 3, 4], [1, 4], [[1, 2, 3], [4, 5, 6]], [1, 2, 3]), /input 'c': data is nested as \[2,3\] but shape is \[1,2,3\]/]
   ]
   for (const [text, message] of refused) t.match(verdict(text), message, text)
+})
+
+t.test('ids, tensor names and parameter keys past their limit: a 400 that shows only their start', async t => {
+  const ok = [x([[1, 2]]), n([1])]
+  const long = 'é'.repeat(MAX_NAME_BYTES / 2) + 'z'.repeat(1_000_000)
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['id', { id: long, inputs: ok }, /^id is longer than 256 bytes: 'é+…\(truncated\)'$/],
+    ['input name', { inputs: [{ ...x([[1, 2]]), name: long }, n([1])] }, /^inputs\[0\]\.name is longer than 256 bytes/],
+    ['output name', { inputs: ok, outputs: [{ name: long }] }, /^outputs\[0\]\.name is longer than 256 bytes/],
+    ['request parameter key', { parameters: { [long]: 1 }, inputs: ok }, /^a key of parameters is longer than 256 bytes/],
+    ['input parameter key', { inputs: [{ ...x([[1, 2]]), parameters: { [long]: 1 } }, n([1])] }, /^a key of inputs\[0\]\.parameters is longer/],
+    ['output parameter key', { inputs: ok, outputs: [{ name: 'y', parameters: { [long]: true } }] }, /^a key of outputs\[0\]\.parameters is longer/]
+  ]
+  for (const [what, body, message] of cases) {
+    const err = t.throws(() => decodeInferRequest(body, undefined, mv), { statusCode: 400, code: 'OS_ERR_BAD_REQUEST', message }, what) as unknown as SidecarError
+    t.ok(Buffer.byteLength(err.message) < 200, `${what}: ${Buffer.byteLength(err.message)} bytes of message`)
+  }
+  // At the limit: accepted as far as length goes (the id is echoed; the name is then unknown).
+  t.equal(decodeInferRequest({ id: 'é'.repeat(MAX_ID_BYTES / 2), inputs: ok }, undefined, mv).id, 'é'.repeat(128))
+  t.throws(() => decodeInferRequest({ inputs: [{ ...x([[1, 2]]), name: 'é'.repeat(MAX_NAME_BYTES / 2) }, n([1])] }, undefined, mv), { message: /no such input/ })
+  t.throws(() => decodeInferRequest({ inputs: [{ ...x([[1, 2]]), name: 'é'.repeat(MAX_NAME_BYTES / 2 + 1) }, n([1])] }, undefined, mv), { message: /longer than 256 bytes/ }, 'one character more: 258 bytes')
 })
