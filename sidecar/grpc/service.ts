@@ -13,6 +13,8 @@ import { ROOT_CONTEXT, type Tracer } from '@opentelemetry/api'
 import { createRequire } from 'node:module'
 import type { Metadata, sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js'
 import { errors, SidecarError } from '../errors.js'
+import { truncateUtf8 } from '../../common/truncate.js'
+import { MAX_MESSAGE_BYTES } from '../client-strings.js'
 import { grpcCodeOfStatus, statusOf } from '../call-status.js'
 import type { InferCall, InferenceRunner } from '../inference.js'
 import type { InferenceObserver } from '../observation.js'
@@ -43,7 +45,8 @@ export interface GrpcError extends Error {
 /** A gRPC error for any failure: its status from the HTTP-equivalent, its message as REST would say it. */
 function toGrpcError (err: unknown): GrpcError {
   const status = statusOf(err)
-  const message = err instanceof SidecarError ? err.message : status === 499 ? 'the call was cancelled' : errors.INTERNAL().message
+  // SidecarError messages are bounded already; the cut keeps every status message within one header (grpc-message).
+  const message = truncateUtf8(err instanceof SidecarError ? err.message : status === 499 ? 'the call was cancelled' : errors.INTERNAL().message, MAX_MESSAGE_BYTES)
   const out = Object.assign(new Error(message), { code: grpcCodeOfStatus(status), details: message }) as GrpcError
   if (err instanceof SidecarError && err.headers['retry-after'] !== undefined) {
     // grpc-js loads here, not at start-up: the node:http2 server (h2/) needs it only for this.

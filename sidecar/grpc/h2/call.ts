@@ -8,6 +8,8 @@
 import { EventEmitter } from 'node:events'
 import { grpcCodeOfStatus, statusOf } from '../../call-status.js'
 import { SidecarError } from '../../errors.js'
+import { MAX_MESSAGE_BYTES } from '../../client-strings.js'
+import { truncateUtf8 } from '../../../common/truncate.js'
 import { constants, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
 import { encodeMessage, frame, headersOf, Status, type CallMetadata, type CallStatus, type MetadataLike } from './framing.js'
 
@@ -31,13 +33,15 @@ interface HandlerError {
 /**
  * Ends `stream` with `status` and no message (a Trailers-Only answer: one HEADERS frame
  * with END_STREAM), unless it is closed. A client still sending then gets RST_STREAM
- * NO_ERROR, so it stops (gRPC's HTTP/2 protocol doc).
+ * NO_ERROR, so it stops (gRPC's HTTP/2 protocol doc). The status message is cut to
+ * `MAX_MESSAGE_BYTES` before it is percent-encoded (up to 3 bytes each), so the header
+ * stays within what clients accept (grpc-js: 8 KiB of metadata) and the answer arrives.
  */
 export function endWithStatus (stream: ServerHttp2Stream, status: CallStatus, metadata?: MetadataLike, extra?: OutgoingHttpHeaders): void {
   if (stream.destroyed || stream.closed) return
   const headers = headersOf(metadata, { ...responseHeaders(), ...extra })
   headers['grpc-status'] = String(status.code)
-  if (status.details !== '') headers['grpc-message'] = encodeMessage(status.details)
+  if (status.details !== '') headers['grpc-message'] = encodeMessage(truncateUtf8(status.details, MAX_MESSAGE_BYTES))
   stream.respond(headers, { endStream: true })
   if (!stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR)
 }

@@ -17,7 +17,8 @@ import { LOADER_OPTIONS, PROTO, type GrpcServerOptions } from '../server.js'
 import { grpcService } from '../service.js'
 import type { RequestLease } from '../../request-memory.js'
 import { endWithError, endWithStatus, H2Call } from './call.js'
-import { MessageReader, metadataOf, parseTimeout, Status } from './framing.js'
+import { encodeMessage, MessageReader, metadataOf, parseTimeout, Status } from './framing.js'
+import { shown } from '../../client-strings.js'
 
 /** Idle connections live 5 minutes, as with grpc-js (`../server.ts`). */
 const MAX_CONNECTION_IDLE_MS = 5 * 60_000
@@ -105,7 +106,7 @@ export class H2GrpcServer {
     const contentType = headers[constants.HTTP2_HEADER_CONTENT_TYPE]
     if (typeof contentType !== 'string' || !/^application\/grpc($|[+;])/.test(contentType)) {
       // 415, so that a plain HTTP client does not take the answer for a success (gRPC's HTTP/2 protocol doc).
-      stream.respond({ [constants.HTTP2_HEADER_STATUS]: 415, 'grpc-status': String(Status.INTERNAL), 'grpc-message': `content-type ${String(contentType)} is not application/grpc` }, { endStream: true })
+      stream.respond({ [constants.HTTP2_HEADER_STATUS]: 415, 'grpc-status': String(Status.INTERNAL), 'grpc-message': encodeMessage(`content-type ${shown(String(contentType))} is not application/grpc`) }, { endStream: true })
       return
     }
     const encoding = headers['grpc-encoding']
