@@ -14,6 +14,8 @@ export default tseslint.config(
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  // dependency-cruiser reads its configuration as CommonJS.
+  { files: ['.dependency-cruiser.cjs'], languageOptions: { sourceType: 'commonjs', globals: { module: 'writable' } } },
   {
     files: ['**/*.ts'],
     languageOptions: {

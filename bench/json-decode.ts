@@ -5,8 +5,8 @@
  * - `JSON.parse`: the body as a string, `JSON.parse`, then the JS array copied (with the
  *   `typeof` check the request path does) into a Float32Array. What every JSON body went
  *   through before the bounded parser, and what bodies up to 64 KiB still do.
- * - `parseRequestJson`: `sidecar/request-json.ts` on the bytes, then the `TensorText`
- *   leaves read one by one into a Float32Array, as `sidecar/infer-request.ts` does. What
+ * - `parseRequestJson`: `sidecar/codec/json-scanner.ts` on the bytes, then the `TensorText`
+ *   leaves read one by one into a Float32Array, as `sidecar/codec/infer-request.ts` does. What
  *   bodies over 64 KiB go through.
  *
  * Bodies of about 1 KiB, 64 KiB, 1 MiB and 16 MiB, with numbers as numpy's `tolist()`
@@ -25,7 +25,7 @@
  */
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import { parseRequestJson, TensorText } from '../sidecar/request-json.js'
+import { parseRequestJson, TensorText } from '../sidecar/codec/json-scanner.js'
 
 v8.setFlagsFromString('--expose-gc')
 const gc = vm.runInNewContext('gc') as () => void

@@ -9,7 +9,7 @@
  * `asOption` turns a parser into a `serve` option parser that puts the value first.
  */
 import { defaultParallelism } from './cpu.js'
-import { DEFAULT_MEMORY_BUDGET, requestLimits } from './memory.js'
+import { DEFAULT_MEMORY_BUDGET, requestLimits } from './memory-limit.js'
 
 /** Model directory names: what Triton allows, minus anything that could escape the repository. */
 export const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
@@ -137,7 +137,7 @@ export const DERIVED_WORKERS_MAX = 16
 
 /** What `serve` sizes from its memory budget: the budget and the request memory beside the fixed cost. */
 export interface MemoryBudget {
-  /** Bytes: `--memory-limit`, else the container's memory limit, else 512 MiB (common/memory.ts). */
+  /** Bytes: `--memory-limit`, else the container's memory limit, else 512 MiB (common/memory-limit.ts). */
   budget: number
   /** Bytes requests may hold at once: `--request-memory`, else a quarter of the budget. */
   requestMemory: number

@@ -1,5 +1,5 @@
 /**
- * The error factory both sides use. `sidecar/errors.ts` and `injector/errors.ts` each list
+ * The error factory both sides use. `sidecar/core/errors.ts` and `injector/errors.ts` each list
  * their errors with `define(code, status, message)`: a stable code (`OS_ERR_...`), the HTTP
  * status, and a function from the error's arguments to its message (and, optionally, to
  * the headers its HTTP answer carries). Each side has its own subclass of `CodedError`, so

@@ -14,7 +14,7 @@ import { isObject, merge, type Json, type JsonObject } from './merge.js'
 import type { InjectionConfig } from './injection-config.js'
 import { ConfigError, readConfig } from '../common/config.js'
 import { FitError, clampedWorkers, memoryBudgetFor, parseCpu, parseMemory, parseQuantity, planParallelism, type FitSubject } from '../common/contract.js'
-import { serveOptions } from '../sidecar/serve-options.js'
+import { serveOptions } from '../common/serve-options.js'
 
 const CONTAINER = 'onnx-sidecar'
 

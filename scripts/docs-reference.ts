@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url'
 import { parse as parseYaml } from 'yaml'
 import type { Option, OptionTable } from '../common/config.js'
 import { ANNOTATIONS } from '../injector/annotations.js'
-import { serveOptions } from '../sidecar/serve-options.js'
+import { serveOptions } from '../common/serve-options.js'
 import { WEBHOOK_OPTIONS } from '../injector/webhook-command.js'
 import { INJECT_OPTIONS } from '../injector/inject-command.js'
 

@@ -1,14 +1,14 @@
 /** `onnx-sidecar serve`: run the sidecar until SIGTERM/SIGINT, then drain and exit 0. */
 import { availableCpus, defaultParallelism } from '../common/cpu.js'
-import { memoryBudget, requestLimits } from '../common/memory.js'
+import { memoryBudget, requestLimits } from '../common/memory-limit.js'
 import { FitError, THREADS, clampedWorkers, planParallelism, type MemoryBudget } from '../common/contract.js'
 import { ConfigError, helpText, otelRequested, processEnv, readConfig } from '../common/config.js'
 import { listen } from '../common/http.js'
 import { createLogger } from '../common/logger.js'
 import { VERSION } from '../common/version.js'
 import { createSidecar, listenOnSocket } from './sidecar.js'
-import { serveOptions } from './serve-options.js'
-import { startTracing } from './tracing.js'
+import { serveOptions } from '../common/serve-options.js'
+import { startTracing } from './core/tracing.js'
 import { releaseYoungGeneration } from '../common/young-generation.js'
 import { firstSignal, receivedSignal } from '../common/early-signals.js'
 

@@ -7,10 +7,10 @@
  * A tensor's data is either in `contents.<type>_contents` or in `raw_input_contents`,
  * which then holds one entry per input in the order of `inputs` (Triton's rule).
  */
-import { errors } from '../errors.js'
-import { decodeInferRequest, type BinarySource, type InferRequest, type MemoryCharge } from '../infer-request.js'
-import type { ModelVersion } from '../model-version.js'
-import { checkParameterKeys } from '../client-strings.js'
+import { errors } from '../core/errors.js'
+import { decodeInferRequest, type BinarySource, type InferRequest, type MemoryCharge } from '../codec/infer-request.js'
+import type { ModelVersion } from '../models/model-version.js'
+import { checkParameterKeys } from '../core/client-strings.js'
 
 export interface GrpcParameter {
   parameter_choice?: 'bool_param' | 'int64_param' | 'string_param' | 'double_param' | 'uint64_param'

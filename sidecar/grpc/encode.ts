@@ -4,11 +4,11 @@
  * element), as Triton's gRPC server answers. Classification outputs become BYTES
  * tensors of "score:index[:label]" strings, exactly as over REST. Pure.
  */
-import { toBytes } from '../datatypes.js'
-import type { InferRequest } from '../infer-request.js'
-import { outputTensor } from '../infer-response.js'
-import type { ModelVersion } from '../model-version.js'
-import type { WireTensor } from '../runtime/protocol.js'
+import { toBytes } from '../core/datatypes.js'
+import type { InferRequest } from '../codec/infer-request.js'
+import { outputTensor } from '../codec/infer-response.js'
+import type { ModelVersion } from '../models/model-version.js'
+import type { WireTensor } from '../core/tensor.js'
 
 export interface GrpcInferResponse {
   model_name: string

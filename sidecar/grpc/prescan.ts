@@ -11,8 +11,8 @@
  * names, parameter keys) past their length limit (`../client-strings.ts`) are refused here,
  * before protobufjs makes JS strings of them. Pure: bytes in, numbers out.
  */
-import { errors, type SidecarError } from '../errors.js'
-import { MAX_ID_BYTES, MAX_NAME_BYTES, MAX_PARAMETER_KEY_BYTES, PREVIEW_BYTES, tooLong } from '../client-strings.js'
+import { errors, type SidecarError } from '../core/errors.js'
+import { MAX_ID_BYTES, MAX_NAME_BYTES, MAX_PARAMETER_KEY_BYTES, PREVIEW_BYTES, tooLong } from '../core/client-strings.js'
 
 /** Inputs, outputs and raw_input_contents entries in one request. */
 export const MAX_TENSORS = 256

@@ -6,8 +6,8 @@
  */
 import { fileURLToPath } from 'node:url'
 import type * as GrpcJs from '@grpc/grpc-js'
-import type { RequestMemory } from '../request-memory.js'
-import { admittingDeserializer } from './admission.js'
+import type { RequestMemory } from '../codec/request-memory.js'
+import { admittingDeserializer } from './message-lease.js'
 import { grpcService, type GrpcServiceDeps } from './service.js'
 
 /** Idle connections live 5 minutes: longer than client pools expect (REST's keep-alive does the same). */

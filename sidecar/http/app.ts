@@ -8,27 +8,31 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import { ROOT_CONTEXT, type Tracer } from '@opentelemetry/api'
 import { send, sendError, sendJson } from '../../common/http.js'
 import type { Logger } from '../../common/logger.js'
-import { errors, SidecarError } from '../errors.js'
-import { decodeInferRequest } from '../infer-request.js'
-import { encodeInferResponse } from '../infer-response.js'
-import type { InferCall, InferenceRunner } from '../inference.js'
-import type { ModelManager } from '../model-manager.js'
-import type { InferenceObserver } from '../observation.js'
-import type { RequestLease, RequestMemory } from '../request-memory.js'
-import type { Rollouts } from '../rollout/rollouts.js'
-import { AbandonedError } from '../runtime/batcher.js'
-import { extractContext } from '../tracing.js'
+import { errors, SidecarError } from '../core/errors.js'
+import { decodeInferRequest } from '../codec/infer-request.js'
+import { encodeInferResponse } from '../codec/infer-response.js'
+import type { InferCall, InferenceRunner } from '../inference/dispatcher.js'
+import type { ModelManager } from '../models/model-manager.js'
+import type { InferenceObserver } from '../inference/observation.js'
+import type { RequestLease, RequestMemory } from '../codec/request-memory.js'
+import { AbandonedError } from '../core/errors.js'
+import { extractContext } from '../core/tracing.js'
 import { parseInferBody, readBody } from './body.js'
-import { serverMetadata, modelMetadata, modelReady, health } from './metadata.js'
+import { serverMetadata, modelMetadata, modelReady, health } from '../inference/metadata.js'
 import { pathOf, Router, type Route } from './router.js'
-import { requestIdOf } from '../request-id.js'
+import { requestIdOf } from '../inference/request-id.js'
+
+/** What the rollout endpoint reads: a model's rollout state as JSON (the wiring passes `Rollouts`). */
+export interface RolloutStates {
+  state: (model: string) => object
+}
 
 export interface RestAppDeps {
   manager: ModelManager
   runner: InferenceRunner
   observer: InferenceObserver
   /** GET /v2/models/{m}/rollout reads their state; undefined answers 'off'. */
-  rollouts?: Rollouts
+  rollouts?: RolloutStates
   logger: Logger
   /** Undefined when tracing is off: then no trace context is extracted. */
   tracer: Tracer | undefined

@@ -5,10 +5,10 @@
  */
 import type { IncomingMessage } from 'node:http'
 import { readBody as readLimitedBody, type BodyErrors } from '../../common/read-body.js'
-import { errors } from '../errors.js'
-import { JsonLimitError, MAX_VALUES, parseRequestJson } from '../request-json.js'
-import type { RequestLease } from '../request-memory.js'
-import { AbandonedError } from '../runtime/batcher.js'
+import { errors } from '../core/errors.js'
+import { JsonLimitError, MAX_VALUES, parseRequestJson } from '../codec/json-scanner.js'
+import type { RequestLease } from '../codec/request-memory.js'
+import { AbandonedError } from '../core/errors.js'
 
 /**
  * JSON parts up to this size go to `JSON.parse` (fastest for small requests; the heap it

@@ -13,7 +13,7 @@
 import { Worker } from 'node:worker_threads'
 import { workerScript } from '../../common/worker-script.js'
 import type { Registry } from 'prom-client'
-import type { ModelManager } from '../model-manager.js'
+import type { ModelManager } from '../models/model-manager.js'
 
 const workerUrl = workerScript(import.meta.url, 'metrics-worker')
 

@@ -29,8 +29,8 @@ import http from 'node:http'
 import { parentPort, workerData } from 'node:worker_threads'
 import { errorBody } from '../../common/errors.js'
 import { listen, send, sendError, sendJson } from '../../common/http.js'
-import { errors } from '../errors.js'
-import { health } from './metadata.js'
+import { errors } from '../core/errors.js'
+import { health } from '../inference/metadata.js'
 
 const HEADERS_TIMEOUT_MS = 10_000 // 10 seconds to send request headers
 const REQUEST_TIMEOUT_MS = 30_000 // 30 seconds for a whole request

@@ -4,7 +4,7 @@
  * percent-decoded), so `/v2/` is `/v2`. A path that some route has under another method is
  * a 405 naming the method it takes (HEAD is allowed wherever GET is); any other path a 404.
  */
-import { errors } from '../errors.js'
+import { errors } from '../core/errors.js'
 
 export type Method = 'GET' | 'POST'
 

@@ -9,7 +9,7 @@
  * output with a top-1) has the same top-1 on every row; a model with no such output
  * agrees when no output differs by more than `tolerance`.
  */
-import type { TensorData } from '../datatypes.js'
+import type { TensorData } from '../core/datatypes.js'
 import type { WireTensor } from '../runtime/protocol.js'
 
 export interface OutputDiff {

@@ -22,10 +22,10 @@
  * (`OS_ERR_WORKER_UNAVAILABLE`), never 500, and the batch is not retried request by request.
  */
 import assert from 'node:assert/strict'
-import { errors, SidecarError } from '../errors.js'
-import { elementCount, type TensorData } from '../datatypes.js'
-import type { WireTensor } from './protocol.js'
-import { WorkerUnavailableError, type RunResult, type WorkerPool } from './worker-pool.js'
+import { AbandonedError, errors } from '../core/errors.js'
+import { elementCount, type TensorData } from '../core/datatypes.js'
+import type { RunResult, WireTensor } from './protocol.js'
+import { WorkerUnavailableError, type WorkerPool } from './worker-pool.js'
 import type { InlineSession } from './inline-session.js'
 
 export interface Job {
@@ -304,13 +304,6 @@ export class Batcher {
     const waiters = this.#drainWaiters
     this.#drainWaiters = []
     for (const w of waiters) w()
-  }
-}
-
-/** A request whose client disconnected before it ran; nobody is told. */
-export class AbandonedError extends SidecarError {
-  constructor () {
-    super('OS_ERR_ABANDONED', 499, 'client closed the request before inference')
   }
 }
 

@@ -10,8 +10,7 @@
  * (a request with a long dynamic dimension): the batcher decides per batch.
  */
 import ort from 'onnxruntime-node'
-import type { WireTensor } from './protocol.js'
-import type { RunResult } from './worker-pool.js'
+import type { RunResult, WireTensor } from './protocol.js'
 import { runSession, sessionOptions } from './ort-session.js'
 
 export class InlineSession {

@@ -4,8 +4,7 @@
  * session options, and the marshalling of tensors between the pool's wire form and ORT's.
  */
 import ort from 'onnxruntime-node'
-import type { WireTensor } from './protocol.js'
-import type { RunResult } from './worker-pool.js'
+import type { RunResult, WireTensor } from './protocol.js'
 
 /**
  * Session options, chosen by measurement (issue 13): the CPU memory arena and memory

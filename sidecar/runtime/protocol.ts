@@ -1,11 +1,12 @@
 /** Messages between the main thread and inference workers. */
-import type { TensorData } from '../datatypes.js'
+import type { WireTensor } from '../core/tensor.js'
 
-export interface WireTensor {
-  /** ONNX Runtime type name (`float32`, `int64`, `string`, …). */
-  type: string
-  dims: number[]
-  data: TensorData
+export type { WireTensor }
+
+/** What one run of a session gives back. */
+export interface RunResult {
+  outputs: Record<string, WireTensor>
+  computeNs: number
 }
 
 export interface ValueMeta {

@@ -18,7 +18,7 @@ import { workerScript } from '../../common/worker-script.js'
 import { InProcessWorker } from './in-process-worker.js'
 import assert from 'node:assert/strict'
 import type { Logger } from '../../common/logger.js'
-import type { ValueMeta, WireTensor, WorkerRequest, WorkerResponse } from './protocol.js'
+import type { RunResult, ValueMeta, WireTensor, WorkerRequest, WorkerResponse } from './protocol.js'
 
 /** Jobs a worker may hold at once: one computing, one queued so it never idles between batches. */
 const MAX_IN_FLIGHT = 2
@@ -58,10 +58,7 @@ interface Slot {
   loaded: Set<string>
 }
 
-export interface RunResult {
-  outputs: Record<string, WireTensor>
-  computeNs: number
-}
+export type { RunResult }
 
 /** ONNX Runtime (in a worker) failed: a bad model or bad input. */
 class WorkerError extends Error {

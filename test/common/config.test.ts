@@ -1,6 +1,6 @@
 import t from 'tap'
 import { readConfig, parse, helpText, ConfigError, otelRequested, type Option } from '../../common/config.js'
-import { serveOptions } from '../../sidecar/serve-options.js'
+import { serveOptions } from '../../common/serve-options.js'
 
 const table = {
   port: { flag: '--port', env: 'X_PORT', description: 'port', default: 8500, parse: parse.port } as Option<number>,

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { CodedError, errorBody, errorDefiner, MAX_MESSAGE_BYTES } from '../../common/errors.js'
-import { errors as sidecarErrors, SidecarError } from '../../sidecar/errors.js'
+import { errors as sidecarErrors, SidecarError } from '../../sidecar/core/errors.js'
 import { errors as injectorErrors, InjectorError } from '../../injector/errors.js'
 
 class TestError extends CodedError {}

@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { ANNOTATIONS } from '../../injector/annotations.js'
-import { serveOptions } from '../../sidecar/serve-options.js'
+import { serveOptions } from '../../common/serve-options.js'
 import { WEBHOOK_OPTIONS } from '../../injector/webhook-command.js'
 import { INJECT_OPTIONS } from '../../injector/inject-command.js'
 import { applySections, cell, endMarker, renderAnnotations, renderOptions, renderPages, sections, startMarker, valueDocs } from '../../scripts/docs-reference.js'

@@ -13,7 +13,7 @@ import { inject } from '../../injector/inject-pod.js'
 import { InjectorError } from '../../injector/errors.js'
 import { DEFAULT_CONFIG, resolveInjectionConfig, type InjectionConfig } from '../../injector/injection-config.js'
 import { readConfig, LOG_LEVELS } from '../../common/config.js'
-import { serveOptions } from '../../sidecar/serve-options.js'
+import { serveOptions } from '../../common/serve-options.js'
 import { parseQuantity, MIN_CPU, MIN_MEMORY } from '../../common/contract.js'
 
 const modelRef = fc.record({

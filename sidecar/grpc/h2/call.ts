@@ -6,9 +6,9 @@
  * client's cancellation wins.
  */
 import { EventEmitter } from 'node:events'
-import { grpcCodeOfStatus, statusOf } from '../../call-status.js'
-import { SidecarError } from '../../errors.js'
-import { MAX_MESSAGE_BYTES } from '../../client-strings.js'
+import { grpcCodeOfStatus, statusOf } from '../../inference/call-status.js'
+import { SidecarError } from '../../core/errors.js'
+import { MAX_MESSAGE_BYTES } from '../../core/client-strings.js'
 import { truncateUtf8 } from '../../../common/truncate.js'
 import { constants, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
 import { encodeMessage, frame, headersOf, Status, type CallMetadata, type CallStatus, type MetadataLike } from './framing.js'

@@ -12,13 +12,13 @@
  */
 import http2, { constants, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
 import type { UntypedServiceImplementation } from '@grpc/grpc-js'
-import { admittingDeserializer } from '../admission.js'
+import { admittingDeserializer } from '../message-lease.js'
 import { LOADER_OPTIONS, PROTO, type GrpcServerOptions } from '../server.js'
 import { grpcService } from '../service.js'
-import type { RequestLease } from '../../request-memory.js'
+import type { RequestLease } from '../../codec/request-memory.js'
 import { endWithError, endWithStatus, H2Call } from './call.js'
 import { encodeMessage, MessageReader, metadataOf, parseTimeout, Status } from './framing.js'
-import { shown } from '../../client-strings.js'
+import { shown } from '../../core/client-strings.js'
 
 /** Idle connections live 5 minutes, as with grpc-js (`../server.ts`). */
 const MAX_CONNECTION_IDLE_MS = 5 * 60_000

@@ -1,8 +1,8 @@
 /** gRPC readiness handlers as units: ServerReady and ModelReady read the manager's states. */
 import t from 'tap'
-import { errors } from '../../../sidecar/errors.js'
+import { errors } from '../../../sidecar/core/errors.js'
 import { grpcService } from '../../../sidecar/grpc/service.js'
-import type { ModelManager, ModelStatus } from '../../../sidecar/model-manager.js'
+import type { ModelManager, ModelStatus } from '../../../sidecar/models/model-manager.js'
 
 function service (states: Map<string, ModelStatus>, shuttingDown = false) {
   const manager = {

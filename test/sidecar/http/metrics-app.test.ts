@@ -8,7 +8,7 @@ import t, { type Test } from 'tap'
 import { Counter, Registry } from 'prom-client'
 import { request } from 'undici'
 import { MetricsServer, type MetricsListenOptions } from '../../../sidecar/http/metrics-app.js'
-import type { ModelManager } from '../../../sidecar/model-manager.js'
+import type { ModelManager } from '../../../sidecar/models/model-manager.js'
 
 class CountingRegistry extends Registry {
   renders = 0

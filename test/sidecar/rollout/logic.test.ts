@@ -1,0 +1,116 @@
+import t from 'tap'
+import { compareOutputs, top1 } from '../../../sidecar/rollout/compare.js'
+import { parseModelConfig } from '../../../sidecar/models/model-config.js'
+import { RolloutController } from '../../../sidecar/rollout/controller.js'
+import { shadowGate, type GateView } from '../../../sidecar/rollout/gate.js'
+import { bucketOf, fnv1a, inCanary } from '../../../sidecar/rollout/sticky.js'
+import { halfToNumber } from '../../../sidecar/core/float16.js'
+import type { WireTensor } from '../../../sidecar/runtime/protocol.js'
+
+const f32 = (dims: number[], v: number[]): WireTensor => ({ type: 'float32', dims, data: Float32Array.from(v) })
+const i64 = (v: number[]): WireTensor => ({ type: 'int64', dims: [v.length], data: BigInt64Array.from(v.map(BigInt)) })
+const opts = { hasLabels: true, compareOutput: undefined, tolerance: 1e-4, half: halfToNumber }
+
+t.test('top-1: argmax of a float class dimension; an integer class per row only with labels', async t => {
+  t.same([...top1(f32([2, 3], []), [0.1, 0.7, 0.2, 0.5, 0.2, 0.3], false) as Int32Array], [1, 0])
+  t.same([...top1(i64([2, 0]), [2, 0], true) as Int32Array], [2, 0])
+  t.equal(top1(i64([2, 0]), [2, 0], false), undefined, 'no labels file: an integer is not a class')
+  t.equal(top1(f32([2, 1], []), [0.4, 0.5], true), undefined, 'one score per row: a regression')
+})
+
+t.test('compare: top-1 agreement decides, abs diffs for every output', async t => {
+  const live = { label: i64([1, 2]), probabilities: f32([2, 3], [0.1, 0.8, 0.1, 0.2, 0.2, 0.6]) }
+  const same = compareOutputs(live, { label: i64([1, 2]), probabilities: f32([2, 3], [0.1, 0.7, 0.2, 0.2, 0.2, 0.6]) }, opts)
+  t.equal(same.agree, true)
+  t.equal(same.decidedBy, 'label', 'the first output with a top-1')
+  const p = same.outputs.find(o => o.name === 'probabilities')
+  t.ok(Math.abs((p?.maxAbsDiff ?? 0) - 0.1) < 1e-6, 'max abs diff')
+  t.ok(Math.abs((p?.meanAbsDiff ?? 0) - 0.2 / 6) < 1e-6, 'mean abs diff')
+  t.same(p?.top1, { agree: 2, rows: 2 })
+  const oneRowOff = compareOutputs(live, { label: i64([1, 0]), probabilities: f32([2, 3], [0.1, 0.8, 0.1, 0.7, 0.2, 0.1]) }, opts)
+  t.equal(oneRowOff.agree, false, 'a request agrees only when every row does')
+  t.same(oneRowOff.outputs.find(o => o.name === 'label')?.top1, { agree: 1, rows: 2 })
+  const chosen = compareOutputs(live, { label: i64([1, 0]), probabilities: f32([2, 3], [0.1, 0.8, 0.1, 0.2, 0.2, 0.6]) }, { ...opts, compareOutput: 'probabilities' })
+  t.equal(chosen.agree, true, 'compare_output picks the deciding output')
+  t.equal(chosen.decidedBy, 'probabilities')
+})
+
+t.test('compare: no top-1 output, the tolerance decides', async t => {
+  const live = { y: f32([2, 1], [1, 2]) }
+  t.equal(compareOutputs(live, { y: f32([2, 1], [1.00001, 2]) }, opts).agree, true)
+  t.equal(compareOutputs(live, { y: f32([2, 1], [1.1, 2]) }, opts).agree, false)
+  t.equal(compareOutputs({ s: { type: 'string', dims: [1], data: ['a'] } }, { s: { type: 'string', dims: [1], data: ['b'] } }, opts).agree, false, 'strings differ: max diff Infinity')
+})
+
+t.test('sticky hash: stable, and the share is about right over many keys', async t => {
+  t.equal(fnv1a(''), 0x811c9dc5)
+  t.equal(fnv1a('a'), 0xe40c292c, 'FNV-1a test vector')
+  t.equal(bucketOf('m:2', 'user-42'), bucketOf('m:2', 'user-42'))
+  t.not(bucketOf('m:2', 'user-42'), bucketOf('m:3', 'user-42'), 'another rollout draws another cohort')
+  for (const share of [0.01, 0.1, 0.5]) {
+    let n = 0
+    for (let i = 0; i < 20_000; i++) if (inCanary('recommender:2', `user-${i}`, share)) n++
+    t.ok(Math.abs(n / 20_000 - share) < 0.01, `share ${share}: ${n / 20_000}`)
+  }
+  t.equal(inCanary('m', 'k', 1), true)
+  t.equal(inCanary('m', 'k', 0), false)
+})
+
+t.test('shadow gate: runs only on a worker nobody waits for', async t => {
+  const free: GateView = { shadowInProgress: false, servingQueued: 0, runs: 'candidate', runIdle: true, idleWorkers: 2, servingInline: false }
+  t.equal(shadowGate(free), undefined)
+  t.equal(shadowGate({ ...free, shadowInProgress: true }), 'in_progress')
+  t.equal(shadowGate({ ...free, servingQueued: 1 }), 'queue')
+  t.equal(shadowGate({ ...free, servingQueued: undefined }), undefined, 'the queue is checked at sampling time only')
+  t.equal(shadowGate({ ...free, runIdle: false }), 'candidate', 'shadow: the candidate is busy')
+  t.equal(shadowGate({ ...free, runs: 'live', runIdle: false }), 'live', 'canary: live, the version to run, is busy')
+  t.equal(shadowGate({ ...free, idleWorkers: 1 }), 'worker', 'a serving version on the workers keeps one idle worker for itself')
+  t.equal(shadowGate({ ...free, idleWorkers: 1, servingInline: true }), undefined, 'inline serving versions need no worker')
+  t.equal(shadowGate({ ...free, idleWorkers: 0, servingInline: true }), 'worker')
+})
+
+const rollout = (yaml: string): NonNullable<ReturnType<typeof parseModelConfig>['rollout']> => parseModelConfig(yaml, 'c.yaml').rollout as NonNullable<ReturnType<typeof parseModelConfig>['rollout']>
+
+t.test('controller: promotes at N compared with enough agreement', async t => {
+  const c = new RolloutController(rollout('rollout: { live: 1, candidate: 2, promotion: { min_requests: 10, min_agreement: 0.8 } }'))
+  for (let i = 0; i < 9; i++) { c.compare(i < 1 ? 'disagree' : 'agree'); c.served('candidate', false) }
+  t.equal(c.evaluate(), undefined, 'not before min_requests')
+  t.equal(c.liveVersion, 1)
+  c.compare('agree')
+  const d = c.evaluate(new Date(0))
+  t.equal(d?.action, 'promote')
+  t.same(d?.evidence, { compared: 10, agreed: 9, agreement: 0.9, live_error_rate: 0, candidate_error_rate: 0, rule: 'agreement 0.9 >= min_agreement 0.8 over 10 >= 10 requests; candidate error rate 0 <= live 0 + 0' })
+  t.equal(c.phase, 'promoted')
+  t.equal(c.liveVersion, 2, 'the candidate answers now')
+  t.equal(c.evaluate(), undefined, 'decides once')
+})
+
+t.test('controller: rolls back below the threshold, observes in between', async t => {
+  const c = new RolloutController(rollout('rollout: { live: 1, candidate: 2, promotion: { min_requests: 4, min_agreement: 0.9 }, rollback: { below_agreement: 0.5 } }'))
+  for (const r of ['agree', 'agree', 'agree', 'disagree'] as const) c.compare(r)
+  t.equal(c.evaluate(), undefined, '0.75: between the thresholds, keep observing')
+  for (const r of ['disagree', 'disagree', 'error', 'error'] as const) c.compare(r)
+  const d = c.evaluate()
+  t.equal(d?.action, 'rollback')
+  t.match(d?.evidence.rule, /agreement 0\.375 < 0\.5 over 8 >= 4 requests/)
+  t.equal(c.liveVersion, 1)
+  t.equal(c.phase, 'rolled_back')
+})
+
+t.test('controller: a canary that errs more than live rolls back even when it agrees', async t => {
+  const c = new RolloutController(rollout('rollout: { live: 1, candidate: 2, mode: canary, share: 0.5, promotion: { min_requests: 2, min_agreement: 0.5, max_error_rate_delta: 0.1 } }'))
+  for (let i = 0; i < 10; i++) c.served('live', false)
+  for (let i = 0; i < 10; i++) c.served('candidate', i < 2)
+  c.compare('agree')
+  c.compare('agree')
+  const d = c.evaluate()
+  t.equal(d?.action, 'rollback')
+  t.match(d?.evidence.rule, /candidate error rate 0\.2 > live 0 \+ 0\.1/)
+})
+
+t.test('controller: without a promotion rule it only observes', async t => {
+  const c = new RolloutController(rollout('rollout: { live: 1, candidate: 2 }'))
+  for (let i = 0; i < 1000; i++) c.compare('disagree')
+  t.equal(c.evaluate(), undefined)
+  t.equal(c.phase, 'observing')
+})
