@@ -200,7 +200,7 @@ async function startServer (args: string[], logFile: string): Promise<Server> {
   return { child, port: listening.port, workers: listening.workers ?? 1, logFile }
 }
 
-/** Admission lines the server wrote: one per admission, as SPEC asks, checked on what it actually wrote. */
+/** Admission lines the server wrote: one per admission, as docs/operations.md says, checked on what it actually wrote. */
 function loggedAdmissions (logFile: string): number {
   return readFileSync(logFile, 'utf8').split('\n').filter(l => l.includes('"msg":"admission"')).length
 }

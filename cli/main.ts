@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `onnx-sidecar <command>`: one binary, three commands (SPEC "What it is").
+ * `onnx-sidecar <command>`: one binary, three commands (README.md, docs/configuration.md).
  * Each command module owns its option table and returns an exit code.
  *
  * SIGTERM and SIGINT are recorded from the first statement (common/early-signals.ts, which

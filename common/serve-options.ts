@@ -1,5 +1,5 @@
 /**
- * The `serve` command's options: flags, environment variables, defaults (SPEC "What it is").
+ * The `serve` command's options: flags, environment variables, defaults (docs/configuration.md).
  * In common/ because both sides read it: `serve` parses its command line with it, and the
  * injector checks that the arguments and ONNX_SIDECAR_* variables of an override container
  * parse with it before it admits the pod.

@@ -1,5 +1,5 @@
 /**
- * What the SPEC says an injected pod looks like, and a pod the injector left alone,
+ * What docs/injection.md says an injected pod looks like, and a pod the injector left alone,
  * as assertions on the pod object the API server stored.
  */
 import { expect } from './lib.js'
@@ -31,7 +31,7 @@ export function argOf (c: Json, flag: string): string | undefined {
   return undefined
 }
 
-/** Everything the SPEC says an injected pod has; returns a one-line summary.
+/** Everything docs/injection.md says an injected pod has; returns a one-line summary.
  * `socket`: onnx-sidecar.io/socket is on (the socket volume, mounts, --socket-dir and
  * variables must be there) or off (none of them may be). */
 export function assertInjected (p: Json, want: { native: boolean, models: string, socket?: boolean }): string {

@@ -1,6 +1,6 @@
 /**
  * The user's interface: every `onnx-sidecar.io/*` pod annotation, in one typed table,
- * parsed in one place (SPEC "Pod annotations"). An invalid value is an error whose
+ * parsed in one place (docs/annotations.md). An invalid value is an error whose
  * message names the annotation and the value; it is never silently replaced by a default.
  */
 import { errors, InjectorError } from './errors.js'

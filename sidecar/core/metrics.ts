@@ -1,7 +1,7 @@
 /**
  * The sidecar's Prometheus metrics, in a registry of its own (never prom-client's
  * global one, so tests and embedders can build several apps in one process).
- * Names and labels are the contract in SPEC.md "Metrics"; label values are model
+ * Names and labels are a contract (docs/operations.md "Metrics"); label values are model
  * names and versions from the repository, and status codes: all bounded.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'

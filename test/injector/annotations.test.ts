@@ -2,7 +2,7 @@ import t from 'tap'
 import { ANNOTATIONS, parseAnnotations, parseModels, parseQuantity, formatModels, PREFIX } from '../../injector/annotations.js'
 import { InjectorError } from '../../injector/errors.js'
 
-t.test('one table holds every annotation of the SPEC', async t => {
+t.test('one table holds every annotation of docs/annotations.md', async t => {
   t.same(Object.values(ANNOTATIONS).map(a => a.key.slice(PREFIX.length)).sort(),
     ['cpu', 'cpu-limit', 'grpc-port', 'inject', 'log-level', 'memory', 'memory-limit', 'metrics-port', 'model', 'model-image', 'native-sidecar', 'port', 'socket', 'threads', 'volume'])
   for (const a of Object.values(ANNOTATIONS)) {
