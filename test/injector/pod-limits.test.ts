@@ -14,8 +14,29 @@ t.test('counts the entries of every list the injection walks', async t => {
   }, {})), 2 + 5 + 1 + 1 + 2)
   t.equal(podItems(null), 0)
   t.equal(podItems({ spec: { containers: 'no' } }), 0)
-  const many = Array.from({ length: 50_000 }, () => ({}))
-  t.ok(podItems(pod({ containers: many })) <= 50_001, 'stops counting early')
+})
+
+/** `n` containers whose `env` (one entry each) is a getter that counts its reads. */
+function watchedContainers (n: number, envLength: number): { containers: object[], reads: () => number } {
+  let reads = 0
+  const env = Array.from({ length: envLength }, () => ({}))
+  const containers = Array.from({ length: n }, () => Object.defineProperty({}, 'env', { enumerable: true, get: () => { reads++; return env } }))
+  return { containers, reads: () => reads }
+}
+
+t.test('stops counting early', async t => {
+  // 50,000 containers of one env entry each: 1 + 50,000 + 50,000 = 100,001 in full.
+  const many = watchedContainers(50_000, 1)
+  t.equal(podItems(pod({ containers: many.containers })), 1 + 50_000, 'the containers list alone is past the limit: counted, not walked')
+  t.equal(many.reads(), 0, 'no container\'s lists read')
+  // 100 containers of 1,000 env entries: 100,101 in full; past 10,000 within the first 10.
+  const deep = watchedContainers(100, 1000)
+  const n = podItems(pod({ containers: deep.containers }))
+  t.ok(n > MAX_POD_ITEMS && n <= MAX_POD_ITEMS + 1000, `stops at the container that crosses the limit (counted ${n} of 100,101)`)
+  t.equal(deep.reads(), 10, 'reads 10 of the 100 containers\' env lists')
+  // 20,000 annotations: stops at the limit + 1.
+  const annotations = Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`k${i}`, 'v']))
+  t.equal(podItems(pod({ containers: [{ name: 'a' }] }, annotations)), MAX_POD_ITEMS + 1, 'annotations: stops at the limit + 1')
 })
 
 t.test('annotation bytes as Kubernetes counts them: keys and values, in UTF-8', async t => {
