@@ -10,7 +10,9 @@ import { parse as parseYaml, stringify as toYaml } from 'yaml'
 import { expect, sleep, waitFor, freePort, startService, failIfExited, runOk, run, type Service } from './lib.js'
 import { ROOT, APP_NS, ctx, work, logDir, baseEnv, kubectlRaw, kubectlApply, type Json } from './context.js'
 import { trustRegistry } from './node.js'
-import { readyPods, classifyThroughApp, load, podsOf, heldout, isReady, waitForRollout, type Expected } from './workloads.js'
+import { readyPods, podsOf, isReady, waitForRollout } from './pods.js'
+import { classifyThroughApp, heldout, type Expected } from './app.js'
+import { load } from './load.js'
 
 const DEPLOYMENT = 'recommender-model-image'
 const MANIFEST = join(ROOT, 'examples', 'recommender', 'deployment-model-image.yaml')

@@ -12,7 +12,7 @@
  *    running here with the chart's certificate and injection config (injector-setup.ts).
  * 4. Admission (admission.ts): what the API server stores for annotated, plain, opted-out,
  *    invalid and excluded pods; helm upgrade.
- * 5. Workloads (workloads.ts): the injected example Deployments run for real.
+ * 5. Workloads (workloads/, one file per check): the injected example Deployments run for real.
  * 6. Models as OCI images (model-images.ts): a local registry, model images v1 and v2, a
  *    Deployment rolled from one to the other under load.
  * 7. The demo shop (shop.ts): examples/shop deployed with kubectl apply -k, its services'
@@ -31,7 +31,15 @@ import { buildTools, startControlPlane } from './control-plane.js'
 import { startContainerd, importPauseImage, startKubelet, stopNode, kubeletRoot } from './node.js'
 import { installChart, extractInjectionConfig, registerWithoutChart, startWebhook } from './injector-setup.js'
 import * as admission from './admission.js'
-import * as workloads from './workloads.js'
+import { importImages, provideModelVolume } from './workloads/setup.js'
+import { checkStartupOrder } from './workloads/startup-order.js'
+import { checkPredictions } from './workloads/predictions.js'
+import { checkPrometheus, stopPrometheus } from './workloads/prometheus.js'
+import { checkSocketPod, checkGrpcSocket } from './workloads/socket.js'
+import { checkPodSecurity } from './workloads/pod-security.js'
+import { checkDeleteUnderLoad } from './workloads/delete-under-load.js'
+import { checkJob } from './workloads/job.js'
+import { checkMissingModel } from './workloads/missing-model.js'
 import * as modelImages from './model-images.js'
 import * as shop from './shop.js'
 import { startDns, startProxy, cleanupProxy } from './cluster-services.js'
@@ -48,7 +56,7 @@ async function main (): Promise<number> {
     node = node && await check('CoreDNS answers the cluster domain on the node IP', startDns)
     node = node && await check('the pause, onnx-sidecar and example app images are built and imported into containerd', async () => {
       await importPauseImage()
-      return await workloads.importImages()
+      return await importImages()
     })
     node = node && await check('the kubelet registers the node and it becomes Ready', startKubelet)
     node = node && await check('kube-proxy programs Services on the node', startProxy)
@@ -69,7 +77,7 @@ async function main (): Promise<number> {
       await kubectl('create', 'namespace', APP_NS)
       await kubectl('label', 'namespace', APP_NS, 'pod-security.kubernetes.io/enforce=restricted')
       await waitForDefaultSa(APP_NS)
-      if (node) log(await workloads.provideModelVolume(APP_NS))
+      if (node) log(await provideModelVolume(APP_NS))
       return await admission.checkDeployment()
     })
     socketDeployed = await check('onnx-sidecar.io/socket: "true" with fsGroup: the stored pod has the socket volume, mounts, --socket-dir and variables', admission.checkSocketDeployment)
@@ -81,19 +89,19 @@ async function main (): Promise<number> {
     await check('helm upgrade keeps the CA and injection keeps working', admission.checkUpgrade)
   }
   if (ready && node && deployed) {
-    const running = await check('the kubelet starts the native sidecar first and the app only after its startup probe passed', workloads.checkStartupOrder)
+    const running = await check('the kubelet starts the native sidecar first and the app only after its startup probe passed', checkStartupOrder)
     if (running) {
-      await check('the app\'s predictions through ONNX_SIDECAR_URL are right for every held-out row, in both pods', workloads.checkPredictions)
-      await check('Prometheus finds the pods by Kubernetes discovery and scrapes each pod IP from its prometheus.io/* annotations', workloads.checkPrometheus)
+      await check('the app\'s predictions through ONNX_SIDECAR_URL are right for every held-out row, in both pods', checkPredictions)
+      await check('Prometheus finds the pods by Kubernetes discovery and scrapes each pod IP from its prometheus.io/* annotations', checkPrometheus)
     }
     if (socketDeployed) {
-      const socket = await check('the socket variant runs with runAsNonRoot and fsGroup: no root in the pod, the app talks over the Unix socket', async () => await workloads.checkSocketPod(kubeletRoot()))
-      if (socket) await check('gRPC over the pod\'s grpc.sock answers ServerReady and ModelInfer', async () => await workloads.checkGrpcSocket(kubeletRoot()))
+      const socket = await check('the socket variant runs with runAsNonRoot and fsGroup: no root in the pod, the app talks over the Unix socket', async () => await checkSocketPod(kubeletRoot()))
+      if (socket) await check('gRPC over the pod\'s grpc.sock answers ServerReady and ModelInfer', async () => await checkGrpcSocket(kubeletRoot()))
     }
-    await check('the shop namespace enforces Pod Security "restricted" and the injected pods are admitted by it', workloads.checkPodSecurity)
-    if (running) await check('deleting a pod under load answers every accepted request; the native sidecar stops after the app', workloads.checkDeleteUnderLoad)
-    await check('a Job whose app container exits completes (the native sidecar does not hold it open)', workloads.checkJob)
-    await check('a pod whose model does not exist never becomes ready and says why', workloads.checkMissingModel)
+    await check('the shop namespace enforces Pod Security "restricted" and the injected pods are admitted by it', checkPodSecurity)
+    if (running) await check('deleting a pod under load answers every accepted request; the native sidecar stops after the app', checkDeleteUnderLoad)
+    await check('a Job whose app container exits completes (the native sidecar does not hold it open)', checkJob)
+    await check('a pod whose model does not exist never becomes ready and says why', checkMissingModel)
   }
   if (ready && node) {
     const registry = await check('a local OCI registry runs on 127.0.0.1 and model images v1 and v2 are pushed to it', modelImages.pushModelImages)
@@ -129,7 +137,7 @@ let cleaning = false
 async function cleanup (code: number): Promise<void> {
   if (cleaning) return
   cleaning = true
-  await workloads.stopPrometheus()
+  await stopPrometheus()
   await stopNode()
   await stopAll()
   await cleanupProxy()

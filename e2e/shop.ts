@@ -12,7 +12,7 @@ import { parseAllDocuments, stringify as toYaml } from 'yaml'
 import { expect, runOk, run, waitFor, log } from './lib.js'
 import { ROOT, APP_NS, ctx, work, baseEnv, kubectl, kubectlRaw, kubectlApply, type Json } from './context.js'
 import { importFromPodman } from './node.js'
-import { readyPods, waitForRollout } from './workloads.js'
+import { readyPods, waitForRollout } from './pods.js'
 import { SIDECAR_IMAGE } from './images.js'
 import { dig, CLUSTER_DOMAIN } from './cluster-services.js'
 

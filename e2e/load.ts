@@ -1,0 +1,41 @@
+/** The load generator: the app's GET /recommendations on fresh connections while pods are deleted or rolled. */
+import { request } from 'undici'
+import { sleep } from './lib.js'
+import { type Json } from './context.js'
+import { heldout, recommendationUrl } from './app.js'
+
+export interface LoadResult { ok: number, refused: number, failed: string[], versions: Map<string, number> }
+
+/**
+ * Requests on fresh connections (so that "accepted" means the app accepted the TCP
+ * connection) against whatever `targets()` returns, until `stop` resolves. A refused
+ * or unreachable connection was never accepted; anything else that is not a 200 is a
+ * failed request.
+ */
+export async function load (targets: () => string[], stop: Promise<void>, concurrency = 4): Promise<LoadResult> {
+  const result: LoadResult = { ok: 0, refused: 0, failed: [], versions: new Map() }
+  const rows = heldout().raw_features
+  let done = false
+  void stop.then(() => { done = true })
+  let n = 0
+  const worker = async (): Promise<void> => {
+    while (!done) {
+      const ips = targets()
+      if (ips.length === 0) { await sleep(50); continue }
+      const ip = ips[n++ % ips.length] as string
+      try {
+        const res = await request(recommendationUrl(ip, rows[n % rows.length] as number[]), { reset: true, headersTimeout: 15_000, bodyTimeout: 15_000 })
+        const body = await res.body.json() as Json
+        if (res.statusCode === 200) {
+          result.ok++
+          result.versions.set(String(body.model_version), (result.versions.get(String(body.model_version)) ?? 0) + 1)
+        } else result.failed.push(`${ip}: ${res.statusCode} ${JSON.stringify(body)}`)
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? ''
+        if (['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'].includes(code)) { result.refused++; await sleep(20) } else result.failed.push(`${ip}: ${code} ${(err as Error).message}`)
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, async () => { await worker() }))
+  return result
+}
