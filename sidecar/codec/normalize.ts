@@ -8,7 +8,7 @@
  * FP32 inputs are computed in float32, rounding after every operation exactly as numpy
  * does with float32 arrays, so results match what the model was trained and exported with.
  */
-import type { Normalizer } from '../models/model-config.js'
+import type { Normalizer } from '../models/config-types.js'
 
 export function normalize (data: Float32Array | Float64Array, norm: Normalizer): void {
   const f32 = data instanceof Float32Array

@@ -5,27 +5,9 @@
 import { Ajv, type ErrorObject } from 'ajv'
 import { parse as parseYaml } from 'yaml'
 import { ModelLoadError } from '../core/errors.js'
-import { parseRollout, ROLLOUT_SCHEMA, rolloutVersions, type RawRollout, type RolloutConfig } from './rollout-config.js'
+import type { ModelConfig, Normalizer, RolloutConfig, VersionPolicy } from './config-types.js'
+import { parseRollout, ROLLOUT_SCHEMA, rolloutVersions, type RawRollout } from './rollout-config.js'
 
-export type VersionPolicy = { latest: number } | { all: Record<string, never> } | { specific: number[] }
-
-export type Normalizer =
-  | { kind: 'minmax', min: number[], max: number[] }
-  | { kind: 'zscore', mean: number[], std: number[] }
-
-export interface ModelConfig {
-  /** 0 turns dynamic batching off; undefined means "decide from the model's shapes". */
-  maxBatchSize: number | undefined
-  maxQueueDelayMicros: number
-  maxQueueSize: number
-  versionPolicy: VersionPolicy
-  preprocess: Map<string, Normalizer>
-  warmup: boolean
-  /** Shadow / canary of a candidate version (rollout/config.ts); undefined when not configured. */
-  rollout: RolloutConfig | undefined
-}
-
-export const DEFAULT_MAX_BATCH_SIZE = 32
 export const DEFAULTS = {
   maxQueueDelayMicros: 0, // 0 µs: batch only what queues up while the worker is busy
   maxQueueSize: 1024, // requests per model version; beyond it 503 + Retry-After

@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises'
 import { ModelLoadError } from '../core/errors.js'
 import { allocate, elementCount, oipFromOrt, type OipDatatype } from '../core/datatypes.js'
-import { DEFAULT_MAX_BATCH_SIZE, type ModelConfig, type Normalizer } from './model-config.js'
+import { DEFAULT_MAX_BATCH_SIZE, type ModelConfig, type Normalizer } from './config-types.js'
 import { Batcher } from '../runtime/batcher.js'
 import type { WireTensor, ValueMeta } from '../runtime/protocol.js'
 import type { WorkerPool } from '../runtime/worker-pool.js'

@@ -5,40 +5,11 @@
  *
  * `ROLLOUT_SCHEMA` is the JSON schema fragment `model-config.ts` puts under `rollout`
  * (so key and type errors read like every other config error); `parseRollout` adds the
- * checks a schema cannot express. Every message names the file and the key.
+ * checks a schema cannot express. Every message names the file and the key. The types
+ * (`RolloutConfig`) live in config-types.ts.
  */
 import { ModelLoadError } from '../core/errors.js'
-
-export type RolloutMode = 'shadow' | 'canary'
-
-export interface PromotionRule {
-  /** Compared requests needed before any decision. */
-  minRequests: number
-  /** Promote at or above this agreement (0..1). */
-  minAgreement: number
-  /** Candidate error rate may exceed the live one by at most this (0..1). */
-  maxErrorRateDelta: number
-  /** Roll back below this agreement (0..1); between it and minAgreement: keep observing. */
-  rollbackBelow: number
-}
-
-export interface RolloutConfig {
-  live: number
-  candidate: number
-  mode: RolloutMode
-  /** Fraction of eligible requests compared (shadow: live requests also run on the candidate; canary: candidate answers also run on live). */
-  sample: number
-  /** Canary: fraction of sticky keys answered by the candidate; 0 in shadow mode. */
-  share: number
-  /** Canary: request header holding the sticky key; undefined: the request `id`. */
-  stickyHeader: string | undefined
-  /** The output whose top-1 decides agreement; undefined: the first top-1-able output. */
-  compareOutput: string | undefined
-  /** Outputs without a top-1 (regressions): a request agrees when max |live - candidate| <= this. */
-  tolerance: number
-  /** Undefined: observe only, never decide. */
-  promotion: PromotionRule | undefined
-}
+import type { PromotionRule, RolloutConfig, RolloutMode } from './config-types.js'
 
 export const ROLLOUT_DEFAULTS = {
   mode: 'shadow' as RolloutMode,

@@ -16,7 +16,7 @@
  * candidate's fault: it is counted apart (`liveFailed`) and not compared. Error rate = answers (canary) or shadow runs (shadow) with a
  * 5xx status / all of them, per arm.
  */
-import type { RolloutConfig } from '../models/rollout-config.js'
+import type { RolloutConfig } from '../models/config-types.js'
 
 export type RolloutPhase = 'observing' | 'promoted' | 'rolled_back'
 export type Arm = 'live' | 'candidate'
