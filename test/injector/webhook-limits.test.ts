@@ -52,6 +52,19 @@ function closed (s: { once: (e: 'close', f: () => void) => unknown }): Promise<v
   return new Promise(resolve => { s.once('close', () => { resolve() }) })
 }
 
+/** Milliseconds until `s` closes, or undefined if it is still open after `ms`. */
+async function closedWithin (s: { once: (e: 'close', f: () => void) => unknown, destroy: () => void }, ms: number): Promise<number | undefined> {
+  const start = Date.now()
+  let timer: NodeJS.Timeout | undefined
+  const result = await Promise.race([
+    closed(s).then(() => Date.now() - start),
+    new Promise<undefined>(resolve => { timer = setTimeout(resolve, ms) })
+  ])
+  clearTimeout(timer)
+  if (result === undefined) s.destroy()
+  return result
+}
+
 async function waitFor (what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
   const until = Date.now() + ms
   while (Date.now() < until) {
@@ -223,16 +236,26 @@ t.test('header, handshake and request timeouts', async t => {
   })
   await t.test('a client that never sends all of its body is cut off', async t => {
     const s = await tlsSocket(port, ca)
-    s.on('data', () => {})
+    let answer = ''
+    s.on('data', (d: Buffer) => { answer += d.toString() })
+    const start = Date.now()
     s.write('POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{')
-    await closed(s)
-    t.pass('closed')
+    const after = await closedWithin(s, 3000)
+    t.ok(after !== undefined, `the server closed the connection (${after === undefined ? 'still open after 3000' : `after ${after}`} ms; request timeout 600 ms, checked every 300 ms)`)
+    t.ok(Date.now() - start >= 500, 'not before the request timeout')
+    t.match(answer, /^HTTP\/1.1 408/, '408 Request Timeout, then closed')
   })
   await t.test('a TCP client that never starts the TLS handshake is cut off', async t => {
     const s = tcpConnect(port, '127.0.0.1')
     s.on('error', () => {})
-    await closed(s)
-    t.pass('closed')
+    let received = 0
+    s.on('data', (d: Buffer) => { received += d.length })
+    await new Promise(resolve => s.once('connect', resolve))
+    const start = Date.now()
+    const after = await closedWithin(s, 3000)
+    t.ok(after !== undefined, `the server closed the connection (${after === undefined ? 'still open after 3000' : `after ${after}`} ms; handshake timeout 300 ms)`)
+    t.ok(Date.now() - start >= 250, 'not before the handshake timeout')
+    t.equal(received, 0, 'with no bytes sent')
   })
   await t.test('a kept-alive connection idle longer than the header timeout is still usable', async t => {
     const agent = agentFor(t, ca, 1)
