@@ -12,9 +12,11 @@ ARG BASE_IMAGE=docker.io/library/node:20-bookworm-slim
 
 FROM ${BASE_IMAGE} AS deps
 WORKDIR /src
-ENV npm_config_fund=false npm_config_audit=false npm_config_update_notifier=false
-# .npmrc skips onnxruntime-node's install script (it would download CUDA binaries).
-COPY package.json package-lock.json .npmrc ./
+# onnxruntime-node's install script would download CUDA binaries: package.json's
+# allowScripts denies it on npm 11 and later, ONNXRUNTIME_NODE_INSTALL=skip on any npm
+# (the base image's may be older). The CPU binaries ship inside the package.
+ENV npm_config_fund=false npm_config_audit=false npm_config_update_notifier=false ONNXRUNTIME_NODE_INSTALL=skip
+COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 
 FROM deps AS build
