@@ -23,7 +23,10 @@ import { ROOT, EXAMPLE_REPO } from '../fixtures/sidecar.js'
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js')
 const MiB = 2 ** 20
 const BUDGET = 256 * MiB
-const ROUNDS = 3
+// One round in `npm test` (eight concurrent requests of each shape) keeps the file within
+// tap's timeout on a loaded CI machine; the figures in docs/operations.md are from three
+// (MEMORY_ATTACK_ROUNDS=3).
+const ROUNDS = Number(process.env.MEMORY_ATTACK_ROUNDS ?? 1)
 const CONCURRENT = 8
 /** What a refusal's message may take (error messages are capped at 1 KiB; the JSON around it, a code). */
 const MAX_ANSWER_BYTES = 2048
@@ -119,7 +122,6 @@ t.test('huge client strings are never echoed: REST and both gRPC servers stay wi
       }
       for (let i = 0; i < 300 && !(await good()).startsWith('200 OK'); i++) await new Promise(resolve => setTimeout(resolve, 100))
       t.equal(await good(), '200 OK', 'good REST and gRPC requests before the attack')
-      global.gc?.()
       const idle = procStatus(s.pid, 'VmRSS')
       t.comment(`--grpc-server ${grpcServer}: idle RSS ${(idle / MiB).toFixed(0)} MiB, budget ${(BUDGET / MiB).toFixed(0)} MiB, body limit ${(bodyLimit / MiB).toFixed(1)} MiB, request memory ${(s.serving.requestMemory / MiB).toFixed(0)} MiB`)
 
@@ -150,8 +152,7 @@ t.test('huge client strings are never echoed: REST and both gRPC servers stay wi
           t.fail(`${shape.name}: not sent, the sidecar has exited (${s.child.exitCode ?? s.child.signalCode})`)
           continue
         }
-        global.gc?.()
-        writeFileSync(`/proc/${s.pid}/clear_refs`, '5') // reset VmHWM to the current RSS
+          writeFileSync(`/proc/${s.pid}/clear_refs`, '5') // reset VmHWM to the current RSS
         const logBefore = s.logBytes()
         const answers: string[] = []
         for (let round = 0; round < ROUNDS; round++) answers.push(...await Promise.all(Array.from({ length: CONCURRENT }, () => shape.send())))
