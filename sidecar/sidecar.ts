@@ -16,6 +16,7 @@ import { InferenceRunner } from './inference/dispatcher.js'
 import { createSidecarMetrics, trackRequestMemory } from './core/metrics.js'
 import { ModelManager, type AssignedModel } from './models/model-manager.js'
 import { InferenceObserver } from './inference/observation.js'
+import { RolloutObserver } from './inference/rollout-observation.js'
 import { RequestMemory } from './codec/request-memory.js'
 import { createRolloutMetrics } from './rollout/metrics.js'
 import { Rollouts } from './rollout/rollouts.js'
@@ -85,7 +86,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     onConfig: (model, config) => rollouts.configure(model, config),
     answering: (model: string): number | undefined => rollouts.answering(model)
   })
-  const rollouts = new Rollouts({ versions: manager, pool, metrics: createRolloutMetrics(metrics.registry), logger: opts.logger, tracer: opts.tracer })
+  const rollouts = new Rollouts({ versions: manager, pool, metrics: createRolloutMetrics(metrics.registry), events: new RolloutObserver({ logger: opts.logger, tracer: opts.tracer }) })
   const isShuttingDown = (): boolean => shutting
   const requestMemory = new RequestMemory(opts.requestMemory ?? DEFAULT_REQUEST_MEMORY_BODIES * opts.bodyLimit)
   trackRequestMemory(metrics, requestMemory.budget)
