@@ -58,7 +58,7 @@ async function closedWithin (s: { once: (e: 'close', f: () => void) => unknown, 
   let timer: NodeJS.Timeout | undefined
   const result = await Promise.race([
     closed(s).then(() => Date.now() - start),
-    new Promise<undefined>(resolve => { timer = setTimeout(resolve, ms) })
+    new Promise<undefined>(resolve => { timer = setTimeout(() => { resolve(undefined) }, ms) })
   ])
   clearTimeout(timer)
   if (result === undefined) s.destroy()
