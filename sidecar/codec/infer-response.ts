@@ -7,7 +7,7 @@ import { oipFromOrt, toBytes, type OipDatatype, type TensorData } from '../core/
 import { halfToNumber } from '../core/float16.js'
 import { classify } from './classification.js'
 import type { InferRequest, OutputRequest } from './infer-request.js'
-import type { ModelVersion } from '../models/model-version.js'
+import type { ModelSignature } from '../models/signature.js'
 import type { WireTensor } from '../runtime/protocol.js'
 
 export interface EncodedResponse {
@@ -34,14 +34,14 @@ function jsonData (datatype: OipDatatype, data: TensorData): string {
 }
 
 /** An output as the client asked for it: the model's tensor, or its top-k classification strings. */
-export function outputTensor (mv: ModelVersion, want: OutputRequest, t: WireTensor): { datatype: OipDatatype, dims: number[], data: TensorData } {
+export function outputTensor (mv: ModelSignature, want: OutputRequest, t: WireTensor): { datatype: OipDatatype, dims: number[], data: TensorData } {
   if (want.classification === 0) return { datatype: oipFromOrt(t.type) as OipDatatype, dims: t.dims, data: t.data }
   const rows = mv.maxBatchSize > 0 ? (t.dims[0] ?? 1) : 1
   const c = classify(t.data, rows, want.classification, mv.labels)
   return { datatype: 'BYTES', dims: mv.maxBatchSize > 0 ? c.dims : [c.dims[1] as number], data: c.data }
 }
 
-export function encodeInferResponse (mv: ModelVersion, req: InferRequest, outputs: Record<string, WireTensor>): EncodedResponse {
+export function encodeInferResponse (mv: ModelSignature, req: InferRequest, outputs: Record<string, WireTensor>): EncodedResponse {
   const binaries: Uint8Array[] = []
   const parts: string[] = []
   for (const want of req.outputs) {

@@ -7,7 +7,7 @@
 import { toBytes } from '../core/datatypes.js'
 import type { InferRequest } from '../codec/infer-request.js'
 import { outputTensor } from '../codec/infer-response.js'
-import type { ModelVersion } from '../models/model-version.js'
+import type { ModelSignature } from '../models/signature.js'
 import type { WireTensor } from '../core/tensor.js'
 
 export interface GrpcInferResponse {
@@ -18,7 +18,7 @@ export interface GrpcInferResponse {
   raw_output_contents: Uint8Array[]
 }
 
-export function encodeGrpcResponse (mv: ModelVersion, req: InferRequest, outputs: Record<string, WireTensor>): GrpcInferResponse {
+export function encodeGrpcResponse (mv: ModelSignature, req: InferRequest, outputs: Record<string, WireTensor>): GrpcInferResponse {
   const tensors: GrpcInferResponse['outputs'] = []
   const raw: Uint8Array[] = []
   for (const want of req.outputs) {

@@ -1,73 +1,37 @@
 /**
- * Loading one model version: read the file, create a session in every worker, turn the
- * session's metadata into OIP tensor specs, check config.yaml against it, warm it up,
- * and hand back a `ModelVersion` ready to take requests.
+ * A model version's serving handle: loading one (read the file, create a session in every
+ * worker, derive its signature (signature.ts) from the session's metadata and config.yaml,
+ * warm it up) hands back a `ModelVersion` ready to take requests, and unloading drains it.
  */
 import { stat } from 'node:fs/promises'
 import { ModelLoadError } from '../core/errors.js'
-import { allocate, elementCount, oipFromOrt, type OipDatatype } from '../core/datatypes.js'
-import { DEFAULT_MAX_BATCH_SIZE, type ModelConfig, type Normalizer } from './config-types.js'
+import { allocate, elementCount } from '../core/datatypes.js'
+import type { ModelConfig } from './config-types.js'
+import { signatureOf, type ModelSignature } from './signature.js'
 import { Batcher } from '../runtime/batcher.js'
 import type { WireTensor, ValueMeta } from '../runtime/protocol.js'
 import type { WorkerPool } from '../runtime/worker-pool.js'
 import { InlineSession } from '../runtime/inline-session.js'
 import { readModelFile } from '../runtime/model-file.js'
 
-export interface TensorSpec {
-  name: string
-  datatype: OipDatatype
-  /** -1 marks a dynamic dimension. */
-  shape: number[]
-}
+/** Moved to signature.ts; re-exported only until the files being reworked beside this change import it from there. */
+export type { TensorSpec } from './signature.js'
 
-export interface ModelVersion {
-  name: string
-  version: number
+/**
+ * A loaded version as it serves: its signature (what the codec reads), the file and
+ * settings it was loaded from (what a reload compares), and what runs it.
+ */
+export interface ModelVersion extends ModelSignature {
+  /** The worker pool's key for this load (`name/version#generation`). */
   key: string
   file: string
   fingerprint: string
   settingsFingerprint: string
-  inputs: TensorSpec[]
-  outputs: TensorSpec[]
-  inputByName: Map<string, TensorSpec>
-  outputByName: Map<string, TensorSpec>
-  /** 0: no batching; requests carry whole tensors. */
-  maxBatchSize: number
-  preprocess: Map<string, Normalizer>
-  labels: string[] | undefined
   batcher: Batcher
   /** Set when the model is small enough to run on the main thread (see runtime/inline-session.ts). */
   inline: InlineSession | undefined
   /** Batches with at most this many input elements run inline (what the warm-up measured within the budget); 0 without `inline`. */
   inlineMaxElements: number
-}
-
-function specs (list: ValueMeta[], kind: 'input' | 'output', file: string): TensorSpec[] {
-  const out: TensorSpec[] = []
-  for (const m of list) {
-    const datatype = oipFromOrt(m.type)
-    if (datatype === undefined) {
-      // Outputs such as scikit-learn's ZipMap (a sequence of maps) cannot travel over OIP; inputs must.
-      if (kind === 'output') continue
-      throw new ModelLoadError('OS_ERR_MODEL_LOAD', `${file}: input '${m.name}' has type '${m.type}', which the Open Inference Protocol cannot carry`)
-    }
-    out.push({ name: m.name, datatype, shape: m.shape })
-  }
-  if (out.length === 0) throw new ModelLoadError('OS_ERR_MODEL_LOAD', `${file}: the model has no ${kind} tensors the Open Inference Protocol can carry`)
-  return out
-}
-
-function checkPreprocess (preprocess: Map<string, Normalizer>, inputs: Map<string, TensorSpec>, configFile: string): void {
-  for (const [name, norm] of preprocess) {
-    const where = `${configFile}: key 'preprocess.${name}'`
-    const input = inputs.get(name)
-    if (input === undefined) throw new ModelLoadError('OS_ERR_MODEL_CONFIG', `${where}: the model has no input '${name}' (inputs: ${[...inputs.keys()].join(', ')})`)
-    if (input.datatype !== 'FP32' && input.datatype !== 'FP64') throw new ModelLoadError('OS_ERR_MODEL_CONFIG', `${where}: input '${name}' is ${input.datatype}; normalisation needs FP32 or FP64`)
-    const features = input.shape[input.shape.length - 1]
-    const given = norm.kind === 'minmax' ? norm.min.length : norm.mean.length
-    if (features === undefined || features === -1) throw new ModelLoadError('OS_ERR_MODEL_CONFIG', `${where}: input '${name}' has no fixed feature dimension to normalise (shape [${input.shape.join(',')}])`)
-    if (features !== given) throw new ModelLoadError('OS_ERR_MODEL_CONFIG', `${where}: ${given} values given but input '${name}' has ${features} features (shape [${input.shape.join(',')}])`)
-  }
 }
 
 export interface LoadParams {
@@ -103,18 +67,8 @@ export async function loadModelVersion (p: LoadParams): Promise<ModelVersion> {
     throw new ModelLoadError('OS_ERR_MODEL_LOAD', `${p.file}: ONNX Runtime cannot load it: ${(err as Error).message}`)
   }
   try {
-    const inputs = specs(meta.inputs, 'input', p.file)
-    const outputs = specs(meta.outputs, 'output', p.file)
-    const inputByName = new Map(inputs.map(s => [s.name, s]))
-    checkPreprocess(p.config.preprocess, inputByName, p.configFile)
-
-    const batchable = [...inputs, ...outputs].every(s => s.shape.length >= 1 && s.shape[0] === -1)
-    let maxBatchSize = p.config.maxBatchSize ?? (batchable ? DEFAULT_MAX_BATCH_SIZE : 0)
-    if (maxBatchSize > 0 && !batchable) {
-      const fixed = [...inputs, ...outputs].find(s => s.shape.length === 0 || s.shape[0] !== -1) as TensorSpec
-      throw new ModelLoadError('OS_ERR_MODEL_CONFIG', `${p.configFile}: key 'max_batch_size' is ${maxBatchSize} but '${fixed.name}' has shape [${fixed.shape.join(',')}] with no dynamic first (batch) dimension; set max_batch_size: 0`)
-    }
-    if (!batchable) maxBatchSize = 0
+    const signature = signatureOf({ name: p.name, version: p.version, file: p.file, configFile: p.configFile, meta, config: p.config, labels: p.labels })
+    const { inputs, outputs, maxBatchSize } = signature
 
     const zeros = (rows: number): Record<string, WireTensor> => {
       const feeds: Record<string, WireTensor> = {}
@@ -161,19 +115,11 @@ export async function loadModelVersion (p: LoadParams): Promise<ModelVersion> {
       ...(inline !== undefined ? { inline: { session: inline, maxElements: inlineMaxElements } } : {})
     })
     return {
-      name: p.name,
-      version: p.version,
+      ...signature,
       key,
       file: p.file,
       fingerprint: p.fingerprint,
       settingsFingerprint: p.settingsFingerprint,
-      inputs,
-      outputs,
-      inputByName,
-      outputByName: new Map(outputs.map(s => [s.name, s])),
-      maxBatchSize,
-      preprocess: p.config.preprocess,
-      labels: p.labels,
       batcher,
       inline,
       inlineMaxElements
