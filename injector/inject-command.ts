@@ -10,9 +10,15 @@ import { loadInjectionConfig } from './injection-config.js'
 import { injectManifests } from './manifests.js'
 import { kubeVersionOption } from './kube-version.js'
 
+/** inject's defaults, read by its option table (and so `--help` and docs/configuration.md) and the tests. */
+export const INJECT_DEFAULTS = Object.freeze({
+  file: '', // none: the first positional argument, else required
+  config: '' // built-in injection defaults
+})
+
 export const INJECT_OPTIONS = {
-  file: { flag: '--filename', short: '-f', env: '', description: 'manifest file to inject (YAML or JSON, multi-document), - for stdin', default: '', parse: parse.string } as Option<string>,
-  config: { flag: '--config', env: 'ONNX_SIDECAR_CONFIG', description: 'injection config file (YAML or JSON); built-in defaults without it', default: '', defaultText: 'built-in defaults', parse: parse.string } as Option<string>,
+  file: { flag: '--filename', short: '-f', env: '', description: 'manifest file to inject (YAML or JSON, multi-document), - for stdin', default: INJECT_DEFAULTS.file, parse: parse.string } as Option<string>,
+  config: { flag: '--config', env: 'ONNX_SIDECAR_CONFIG', description: 'injection config file (YAML or JSON); built-in defaults without it', default: INJECT_DEFAULTS.config, defaultText: 'built-in defaults', parse: parse.string } as Option<string>,
   kubeVersion: kubeVersionOption(),
   help: { flag: '--help', short: '-h', env: '', description: 'show this help', default: false, boolean: true, parse: parse.bool } as Option<boolean>
 }

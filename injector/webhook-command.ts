@@ -31,18 +31,36 @@ const MS_PER_SECOND = 1000
 /** The least request memory a process gets by default: room for reviews of a few MiB. */
 const MIN_REQUEST_MEMORY = 16 * MiB
 
+/**
+ * webhook's defaults, read by its option table (and so `--help` and docs/configuration.md)
+ * and the tests; the server's own limits and timeouts are webhook-server.ts's DEFAULTS.
+ * 0 (or '') where the value is worked out at start-up; the table's `defaultText` says how.
+ */
+export const WEBHOOK_DEFAULTS = Object.freeze({
+  tlsCert: '', // required
+  tlsKey: '', // required
+  config: '', // built-in injection defaults
+  host: DEFAULTS.host, // every interface, IPv6 and IPv4
+  port: 8443, // HTTPS: /mutate and health
+  metricsPort: 9464, // plain HTTP: /metrics and health
+  reloadInterval: DEFAULTS.reloadIntervalMs / MS_PER_SECOND, // 5 seconds between file checks (s)
+  requestMemory: 0, // derived: defaultRequestMemory(processes), memory limit / (4 x processes), at least MIN_REQUEST_MEMORY
+  maxConnections: DEFAULTS.maxConnections, // 256 per process
+  workers: 0 // derived: defaultWorkers(), the CPU limit, at most MAX_DEFAULT_WORKERS
+})
+
 export const WEBHOOK_OPTIONS = {
-  tlsCert: { flag: '--tls-cert', env: 'ONNX_SIDECAR_TLS_CERT', description: 'PEM serving certificate (chain); reloaded when the file changes', default: '', defaultText: 'required', parse: parse.string } as Option<string>,
-  tlsKey: { flag: '--tls-key', env: 'ONNX_SIDECAR_TLS_KEY', description: 'PEM private key of the serving certificate; reloaded when the file changes', default: '', defaultText: 'required', parse: parse.string } as Option<string>,
-  config: { flag: '--config', env: 'ONNX_SIDECAR_CONFIG', description: 'injection config file (YAML or JSON); reloaded when it changes', default: '', defaultText: 'built-in defaults', parse: parse.string } as Option<string>,
-  host: { flag: '--host', env: 'ONNX_SIDECAR_WEBHOOK_HOST', deprecatedEnv: 'ONNX_SIDECAR_HOST', description: 'address the HTTPS server binds (:: takes IPv6 and IPv4; 0.0.0.0 where the node has no IPv6)', default: DEFAULTS.host, parse: parse.string } as Option<string>,
-  port: { flag: '--port', env: 'ONNX_SIDECAR_WEBHOOK_PORT', deprecatedEnv: 'ONNX_SIDECAR_PORT', description: 'HTTPS port for /mutate and health (0 picks a free port)', default: 8443, parse: parse.int(0, 65535) } as Option<number>,
-  metricsPort: { flag: '--metrics-port', env: 'ONNX_SIDECAR_WEBHOOK_METRICS_PORT', deprecatedEnv: 'ONNX_SIDECAR_METRICS_PORT', description: 'plain-HTTP port for /metrics and health, all interfaces (0 picks a free port)', default: 9464, parse: parse.int(0, 65535) } as Option<number>,
-  reloadInterval: { flag: '--reload-interval', env: 'ONNX_SIDECAR_RELOAD_INTERVAL', description: 'seconds between checks of the certificate, key and config files', default: DEFAULTS.reloadIntervalMs / MS_PER_SECOND, parse: parse.int(1, 3600) } as Option<number>,
-  requestMemory: { flag: '--request-memory', env: 'ONNX_SIDECAR_WEBHOOK_REQUEST_MEMORY', description: 'bytes that reviews being read and parsed may hold at once, per process (503 + Retry-After beyond it)', default: 0, defaultText: `memory limit / (4 x processes), at least ${MIN_REQUEST_MEMORY / MiB}mb (48mb per worker at the chart's 384Mi and 2 workers)`, parse: parse.bytes } as Option<number>,
-  maxConnections: { flag: '--max-connections', env: 'ONNX_SIDECAR_WEBHOOK_MAX_CONNECTIONS', description: 'HTTPS connections open at once, per process; at the cap a new one replaces the oldest idle or still-handshaking one (refused only when all have a request in flight)', default: DEFAULTS.maxConnections, parse: parse.int(1, 65535) } as Option<number>,
+  tlsCert: { flag: '--tls-cert', env: 'ONNX_SIDECAR_TLS_CERT', description: 'PEM serving certificate (chain); reloaded when the file changes', default: WEBHOOK_DEFAULTS.tlsCert, defaultText: 'required', parse: parse.string } as Option<string>,
+  tlsKey: { flag: '--tls-key', env: 'ONNX_SIDECAR_TLS_KEY', description: 'PEM private key of the serving certificate; reloaded when the file changes', default: WEBHOOK_DEFAULTS.tlsKey, defaultText: 'required', parse: parse.string } as Option<string>,
+  config: { flag: '--config', env: 'ONNX_SIDECAR_CONFIG', description: 'injection config file (YAML or JSON); reloaded when it changes', default: WEBHOOK_DEFAULTS.config, defaultText: 'built-in defaults', parse: parse.string } as Option<string>,
+  host: { flag: '--host', env: 'ONNX_SIDECAR_WEBHOOK_HOST', deprecatedEnv: 'ONNX_SIDECAR_HOST', description: 'address the HTTPS server binds (:: takes IPv6 and IPv4; 0.0.0.0 where the node has no IPv6)', default: WEBHOOK_DEFAULTS.host, parse: parse.string } as Option<string>,
+  port: { flag: '--port', env: 'ONNX_SIDECAR_WEBHOOK_PORT', deprecatedEnv: 'ONNX_SIDECAR_PORT', description: 'HTTPS port for /mutate and health (0 picks a free port)', default: WEBHOOK_DEFAULTS.port, parse: parse.int(0, 65535) } as Option<number>,
+  metricsPort: { flag: '--metrics-port', env: 'ONNX_SIDECAR_WEBHOOK_METRICS_PORT', deprecatedEnv: 'ONNX_SIDECAR_METRICS_PORT', description: 'plain-HTTP port for /metrics and health, all interfaces (0 picks a free port)', default: WEBHOOK_DEFAULTS.metricsPort, parse: parse.int(0, 65535) } as Option<number>,
+  reloadInterval: { flag: '--reload-interval', env: 'ONNX_SIDECAR_RELOAD_INTERVAL', description: 'seconds between checks of the certificate, key and config files', default: WEBHOOK_DEFAULTS.reloadInterval, parse: parse.int(1, 3600) } as Option<number>,
+  requestMemory: { flag: '--request-memory', env: 'ONNX_SIDECAR_WEBHOOK_REQUEST_MEMORY', description: 'bytes that reviews being read and parsed may hold at once, per process (503 + Retry-After beyond it)', default: WEBHOOK_DEFAULTS.requestMemory, defaultText: `memory limit / (4 x processes), at least ${MIN_REQUEST_MEMORY / MiB}mb (48mb per worker at the chart's 384Mi and 2 workers)`, parse: parse.bytes } as Option<number>,
+  maxConnections: { flag: '--max-connections', env: 'ONNX_SIDECAR_WEBHOOK_MAX_CONNECTIONS', description: 'HTTPS connections open at once, per process; at the cap a new one replaces the oldest idle or still-handshaking one (refused only when all have a request in flight)', default: WEBHOOK_DEFAULTS.maxConnections, parse: parse.int(1, 65535) } as Option<number>,
   kubeVersion: kubeVersionOption(),
-  workers: { flag: '--workers', env: 'ONNX_SIDECAR_WEBHOOK_WORKERS', description: 'processes serving /mutate (node:cluster); 1 serves from this process', default: 0, defaultText: `the CPU limit, at most ${MAX_DEFAULT_WORKERS}`, parse: parse.int(1, 64) } as Option<number>,
+  workers: { flag: '--workers', env: 'ONNX_SIDECAR_WEBHOOK_WORKERS', description: 'processes serving /mutate (node:cluster); 1 serves from this process', default: WEBHOOK_DEFAULTS.workers, defaultText: `the CPU limit, at most ${MAX_DEFAULT_WORKERS}`, parse: parse.int(1, 64) } as Option<number>,
   ...commonOptions()
 }
 

@@ -8,6 +8,8 @@ import type { Tracer } from '@opentelemetry/api'
 import type { Logger } from '../common/logger.js'
 import { close as closeServer, listenOnPath } from '../common/http.js'
 import { GRPC_SOCKET_NAME, HTTP_SOCKET_NAME } from '../common/sockets.js'
+import { DEFAULT_MEMORY_BUDGET, requestLimits } from '../common/memory-limit.js'
+import { SERVE_DEFAULTS } from '../common/serve-options.js'
 import { buildRestApp, type RestApp } from './http/app.js'
 import { MetricsServer } from './http/metrics-app.js'
 import { GrpcServer } from './grpc/server.js'
@@ -31,7 +33,11 @@ export interface SidecarOptions {
   /** Run ONNX Runtime on the main thread (runtime/in-process-worker.ts) instead of `workers` threads. */
   inProcess?: boolean
   bodyLimit: number
-  /** Bytes that requests in flight may hold at once (`--request-memory`); default 16 × bodyLimit. */
+  /**
+   * Bytes that requests in flight may hold at once (`--request-memory`); default what
+   * serve derives from the default memory budget (common/memory-limit.ts requestLimits:
+   * 512 MiB / 4 = 128 MiB).
+   */
   requestMemory?: number
   pollIntervalMs: number
   watch: boolean
@@ -64,11 +70,6 @@ export interface Sidecar {
   close: (graceMs?: number) => Promise<void>
 }
 
-/** How long close() lets requests in flight finish by default (20 seconds, as --shutdown-grace). */
-const DEFAULT_GRACE_MS = 20_000
-/** Requests in flight may hold this many times the body limit by default (`--request-memory`). */
-const DEFAULT_REQUEST_MEMORY_BODIES = 16
-
 export function createSidecar (opts: SidecarOptions): Sidecar {
   let shutting = false
   const metrics = createSidecarMetrics({ defaultMetrics: opts.defaultMetrics, logDropped: opts.logDropped })
@@ -88,7 +89,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
   })
   const rollouts = new Rollouts({ versions: manager, pool, metrics: createRolloutMetrics(metrics.registry), events: new RolloutObserver({ logger: opts.logger, tracer: opts.tracer }) })
   const isShuttingDown = (): boolean => shutting
-  const requestMemory = new RequestMemory(opts.requestMemory ?? DEFAULT_REQUEST_MEMORY_BODIES * opts.bodyLimit)
+  const requestMemory = new RequestMemory(opts.requestMemory ?? requestLimits(DEFAULT_MEMORY_BUDGET).requestBytes)
   trackRequestMemory(metrics, requestMemory.budget)
   const runner = new InferenceRunner({ manager, rollouts })
   const observer = new InferenceObserver({ metrics, logger: opts.logger, tracer: opts.tracer, known: model => manager.has(model) })
@@ -127,7 +128,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
       await manager.start()
       metricsServer.refresh()
     },
-    close: async (graceMs = DEFAULT_GRACE_MS) => {
+    close: async (graceMs = SERVE_DEFAULTS.shutdownGrace) => {
       shutting = true
       metricsServer.refresh() // probes see "not ready" at once
       const restClosed = Promise.all([closeServer(rest.server), closeServer(rest.socketServer)])

@@ -12,13 +12,14 @@
  */
 import { Worker } from 'node:worker_threads'
 import { workerScript } from '../../common/worker-script.js'
+import { SERVE_DEFAULTS } from '../../common/serve-options.js'
 import type { Registry } from 'prom-client'
 import type { ModelManager } from '../models/model-manager.js'
 
 const workerUrl = workerScript(import.meta.url, 'metrics-worker')
 
 const REFRESH_MS = 100 // readiness flag and heartbeat refresh period (0.1 seconds)
-export const DEFAULT_LIVENESS_TIMEOUT_MS = 10_000 // 10 seconds without a heartbeat: not live
+export const DEFAULT_LIVENESS_TIMEOUT_MS = SERVE_DEFAULTS.livenessTimeout // 10 seconds without a heartbeat: not live (--liveness-timeout)
 export const DEFAULT_SCRAPE_CACHE_MS = 1000 // a render answers every scrape for 1 second after it
 const MAX_HEARTBEAT_MS = 1000 // the heartbeat's longest period (1 second)
 const TERMINATE_AFTER_MS = 2000 // close() terminates a listener thread that has not exited within 2 seconds
