@@ -12,6 +12,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import type { ByteBudget, Reservation } from '../common/byte-budget.js'
+import { readBody, type BodyCost, type BodyErrors } from '../common/read-body.js'
 import { errors } from './errors.js'
 
 /**
@@ -106,78 +107,57 @@ export interface Review {
   reservation: Reservation
 }
 
+const reviewErrors = (maxBytes: number): BodyErrors => ({
+  tooLarge: () => errors.BODY_TOO_LARGE(maxBytes),
+  hungUp: detail => errors.BAD_REVIEW(`the client closed the connection before sending the whole body (${detail})`)
+})
+
+/**
+ * A review's cost, held on `reservation` (opened by `start`): the bytes received so far
+ * while it streams in, then `parseCost` of the whole body once it is measured.
+ */
+function reviewCost (budget: ByteBudget, held: { reservation?: Reservation }): BodyCost {
+  /** Grows the reservation to `bytes`; throws when it cannot. */
+  function reserve (bytes: number): void {
+    if (bytes > budget.capacity) throw errors.REVIEW_TOO_COSTLY(bytes, budget.capacity)
+    if (held.reservation?.grow(bytes) !== true) throw errors.OVERLOADED(bytes, budget.capacity)
+  }
+  return {
+    start: declared => {
+      held.reservation = budget.reserve(0)
+      if (held.reservation === undefined) throw errors.OVERLOADED(declared ?? 0, budget.capacity)
+      return false
+    },
+    // a slow client holds only what it has sent so far
+    chunk: (_bytes, received) => { reserve(received) },
+    end: raw => {
+      const shape = measureJson(raw)
+      if (shape.depth > MAX_JSON_DEPTH) throw errors.BAD_REVIEW(`the JSON is nested more than ${MAX_JSON_DEPTH} levels deep`)
+      reserve(parseCost(raw.length, shape))
+    }
+  }
+}
+
 /**
  * Streams the body in under the budget, then measures, reserves and parses it. Rejects
  * with `BODY_TOO_LARGE`, `REVIEW_TOO_COSTLY`, `OVERLOADED`, or `BAD_REVIEW` (not JSON, nested too deep, client
  * hung up); on rejection nothing stays reserved and the rest of the body is discarded
  * unread (not buffered).
  */
-export function readReview (req: IncomingMessage, opts: ReadOptions): Promise<Review> {
+export async function readReview (req: IncomingMessage, opts: ReadOptions): Promise<Review> {
   const { maxBytes, budget } = opts
-  const declared = Number(req.headers['content-length'])
-  if (Number.isFinite(declared) && declared > maxBytes) return Promise.reject(errors.BODY_TOO_LARGE(maxBytes))
-  const reserved = budget.reserve(0)
-  if (reserved === undefined) return Promise.reject(errors.OVERLOADED(Number.isFinite(declared) ? declared : 0, budget.capacity))
-  const reservation: Reservation = reserved
-  /** Grows the reservation to `bytes`; the error to fail with when it cannot. */
-  function reserve (bytes: number): Error | undefined {
-    if (bytes > budget.capacity) return errors.REVIEW_TOO_COSTLY(bytes, budget.capacity)
-    return reservation.grow(bytes) ? undefined : errors.OVERLOADED(bytes, budget.capacity)
+  const held: { reservation?: Reservation } = {}
+  try {
+    const raw = await readBody(req, maxBytes, reviewErrors(maxBytes), reviewCost(budget, held))
+    let body: unknown
+    try {
+      body = JSON.parse(raw.toString('utf8'))
+    } catch (err) {
+      throw errors.BAD_REVIEW(`the body is not JSON: ${(err as Error).message}`)
+    }
+    return { body, reservation: held.reservation as Reservation }
+  } catch (err) {
+    held.reservation?.release()
+    throw err
   }
-  return new Promise<Review>((resolve, reject) => {
-    let chunks: Buffer[] = []
-    let size = 0
-    let settled = false
-    function fail (err: Error): void {
-      if (settled) return
-      settled = true
-      chunks = []
-      reservation.release()
-      req.off('data', onData)
-      req.resume() // discard what is left
-      reject(err)
-    }
-    function onData (chunk: Buffer): void {
-      size += chunk.length
-      if (size > maxBytes) {
-        fail(errors.BODY_TOO_LARGE(maxBytes))
-        return
-      }
-      // a slow client holds only what it has sent so far
-      const refused = reserve(size)
-      if (refused !== undefined) {
-        fail(refused)
-        return
-      }
-      chunks.push(chunk)
-    }
-    req.on('data', onData)
-    req.on('end', () => {
-      if (settled) return
-      const raw = chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, size)
-      chunks = []
-      const shape = measureJson(raw)
-      if (shape.depth > MAX_JSON_DEPTH) {
-        fail(errors.BAD_REVIEW(`the JSON is nested more than ${MAX_JSON_DEPTH} levels deep`))
-        return
-      }
-      const refused = reserve(parseCost(size, shape))
-      if (refused !== undefined) {
-        fail(refused)
-        return
-      }
-      let body: unknown
-      try {
-        body = JSON.parse(raw.toString('utf8'))
-      } catch (err) {
-        fail(errors.BAD_REVIEW(`the body is not JSON: ${(err as Error).message}`))
-        return
-      }
-      settled = true
-      resolve({ body, reservation })
-    })
-    // An aborted upload emits 'error' (ECONNRESET) and/or 'close' before 'end'.
-    req.on('error', (err) => { fail(errors.BAD_REVIEW(`the client closed the connection before sending the whole body (${err.message})`)) })
-    req.on('close', () => { if (!req.complete) fail(errors.BAD_REVIEW('the client closed the connection before sending the whole body (closed)')) })
-  })
 }

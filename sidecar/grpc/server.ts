@@ -10,8 +10,8 @@ import type { RequestMemory } from '../codec/request-memory.js'
 import { admittingDeserializer } from './message-lease.js'
 import { grpcService, type GrpcServiceDeps } from './service.js'
 
-/** Idle connections live 5 minutes: longer than client pools expect (REST's keep-alive does the same). */
-const MAX_CONNECTION_IDLE_MS = 5 * 60_000
+/** Idle connections live 5 minutes (longer than client pools expect), on both gRPC servers (grpc-js here, `h2/server.ts`). */
+export const MAX_CONNECTION_IDLE_MS = 5 * 60_000
 
 export const PROTO = fileURLToPath(new URL('./oip.proto', import.meta.url))
 

@@ -17,7 +17,7 @@ import type { InferenceObserver } from '../inference/observation.js'
 import type { RequestLease, RequestMemory } from '../codec/request-memory.js'
 import { AbandonedError } from '../core/errors.js'
 import { extractContext } from '../core/tracing.js'
-import { parseInferBody, readBody } from './body.js'
+import { parseInferBody, readRequestBody } from './body.js'
 import { serverMetadata, modelMetadata, modelReady, health } from '../inference/metadata.js'
 import { pathOf, Router, type Route } from './router.js'
 import { requestIdOf } from '../inference/request-id.js'
@@ -127,7 +127,7 @@ export function buildRestApp (deps: RestAppDeps): RestApp {
   ])
 
   async function repositoryIndex ({ req, res }: Exchange): Promise<void> {
-    const body = await readBody(req, Math.min(deps.bodyLimit, INDEX_BODY_LIMIT))
+    const body = await readRequestBody(req, Math.min(deps.bodyLimit, INDEX_BODY_LIMIT))
     let readyOnly = false
     if (body.length > 0) {
       const parsed = parseInferBody(body, undefined).json as { ready?: unknown }
@@ -157,7 +157,7 @@ export function buildRestApp (deps: RestAppDeps): RestApp {
     }
     const encoded = await deps.observer.observe(call, async obs => {
       lease = deps.memory.open(0)
-      const parsed = parseInferBody(await readBody(req, deps.bodyLimit, lease), req.headers['inference-header-content-length'])
+      const parsed = parseInferBody(await readRequestBody(req, deps.bodyLimit, lease), req.headers['inference-header-content-length'])
       const mv = deps.runner.resolve(call, obs)
       const request = obs.step('preprocess', () => decodeInferRequest(parsed.json, parsed.binary, mv, lease))
       const answer = await deps.runner.execute(mv, request, call, obs)

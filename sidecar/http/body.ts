@@ -4,7 +4,7 @@
  * then raw tensors).
  */
 import type { IncomingMessage } from 'node:http'
-import { readBody as readLimitedBody, type BodyErrors } from '../../common/read-body.js'
+import { readBody, type BodyCost, type BodyErrors } from '../../common/read-body.js'
 import { errors } from '../core/errors.js'
 import { JsonLimitError, MAX_VALUES, parseRequestJson } from '../codec/json-scanner.js'
 import type { RequestLease } from '../codec/request-memory.js'
@@ -39,20 +39,24 @@ export function parseCost (length: number, binary: boolean): number {
 
 /**
  * Reads the body; with a lease, its bytes are charged before they are kept (a declared
- * `content-length` is charged whole before anything is read).
+ * `content-length` is charged whole, parsing included, before anything is read; a chunked
+ * body chunk by chunk, then what parsing it adds).
  */
-export async function readBody (req: IncomingMessage, limit: number, lease?: RequestLease): Promise<Buffer> {
-  if (lease === undefined) return await readLimitedBody(req, limit, bodyErrors(limit))
-  const binary = req.headers['inference-header-content-length'] !== undefined
-  const declared = Number(req.headers['content-length'])
-  if (req.headers['content-length'] !== undefined && Number.isSafeInteger(declared) && declared >= 0 && declared <= limit) {
-    lease.charge(parseCost(declared, binary))
-    return await readLimitedBody(req, limit, bodyErrors(limit))
+export async function readRequestBody (req: IncomingMessage, limit: number, lease?: RequestLease): Promise<Buffer> {
+  return await readBody(req, limit, bodyErrors(limit), lease === undefined ? {} : leaseCost(lease, req.headers['inference-header-content-length'] !== undefined))
+}
+
+/** A body's cost, charged to the request's lease: `parseCost`. */
+function leaseCost (lease: RequestLease, binary: boolean): BodyCost {
+  return {
+    start: declared => {
+      if (declared === undefined) return false
+      lease.charge(parseCost(declared, binary))
+      return true
+    },
+    chunk: bytes => { lease.charge(bytes) },
+    end: body => { lease.charge(parseCost(body.length, binary) - body.length) }
   }
-  // Chunked: charge as it arrives, then what parsing adds.
-  const body = await readLimitedBody(req, limit, bodyErrors(limit), bytes => lease.charge(bytes))
-  lease.charge(parseCost(body.length, binary) - body.length)
-  return body
 }
 
 export interface ParsedBody {

@@ -13,15 +13,13 @@
 import http2, { constants, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
 import type { UntypedServiceImplementation } from '@grpc/grpc-js'
 import { admittingDeserializer } from '../message-lease.js'
-import { LOADER_OPTIONS, PROTO, type GrpcServerOptions } from '../server.js'
+import { LOADER_OPTIONS, MAX_CONNECTION_IDLE_MS, PROTO, type GrpcServerOptions } from '../server.js'
 import { grpcService } from '../service.js'
 import type { RequestLease } from '../../codec/request-memory.js'
 import { endWithError, endWithStatus, H2Call } from './call.js'
 import { encodeMessage, MessageReader, metadataOf, parseTimeout, Status } from './framing.js'
 import { shown } from '../../core/client-strings.js'
 
-/** Idle connections live 5 minutes, as with grpc-js (`../server.ts`). */
-const MAX_CONNECTION_IDLE_MS = 5 * 60_000
 /** Streams one connection may have open at once (HTTP/2 asks for at least 100). */
 const MAX_CONCURRENT_STREAMS = 256
 /** Per-stream receive window: 1 MiB, so a large tensor does not wait for WINDOW_UPDATEs every 64 KiB. */
