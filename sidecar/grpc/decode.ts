@@ -1,15 +1,21 @@
 /**
- * Turns a gRPC `ModelInferRequest` (as @grpc/proto-loader decodes it: snake_case keys,
- * 64-bit integers as decimal strings, bytes as Buffers) into the request shape REST
- * uses, so both protocols share one validator (`decodeInferRequest`) and say the same
- * things about the same mistakes. Pure: no model, no I/O.
+ * Decodes a gRPC `ModelInferRequest` (as @grpc/proto-loader decodes it: snake_case keys,
+ * 64-bit integers as decimal strings, bytes as Buffers) straight into the `InferRequest`
+ * REST decodes into, with the checks both protocols share (`codec/tensor-checks.ts` for
+ * each tensor, `codec/infer-request.ts` for the request), so both say the same things
+ * about the same mistakes. Pure: no I/O.
  *
  * A tensor's data is either in `contents.<type>_contents` or in `raw_input_contents`,
- * which then holds one entry per input in the order of `inputs` (Triton's rule).
+ * which then holds one entry per input in the order of `inputs` (Triton's rule). What only
+ * gRPC can get wrong (which contents field, contents and raw both, a raw entry per input)
+ * is checked first, for every input, then what both protocols check.
  */
 import { errors } from '../core/errors.js'
-import { decodeInferRequest, type BinarySource, type InferRequest, type MemoryCharge } from '../codec/infer-request.js'
+import { addFeed, allOutputs, checkFeeds, checkId, checkInputCount, checkOutputName, checkTimeout, outputRequest, type InferRequest, type OutputRequest } from '../codec/infer-request.js'
+import { arrayLeaves, checkInput, tensorFromBytes, tensorFromValues, wireTensor, type MemoryCharge } from '../codec/tensor-checks.js'
+import { flat } from '../codec/nested-shape.js'
 import type { ModelVersion } from '../models/model-version.js'
+import type { WireTensor } from '../core/tensor.js'
 import { checkParameterKeys } from '../core/client-strings.js'
 
 export interface GrpcParameter {
@@ -65,26 +71,6 @@ function parameterValue (p: GrpcParameter | undefined): unknown {
   return v
 }
 
-function parameters (map: Record<string, GrpcParameter> | undefined, what: string): Record<string, unknown> | undefined {
-  if (map === undefined) return undefined
-  // Checked by the pre-scan already when the message came over the wire; not every caller had one.
-  checkParameterKeys(what, map)
-  const keys = Object.keys(map)
-  if (keys.length === 0) return undefined
-  const out: Record<string, unknown> = {}
-  for (const k of keys) out[k] = parameterValue(map[k])
-  return out
-}
-
-/** `raw_input_contents[i]` for input i: the whole entry, whatever size it has. */
-class RawContents implements BinarySource {
-  #raw: Buffer[]
-  constructor (raw: Buffer[]) { this.#raw = raw }
-  sizeLabel (index: number): string { return `raw_input_contents[${index}]` }
-  take (_input: string, index: number): Uint8Array { return this.#raw[index] as Buffer }
-  finish (): void {}
-}
-
 function shapeOf (name: string, shape: readonly string[]): number[] {
   return shape.map(d => {
     const n = Number(d)
@@ -113,50 +99,67 @@ function dataOf (name: string, datatype: string, contents: GrpcContents | null):
   return found === 'bytes_contents' ? values.map(b => (b as Buffer).toString('utf8')) : values
 }
 
-/** The REST-shaped body for `decodeInferRequest`, plus where raw bytes come from. */
-function restShaped (msg: GrpcInferRequest): { body: Record<string, unknown>, raw: BinarySource | undefined } {
+/** One input as the message carries it, with its data in one place: typed values or raw bytes. */
+interface GrpcInput {
+  name: string
+  datatype: string
+  shape: number[]
+  values: unknown[] | undefined
+  raw: Buffer | undefined
+}
+
+/** The gRPC-only checks of every input, in order: where its data is, and its shape as numbers. */
+function grpcInputs (msg: GrpcInferRequest): GrpcInput[] {
   const raw = msg.raw_input_contents ?? []
   if (raw.length > 0 && raw.length !== msg.inputs.length) {
     throw errors.BAD_REQUEST(`raw_input_contents has ${raw.length} entries but the request has ${msg.inputs.length} inputs; give one per input, in order, or none`)
   }
-  const inputs = msg.inputs.map((t, i) => {
+  return msg.inputs.map((t, i) => {
     const name = t.name
     if (name === '') throw errors.BAD_REQUEST(`inputs[${i}].name must be a non-empty string`)
     checkParameterKeys(`inputs[${i}].parameters`, t.parameters)
-    const data = dataOf(name, t.datatype, t.contents)
-    const input: Record<string, unknown> = { name, datatype: t.datatype, shape: shapeOf(name, t.shape ?? []) }
+    const values = dataOf(name, t.datatype, t.contents)
+    const shape = shapeOf(name, t.shape ?? [])
     if (raw.length > 0) {
-      if (data !== undefined && data.length > 0) throw errors.BAD_INPUT(name, 'has both contents and raw_input_contents')
-      input.parameters = { binary_data_size: (raw[i] as Buffer).byteLength }
-    } else if (data === undefined) {
+      if (values !== undefined && values.length > 0) throw errors.BAD_INPUT(name, 'has both contents and raw_input_contents')
+      return { name, datatype: t.datatype, shape, values: undefined, raw: raw[i] as Buffer }
+    }
+    if (values === undefined) {
       const field = CONTENTS_FIELD[t.datatype]
       throw errors.BAD_INPUT(name, field === undefined ? 'has no data (send it in raw_input_contents)' : `has no data (fill contents.${field}, or raw_input_contents)`)
-    } else {
-      input.data = data
     }
-    return input
+    return { name, datatype: t.datatype, shape, values, raw: undefined }
   })
-  const outputs = msg.outputs.length === 0
-    ? undefined
-    : msg.outputs.map((o, i) => {
-      checkParameterKeys(`outputs[${i}].parameters`, o.parameters)
-      // Always raw contents in the answer; only `classification` matters here.
-      const k = parameterValue(o.parameters?.classification)
-      return k === undefined ? { name: o.name } : { name: o.name, parameters: { classification: k } }
-    })
-  const params = parameters(msg.parameters, 'parameters')
-  const body: Record<string, unknown> = { inputs }
-  if (msg.id !== '') body.id = msg.id
-  if (params !== undefined) {
-    // Only Triton's `timeout` (µs) is acted on; binary_data_output means nothing over gRPC.
-    body.parameters = params.timeout === undefined ? {} : { timeout: params.timeout }
-  }
-  if (outputs !== undefined) body.outputs = outputs
-  return { body, raw: raw.length > 0 ? new RawContents(raw) : undefined }
 }
 
 /** Validates a ModelInferRequest against a model version, with the same rules (and messages) as REST. */
 export function decodeGrpcInferRequest (msg: GrpcInferRequest, mv: ModelVersion, memory?: MemoryCharge): InferRequest {
-  const { body, raw } = restShaped(msg)
-  return decodeInferRequest(body, raw, mv, memory)
+  const inputs = grpcInputs(msg)
+  // Always raw contents in the answer; of an output's parameters only `classification` matters.
+  msg.outputs.forEach((o, i) => checkParameterKeys(`outputs[${i}].parameters`, o.parameters))
+  // Checked by the pre-scan already when the message came over the wire; not every caller had one.
+  if (msg.parameters !== undefined) checkParameterKeys('parameters', msg.parameters)
+
+  const id = checkId(msg.id === '' ? undefined : msg.id)
+  // Only Triton's `timeout` (µs) is acted on; binary_data_output means nothing over gRPC.
+  const timeoutUs = checkTimeout(parameterValue(msg.parameters?.timeout) ?? 0)
+  checkInputCount(inputs.length)
+  const feeds: Record<string, WireTensor> = {}
+  for (let i = 0; i < inputs.length; i++) {
+    const t = inputs[i] as GrpcInput
+    const input = checkInput(i, t.name, t.datatype, t.shape, mv)
+    const data = t.raw !== undefined
+      ? tensorFromBytes(input, t.raw, `raw_input_contents[${i}]`, memory)
+      : tensorFromValues(input, arrayLeaves(t.values as unknown[]), flat((t.values as unknown[]).length), undefined, memory)
+    addFeed(feeds, t.name, wireTensor(input, data, mv))
+  }
+  const rows = checkFeeds(feeds, mv)
+  let outputs: OutputRequest[]
+  if (msg.outputs.length === 0) {
+    outputs = allOutputs(mv, false)
+  } else {
+    const seen = new Set<string>()
+    outputs = msg.outputs.map((o, i) => outputRequest(checkOutputName(i, o.name, mv, seen), false, parameterValue(o.parameters?.classification) ?? 0))
+  }
+  return { id, rows, feeds, outputs, timeoutUs }
 }
