@@ -34,6 +34,8 @@
  * other. injector/ sits beside sidecar/ and shares only common/; client/ stands alone.
  */
 const layers = [
+  // check/ (the CI gate, docs/check.md) wires like sidecar/*.ts: it imports below, nothing imports it.
+  ['check', '^sidecar/check/'],
   ['wiring', '^sidecar/[^/]+\\.ts$'],
   ['transport', '^sidecar/(http|grpc)/'],
   ['inference', '^sidecar/inference/'],

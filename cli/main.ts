@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `onnx-sidecar <command>`: one binary, three commands (README.md, docs/configuration.md).
+ * `onnx-sidecar <command>`: one binary, four commands (README.md, docs/configuration.md).
  * Each command module owns its option table and returns an exit code.
  *
  * SIGTERM and SIGINT are recorded from the first statement (common/early-signals.ts, which
@@ -15,6 +15,7 @@ Commands:
   serve     serve a model repository over the Open Inference Protocol (the sidecar)
   webhook   the injector: HTTPS AdmissionReview v1 endpoint
   inject    offline injection of manifests: inject -f FILE|-
+  check     the CI gate: load a model repository as serve does, run its golden cases, compare --against a baseline
 
 Run 'onnx-sidecar <command> --help' for the options of a command.
 `
@@ -31,7 +32,8 @@ const commands: Record<string, () => Promise<Command>> = {
     return (await import('../sidecar/serve-command.js')).serveCommand
   },
   inject: async () => (await import('../injector/inject-command.js')).injectCommand,
-  webhook: async () => (await import('../injector/webhook-command.js')).webhookCommand
+  webhook: async () => (await import('../injector/webhook-command.js')).webhookCommand,
+  check: async () => (await import('../sidecar/check/check-command.js')).checkCommand
 }
 
 /** The commands that run until signalled and stop cleanly (exit 0) on an early signal too. */
