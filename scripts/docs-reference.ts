@@ -158,9 +158,9 @@ export function renderValues (text: string): string {
 export function sections (root = ROOT): Section[] {
   return [
     { page: 'docs/annotations.md', name: 'annotations', source: 'injector/annotations.ts (ANNOTATIONS)', render: () => renderAnnotations() },
-    { page: 'docs/configuration.md', name: 'serve-flags', source: 'sidecar/serve-options.ts (serveOptions)', render: () => renderOptions(serveOptions()) },
-    { page: 'docs/configuration.md', name: 'webhook-flags', source: 'injector/webhook-command.ts (WEBHOOK_OPTIONS)', render: () => renderOptions(WEBHOOK_OPTIONS) },
-    { page: 'docs/configuration.md', name: 'inject-flags', source: 'injector/inject-command.ts (INJECT_OPTIONS)', render: () => renderOptions(INJECT_OPTIONS) },
+    { page: 'docs/configuration.md', name: 'serve-flags', source: 'common/serve-options.ts (SERVE_DEFAULTS, serveOptions)', render: () => renderOptions(serveOptions()) },
+    { page: 'docs/configuration.md', name: 'webhook-flags', source: 'injector/webhook-command.ts (WEBHOOK_DEFAULTS, WEBHOOK_OPTIONS)', render: () => renderOptions(WEBHOOK_OPTIONS) },
+    { page: 'docs/configuration.md', name: 'inject-flags', source: 'injector/inject-command.ts (INJECT_DEFAULTS, INJECT_OPTIONS)', render: () => renderOptions(INJECT_OPTIONS) },
     { page: 'docs/helm-values.md', name: 'helm-values', source: `${VALUES_FILE} (# -- comments)`, render: () => renderValues(readFileSync(path.join(root, VALUES_FILE), 'utf8')) }
   ]
 }

@@ -3,8 +3,9 @@ import { Readable } from 'node:stream'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { readFileSync } from 'node:fs'
-import { runInject } from '../../injector/inject-command.js'
+import { INJECT_DEFAULTS, INJECT_OPTIONS, runInject } from '../../injector/inject-command.js'
 import { TESTDATA, FIXTURES } from '../fixtures/injector/helpers.js'
+import { readConfig } from '../../common/config.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -73,4 +74,10 @@ t.test('the real CLI, as a user runs it', async t => {
   const flag = cli(['webhook'])
   t.equal(flag.status, 2)
   t.match(String(flag.stderr), /^onnx-sidecar webhook: --tls-cert and --tls-key are required/)
+})
+
+t.test('the option table takes its defaults from INJECT_DEFAULTS, frozen', async t => {
+  t.ok(Object.isFrozen(INJECT_DEFAULTS))
+  const read = new Map(Object.entries(readConfig(INJECT_OPTIONS, [], {})))
+  for (const [key, value] of Object.entries(INJECT_DEFAULTS)) t.equal(read.get(key), value, key)
 })

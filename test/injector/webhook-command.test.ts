@@ -8,9 +8,10 @@ import { connect } from 'node:tls'
 import { createServer } from 'node:net'
 import type { Readable } from 'node:stream'
 import { Agent, request } from 'undici'
-import { defaultRequestMemory, defaultWorkers, MAX_DEFAULT_WORKERS } from '../../injector/webhook-command.js'
+import { defaultRequestMemory, defaultWorkers, MAX_DEFAULT_WORKERS, WEBHOOK_DEFAULTS, WEBHOOK_OPTIONS } from '../../injector/webhook-command.js'
 import { makeCa, makeServing } from '../fixtures/injector/certs.js'
 import { admissionReview } from '../fixtures/injector/helpers.js'
+import { readConfig } from '../../common/config.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', annotations: { 'onnx-sidecar.io/model': 'iris' } }, spec: { containers: [{ name: 'app' }] } }
@@ -260,4 +261,10 @@ t.test('its own variables (ONNX_SIDECAR_WEBHOOK_PORT, _HOST, _METRICS_PORT); the
     ['warn', 'environment variable ONNX_SIDECAR_METRICS_PORT is deprecated for this command; use ONNX_SIDECAR_WEBHOOK_METRICS_PORT (or --metrics-port)'],
     ['warn', 'environment variable ONNX_SIDECAR_PORT is deprecated for this command; use ONNX_SIDECAR_WEBHOOK_PORT (or --port)']
   ], 'one warning per variable, from the primary only (not once per worker)')
+})
+
+t.test('the option table takes its defaults from WEBHOOK_DEFAULTS, frozen', async t => {
+  t.ok(Object.isFrozen(WEBHOOK_DEFAULTS))
+  const read = new Map(Object.entries(readConfig(WEBHOOK_OPTIONS, [], {})))
+  for (const [key, value] of Object.entries(WEBHOOK_DEFAULTS)) t.equal(read.get(key), value, key)
 })
