@@ -8,7 +8,7 @@
  */
 import { errors } from '../core/errors.js'
 import type { TensorData } from '../core/datatypes.js'
-import type { ModelVersion, TensorSpec } from '../models/model-version.js'
+import type { ModelSignature, TensorSpec } from '../models/signature.js'
 import type { WireTensor } from '../core/tensor.js'
 import { MAX_DEPTH, TensorText } from './json-scanner.js'
 import { flat, NestedShape, type Nesting } from './nested-shape.js'
@@ -36,7 +36,7 @@ export interface InferRequest {
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /** Input number `index` of a REST body, decoded into `feeds`. */
-function decodeInput (raw: unknown, index: number, mv: ModelVersion, binary: BinaryCursor, memory: MemoryCharge | undefined, feeds: Record<string, WireTensor>): void {
+function decodeInput (raw: unknown, index: number, mv: ModelSignature, binary: BinaryCursor, memory: MemoryCharge | undefined, feeds: Record<string, WireTensor>): void {
   if (!isObject(raw)) throw errors.BAD_REQUEST(`inputs[${index}] must be an object`)
   const name = raw.name
   if (typeof name !== 'string' || name === '') throw errors.BAD_REQUEST(`inputs[${index}].name must be a non-empty string`)
@@ -118,12 +118,12 @@ class BinaryCursor {
 }
 
 /** Every output of the model, as asked for when a request names none. */
-export function allOutputs (mv: ModelVersion, binary: boolean): OutputRequest[] {
+export function allOutputs (mv: ModelSignature, binary: boolean): OutputRequest[] {
   return mv.outputs.map(o => ({ name: o.name, binary, classification: 0 }))
 }
 
 /** Output number `index`, named `name`: one the model has, not asked for before (`seen`, which it joins). */
-export function checkOutputName (index: number, name: unknown, mv: ModelVersion, seen: Set<string>): TensorSpec {
+export function checkOutputName (index: number, name: unknown, mv: ModelSignature, seen: Set<string>): TensorSpec {
   if (typeof name !== 'string' || name === '') throw errors.BAD_REQUEST(`outputs[${index}].name must be a non-empty string`)
   checkLength(`outputs[${index}].name`, name, MAX_NAME_BYTES)
   const spec = mv.outputByName.get(name)
@@ -143,7 +143,7 @@ export function outputRequest (spec: TensorSpec, binary: unknown, classification
   return { name, binary, classification: k as number }
 }
 
-function decodeOutputs (raw: unknown, mv: ModelVersion, binaryDefault: boolean): OutputRequest[] {
+function decodeOutputs (raw: unknown, mv: ModelSignature, binaryDefault: boolean): OutputRequest[] {
   if (raw === undefined) return allOutputs(mv, binaryDefault)
   if (!Array.isArray(raw)) throw errors.BAD_REQUEST('outputs must be an array')
   const seen = new Set<string>()
@@ -181,7 +181,7 @@ export function addFeed (feeds: Record<string, WireTensor>, name: string, tensor
 }
 
 /** Once every input is decoded: none of the model's is missing, and all have the same rows. Returns the rows. */
-export function checkFeeds (feeds: Record<string, WireTensor>, mv: ModelVersion): number {
+export function checkFeeds (feeds: Record<string, WireTensor>, mv: ModelSignature): number {
   const missing = mv.inputs.filter(s => feeds[s.name] === undefined).map(s => s.name)
   if (missing.length > 0) throw errors.BAD_INPUT(missing[0] as string, `missing (model '${mv.name}' needs inputs: ${mv.inputs.map(s => s.name).join(', ')})`)
   let rows = 1
@@ -202,7 +202,7 @@ export function checkFeeds (feeds: Record<string, WireTensor>, mv: ModelVersion)
  * `TensorText` data), `binary` the part of the body after it (Triton's binary extension).
  * `memory`, when given, is charged for each tensor before it is allocated.
  */
-export function decodeInferRequest (body: unknown, binary: Uint8Array | undefined, mv: ModelVersion, memory?: MemoryCharge): InferRequest {
+export function decodeInferRequest (body: unknown, binary: Uint8Array | undefined, mv: ModelSignature, memory?: MemoryCharge): InferRequest {
   if (!isObject(body)) throw errors.BAD_REQUEST('request body must be a JSON object')
   const id = body.id
   if (id !== undefined && typeof id !== 'string') throw errors.BAD_REQUEST('id must be a string')

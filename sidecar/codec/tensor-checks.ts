@@ -12,7 +12,7 @@ import { allocate, fromBytes, isOipDatatype, typeInfo, type OipDatatype, type Te
 import { numberToHalf } from '../core/float16.js'
 import { checkLength, MAX_NAME_BYTES } from '../core/client-strings.js'
 import type { WireTensor } from '../core/tensor.js'
-import type { ModelVersion } from '../models/model-version.js'
+import type { ModelSignature } from '../models/signature.js'
 import { OtherValue, type Leaves } from './json-scanner.js'
 import { nestingMismatch, type Nesting } from './nested-shape.js'
 import { normalize } from './normalize.js'
@@ -55,7 +55,7 @@ export interface CheckedInput {
  * Input number `index`, named `name` (a non-empty string), declared as `datatype` and
  * `shape` (unchecked, as the client sent them): checked against the model.
  */
-export function checkInput (index: number, name: string, datatype: unknown, shape: unknown, mv: ModelVersion): CheckedInput {
+export function checkInput (index: number, name: string, datatype: unknown, shape: unknown, mv: ModelSignature): CheckedInput {
   checkLength(`inputs[${index}].name`, name, MAX_NAME_BYTES)
   const spec = mv.inputByName.get(name)
   if (spec === undefined) throw errors.BAD_INPUT(name, `model '${mv.name}' has no such input (inputs: ${mv.inputs.map(i => i.name).join(', ')})`)
@@ -195,7 +195,7 @@ function fillValues (input: string, datatype: OipDatatype, leaves: Leaves, n: nu
 }
 
 /** The tensor as the runtime takes it, normalised first when the model's config says so. */
-export function wireTensor (input: CheckedInput, data: TensorData, mv: ModelVersion): WireTensor {
+export function wireTensor (input: CheckedInput, data: TensorData, mv: ModelSignature): WireTensor {
   const norm = mv.preprocess.get(input.name)
   if (norm !== undefined) normalize(data as Float32Array, norm)
   return { type: typeInfo(input.datatype).ort, dims: input.dims, data }

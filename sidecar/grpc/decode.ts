@@ -14,7 +14,7 @@ import { errors } from '../core/errors.js'
 import { addFeed, allOutputs, checkFeeds, checkId, checkInputCount, checkOutputName, checkTimeout, outputRequest, type InferRequest, type OutputRequest } from '../codec/infer-request.js'
 import { arrayLeaves, checkInput, tensorFromBytes, tensorFromValues, wireTensor, type MemoryCharge } from '../codec/tensor-checks.js'
 import { flat } from '../codec/nested-shape.js'
-import type { ModelVersion } from '../models/model-version.js'
+import type { ModelSignature } from '../models/signature.js'
 import type { WireTensor } from '../core/tensor.js'
 import { checkParameterKeys } from '../core/client-strings.js'
 
@@ -133,7 +133,7 @@ function grpcInputs (msg: GrpcInferRequest): GrpcInput[] {
 }
 
 /** Validates a ModelInferRequest against a model version, with the same rules (and messages) as REST. */
-export function decodeGrpcInferRequest (msg: GrpcInferRequest, mv: ModelVersion, memory?: MemoryCharge): InferRequest {
+export function decodeGrpcInferRequest (msg: GrpcInferRequest, mv: ModelSignature, memory?: MemoryCharge): InferRequest {
   const inputs = grpcInputs(msg)
   // Always raw contents in the answer; of an output's parameters only `classification` matters.
   msg.outputs.forEach((o, i) => checkParameterKeys(`outputs[${i}].parameters`, o.parameters))

@@ -14,9 +14,6 @@ import type { WorkerPool } from '../runtime/worker-pool.js'
 import { InlineSession } from '../runtime/inline-session.js'
 import { readModelFile } from '../runtime/model-file.js'
 
-/** Moved to signature.ts; re-exported only until the files being reworked beside this change import it from there. */
-export type { TensorSpec } from './signature.js'
-
 /**
  * A loaded version as it serves: its signature (what the codec reads), the file and
  * settings it was loaded from (what a reload compares), and what runs it.
