@@ -3,22 +3,12 @@
  * built byte by byte, responses split at Inference-Header-Content-Length and decoded.
  */
 import t from 'tap'
-import { cp, mkdtemp, rm } from 'node:fs/promises'
-import os from 'node:os'
-import path from 'node:path'
-import { EXAMPLE_REPO, FIXTURE_REPO, startSidecar, type Running } from '../../fixtures/sidecar.js'
+import type { Running } from '../../fixtures/sidecar.js'
+import { exampleModel, fixtureModel, repositorySidecar } from '../../fixtures/repository.js'
 
 let s: Running
-let repo: string
 t.before(async () => {
-  repo = await mkdtemp(path.join(os.tmpdir(), 'binary-'))
-  await cp(path.join(EXAMPLE_REPO, 'iris'), path.join(repo, 'iris'), { recursive: true })
-  for (const m of ['add', 'named-classes']) await cp(path.join(FIXTURE_REPO, m), path.join(repo, m), { recursive: true })
-  s = await startSidecar({ repository: repo })
-})
-t.teardown(async () => {
-  await s?.close()
-  await rm(repo, { recursive: true, force: true })
+  s = await repositorySidecar(t, { iris: exampleModel('iris'), add: fixtureModel('add'), 'named-classes': fixtureModel('named-classes') })
 })
 
 const IRIS = '/v2/models/iris/infer'

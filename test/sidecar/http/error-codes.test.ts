@@ -4,22 +4,17 @@
  * 503; the metrics port's error answers carry codes too.
  */
 import t from 'tap'
-import { cp, mkdtemp, writeFile, rm } from 'node:fs/promises'
-import os from 'node:os'
-import path from 'node:path'
 import { request } from 'undici'
 import { startSidecar, FIXTURE_REPO } from '../../fixtures/sidecar.js'
+import { fixtureModel, repositorySidecar } from '../../fixtures/repository.js'
 
 const slowBody = { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 256], data: new Array(256).fill(0.2) }] }
 
 t.test('a 503 for a full queue and a 503 for a model that is not ready carry different codes', async t => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'onnx-sidecar-codes-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await cp(path.join(FIXTURE_REPO, 'slow'), path.join(dir, 'slow'), { recursive: true })
-  await writeFile(path.join(dir, 'slow', 'config.yaml'), 'max_batch_size: 0\ndynamic_batching: { max_queue_size: 2 }\nwarmup: false\n')
-  await cp(path.join(FIXTURE_REPO, 'broken'), path.join(dir, 'broken'), { recursive: true })
-  const s = await startSidecar({ repository: dir })
-  t.teardown(s.close)
+  const s = await repositorySidecar(t, {
+    slow: { copy: fixtureModel('slow'), config: 'max_batch_size: 0\ndynamic_batching: { max_queue_size: 2 }\nwarmup: false\n' },
+    broken: fixtureModel('broken')
+  })
 
   const results = await Promise.all(Array.from({ length: 8 }, async () => await s.post('/v2/models/slow/infer', slowBody)))
   const overloaded = results.filter(r => r.status === 503)

@@ -4,12 +4,11 @@
  * request correctly, is ready, and counted the failures in its metrics.
  */
 import t from 'tap'
-import { cp, mkdtemp, rm } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { Readable } from 'node:stream'
-import { EXAMPLE_REPO, FIXTURE_REPO, ROOT, metricsText, startSidecar, type Running } from '../../fixtures/sidecar.js'
+import { ROOT, metricsText, startSidecar, type Running } from '../../fixtures/sidecar.js'
+import { exampleModel, fixtureModel, repositorySidecar } from '../../fixtures/repository.js'
 
 const heldout = JSON.parse(readFileSync(path.join(ROOT, 'test', 'fixtures', 'models', 'iris-heldout.json'), 'utf8')) as {
   raw_features: number[][]
@@ -148,18 +147,10 @@ const rows: Row[] = [
   { name: 'repository index with ready not a boolean', path: '/v2/repository/index', body: { ready: 'yes' }, status: 400, error: /ready must be a boolean/ }
 ]
 
-let s: Running
-let repo: string
+let s: Running & { repository: string }
 
 t.before(async () => {
-  repo = await mkdtemp(path.join(os.tmpdir(), 'malformed-'))
-  await cp(path.join(EXAMPLE_REPO, 'iris'), path.join(repo, 'iris'), { recursive: true })
-  for (const m of ['dtypes', 'fixed']) await cp(path.join(FIXTURE_REPO, m), path.join(repo, m), { recursive: true })
-  s = await startSidecar({ repository: repo })
-})
-t.teardown(async () => {
-  await s?.close()
-  await rm(repo, { recursive: true, force: true })
+  s = await repositorySidecar(t, { iris: exampleModel('iris'), dtypes: fixtureModel('dtypes'), fixed: fixtureModel('fixed') })
 })
 
 t.test('every malformed request gets the right 4xx and names the problem', async t => {
@@ -181,7 +172,7 @@ t.test('every malformed request gets the right 4xx and names the problem', async
 })
 
 t.test('a body over the limit is 413, with or without content-length', async t => {
-  const small = await startSidecar({ repository: repo, models: [{ name: 'iris' }], bodyLimit: 1024 })
+  const small = await startSidecar({ repository: s.repository, models: [{ name: 'iris' }], bodyLimit: 1024 })
   t.teardown(small.close)
   const big = JSON.stringify(iris({ shape: [32, 4], data: new Array(128).fill(5.123456) }))
   t.ok(big.length > 1024)

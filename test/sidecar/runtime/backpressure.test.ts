@@ -1,20 +1,12 @@
 import t, { type Test } from 'tap'
-import { cp, mkdtemp, writeFile, rm } from 'node:fs/promises'
-import os from 'node:os'
-import path from 'node:path'
 import { startSidecar, FIXTURE_REPO, metricsText, untilMetrics, type Running } from '../../fixtures/sidecar.js'
+import { fixtureModel, repositorySidecar } from '../../fixtures/repository.js'
 
 const slowBody = (extra: Record<string, unknown> = {}) => ({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 256], data: new Array(256).fill(0.2) }], ...extra })
 
 /** A sidecar serving only the ~110 ms `slow` model with the given config.yaml. */
 async function slowSidecar (t: Test, config: string): Promise<Running> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'onnx-sidecar-bp-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await cp(path.join(FIXTURE_REPO, 'slow'), path.join(dir, 'slow'), { recursive: true })
-  await writeFile(path.join(dir, 'slow', 'config.yaml'), config)
-  const s = await startSidecar({ repository: dir })
-  t.teardown(s.close)
-  return s
+  return await repositorySidecar(t, { slow: { copy: fixtureModel('slow'), config } })
 }
 
 /** Resolves once `n` batches have started on the worker (counted when a batch starts). */

@@ -4,11 +4,8 @@
  * huge dynamic dimension goes to a worker instead of blocking the event loop.
  */
 import t from 'tap'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import os from 'node:os'
-import path from 'node:path'
 import { encodeModel } from '../../../bench/onnx-builder.js'
-import { startSidecar } from '../../fixtures/sidecar.js'
+import { repositorySidecar } from '../../fixtures/repository.js'
 
 /** y = x + 1 on x: float32 [batch, len], both dimensions dynamic. */
 const wideModel = encodeModel({
@@ -20,14 +17,7 @@ const wideModel = encodeModel({
 })
 
 t.test('a request with a huge dynamic dimension runs on a worker; small ones stay inline', async t => {
-  const repo = await mkdtemp(path.join(os.tmpdir(), 'inline-routing-'))
-  t.teardown(() => rm(repo, { recursive: true, force: true }))
-  await mkdir(path.join(repo, 'wide', '1'), { recursive: true })
-  await writeFile(path.join(repo, 'wide', '1', 'model.onnx'), wideModel)
-  await writeFile(path.join(repo, 'wide', 'config.yaml'), 'max_batch_size: 8\n')
-
-  const s = await startSidecar({ repository: repo, inlineComputeUs: 100_000 })
-  t.teardown(s.close)
+  const s = await repositorySidecar(t, { wide: { versions: { 1: wideModel }, config: 'max_batch_size: 8\n' } }, { inlineComputeUs: 100_000 })
   const mv = s.sidecar.manager.resolve('wide')
   t.ok(mv.inline !== undefined, 'cheap at its warm-up shape: the model has an inline session')
   t.equal(mv.inlineMaxElements, 8, 'the warm-up measured a full batch of 8 rows × len 1')
