@@ -7,10 +7,11 @@
  */
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { cp, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, stat } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { EXAMPLE_REPO, FIXTURE_REPO, ROOT, metricsText, startSidecar, untilMetrics, type Running } from '../../fixtures/sidecar.js'
+import { fixtureModel, repositorySidecar } from '../../fixtures/repository.js'
 import { bytesElements, f32, grpcClient, status, type OipGrpcClient } from '../../fixtures/grpc-client.js'
 import { listenOnSocket } from '../../../sidecar/sidecar.js'
 
@@ -222,12 +223,7 @@ t.test('over a Unix domain socket, gRPC and REST both answer', async t => {
 })
 
 t.test('deadlines: a call whose gRPC deadline or timeout parameter passes in the queue is dropped, never computed', async t => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'onnx-sidecar-grpc-dl-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await cp(path.join(FIXTURE_REPO, 'slow'), path.join(dir, 'slow'), { recursive: true })
-  await writeFile(path.join(dir, 'slow', 'config.yaml'), 'max_batch_size: 0\nwarmup: false\n')
-  const slow = await startSidecar({ repository: dir, grpc: true })
-  t.teardown(slow.close)
+  const slow = await repositorySidecar(t, { slow: { copy: fixtureModel('slow'), config: 'max_batch_size: 0\nwarmup: false\n' } }, { grpc: true })
   const sc = grpcClient(slow.grpcAddress)
   t.teardown(() => sc.close())
   const x = f32(Array.from({ length: 256 }, (_, i) => (i % 5) / 5))

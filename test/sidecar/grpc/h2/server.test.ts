@@ -9,9 +9,10 @@ import t, { type Test } from 'tap'
 import http2 from 'node:http2'
 import os from 'node:os'
 import path from 'node:path'
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import * as loader from '@grpc/proto-loader'
-import { EXAMPLE_REPO, FIXTURE_REPO, ROOT, startSidecar, untilMetrics, type Running } from '../../../fixtures/sidecar.js'
+import { EXAMPLE_REPO, ROOT, startSidecar, untilMetrics, type Running } from '../../../fixtures/sidecar.js'
+import { fixtureModel, repositorySidecar } from '../../../fixtures/repository.js'
 import { f32, grpcClient, status } from '../../../fixtures/grpc-client.js'
 import { listenOnSocket } from '../../../../sidecar/sidecar.js'
 import { H2GrpcServer } from '../../../../sidecar/grpc/h2/server.js'
@@ -194,11 +195,7 @@ t.test('a Unix domain socket', async t => {
 })
 
 async function slowSidecar (t: Test): Promise<Running> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'onnx-sidecar-h2-slow-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await cp(path.join(FIXTURE_REPO, 'slow'), path.join(dir, 'slow'), { recursive: true })
-  await writeFile(path.join(dir, 'slow', 'config.yaml'), 'max_batch_size: 0\nwarmup: false\n')
-  return await startSidecar({ repository: dir, grpc: true, grpcServer: 'http2' })
+  return await repositorySidecar(t, { slow: { copy: fixtureModel('slow'), config: 'max_batch_size: 0\nwarmup: false\n' } }, { grpc: true, grpcServer: 'http2' })
 }
 
 const batches = (m: string): number => Number(/onnx_sidecar_inference_batch_size_count\{model="slow",version="1"\} (\d+)/.exec(m)?.[1] ?? 0)
@@ -206,7 +203,6 @@ const codes = (m: string, code: number): number => Number(new RegExp(`onnx_sidec
 
 t.test('deadlines and cancelled streams', async t => {
   const slow = await slowSidecar(t)
-  t.teardown(slow.close)
   const sc = grpcClient(slow.grpcAddress)
   t.teardown(() => sc.close())
   const body = frame(service.ModelInfer.requestSerialize(slowRequest()))
@@ -231,7 +227,6 @@ t.test('deadlines and cancelled streams', async t => {
 
 t.test('close: GOAWAY, in-flight calls finish within the grace, the rest are cancelled', async t => {
   const slow = await slowSidecar(t)
-  t.teardown(slow.close)
   const sc = grpcClient(slow.grpcAddress)
   t.teardown(() => sc.close())
   const first = sc.ModelInfer(slowRequest())
@@ -243,7 +238,6 @@ t.test('close: GOAWAY, in-flight calls finish within the grace, the rest are can
   t.equal(after.code, status.UNAVAILABLE, 'a closed server refuses calls')
 
   const cut = await slowSidecar(t)
-  t.teardown(cut.close)
   const cc = grpcClient(cut.grpcAddress)
   t.teardown(() => cc.close())
   const inFlight = cc.ModelInfer(slowRequest()).catch(e => e)
