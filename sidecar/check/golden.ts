@@ -47,6 +47,10 @@ export interface GoldenCase {
 /** A golden file that cannot be used as written: `check` exits 2. */
 export class GoldenFormatError extends Error {
   readonly code = 'ERR_GOLDEN_FORMAT'
+  constructor (message: string) {
+    super(message)
+    this.name = 'GoldenFormatError'
+  }
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
