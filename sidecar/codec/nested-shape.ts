@@ -3,7 +3,7 @@
  * regular: every array at the same depth has the same length, and values sit only in the
  * innermost arrays. `[[5.1,3.5,1.4],[0.2]]` has four values but no shape, so it is refused
  * rather than read as a [1,4] tensor. Both readers of JSON data use it: the walk over
- * `JSON.parse`'s arrays (`infer-request.ts`) and the bounded parser (`request-json.ts`).
+ * `JSON.parse`'s arrays (`infer-request.ts`) and the bounded parser (`json-scanner.ts`).
  *
  * Depths count from 1 for the outer `data` array; the walkers call `open` for every array
  * below it, `close` for every array (the outer one too) with its length, and `value` for

@@ -8,7 +8,7 @@
  * Pure: every problem is a 400 `SidecarError` naming the input.
  */
 import { errors } from '../core/errors.js'
-import { allocate, fromBytes, isOipDatatype, typeInfo, type OipDatatype, type TensorData } from '../core/datatypes.js'
+import { allocate, fromBytes, isOipDatatype, typeInfo, type OipDatatype, type TensorData, type TypeInfo } from '../core/datatypes.js'
 import { numberToHalf } from '../core/float16.js'
 import { checkLength, MAX_NAME_BYTES } from '../core/client-strings.js'
 import type { WireTensor } from '../core/tensor.js'
@@ -44,6 +44,8 @@ export function describe (v: unknown): string {
 export interface CheckedInput {
   name: string
   datatype: OipDatatype
+  /** The datatype's sizes, ranges and ONNX Runtime type, looked up once. */
+  info: TypeInfo
   /** Bytes per element in raw form; 0 for BYTES (length-prefixed). */
   size: number
   dims: number[]
@@ -73,7 +75,8 @@ export function checkInput (index: number, name: string, datatype: unknown, shap
   }
   const dims = shape as number[]
   if (!matches) throw errors.BAD_INPUT(name, `shape ${fmtShape(dims)} does not match model shape ${fmtShape(want)}`)
-  return { name, datatype, size: typeInfo(datatype).size, dims, count }
+  const info = typeInfo(datatype)
+  return { name, datatype, info, size: info.size, dims, count }
 }
 
 /**
@@ -119,11 +122,10 @@ export function tensorFromValues (input: CheckedInput, leaves: Leaves, nesting: 
   if (leaves.count !== count) throw errors.BAD_INPUT(name, `data has ${leaves.count} elements but shape ${fmtShape(dims)} needs ${count}`)
   // JS values already exist: only the array holding them is new.
   memory?.charge(stringBytes !== undefined ? tensorBytes(datatype, count, stringBytes) : count * Math.max(8, input.size))
-  return fillValues(name, datatype, leaves, count)
+  return fillValues(name, datatype, input.info, leaves, count)
 }
 
-function fillValues (input: string, datatype: OipDatatype, leaves: Leaves, n: number): TensorData {
-  const info = typeInfo(datatype)
+function fillValues (input: string, datatype: OipDatatype, info: TypeInfo, leaves: Leaves, n: number): TensorData {
   const out = allocate(datatype, n)
   let v: unknown
   const bad = (i: number, what: string): never => {
@@ -198,5 +200,5 @@ function fillValues (input: string, datatype: OipDatatype, leaves: Leaves, n: nu
 export function wireTensor (input: CheckedInput, data: TensorData, mv: ModelSignature): WireTensor {
   const norm = mv.preprocess.get(input.name)
   if (norm !== undefined) normalize(data as Float32Array, norm)
-  return { type: typeInfo(input.datatype).ort, dims: input.dims, data }
+  return { type: input.info.ort, dims: input.dims, data }
 }

@@ -17,7 +17,7 @@ export type TensorData =
   | Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array
   | Uint8Array | Uint16Array | Uint32Array | BigUint64Array | string[]
 
-interface TypeInfo {
+export interface TypeInfo {
   oip: OipDatatype
   ort: OrtType
   /** Bytes per element in the binary extension; 0 for BYTES (length-prefixed). */

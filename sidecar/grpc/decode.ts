@@ -92,7 +92,7 @@ function dataOf (name: string, datatype: string, contents: GrpcContents | null):
   if (found !== want) {
     if (want !== undefined) throw errors.BAD_INPUT(name, `datatype ${datatype} goes in contents.${want}, not contents.${found}`)
     if (RAW_ONLY.has(datatype)) throw errors.BAD_INPUT(name, `datatype ${datatype} has no typed contents field; send it in raw_input_contents`)
-    // Not a protocol datatype at all: the shared validator names it.
+    // Not a protocol datatype at all: checkInput (codec/tensor-checks.ts) names it.
   }
   const values = contents[found] as unknown[]
   // BYTES elements arrive as Buffers; the tensor holds strings (ONNX Runtime string tensors).
