@@ -3,6 +3,7 @@ import { cp, mkdtemp, mkdir, rename, rm, symlink, writeFile } from 'node:fs/prom
 import os from 'node:os'
 import path from 'node:path'
 import { startSidecar, FIXTURE_REPO } from '../../fixtures/sidecar.js'
+import { fixtureModel, repositorySidecar } from '../../fixtures/repository.js'
 
 /**
  * Kubernetes updates projected and ConfigMap-style volumes by writing a new timestamped
@@ -72,12 +73,8 @@ t.test('version swaps through a Kubernetes-style symlink flip lose no request', 
 })
 
 t.test('a half-written new version is rejected and the old one keeps serving', async t => {
-  const repo = await mkdtemp(path.join(os.tmpdir(), 'onnx-sidecar-half-'))
-  t.teardown(() => rm(repo, { recursive: true, force: true }))
-  await cp(path.join(FIXTURE_REPO, 'add'), path.join(repo, 'add'), { recursive: true })
-  await writeFile(path.join(repo, 'add', 'config.yaml'), 'version_policy: { latest: 1 }\n')
-  const s = await startSidecar({ repository: repo })
-  t.teardown(s.close)
+  const s = await repositorySidecar(t, { add: { copy: fixtureModel('add'), config: 'version_policy: { latest: 1 }\n' } }, { prefix: 'onnx-sidecar-half-' })
+  const repo = s.repository
   const ask = async () => await s.post('/v2/models/add/infer', { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [0, 0, 0, 0] }] })
   t.equal((await ask()).body.model_version, '2')
 

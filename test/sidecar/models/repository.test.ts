@@ -3,19 +3,17 @@
  * validation, and hot swaps under load.
  */
 import t from 'tap'
-import { cp, mkdir, mkdtemp, rm, writeFile, rename } from 'node:fs/promises'
-import os from 'node:os'
+import { cp, mkdir, rm, writeFile, rename } from 'node:fs/promises'
 import path from 'node:path'
 import { FIXTURE_REPO, metricsText, startSidecar, type Running } from '../../fixtures/sidecar.js'
+import { fixtureModel, tempRepository, type Teardown } from '../../fixtures/repository.js'
 
 const ADD_V1 = path.join(FIXTURE_REPO, 'add', '1', 'model.onnx')
 const ADD_V2 = path.join(FIXTURE_REPO, 'add', '2', 'model.onnx')
 
-async function tempRepo (t: { teardown: (f: () => Promise<void>) => void }, models: string[]): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'repository-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  for (const m of models) await cp(path.join(FIXTURE_REPO, m), path.join(dir, m), { recursive: true })
-  return dir
+/** A temporary repository holding copies of the test models `models`. */
+async function tempRepo (t: Teardown, models: string[]): Promise<string> {
+  return await tempRepository(t, Object.fromEntries(models.map(m => [m, fixtureModel(m)])), 'repository-')
 }
 
 async function start (t: { teardown: (f: () => Promise<void>) => void }, opts: Parameters<typeof startSidecar>[0]): Promise<Running> {
@@ -189,11 +187,7 @@ function load (s: Running, concurrency: number): { stop: () => Promise<Array<{ s
 }
 
 t.test('hot swap under load: a new version is loaded and swapped in with no failed request', async t => {
-  const repo = await mkdtemp(path.join(os.tmpdir(), 'repository-'))
-  t.teardown(() => rm(repo, { recursive: true, force: true }))
-  await mkdir(path.join(repo, 'add', '1'), { recursive: true })
-  await cp(ADD_V1, path.join(repo, 'add', '1', 'model.onnx'))
-  await writeFile(path.join(repo, 'add', 'config.yaml'), 'max_batch_size: 8\nversion_policy: { latest: 1 }\n')
+  const repo = await tempRepository(t, { add: { versions: { 1: ADD_V1 }, config: 'max_batch_size: 8\nversion_policy: { latest: 1 }\n' } }, 'repository-')
   const s = await start(t, { repository: repo, workers: 2 })
   t.same(await add(s), { status: 200, y: plus(1), version: '1' })
 

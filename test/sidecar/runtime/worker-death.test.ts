@@ -5,9 +5,8 @@
  * reported and answered with 503, not 500.
  */
 import t from 'tap'
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, writeFile } from 'node:fs/promises'
 import { once } from 'node:events'
-import os from 'node:os'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { WorkerPool } from '../../../sidecar/runtime/worker-pool.js'
@@ -16,12 +15,11 @@ import { createSidecarMetrics } from '../../../sidecar/core/metrics.js'
 import { SidecarError } from '../../../sidecar/core/errors.js'
 import { workerScript } from '../../../common/worker-script.js'
 import { FIXTURE_REPO, memoryLogger, startSidecar, untilMetrics } from '../../fixtures/sidecar.js'
+import { fixtureModel, tempRepository, type Teardown } from '../../fixtures/repository.js'
 
-async function tempRepo (t: { teardown: (f: () => Promise<void>) => void }, models: string[]): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'worker-death-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  for (const m of models) await cp(path.join(FIXTURE_REPO, m), path.join(dir, m), { recursive: true })
-  return dir
+/** A temporary repository holding copies of the test models `models`. */
+async function tempRepo (t: Teardown, models: string[]): Promise<string> {
+  return await tempRepository(t, Object.fromEntries(models.map(m => [m, fixtureModel(m)])), 'worker-death-')
 }
 
 /** Fails instead of hanging when `p` takes longer than `ms`. */
