@@ -36,6 +36,8 @@ async function metricsServer (t: Test, livenessTimeoutMs: number): Promise<Metri
   return server
 }
 
+// Lower bounds are loose on purpose: on a loaded CI machine timers fire late, never early;
+// the upper bounds are what catches a sidecar that wakes too often (30-90 when broken).
 t.test('heartbeatPeriodMs: a tenth of the liveness timeout, within 0.1-1 s', async t => {
   t.equal(heartbeatPeriodMs(DEFAULT_LIVENESS_TIMEOUT_MS), 1000)
   t.equal(heartbeatPeriodMs(0), 1000, 'liveness off: readiness still refreshed once a second')
@@ -58,15 +60,15 @@ t.test('an idle sidecar wakes about once a second: its heartbeat, and nothing el
   hook.enable()
   const heartbeats = await callsDuring(s.sidecar.metricsServer as unknown as Record<string, unknown>, 'refresh', 3000)
   hook.disable()
-  t.ok(heartbeats >= 2 && heartbeats <= 4, `${heartbeats} heartbeats in 3 s (one a second at the default liveness timeout)`)
+  t.ok(heartbeats >= 1 && heartbeats <= 4, `${heartbeats} heartbeats in 3 s (one a second at the default liveness timeout)`)
   // The heartbeat timer was made before the hook ('made before'); the test's 3 s sleep is one Timeout.
-  t.ok(woke.length <= 6, `${woke.length} wake-ups in 3 s (at most 3 heartbeats, the test's sleep and 2 more), ${heartbeats} of them heartbeats: ${woke.join(' ')}`)
+  t.ok(woke.length <= 8, `${woke.length} wake-ups in 3 s (at most 3 heartbeats, the test's sleep and a few more; 30 when the period is wrong), ${heartbeats} of them heartbeats: ${woke.join(' ')}`)
 })
 
 t.test('the heartbeat period follows the liveness timeout', async t => {
   const short = await metricsServer(t, 300)
   const ticks = await callsDuring(short as unknown as Record<string, unknown>, 'refresh', 1000)
-  t.ok(ticks >= 6 && ticks <= 12, `${ticks} heartbeats in 1 s at a 300 ms liveness timeout (every 100 ms)`)
+  t.ok(ticks >= 3 && ticks <= 12, `${ticks} heartbeats in 1 s at a 300 ms liveness timeout (every 100 ms)`)
   const off = await metricsServer(t, 0)
   const offTicks = await callsDuring(off as unknown as Record<string, unknown>, 'refresh', 2500)
   t.ok(offTicks >= 1 && offTicks <= 3, `${offTicks} heartbeats in 2.5 s with liveness off (once a second)`)
@@ -85,6 +87,6 @@ t.test('the event-loop delay monitor samples every 100 ms, not every 10 ms', asy
   const before = monitor.count
   await sleep(1000)
   const samples = monitor.count - before
-  t.ok(samples >= 5 && samples <= 15, `${samples} event-loop delay samples in 1 s`)
+  t.ok(samples >= 2 && samples <= 15, `${samples} event-loop delay samples in 1 s`)
   t.match(await m.registry.metrics(), /nodejs_eventloop_lag_p99_seconds/, 'the event-loop delay metrics are still exported')
 })
