@@ -3,13 +3,13 @@
  * own comparison (rollout/compare.ts: top-1 per row, mean and max absolute difference) runs
  * on every request; over the whole sample each output is then judged by its kind:
  *
- *   class         (integer, one class per row; or a float output with a top-1 that is not
- *                 a probability)   top-1 agreement >= --min-agreement
+ *   class         (integer, one class per row, with labels.txt) top-1 agreement >= --min-agreement
  *   probability   (float, each row in [0, 1] summing to 1 in the baseline) top-1 agreement,
  *                 mean absolute shift <= --max-probability-shift, and calibration: for every
  *                 class, |mean candidate / mean baseline - 1| <= --max-calibration-drift
  *   score         (any other numeric output) relative difference, mean |c - b| / mean |b|,
- *                 <= --max-score-diff
+ *                 <= --max-score-diff; and top-1 agreement when it has two or more columns
+ *                 (logits, per-class scores)
  *
  * Agreement alone misses a model whose probabilities are halved; shift and calibration do not.
  */
@@ -36,6 +36,8 @@ interface OutputTally {
   absDiff: number
   absBaseline: number
   elements: number
+  /** Integer outputs: class indices, judged by top-1 agreement only. */
+  integer: boolean
   /** Probability outputs: per class, sums of baseline and candidate values. */
   probability: boolean
   sumBaseline: number[]
@@ -95,7 +97,7 @@ export async function compareVersions (baseline: ModelVersion, candidate: ModelV
       const cv = values(ct)
       let tally = tallies.get(d.name)
       if (tally === undefined) {
-        tally = { name: d.name, rows: 0, agree: 0, top1Rows: 0, absDiff: 0, absBaseline: 0, elements: 0, probability: bv !== undefined && isProbability(bt, bv), sumBaseline: [], sumCandidate: [] }
+        tally = { name: d.name, rows: 0, agree: 0, top1Rows: 0, absDiff: 0, absBaseline: 0, elements: 0, integer: !bt.type.startsWith('float'), probability: bv !== undefined && isProbability(bt, bv), sumBaseline: [], sumCandidate: [] }
         tallies.set(d.name, tally)
       }
       tally.rows += b.rows
@@ -141,7 +143,7 @@ export async function compareVersions (baseline: ModelVersion, candidate: ModelV
       })
       const label = candidate.labels?.[worstClass]
       judge(`${o.name}: calibration`, Math.abs(worst - 1) <= t.maxCalibrationDrift, `mean candidate / mean baseline probability of class ${worstClass}${label !== undefined ? ` (${label})` : ''}: ${r(worst)} (within 1 ± ${t.maxCalibrationDrift})`)
-    } else if (o.top1Rows === 0 || !Number.isFinite(o.absDiff)) {
+    } else if (!o.integer || o.top1Rows === 0 || !Number.isFinite(o.absDiff)) {
       const rel = o.absDiff === 0 ? 0 : o.absBaseline === 0 ? Infinity : o.absDiff / o.absBaseline
       judge(`${o.name}: relative difference`, rel <= t.maxScoreDiff, `mean |candidate - baseline| / mean |baseline| ${r(rel)} (at most ${t.maxScoreDiff})`)
     }

@@ -86,6 +86,26 @@ t.test('--against a version of the same model', async t => {
   t.equal((await check(dir, '--against', '1')).code, 1)
 })
 
+t.test('a score output is judged by its relative difference, on a --sample too', async t => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'check-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  cpSync(path.join(ROOT, 'test', 'fixtures', 'repo', 'add'), path.join(dir, 'add'), { recursive: true })
+  // add/1: y = x + 1, add/2: y = x + 2; generated x in [0, 1]: |2 - 1| / mean |x + 1| = 1 / 1.5
+  let r = await check(dir, '--against', '1')
+  t.equal(r.code, 1, r.stdout)
+  t.match(r.stdout, /FAIL y: relative difference: mean \|candidate - baseline\| \/ mean \|baseline\| 0\.6\d+ \(at most 0\.01\)/)
+  t.equal((await check(dir, '--against', '1', '--max-score-diff', '1')).code, 0)
+  const sample = path.join(dir, 'sample.jsonl')
+  writeFileSync(sample, [99, 999].map(v => JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [v, v, v, v] }] })).join('\n'))
+  r = await check(dir, '--against', 'add:1', '--sample', sample, '--max-score-diff', '0.01')
+  t.equal(r.code, 0, r.stdout)
+  t.match(r.stdout, /add\/2 against add\/1 \(2 rows from .*sample\.jsonl\)/)
+  writeFileSync(sample, JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }] }))
+  r = await check(dir, '--against', 'add:1', '--sample', sample)
+  t.equal(r.code, 2, r.stdout)
+  t.match(r.stdout, /INVALID replay sample: request 0: the baseline refuses it: /)
+})
+
 t.test('a golden value that differs regresses (exit 1) and says where', async t => {
   const dir = adsRepo(t)
   const file = path.join(dir, 'ads', 'golden', 'expectations.json')
