@@ -14,7 +14,7 @@ import { buildRestApp, type RestApp } from './http/app.js'
 import { MetricsServer } from './http/metrics-app.js'
 import { GrpcServer } from './grpc/server.js'
 import { H2GrpcServer } from './grpc/h2/server.js'
-import { InferenceRunner } from './inference/dispatcher.js'
+import { InferenceDispatcher } from './inference/dispatcher.js'
 import { createSidecarMetrics, trackRequestMemory } from './core/metrics.js'
 import { ModelManager, type AssignedModel } from './models/model-manager.js'
 import { InferenceObserver } from './inference/observation.js'
@@ -91,7 +91,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
   const isShuttingDown = (): boolean => shutting
   const requestMemory = new RequestMemory(opts.requestMemory ?? requestLimits(DEFAULT_MEMORY_BUDGET).requestBytes)
   trackRequestMemory(metrics, requestMemory.budget)
-  const runner = new InferenceRunner({ manager, rollouts })
+  const runner = new InferenceDispatcher({ manager, rollouts })
   const observer = new InferenceObserver({ metrics, logger: opts.logger, tracer: opts.tracer, known: model => manager.has(model) })
   const rest = buildRestApp({
     manager,

@@ -1,5 +1,5 @@
 /**
- * Memory admission for gRPC inference: the deserializer of `ModelInfer` looks at the
+ * The memory lease of a gRPC message: the deserializer of `ModelInfer` looks at the
  * message's bytes (`prescan.ts`), charges what decoding will cost to the request memory,
  * and only then lets protobufjs decode it. A message that is malformed, past a structural
  * limit, or that does not fit in memory is not decoded at all: the handler receives a
@@ -15,9 +15,9 @@ import { errors } from '../core/errors.js'
 import type { RequestLease, RequestMemory } from '../codec/request-memory.js'
 import { prescanInferRequest } from './prescan.js'
 
-const ADMISSION = Symbol('onnx-sidecar.admission')
+const LEASE = Symbol('onnx-sidecar.message-lease')
 
-export interface Admission {
+export interface MessageLease {
   lease?: RequestLease
   error?: unknown
   /** Releases the lease (once); the call has answered. */
@@ -26,35 +26,35 @@ export interface Admission {
 
 const orphans = new FinalizationRegistry<RequestLease>(lease => lease.release())
 
-export function admittingDeserializer (deserialize: (buf: Buffer) => object, memory: RequestMemory): (buf: Buffer) => object {
+export function leasingDeserializer (deserialize: (buf: Buffer) => object, memory: RequestMemory): (buf: Buffer) => object {
   return (buf: Buffer) => {
     let lease: RequestLease
     try {
       lease = memory.open(prescanInferRequest(buf))
     } catch (error) {
-      return { [ADMISSION]: { error, done: () => {} } satisfies Admission }
+      return { [LEASE]: { error, done: () => {} } satisfies MessageLease }
     }
     let msg: Record<PropertyKey, unknown>
     try {
       msg = deserialize(buf) as Record<PropertyKey, unknown>
     } catch (err) {
       lease.release()
-      return { [ADMISSION]: { error: errors.BAD_REQUEST(`the message is not a valid ModelInferRequest: ${(err as Error).message}`), done: () => {} } satisfies Admission }
+      return { [LEASE]: { error: errors.BAD_REQUEST(`the message is not a valid ModelInferRequest: ${(err as Error).message}`), done: () => {} } satisfies MessageLease }
     }
     const token = {}
     orphans.register(msg, lease, token)
-    msg[ADMISSION] = {
+    msg[LEASE] = {
       lease,
       done: () => {
         orphans.unregister(token)
         lease.release()
       }
-    } satisfies Admission
+    } satisfies MessageLease
     return msg
   }
 }
 
-/** The admission of a message the deserializer above produced (none for other callers). */
-export function admissionOf (msg: object): Admission {
-  return (msg as Record<PropertyKey, Admission | undefined>)[ADMISSION] ?? { done: () => {} }
+/** The lease of a message the deserializer above produced (none for other callers). */
+export function leaseOf (msg: object): MessageLease {
+  return (msg as Record<PropertyKey, MessageLease | undefined>)[LEASE] ?? { done: () => {} }
 }

@@ -7,7 +7,7 @@
 import { fileURLToPath } from 'node:url'
 import type * as GrpcJs from '@grpc/grpc-js'
 import type { RequestMemory } from '../codec/request-memory.js'
-import { admittingDeserializer } from './message-lease.js'
+import { leasingDeserializer } from './message-lease.js'
 import { grpcService, type GrpcServiceDeps } from './service.js'
 
 /** Idle connections live 5 minutes (longer than client pools expect), on both gRPC servers (grpc-js here, `h2/server.ts`). */
@@ -52,7 +52,7 @@ export class GrpcServer {
     const infer = service.ModelInfer as GrpcJs.MethodDefinition<object, unknown>
     server.addService({
       ...service,
-      ModelInfer: { ...infer, requestDeserialize: admittingDeserializer(infer.requestDeserialize, this.#opts.memory) }
+      ModelInfer: { ...infer, requestDeserialize: leasingDeserializer(infer.requestDeserialize, this.#opts.memory) }
     }, grpcService(this.#opts))
     this.#grpc = grpc
     this.#server = server

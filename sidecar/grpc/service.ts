@@ -16,19 +16,19 @@ import { errors, SidecarError } from '../core/errors.js'
 import { truncateUtf8 } from '../../common/truncate.js'
 import { MAX_MESSAGE_BYTES } from '../core/client-strings.js'
 import { grpcCodeOfStatus, statusOf } from '../inference/call-status.js'
-import type { InferCall, InferenceRunner } from '../inference/dispatcher.js'
+import type { InferCall, InferenceDispatcher } from '../inference/dispatcher.js'
 import type { InferenceObserver } from '../inference/observation.js'
 import type { ModelManager } from '../models/model-manager.js'
 import { requestIdOf } from '../inference/request-id.js'
 import { extractContext } from '../core/tracing.js'
 import { modelMetadata, serverMetadata } from '../inference/metadata.js'
-import { admissionOf } from './message-lease.js'
+import { leaseOf } from './message-lease.js'
 import { decodeGrpcInferRequest, type GrpcInferRequest } from './decode.js'
 import { encodeGrpcResponse } from './encode.js'
 
 export interface GrpcServiceDeps {
   manager: ModelManager
-  runner: InferenceRunner
+  runner: InferenceDispatcher
   observer: InferenceObserver
   /** Undefined when tracing is off: then no trace context is read from the metadata. */
   tracer: Tracer | undefined
@@ -87,9 +87,9 @@ export function grpcService (deps: GrpcServiceDeps): UntypedServiceImplementatio
   let nextId = 1
 
   const modelInfer: Handler<GrpcInferRequest, unknown> = (call, callback) => {
-    const admission = admissionOf(call.request)
+    const lease = leaseOf(call.request)
     if (deps.isShuttingDown()) {
-      admission.done()
+      lease.done()
       callback(toGrpcError(errors.SHUTTING_DOWN()))
       return
     }
@@ -107,13 +107,13 @@ export function grpcService (deps: GrpcServiceDeps): UntypedServiceImplementatio
       header: name => { const v = md.get(name)[0]; return typeof v === 'string' ? v : undefined }
     }
     deps.observer.observe(inferCall, async obs => {
-      if (admission.error !== undefined) throw admission.error instanceof Error ? admission.error : new Error(String(admission.error))
+      if (lease.error !== undefined) throw lease.error instanceof Error ? lease.error : new Error(String(lease.error))
       if (msg.model_name === '') throw errors.BAD_REQUEST('model_name must be a non-empty string')
       const mv = deps.runner.resolve(inferCall, obs)
-      const request = obs.step('preprocess', () => decodeGrpcInferRequest(msg, mv, admission.lease))
+      const request = obs.step('preprocess', () => decodeGrpcInferRequest(msg, mv, lease.lease))
       const answer = await deps.runner.execute(mv, request, inferCall, obs)
       return obs.step('postprocess', () => encodeGrpcResponse(answer.mv, request, answer.outputs))
-    }).then(res => { admission.done(); callback(null, res) }, err => { admission.done(); callback(toGrpcError(err)) })
+    }).then(res => { lease.done(); callback(null, res) }, err => { lease.done(); callback(toGrpcError(err)) })
   }
 
   return {

@@ -11,7 +11,7 @@ import type { Logger } from '../../common/logger.js'
 import { errors, SidecarError } from '../core/errors.js'
 import { decodeInferRequest } from '../codec/infer-request.js'
 import { encodeInferResponse } from '../codec/infer-response.js'
-import type { InferCall, InferenceRunner } from '../inference/dispatcher.js'
+import type { InferCall, InferenceDispatcher } from '../inference/dispatcher.js'
 import type { ModelManager } from '../models/model-manager.js'
 import type { InferenceObserver } from '../inference/observation.js'
 import type { RequestLease, RequestMemory } from '../codec/request-memory.js'
@@ -29,7 +29,7 @@ export interface RolloutStates {
 
 export interface RestAppDeps {
   manager: ModelManager
-  runner: InferenceRunner
+  runner: InferenceDispatcher
   observer: InferenceObserver
   /** GET /v2/models/{m}/rollout reads their state; undefined answers 'off'. */
   rollouts?: RolloutStates

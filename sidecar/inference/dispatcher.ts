@@ -1,5 +1,5 @@
 /**
- * The inference runner: what happens to a decoded request, whatever protocol carried it.
+ * The inference dispatcher: what happens to a decoded request, whatever protocol carried it.
  * It resolves the version that answers (the rollout's live version for a request that
  * names none), lets a rollout route the request (canary, shadow sample), queues it on the
  * version's batcher under its deadline, and hands back the outputs.
@@ -42,7 +42,7 @@ export interface Answer {
   outputs: Record<string, WireTensor>
 }
 
-export interface InferenceRunnerDeps {
+export interface InferenceDispatcherDeps {
   manager: Pick<ModelManager, 'resolve'>
   /** Shadow / canary rollouts (rollout/rollouts.ts); undefined: none. */
   rollouts?: Pick<Rollouts, 'live' | 'route'>
@@ -55,10 +55,10 @@ export function earlierDeadline (a: bigint, b: bigint): bigint {
   return a < b ? a : b
 }
 
-export class InferenceRunner {
-  #deps: InferenceRunnerDeps
+export class InferenceDispatcher {
+  #deps: InferenceDispatcherDeps
 
-  constructor (deps: InferenceRunnerDeps) {
+  constructor (deps: InferenceDispatcherDeps) {
     this.#deps = deps
   }
 

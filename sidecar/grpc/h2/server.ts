@@ -5,14 +5,14 @@
  *
  * The methods are the ones `../server.ts` serves: the same proto, loaded with the same
  * proto-loader options (its serializers and deserializers, ModelInfer's through memory
- * admission), and the same handlers (`../service.ts`), which get a grpc-js-shaped call
+ * message lease), and the same handlers (`../service.ts`), which get a grpc-js-shaped call
  * (`call.ts`). What this file adds is the protocol around them: method, content type,
  * encoding and method checks, deadlines, the one length-prefixed message (`framing.ts`),
  * idle connections and a graceful close.
  */
 import http2, { constants, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
 import type { UntypedServiceImplementation } from '@grpc/grpc-js'
-import { admittingDeserializer } from '../message-lease.js'
+import { leasingDeserializer } from '../message-lease.js'
 import { LOADER_OPTIONS, MAX_CONNECTION_IDLE_MS, PROTO, type GrpcServerOptions } from '../server.js'
 import { grpcService } from '../service.js'
 import type { RequestLease } from '../../codec/request-memory.js'
@@ -63,7 +63,7 @@ export class H2GrpcServer {
     const methods = new Map<string, Method>()
     for (const [name, def] of Object.entries(service)) {
       if (def.requestStream || def.responseStream) continue // the service is all unary
-      const deserialize = name === 'ModelInfer' ? admittingDeserializer(def.requestDeserialize, this.#opts.memory) : def.requestDeserialize
+      const deserialize = name === 'ModelInfer' ? leasingDeserializer(def.requestDeserialize, this.#opts.memory) : def.requestDeserialize
       methods.set(def.path, { deserialize, serialize: def.responseSerialize, handler: handlers[name] as unknown as Method['handler'] })
     }
     this.#methods = methods
@@ -127,7 +127,7 @@ export class H2GrpcServer {
     const reader = new MessageReader(this.#opts.maxMessageBytes)
     let failed = false
     // The message is charged to request memory from its prefix on, as REST charges a body
-    // while reading it; decoding takes over with its own lease (admission.ts).
+    // while reading it; decoding takes over with its own lease (message-lease.ts).
     let lease: RequestLease | undefined
     stream.on('data', (chunk: Buffer) => {
       if (failed) return

@@ -9,7 +9,7 @@ import { request } from 'undici'
 import { close } from '../../../common/http.js'
 import { errors } from '../../../sidecar/core/errors.js'
 import { buildRestApp, type RestApp } from '../../../sidecar/http/app.js'
-import { InferenceRunner } from '../../../sidecar/inference/dispatcher.js'
+import { InferenceDispatcher } from '../../../sidecar/inference/dispatcher.js'
 import { createSidecarMetrics } from '../../../sidecar/core/metrics.js'
 import type { IndexEntry, ModelManager, ModelStatus } from '../../../sidecar/models/model-manager.js'
 import type { ModelVersion } from '../../../sidecar/models/model-version.js'
@@ -51,7 +51,7 @@ async function app (t: Test, opts: { shuttingDown?: boolean } = {}) {
   const manager = fake.manager as unknown as ModelManager
   const built: RestApp = buildRestApp({
     manager,
-    runner: new InferenceRunner({ manager }),
+    runner: new InferenceDispatcher({ manager }),
     observer: new InferenceObserver({ metrics: createSidecarMetrics({ defaultMetrics: false }), logger, tracer: undefined, known: m => fake.manager.has(m) }),
     logger,
     tracer: undefined,

@@ -7,7 +7,7 @@ import t from 'tap'
 import { ROOT_CONTEXT, type Context, type Span } from '@opentelemetry/api'
 import { errors } from '../../../sidecar/core/errors.js'
 import type { InferRequest } from '../../../sidecar/codec/infer-request.js'
-import { earlierDeadline, InferenceRunner, type InferCall } from '../../../sidecar/inference/dispatcher.js'
+import { earlierDeadline, InferenceDispatcher, type InferCall } from '../../../sidecar/inference/dispatcher.js'
 import type { ModelVersion } from '../../../sidecar/models/model-version.js'
 import type { EndHook, Observation } from '../../../sidecar/inference/observation.js'
 import type { Routed } from '../../../sidecar/rollout/rollouts.js'
@@ -44,7 +44,7 @@ const manager = {
 }
 
 t.test('resolve: a pinned version, else the policy pick; "" is no version; the observation hears which', async t => {
-  const runner = new InferenceRunner({ manager })
+  const runner = new InferenceDispatcher({ manager })
   const obs = recorder()
   t.equal(runner.resolve(call({ version: '1' }), obs).version, 1)
   t.equal(runner.resolve(call({ version: undefined }), obs).version, 2)
@@ -57,16 +57,16 @@ t.test('resolve: a pinned version, else the policy pick; "" is no version; the o
 t.test('resolve: a rollout\'s live version answers requests without a version, never pinned ones', async t => {
   const asked: string[] = []
   const rollouts = { live: (model: string) => { asked.push(model); return v1.mv }, route: () => undefined }
-  const runner = new InferenceRunner({ manager, rollouts })
+  const runner = new InferenceDispatcher({ manager, rollouts })
   t.equal(runner.resolve(call(), recorder()).version, 1, 'the live version, not the policy pick')
   t.equal(runner.resolve(call({ version: '2' }), recorder()).version, 2)
   t.same(asked, ['m'], 'a pinned request never asks the rollout')
-  const none = new InferenceRunner({ manager, rollouts: { live: () => undefined, route: () => undefined } })
+  const none = new InferenceDispatcher({ manager, rollouts: { live: () => undefined, route: () => undefined } })
   t.equal(none.resolve(call(), recorder()).version, 2, 'no live version serving: the policy pick')
 })
 
 t.test('execute: the batcher gets the rows, the feeds and every output; the answer is its outputs', async t => {
-  const runner = new InferenceRunner({ manager })
+  const runner = new InferenceDispatcher({ manager })
   const obs = recorder()
   const req = request()
   const answer = await runner.execute(v1.mv, req, call(), obs)
@@ -82,7 +82,7 @@ t.test('execute: the batcher gets the rows, the feeds and every output; the answ
 })
 
 t.test('execute: the deadline is the earlier of the request\'s timeout and the transport\'s', async t => {
-  const runner = new InferenceRunner({ manager })
+  const runner = new InferenceDispatcher({ manager })
   const far = process.hrtime.bigint() + 3_600_000_000_000n // an hour away
   await runner.execute(v1.mv, request({ timeoutUs: 1000 }), call({ deadlineNs: far }), recorder())
   const first = v1.jobs.at(-1)?.deadlineNs ?? 0n
@@ -112,7 +112,7 @@ t.test('execute: a rollout may hand the request to its candidate and finishes wi
       return { mv: v2.mv, finish: (status, outputs, _ctx: Context) => { finished.push({ status, outputs }) } }
     }
   }
-  const runner = new InferenceRunner({ manager, rollouts })
+  const runner = new InferenceDispatcher({ manager, rollouts })
   const obs = recorder()
   const c = call({ requestId: 'r9', header: name => (name === 'x-user' ? 'alice' : undefined) })
   const mv = runner.resolve(c, obs)
@@ -136,6 +136,6 @@ t.test('execute: a rollout may hand the request to its candidate and finishes wi
 t.test('execute: the batcher\'s errors reach the caller', async t => {
   const failing = fakeModelVersion()
   failing.answer = () => { throw errors.OVERLOADED('m', 1) }
-  const runner = new InferenceRunner({ manager })
+  const runner = new InferenceDispatcher({ manager })
   await t.rejects(runner.execute(failing.mv, request(), call(), recorder()), { code: 'OS_ERR_OVERLOADED' })
 })
