@@ -30,7 +30,7 @@ export interface SidecarOptions {
   models?: AssignedModel[]
   workers: number
   threads: number
-  /** Run ONNX Runtime on the main thread (runtime/in-process-worker.ts) instead of `workers` threads. */
+  /** Run ONNX Runtime on the main thread (runtime/main-thread-slot.ts) instead of `workers` threads. */
   inProcess?: boolean
   bodyLimit: number
   /**

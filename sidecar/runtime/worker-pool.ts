@@ -15,7 +15,7 @@
 import { EventEmitter, once } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import { workerScript } from '../../common/worker-script.js'
-import { InProcessWorker } from './in-process-worker.js'
+import { MainThreadSlot } from './main-thread-slot.js'
 import assert from 'node:assert/strict'
 import type { Logger } from '../../common/logger.js'
 import type { RunResult, ValueMeta, WireTensor, WorkerRequest, WorkerResponse } from './protocol.js'
@@ -78,7 +78,7 @@ export interface WorkerPoolOptions {
   /** Starts the worker for a slot; tests substitute faulty ones. Default: runtime/inference-worker. */
   createWorker?: (index: number) => Worker
   /**
-   * Run the sessions on the main thread (runtime/in-process-worker.ts) instead of worker
+   * Run the sessions on the main thread (runtime/main-thread-slot.ts) instead of worker
    * threads: one slot, one batch at a time (`--inference-thread main`).
    */
   inProcess?: boolean
@@ -115,7 +115,7 @@ export class WorkerPool extends EventEmitter {
     this.#maxInFlight = this.inProcess ? MAX_IN_FLIGHT_IN_PROCESS : MAX_IN_FLIGHT
     this.#log = opts.logger
     this.#createWorker = opts.createWorker ?? (this.inProcess
-      ? () => new InProcessWorker().asWorker()
+      ? () => new MainThreadSlot().asWorker()
       : index => new Worker(workerUrl, { name: `inference-${index}` }))
     // Nothing is loaded yet, so the first workers are ready at once (messages queue until they boot).
     for (let i = 0; i < this.size; i++) this.#slots.push(this.#spawn(i, 'ready'))

@@ -1,5 +1,5 @@
 /**
- * A stand-in for an inference worker thread that runs its SessionHost on the main thread
+ * A pool slot that is not a thread: it runs its SessionHost on the main thread
  * (`--inference-thread main`, serve-options.ts): no V8 isolate for a worker (~10 MiB of
  * idle RSS) and no thread wake-ups per batch; health and metrics still answer from their
  * own thread (http/metrics-worker.ts). Not the default: on 1 CPU a saturated heavy model
@@ -14,7 +14,7 @@ import type { Worker } from 'node:worker_threads'
 import { SessionHost } from './session-host.js'
 import type { WorkerRequest, WorkerResponse } from './protocol.js'
 
-export class InProcessWorker extends EventEmitter {
+export class MainThreadSlot extends EventEmitter {
   #host: SessionHost | undefined = new SessionHost()
   /** Requests being handled; `exit` waits for them, as a thread exits between runs. */
   #busy = Promise.resolve()
