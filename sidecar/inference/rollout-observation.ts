@@ -83,4 +83,8 @@ export class RolloutObserver implements RolloutEvents {
   rolledBack: RolloutEvents['rolledBack'] = (model, version, live, mode, evidence) => {
     this.#log.warn({ model, version, live, mode, evidence }, 'rollout: candidate rolled back')
   }
+
+  inconclusive: RolloutEvents['inconclusive'] = (model, version, live, mode, evidence) => {
+    this.#log.warn({ model, version, live, mode, evidence }, 'rollout: inconclusive; live keeps answering')
+  }
 }

@@ -28,14 +28,36 @@ export const DEFAULT_MAX_BATCH_SIZE = 32
 export type RolloutMode = 'shadow' | 'canary'
 
 export interface PromotionRule {
-  /** Compared requests needed before any decision. */
+  /** Compared requests before the first decision point (>= 2); later ones at 2x, 4x, ... */
   minRequests: number
-  /** Promote at or above this agreement (0..1). */
+  /** Compared requests at which an undecided rollout stops as inconclusive (>= minRequests). */
+  maxRequests: number
+  /** Promote when the lower confidence bound of the per-row agreement is at or above this (0..1). */
   minAgreement: number
+  /** Confidence of the bounds, over all decision points together (0.5..0.9999). */
+  confidence: number
   /** Candidate error rate may exceed the live one by at most this (0..1). */
   maxErrorRateDelta: number
-  /** Roll back below this agreement (0..1); between it and minAgreement: keep observing. */
+  /** Candidate errors needed before the error test can roll back. */
+  minErrors: number
+  /** Candidate p99 latency may be at most this times live's (+ latencySlackMs). */
+  maxLatencyRatio: number
+  latencySlackMs: number
+  /** Roll back when the upper confidence bound is below this (0..1); default minAgreement. */
   rollbackBelow: number
+}
+
+/** How the deciding output is compared (rollout/metric-kinds.ts). */
+export interface RolloutCompare {
+  /** undefined: the kind the output's shape implies. */
+  metric: 'classes' | 'probabilities' | 'ranking' | 'scores' | undefined
+  /** probabilities: per-row shift that agrees; calibration: |mean cand / mean live - 1| allowed. */
+  maxShift: number
+  maxCalibrationDrift: number
+  /** scores: relative tolerance (the absolute one is `tolerance`). */
+  rtol: number
+  /** ranking: the top rows compared. */
+  k: number
 }
 
 export interface RolloutConfig {
@@ -50,8 +72,10 @@ export interface RolloutConfig {
   stickyHeader: string | undefined
   /** The output whose top-1 decides agreement; undefined: the first top-1-able output. */
   compareOutput: string | undefined
-  /** Outputs without a top-1 (regressions): a request agrees when max |live - candidate| <= this. */
+  /** Absolute tolerance: scores' atol; strings and outputs of other sizes agree when max |live - candidate| <= this. */
   tolerance: number
+  /** How the deciding output is compared (the `compare:` block). */
+  compare: RolloutCompare
   /** Undefined: observe only, never decide. */
   promotion: PromotionRule | undefined
 }

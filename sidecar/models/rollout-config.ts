@@ -9,13 +9,23 @@
  * (`RolloutConfig`) live in config-types.ts.
  */
 import { ModelLoadError } from '../core/errors.js'
-import type { PromotionRule, RolloutConfig, RolloutMode } from './config-types.js'
+import type { PromotionRule, RolloutCompare, RolloutConfig, RolloutMode } from './config-types.js'
 
 export const ROLLOUT_DEFAULTS = {
   mode: 'shadow' as RolloutMode,
   sample: 1, // every eligible request (shadow work is still dropped when busy)
-  tolerance: 1e-4, // absolute, for outputs without a top-1
-  maxErrorRateDelta: 0 // candidate error rate no worse than live
+  tolerance: 1e-4, // absolute: scores' atol; strings and outputs of other sizes
+  maxErrorRateDelta: 0, // candidate error rate no worse than live
+  minRequests: 100, // first decision point
+  maxRequestsFactor: 16, // max_requests defaults to 16 x min_requests (5 decision points)
+  confidence: 0.95,
+  minErrors: 5, // candidate errors before the error test may roll back
+  maxLatencyRatio: 1.5,
+  latencySlackMs: 2,
+  maxShift: 0.1, // probabilities: per-row shift of a class probability
+  maxCalibrationDrift: 0.1, // probabilities: mean candidate / mean live within 1 +- this
+  rtol: 0.1, // scores: per-element relative difference
+  k: 10 // ranking: top rows compared
 }
 
 const fraction = { type: 'number', minimum: 0, maximum: 1 }
@@ -33,14 +43,31 @@ export const ROLLOUT_SCHEMA = {
     sticky_header: { type: 'string', pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]{1,128}$' },
     compare_output: { type: 'string', minLength: 1 },
     tolerance: { type: 'number', minimum: 0 },
+    compare: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        output: { type: 'string', minLength: 1 },
+        metric: { enum: ['classes', 'probabilities', 'ranking', 'scores'] },
+        max_shift: fraction,
+        max_calibration_drift: { type: 'number', minimum: 0, maximum: 10 },
+        rtol: { type: 'number', minimum: 0 },
+        k: { type: 'integer', minimum: 1, maximum: 10_000 }
+      }
+    },
     promotion: {
       type: 'object',
       additionalProperties: false,
-      required: ['min_requests', 'min_agreement'],
+      required: ['min_agreement'],
       properties: {
-        min_requests: { type: 'integer', minimum: 1, maximum: 1_000_000_000 },
+        min_requests: { type: 'integer', minimum: 2, maximum: 1_000_000_000 },
+        max_requests: { type: 'integer', minimum: 2, maximum: 1_000_000_000 },
         min_agreement: fraction,
-        max_error_rate_delta: fraction
+        confidence: { type: 'number', minimum: 0.5, maximum: 0.9999 },
+        max_error_rate_delta: fraction,
+        min_errors: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+        max_latency_ratio: { type: 'number', minimum: 1 },
+        latency_slack_ms: { type: 'number', minimum: 0 }
       }
     },
     rollback: {
@@ -62,7 +89,8 @@ export interface RawRollout {
   sticky_header?: string
   compare_output?: string
   tolerance?: number
-  promotion?: { min_requests: number, min_agreement: number, max_error_rate_delta?: number }
+  compare?: { output?: string, metric?: RolloutCompare['metric'], max_shift?: number, max_calibration_drift?: number, rtol?: number, k?: number }
+  promotion?: { min_requests?: number, max_requests?: number, min_agreement: number, confidence?: number, max_error_rate_delta?: number, min_errors?: number, max_latency_ratio?: number, latency_slack_ms?: number }
   rollback?: { below_agreement?: number }
 }
 
@@ -84,14 +112,26 @@ export function parseRollout (raw: RawRollout | undefined, file: string): Rollou
     const minAgreement = raw.promotion.min_agreement
     const rollbackBelow = raw.rollback?.below_agreement ?? minAgreement
     if (rollbackBelow > minAgreement) bad('rollback.below_agreement', `(${rollbackBelow}) must not be above 'rollout.promotion.min_agreement' (${minAgreement})`)
+    const p = raw.promotion
+    const minRequests = p.min_requests ?? ROLLOUT_DEFAULTS.minRequests
+    const maxRequests = p.max_requests ?? minRequests * ROLLOUT_DEFAULTS.maxRequestsFactor
+    if (maxRequests < minRequests) bad('promotion.max_requests', `(${maxRequests}) must not be below 'rollout.promotion.min_requests' (${minRequests})`)
     promotion = {
-      minRequests: raw.promotion.min_requests,
+      minRequests,
+      maxRequests,
       minAgreement,
-      maxErrorRateDelta: raw.promotion.max_error_rate_delta ?? ROLLOUT_DEFAULTS.maxErrorRateDelta,
+      confidence: p.confidence ?? ROLLOUT_DEFAULTS.confidence,
+      maxErrorRateDelta: p.max_error_rate_delta ?? ROLLOUT_DEFAULTS.maxErrorRateDelta,
+      minErrors: p.min_errors ?? ROLLOUT_DEFAULTS.minErrors,
+      maxLatencyRatio: p.max_latency_ratio ?? ROLLOUT_DEFAULTS.maxLatencyRatio,
+      latencySlackMs: p.latency_slack_ms ?? ROLLOUT_DEFAULTS.latencySlackMs,
       rollbackBelow
     }
   } else if (raw.rollback !== undefined) {
     bad('rollback', "needs 'rollout.promotion' (min_requests and min_agreement)")
+  }
+  if (raw.compare?.output !== undefined && raw.compare_output !== undefined && raw.compare.output !== raw.compare_output) {
+    bad('compare.output', `('${raw.compare.output}') and 'rollout.compare_output' ('${raw.compare_output}') differ; use 'rollout.compare.output' alone`)
   }
   if ((raw.sample ?? 1) === 0 && promotion !== undefined) bad('sample', 'is 0, so nothing is ever compared and the promotion rule can never decide')
   return {
@@ -101,8 +141,15 @@ export function parseRollout (raw: RawRollout | undefined, file: string): Rollou
     sample: raw.sample ?? ROLLOUT_DEFAULTS.sample,
     share: mode === 'canary' ? raw.share as number : 0,
     stickyHeader: raw.sticky_header?.toLowerCase(),
-    compareOutput: raw.compare_output,
+    compareOutput: raw.compare?.output ?? raw.compare_output,
     tolerance: raw.tolerance ?? ROLLOUT_DEFAULTS.tolerance,
+    compare: {
+      metric: raw.compare?.metric,
+      maxShift: raw.compare?.max_shift ?? ROLLOUT_DEFAULTS.maxShift,
+      maxCalibrationDrift: raw.compare?.max_calibration_drift ?? ROLLOUT_DEFAULTS.maxCalibrationDrift,
+      rtol: raw.compare?.rtol ?? ROLLOUT_DEFAULTS.rtol,
+      k: raw.compare?.k ?? ROLLOUT_DEFAULTS.k
+    },
     promotion
   }
 }

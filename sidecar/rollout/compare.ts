@@ -5,12 +5,15 @@
  * elements (numeric outputs; BYTES outputs count as equal or not). An output has a top-1
  * when it is a float tensor whose last dimension holds two or more classes (argmax per
  * row), or, for a model with a labels file, an integer tensor with one class index per
- * row. The request agrees when the deciding output (`compareOutput`, else the first
- * output with a top-1) has the same top-1 on every row; a model with no such output
- * agrees when no output differs by more than `tolerance`.
+ * row. The deciding output is `compareOutput`, else the first output with a top-1, else
+ * the first numeric output; it is compared row by row by its kind (rollout/metric-kinds.ts:
+ * `metric`, else the kind its shape implies), which gives the request's `evidence`
+ * (rows, agreeing rows). The request `agree`s when every row does. Without a numeric
+ * deciding output (strings): one row, agreeing when the outputs are equal.
  */
 import type { TensorData } from '../core/datatypes.js'
 import type { WireTensor } from '../runtime/protocol.js'
+import { compareRows, defaultKind, type MetricKind, type MetricSettings, type RowEvidence } from './metric-kinds.js'
 
 export interface OutputDiff {
   name: string
@@ -21,10 +24,13 @@ export interface OutputDiff {
 }
 
 export interface Comparison {
+  /** Every row of the deciding output agrees. */
   agree: boolean
-  /** The output that decided `agree`; undefined when the tolerance did. */
+  /** The output that decided `agree`; undefined when no numeric output could. */
   decidedBy: string | undefined
   outputs: OutputDiff[]
+  /** Rows compared and agreeing, by the deciding output's kind. */
+  evidence: RowEvidence
 }
 
 const FLOAT = new Set(['float32', 'float64', 'float16'])
@@ -60,12 +66,20 @@ export function top1 (t: WireTensor, values: ArrayLike<number>, hasLabels: boole
 export interface CompareOptions {
   hasLabels: boolean
   compareOutput: string | undefined
+  /** Absolute tolerance (scores' atol). */
   tolerance: number
   half: (bits: number) => number
+  /** The kind of the deciding output; undefined: implied by its shape. */
+  metric?: MetricKind
+  /** Tolerances of the kinds; undefined: DEFAULT_METRIC_SETTINGS with `tolerance` as atol. */
+  settings?: Omit<MetricSettings, 'atol'>
 }
+
+export const DEFAULT_METRIC_SETTINGS = { maxShift: 0.1, rtol: 0.1, k: 10 }
 
 export function compareOutputs (live: Record<string, WireTensor>, candidate: Record<string, WireTensor>, opts: CompareOptions): Comparison {
   const outputs: OutputDiff[] = []
+  const numeric = new Map<string, { t: WireTensor, x: ArrayLike<number>, y: ArrayLike<number>, top?: { live: Int32Array, cand: Int32Array } }>()
   for (const [name, a] of Object.entries(live)) {
     const b = candidate[name]
     if (b === undefined) continue
@@ -88,21 +102,30 @@ export function compareOutputs (live: Record<string, WireTensor>, candidate: Rec
     const diff: OutputDiff = { name, maxAbsDiff: max, meanAbsDiff: x.length === 0 ? 0 : sum / x.length }
     const ta = top1(a, x, opts.hasLabels)
     const tb = ta === undefined ? undefined : top1(b, y, opts.hasLabels)
+    const entry: { t: WireTensor, x: ArrayLike<number>, y: ArrayLike<number>, top?: { live: Int32Array, cand: Int32Array } } = { t: a, x, y }
     if (ta !== undefined && tb !== undefined && ta.length === tb.length) {
       let agree = 0
       for (let r = 0; r < ta.length; r++) if (ta[r] === tb[r]) agree++
       diff.top1 = { agree, rows: ta.length }
+      entry.top = { live: ta, cand: tb }
     }
+    numeric.set(name, entry)
     outputs.push(diff)
   }
-  const decider = opts.compareOutput !== undefined
-    ? outputs.find(o => o.name === opts.compareOutput && o.top1 !== undefined)
-    : outputs.find(o => o.top1 !== undefined)
-  if (decider?.top1 !== undefined) {
-    return { agree: decider.top1.agree === decider.top1.rows, decidedBy: decider.name, outputs }
+  const deciderName = opts.compareOutput ??
+    outputs.find(o => o.top1 !== undefined)?.name ??
+    outputs.find(o => numeric.has(o.name))?.name
+  const decider = deciderName === undefined ? undefined : numeric.get(deciderName)
+  const kind = decider === undefined ? undefined : opts.metric ?? defaultKind(decider.t, decider.x, opts.hasLabels)
+  if (decider !== undefined && kind !== undefined && (kind !== 'classes' || decider.top !== undefined)) {
+    const settings = { ...DEFAULT_METRIC_SETTINGS, ...opts.settings, atol: opts.tolerance }
+    const evidence = compareRows(kind, decider.t, decider.x, decider.y, settings, decider.top)
+    return { agree: evidence.agree === evidence.rows, decidedBy: deciderName, outputs, evidence }
   }
-  const considered = opts.compareOutput !== undefined ? outputs.filter(o => o.name === opts.compareOutput) : outputs
-  return { agree: considered.length > 0 && considered.every(o => o.maxAbsDiff <= opts.tolerance), decidedBy: undefined, outputs }
+  // No numeric deciding output (strings, sizes that differ): the request is one row.
+  const considered = deciderName !== undefined ? outputs.filter(o => o.name === deciderName) : outputs
+  const agree = considered.length > 0 && considered.every(o => o.maxAbsDiff <= opts.tolerance)
+  return { agree, decidedBy: undefined, outputs, evidence: { metric: kind ?? 'scores', rows: 1, agree: agree ? 1 : 0 } }
 }
 
 function sameStrings (a: TensorData, b: TensorData): boolean {

@@ -2,37 +2,60 @@
  * The state of one model's rollout, and the promotion rule. Pure: counts go in,
  * decisions come out; the caller logs, counts and routes.
  *
- *   observing    the candidate runs (shadow or canary) and is compared
- *   promoted     the candidate is the live version now (in memory, until config.yaml changes)
- *   rolled_back  the candidate gets no more traffic
+ *   observing     the candidate runs (shadow or canary) and is compared
+ *   promoted      the candidate is the live version now (in memory, until config.yaml changes)
+ *   rolled_back   the candidate gets no more traffic
+ *   inconclusive  max_requests compared without a decision: live answers, the candidate
+ *                 gets no more traffic
  *
- * Rule (with `promotion` configured), checked after every comparison and answer once at
- * least `min_requests` requests were compared:
- *   promote   agreement >= min_agreement and candidate error rate <= live error rate + max_error_rate_delta
- *   rollback  agreement <  rollback.below_agreement (default min_agreement), or the error rate is worse than that
+ * Evidence is counted per row (rollout/evidence.ts): each compared request adds its rows
+ * and agreeing rows (a failed candidate run: its rows, none agreeing). Decision points
+ * ("looks") come at min_requests compared requests, then 2x, 4x, ... up to max_requests;
+ * look j spends alpha / 2^(j+1) of alpha = 1 - confidence, so all looks together keep
+ * each error below alpha. At a look, with the Wilson interval of the agreement over the
+ * effective rows (rows within a request are correlated: stats.ts `effectiveRows`):
+ *   rollback      the candidate errs more than live + max_error_rate_delta (a one-sided
+ *                 two-proportion test, at least min_errors candidate errors), or the
+ *                 upper bound is below rollback.below_agreement, or (probabilities) the
+ *                 calibration mean p_candidate / mean p_live is outside 1 +- max_calibration_drift,
+ *                 or the candidate's p99 latency exceeds max_latency_ratio x live's + slack
+ *   promote       the lower bound is at or above min_agreement
+ *   inconclusive  neither, at max_requests
  *   otherwise keep observing.
- * Agreement = agreeing / compared requests; a request the candidate failed on counts as
- * compared and not agreeing. A canary's live run for comparison that fails is not the
- * candidate's fault: it is counted apart (`liveFailed`) and not compared. Error rate = answers (canary) or shadow runs (shadow) with a
- * 5xx status / all of them, per arm.
+ * A canary's live run for comparison that fails is not the candidate's fault: it is
+ * counted apart (`liveFailed`) and not compared. Error rate = answers (canary) or shadow
+ * runs (shadow) with a 5xx status / all of them, per arm.
  */
 import type { RolloutConfig } from '../models/config-types.js'
+import { RowTally } from './evidence.js'
+import type { RowEvidence } from './metric-kinds.js'
+import { errorsWorse, lookAlpha, wilson, z } from './stats.js'
 
-export type RolloutPhase = 'observing' | 'promoted' | 'rolled_back'
+export type RolloutPhase = 'observing' | 'promoted' | 'rolled_back' | 'inconclusive'
 export type Arm = 'live' | 'candidate'
 export type ComparisonResult = 'agree' | 'disagree' | 'error'
 
 export interface Evidence {
   compared: number
   agreed: number
+  /** Agreeing rows / rows. */
   agreement: number
+  rows: number
+  rows_agreed: number
+  effective_rows: number
+  /** The bounds at this look's confidence. */
+  lower: number
+  upper: number
+  confidence: number
   live_error_rate: number
   candidate_error_rate: number
+  latency_p99_ms: { live: number, candidate: number } | null
+  calibration: { class: number, ratio: number } | null
   rule: string
 }
 
 export interface Decision {
-  action: 'promote' | 'rollback'
+  action: 'promote' | 'rollback' | 'inconclusive'
   version: number
   at: string
   evidence: Evidence
@@ -51,10 +74,16 @@ export class RolloutController {
   readonly arms: Record<Arm, { requests: number, errors: number }> = { live: { requests: 0, errors: 0 }, candidate: { requests: 0, errors: 0 } }
   /** Per output: largest max-abs-diff seen and the running sum of mean-abs-diffs. */
   readonly diffs = new Map<string, { max: number, meanSum: number, n: number }>()
+  /** Rows, agreeing rows, calibration sums, latency pairs. */
+  readonly tally = new RowTally()
   decision: Decision | undefined
+  /** The next decision point (compared requests) and its index. */
+  #look = 0
+  #nextLook: number
 
   constructor (config: RolloutConfig) {
     this.config = config
+    this.#nextLook = config.promotion?.minRequests ?? Infinity
   }
 
   /** The version that answers requests without an explicit version. */
@@ -62,8 +91,9 @@ export class RolloutController {
     return this.phase === 'promoted' ? this.config.candidate : this.config.live
   }
 
+  /** Agreeing rows / rows compared (what promotion decides on). */
   get agreement (): number | undefined {
-    return this.compared === 0 ? undefined : this.agreed / this.compared
+    return this.tally.agreement
   }
 
   errorRate (arm: Arm): number {
@@ -76,8 +106,14 @@ export class RolloutController {
     if (failed) this.arms[arm].errors++
   }
 
-  compare (result: ComparisonResult, outputs: Array<{ name: string, maxAbsDiff: number, meanAbsDiff: number }> = []): void {
+  /**
+   * One compared request: its result, per-output differences, the rows it adds (default:
+   * one row, agreeing when `result` is agree) and, when measured, both versions' time on it.
+   */
+  compare (result: ComparisonResult, outputs: Array<{ name: string, maxAbsDiff: number, meanAbsDiff: number }> = [], rows?: Pick<RowEvidence, 'rows' | 'agree' | 'sumLive' | 'sumCandidate'>, latency?: { liveMs: number, candidateMs: number }): void {
     this.compared++
+    this.tally.add(rows ?? { rows: 1, agree: result === 'agree' ? 1 : 0 })
+    if (latency !== undefined) this.tally.latency(latency.liveMs, latency.candidateMs)
     if (result === 'agree') this.agreed++
     else if (result === 'disagree') this.disagreed++
     else this.failed++
@@ -90,28 +126,74 @@ export class RolloutController {
     }
   }
 
-  /** Applies the rule; returns the decision when one was made now (the phase has changed). */
+  /** Applies the rule at a decision point; returns the decision when one was made now (the phase has changed). */
   evaluate (now = new Date()): Decision | undefined {
     const rule = this.config.promotion
-    if (this.phase !== 'observing' || rule === undefined || this.compared < rule.minRequests) return undefined
-    const agreement = this.agreed / this.compared
+    if (this.phase !== 'observing' || rule === undefined || this.compared < this.#nextLook) return undefined
+    const final = this.compared >= rule.maxRequests
+    const confidence = 1 - lookAlpha(1 - rule.confidence, this.#look)
+    const zv = z(confidence)
+    const t = this.tally
+    const n = t.effective
+    const agreement = t.agreement ?? 0
+    const { lower, upper } = wilson(agreement * n, n, zv)
     const live = this.errorRate('live')
     const candidate = this.errorRate('candidate')
-    const errorsOk = candidate <= live + rule.maxErrorRateDelta + 1e-12
-    const evidence = (text: string): Evidence => ({ compared: this.compared, agreed: this.agreed, agreement, live_error_rate: live, candidate_error_rate: candidate, rule: text })
-    let decision: Decision | undefined
-    if (agreement >= rule.minAgreement && errorsOk) {
-      decision = { action: 'promote', version: this.config.candidate, at: now.toISOString(), evidence: evidence(`agreement ${fmt(agreement)} >= min_agreement ${rule.minAgreement} over ${this.compared} >= ${rule.minRequests} requests; candidate error rate ${fmt(candidate)} <= live ${fmt(live)} + ${rule.maxErrorRateDelta}`) }
-      this.phase = 'promoted'
-    } else if (agreement < rule.rollbackBelow || !errorsOk) {
-      const why = !errorsOk
-        ? `candidate error rate ${fmt(candidate)} > live ${fmt(live)} + ${rule.maxErrorRateDelta}`
-        : `agreement ${fmt(agreement)} < ${rule.rollbackBelow} over ${this.compared} >= ${rule.minRequests} requests`
-      decision = { action: 'rollback', version: this.config.candidate, at: now.toISOString(), evidence: evidence(why) }
-      this.phase = 'rolled_back'
+    const a = this.arms
+    const errorsBad = errorsWorse(a.candidate.errors, a.candidate.requests, a.live.errors, a.live.requests, rule.maxErrorRateDelta, rule.minErrors, zv)
+    const p99 = t.p99()
+    const latencyBad = p99 !== undefined && p99.candidate > rule.maxLatencyRatio * p99.live + rule.latencySlackMs
+    const cal = t.calibration()
+    const calDrift = this.config.compare.maxCalibrationDrift
+    const calibrationBad = cal !== undefined && !(Math.abs(cal.ratio - 1) <= calDrift)
+    const over = `over ${t.rows} rows (${fmt(n)} effective) of ${this.compared} requests at confidence ${fmt(confidence)}`
+    const bounds = `agreement ${fmt(agreement)}, bounds [${fmt(lower)}, ${fmt(upper)}]`
+    let action: Decision['action'] | undefined
+    let why = ''
+    if (errorsBad) {
+      action = 'rollback'
+      why = `candidate error rate ${fmt(candidate)} > live ${fmt(live)} + ${rule.maxErrorRateDelta} (${a.candidate.errors} errors in ${a.candidate.requests}, one-sided test at confidence ${fmt(confidence)})`
+    } else if (upper < rule.rollbackBelow) {
+      action = 'rollback'
+      why = `${bounds}: upper bound < ${rule.rollbackBelow} ${over}`
+    } else if (calibrationBad) {
+      action = 'rollback'
+      why = `calibration: mean candidate / mean live probability of class ${cal.class} is ${fmt(cal.ratio)}, outside 1 +- ${calDrift}`
+    } else if (latencyBad) {
+      action = 'rollback'
+      why = `latency: candidate p99 ${fmt(p99.candidate)} ms > ${rule.maxLatencyRatio} x live p99 ${fmt(p99.live)} ms + ${rule.latencySlackMs} ms`
+    } else if (lower >= rule.minAgreement) {
+      action = 'promote'
+      why = `${bounds}: lower bound >= min_agreement ${rule.minAgreement} ${over}; candidate error rate ${fmt(candidate)} vs live ${fmt(live)}` +
+        (p99 === undefined ? '' : `; p99 ${fmt(p99.candidate)} vs ${fmt(p99.live)} ms`)
+    } else if (final) {
+      action = 'inconclusive'
+      why = `${bounds}: neither below ${rule.rollbackBelow} nor above min_agreement ${rule.minAgreement} ${over}; max_requests ${rule.maxRequests} reached`
     }
-    this.decision = decision ?? this.decision
-    return decision
+    if (action === undefined) {
+      this.#look++
+      this.#nextLook = Math.min(rule.maxRequests, rule.minRequests * 2 ** this.#look)
+      return undefined
+    }
+    const evidence: Evidence = {
+      compared: this.compared,
+      agreed: this.agreed,
+      agreement,
+      rows: t.rows,
+      rows_agreed: t.agreeing,
+      effective_rows: n,
+      lower,
+      upper,
+      confidence,
+      live_error_rate: live,
+      candidate_error_rate: candidate,
+      latency_p99_ms: p99 ?? null,
+      calibration: cal ?? null,
+      rule: why
+    }
+    this.decision = { action, version: this.config.candidate, at: now.toISOString(), evidence }
+    this.phase = action === 'promote' ? 'promoted' : action === 'rollback' ? 'rolled_back' : 'inconclusive'
+    return this.decision
   }
 }
 

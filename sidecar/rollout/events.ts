@@ -49,4 +49,6 @@ export interface RolloutEvents {
   shadowStarted: (run: ShadowStart, parent: Context) => ShadowRunEvents
   promoted: (model: string, version: number, previous: number, mode: RolloutConfig['mode'], evidence: Evidence) => void
   rolledBack: (model: string, version: number, live: number, mode: RolloutConfig['mode'], evidence: Evidence) => void
+  /** max_requests compared without a decision: live keeps answering, the candidate gets no more traffic. */
+  inconclusive: (model: string, version: number, live: number, mode: RolloutConfig['mode'], evidence: Evidence) => void
 }

@@ -19,6 +19,8 @@ export interface RolloutMetrics {
   canaryRequests: Counter<'model' | 'version' | 'arm'>
   promotions: Counter<'model' | 'version'>
   rollbacks: Counter<'model' | 'version'>
+  /** Rollouts that reached max_requests without a decision. */
+  inconclusive: Counter<'model' | 'version'>
 }
 
 export function createRolloutMetrics (registry: Registry): RolloutMetrics {
@@ -27,10 +29,11 @@ export function createRolloutMetrics (registry: Registry): RolloutMetrics {
   return {
     comparisons: new Counter({ name: 'onnx_sidecar_rollout_comparisons_total', help: 'Requests run on both the live and the candidate version and compared, by result (agree, disagree, error).', labelNames: [...versions, 'result'], registers }),
     absDiff: new Histogram({ name: 'onnx_sidecar_rollout_output_abs_diff', help: 'Max and mean absolute difference between the candidate and the live output, per compared request.', labelNames: [...versions, 'output', 'stat'], buckets: DIFF_BUCKETS, registers }),
-    agreement: new Gauge({ name: 'onnx_sidecar_rollout_agreement_ratio', help: 'Agreeing / compared requests of the rollout in progress (what promotion decides on); removed when it starts over or ends.', labelNames: [...versions], registers }),
+    agreement: new Gauge({ name: 'onnx_sidecar_rollout_agreement_ratio', help: 'Agreeing / compared rows of the rollout in progress (what promotion decides on); removed when it starts over or ends.', labelNames: [...versions], registers }),
     shadowDropped: new Counter({ name: 'onnx_sidecar_rollout_shadow_dropped_total', help: 'Sampled shadow runs dropped so as not to delay live requests, by reason.', labelNames: ['model', 'reason'], registers }),
     canaryRequests: new Counter({ name: 'onnx_sidecar_rollout_canary_requests_total', help: 'Requests routed by a canary rollout, by the version that answered and its arm (live, candidate).', labelNames: ['model', 'version', 'arm'], registers }),
     promotions: new Counter({ name: 'onnx_sidecar_rollout_promotions_total', help: 'Candidate versions promoted to live.', labelNames: ['model', 'version'], registers }),
-    rollbacks: new Counter({ name: 'onnx_sidecar_rollout_rollbacks_total', help: 'Candidate versions stopped (rolled back).', labelNames: ['model', 'version'], registers })
+    rollbacks: new Counter({ name: 'onnx_sidecar_rollout_rollbacks_total', help: 'Candidate versions stopped (rolled back).', labelNames: ['model', 'version'], registers }),
+    inconclusive: new Counter({ name: 'onnx_sidecar_rollout_inconclusive_total', help: 'Rollouts that compared max_requests requests without a decision (live keeps answering).', labelNames: ['model', 'version'], registers })
   }
 }

@@ -6,6 +6,7 @@
 import type { Arm, ComparisonResult } from './controller.js'
 import type { RolloutEvents } from './events.js'
 import type { DropReason } from './gate.js'
+import type { RowEvidence } from './metric-kinds.js'
 import type { RolloutMetrics } from './metrics.js'
 import type { ModelRollout } from './model-rollout.js'
 
@@ -39,8 +40,11 @@ export class RolloutRecorder {
     this.#deps.metrics.shadowDropped.inc({ model, reason })
   }
 
-  /** A comparison's outcome; ignored when the rollout was reconfigured or decided meanwhile. */
-  compared (r: ModelRollout, model: string, result: ComparisonResult, outputs: Array<{ name: string, maxAbsDiff: number, meanAbsDiff: number }>, candidateIsPartner: boolean, failed: boolean): void {
+  /**
+   * A comparison's outcome, its rows (rollout/metric-kinds.ts) and both versions' time on
+   * the inputs; ignored when the rollout was reconfigured or decided meanwhile.
+   */
+  compared (r: ModelRollout, model: string, result: ComparisonResult, outputs: Array<{ name: string, maxAbsDiff: number, meanAbsDiff: number }>, candidateIsPartner: boolean, failed: boolean, rows?: Pick<RowEvidence, 'rows' | 'agree' | 'sumLive' | 'sumCandidate'>, latency?: { liveMs: number, candidateMs: number }): void {
     if (!this.#deps.isCurrent(model, r) || r.controller.phase !== 'observing') return
     const cfg = r.controller.config
     const labels = { model, live_version: String(cfg.live), candidate_version: String(cfg.candidate) }
@@ -50,7 +54,7 @@ export class RolloutRecorder {
       m.absDiff.observe({ ...labels, output: o.name, stat: 'max' }, o.maxAbsDiff)
       m.absDiff.observe({ ...labels, output: o.name, stat: 'mean' }, o.meanAbsDiff)
     }
-    r.controller.compare(result, outputs)
+    r.controller.compare(result, outputs, rows, latency)
     if (candidateIsPartner && cfg.mode === 'shadow') r.controller.served('candidate', failed)
     m.agreement.set(labels, r.controller.agreement ?? 0)
     this.#decide(model, r)
@@ -74,9 +78,12 @@ export class RolloutRecorder {
     if (d.action === 'promote') {
       this.#deps.metrics.promotions.inc({ model, version: String(d.version) })
       this.#deps.events.promoted(model, d.version, cfg.live, cfg.mode, d.evidence)
-    } else {
+    } else if (d.action === 'rollback') {
       this.#deps.metrics.rollbacks.inc({ model, version: String(d.version) })
       this.#deps.events.rolledBack(model, d.version, cfg.live, cfg.mode, d.evidence)
+    } else {
+      this.#deps.metrics.inconclusive.inc({ model, version: String(d.version) })
+      this.#deps.events.inconclusive(model, d.version, cfg.live, cfg.mode, d.evidence)
     }
   }
 }

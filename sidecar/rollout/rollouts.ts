@@ -119,13 +119,20 @@ export class Rollouts {
       candidate_errors: c.failed,
       live_errors: c.liveFailed,
       agreement: c.agreement ?? null,
+      rows: c.tally.rows,
+      rows_agreed: c.tally.agreeing,
+      metric: cfg.compare.metric ?? null,
+      calibration: c.tally.calibration() ?? null,
+      latency_p99_ms: c.tally.p99() ?? null,
       shadow_dropped: c.dropped,
+      // Shadow work is dropped when the pool is busy: the share of sampled requests compared says how much of the traffic the evidence saw.
+      coverage: c.compared + c.dropped === 0 ? null : c.compared / (c.compared + c.dropped),
       live: arm('live'),
       candidate: arm('candidate'),
       outputs,
       promotion: cfg.promotion === undefined
         ? null
-        : { min_requests: cfg.promotion.minRequests, min_agreement: cfg.promotion.minAgreement, max_error_rate_delta: cfg.promotion.maxErrorRateDelta, rollback_below_agreement: cfg.promotion.rollbackBelow },
+        : promotionView(cfg.promotion),
       decision: c.decision ?? null
     }
   }
@@ -133,6 +140,20 @@ export class Rollouts {
   /** The controller of a model's rollout (tests). */
   controller (model: string): RolloutController | undefined {
     return this.#table.get(model)?.controller
+  }
+}
+
+function promotionView (p: NonNullable<RolloutConfig['promotion']>): Record<string, number> {
+  return {
+    min_requests: p.minRequests,
+    max_requests: p.maxRequests,
+    min_agreement: p.minAgreement,
+    confidence: p.confidence,
+    max_error_rate_delta: p.maxErrorRateDelta,
+    min_errors: p.minErrors,
+    max_latency_ratio: p.maxLatencyRatio,
+    latency_slack_ms: p.latencySlackMs,
+    rollback_below_agreement: p.rollbackBelow
   }
 }
 

@@ -93,6 +93,7 @@ export class RolloutRouter {
     }
 
     // Shadow work is sampled and gated now (its inputs copied now, see shadow.ts).
+    const routedAt = performance.now()
     let shadowFeeds: Record<string, WireTensor> | undefined
     if (partner !== undefined && cfg.sample > 0 && (cfg.sample >= 1 || this.#deps.random() < cfg.sample)) {
       shadowFeeds = shadow.admit(r, live, candidate, request.feeds)
@@ -109,7 +110,7 @@ export class RolloutRouter {
           shadow.release(r)
           return
         }
-        shadow.afterAnswer(r, shadowFeeds, answer, outputs, partner, ctx)
+        shadow.afterAnswer(r, shadowFeeds, answer, outputs, partner, ctx, performance.now() - routedAt)
       }
     }
   }

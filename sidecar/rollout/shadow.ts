@@ -52,10 +52,13 @@ export class ShadowRunner {
     r.shadowBusy = false
   }
 
-  /** Runs `partner` on the copied feeds once the answer (`answer`'s `answered` outputs) has been written. */
-  afterAnswer (r: ModelRollout, feeds: Record<string, WireTensor>, answer: ModelVersion, answered: Record<string, WireTensor>, partner: ModelVersion, ctx: Context): void {
+  /**
+   * Runs `partner` on the copied feeds once the answer (`answer`'s `answered` outputs,
+   * `answerMs` from routing to the encoded answer) has been written.
+   */
+  afterAnswer (r: ModelRollout, feeds: Record<string, WireTensor>, answer: ModelVersion, answered: Record<string, WireTensor>, partner: ModelVersion, ctx: Context, answerMs = NaN): void {
     // After the answer: node:http has written it when this runs.
-    setImmediate(() => this.#run(r, feeds, answer, answered, partner, ctx))
+    setImmediate(() => this.#run(r, feeds, answer, answered, partner, ctx, answerMs))
   }
 
   /**
@@ -95,7 +98,7 @@ export class ShadowRunner {
     })
   }
 
-  #run (r: ModelRollout, feeds: Record<string, WireTensor>, answer: ModelVersion, answered: Record<string, WireTensor>, partner: ModelVersion, ctx: Context): void {
+  #run (r: ModelRollout, feeds: Record<string, WireTensor>, answer: ModelVersion, answered: Record<string, WireTensor>, partner: ModelVersion, ctx: Context, answerMs: number): void {
     const model = answer.name
     const cfg = r.controller.config
     const { recorder, isCurrent } = this.#deps
@@ -111,12 +114,16 @@ export class ShadowRunner {
     }
     const run = this.#deps.events.shadowStarted({ mode: cfg.mode, model, version: partner.version, comparedWith: answer.version }, ctx)
     // Straight to an idle worker, never through the candidate's queue or its inline session.
+    const started = performance.now()
     this.#deps.pool.run(partner.key, feeds, partner.outputs.map(o => o.name))
       .then(result => {
+        const runMs = performance.now() - started
         const [liveOut, candOut] = candidateIsPartner ? [answered, result.outputs] : [result.outputs, answered]
-        const c = compareOutputs(liveOut, candOut, { hasLabels: answer.labels !== undefined, compareOutput: cfg.compareOutput, tolerance: cfg.tolerance, half: halfToNumber })
+        const c = compareOutputs(liveOut, candOut, { hasLabels: answer.labels !== undefined, compareOutput: cfg.compareOutput, tolerance: cfg.tolerance, half: halfToNumber, metric: cfg.compare.metric, settings: cfg.compare })
         run.compared(c.agree)
-        recorder.compared(r, model, c.agree ? 'agree' : 'disagree', c.outputs, candidateIsPartner, false)
+        // Both times on the same inputs: the answer's (routing to encoded answer) and this run's.
+        const latency = Number.isFinite(answerMs) ? (candidateIsPartner ? { liveMs: answerMs, candidateMs: runMs } : { liveMs: runMs, candidateMs: answerMs }) : undefined
+        recorder.compared(r, model, c.agree ? 'agree' : 'disagree', c.outputs, candidateIsPartner, false, c.evidence, latency)
       }, (err: Error) => {
         if (err instanceof WorkerUnavailableError) { // the worker died or went away: not the model's fault
           run.dropped()
@@ -130,7 +137,9 @@ export class ShadowRunner {
           return
         }
         run.failed(err.message)
-        recorder.compared(r, model, 'error', [], candidateIsPartner, true)
+        // The request's rows, none agreeing.
+        const rows = Math.max(1, Object.values(answered)[0]?.dims[0] ?? 1)
+        recorder.compared(r, model, 'error', [], candidateIsPartner, true, { rows, agree: 0 })
       })
       .finally(() => {
         r.shadowBusy = false

@@ -10,7 +10,7 @@ t.test('no rollout key: rollout off', async t => {
 
 t.test('a shadow rollout with defaults', async t => {
   const r = parseModelConfig('rollout: { live: 1, candidate: 2 }', FILE).rollout
-  t.same(r, { live: 1, candidate: 2, mode: 'shadow', sample: 1, share: 0, stickyHeader: undefined, compareOutput: undefined, tolerance: 1e-4, promotion: undefined })
+  t.same(r, { live: 1, candidate: 2, mode: 'shadow', sample: 1, share: 0, stickyHeader: undefined, compareOutput: undefined, tolerance: 1e-4, compare: { metric: undefined, maxShift: 0.1, maxCalibrationDrift: 0.1, rtol: 0.1, k: 10 }, promotion: undefined })
 })
 
 t.test('every key is read', async t => {
@@ -22,9 +22,9 @@ rollout:
   share: 0.25
   sample: 0.5
   sticky_header: X-User-Id
-  compare_output: probabilities
+  compare: { output: probabilities, metric: probabilities, max_shift: 0.05, max_calibration_drift: 0.2, rtol: 0.3, k: 5 }
   tolerance: 0.01
-  promotion: { min_requests: 500, min_agreement: 0.97, max_error_rate_delta: 0.001 }
+  promotion: { min_requests: 500, max_requests: 4000, min_agreement: 0.97, confidence: 0.99, max_error_rate_delta: 0.001, min_errors: 3, max_latency_ratio: 2, latency_slack_ms: 0.5 }
   rollback: { below_agreement: 0.9 }
 `, FILE).rollout
   t.same(r, {
@@ -36,10 +36,12 @@ rollout:
     stickyHeader: 'x-user-id',
     compareOutput: 'probabilities',
     tolerance: 0.01,
-    promotion: { minRequests: 500, minAgreement: 0.97, maxErrorRateDelta: 0.001, rollbackBelow: 0.9 }
+    compare: { metric: 'probabilities', maxShift: 0.05, maxCalibrationDrift: 0.2, rtol: 0.3, k: 5 },
+    promotion: { minRequests: 500, maxRequests: 4000, minAgreement: 0.97, confidence: 0.99, maxErrorRateDelta: 0.001, minErrors: 3, maxLatencyRatio: 2, latencySlackMs: 0.5, rollbackBelow: 0.9 }
   })
-  const p = parseModelConfig('rollout: { live: 1, candidate: 2, promotion: { min_requests: 10, min_agreement: 0.9 } }', FILE).rollout
-  t.same(p?.promotion, { minRequests: 10, minAgreement: 0.9, maxErrorRateDelta: 0, rollbackBelow: 0.9 }, 'rollback threshold defaults to min_agreement')
+  t.equal(parseModelConfig('rollout: { live: 1, candidate: 2, compare_output: y }', FILE).rollout?.compareOutput, 'y', 'compare_output: the older spelling of compare.output')
+  const p = parseModelConfig('rollout: { live: 1, candidate: 2, promotion: { min_agreement: 0.9 } }', FILE).rollout
+  t.same(p?.promotion, { minRequests: 100, maxRequests: 1600, minAgreement: 0.9, confidence: 0.95, maxErrorRateDelta: 0, minErrors: 5, maxLatencyRatio: 1.5, latencySlackMs: 2, rollbackBelow: 0.9 }, 'defaults: 100 requests first, 16x that at most, 95 %; rollback threshold min_agreement')
 })
 
 t.test('errors name the file and the key', async t => {
@@ -56,8 +58,12 @@ t.test('errors name the file and the key', async t => {
     ['rollout: { live: 1, candidate: 2, share: 0.1 }', /key 'rollout\.share' applies to mode canary only/],
     ['rollout: { live: 1, candidate: 2, sticky_header: x-user }', /key 'rollout\.sticky_header' applies to mode canary only/],
     ['rollout: { live: 1, candidate: 2, mode: canary, share: 0.1, sticky_header: "x user" }', /key 'rollout\.sticky_header' must match pattern/],
-    ['rollout: { live: 1, candidate: 2, promotion: { min_agreement: 0.9 } }', /key 'rollout\.promotion\.min_requests' is required/],
-    ['rollout: { live: 1, candidate: 2, promotion: { min_requests: 0, min_agreement: 0.9 } }', /key 'rollout\.promotion\.min_requests' must be >= 1/],
+    ['rollout: { live: 1, candidate: 2, promotion: { min_requests: 10 } }', /key 'rollout\.promotion\.min_agreement' is required/],
+    ['rollout: { live: 1, candidate: 2, promotion: { min_requests: 1, min_agreement: 0.9 } }', /key 'rollout\.promotion\.min_requests' must be >= 2/],
+    ['rollout: { live: 1, candidate: 2, promotion: { min_requests: 100, max_requests: 50, min_agreement: 0.9 } }', /key 'rollout\.promotion\.max_requests' \(50\) must not be below 'rollout\.promotion\.min_requests' \(100\)/],
+    ['rollout: { live: 1, candidate: 2, promotion: { min_agreement: 0.9, confidence: 0.3 } }', /key 'rollout\.promotion\.confidence' must be >= 0\.5/],
+    ['rollout: { live: 1, candidate: 2, compare: { metric: top1 } }', /key 'rollout\.compare\.metric' must be one of: classes, probabilities, ranking, scores/],
+    ['rollout: { live: 1, candidate: 2, compare_output: a, compare: { output: b } }', /key 'rollout\.compare\.output' \('b'\) and 'rollout\.compare_output' \('a'\) differ/],
     ['rollout: { live: 1, candidate: 2, promotion: { min_requests: 10, min_agreement: 1.2 } }', /key 'rollout\.promotion\.min_agreement' must be <= 1/],
     ['rollout: { live: 1, candidate: 2, promotion: { min_requests: 10, min_agreement: 0.9, max_errors: 1 } }', /key 'rollout\.promotion\.max_errors' is not a known key/],
     ['rollout: { live: 1, candidate: 2, rollback: { below_agreement: 0.5 } }', /key 'rollout\.rollback' needs 'rollout\.promotion'/],

@@ -35,10 +35,13 @@ t.test('compare: top-1 agreement decides, abs diffs for every output', async t =
   t.equal(chosen.decidedBy, 'probabilities')
 })
 
-t.test('compare: no top-1 output, the tolerance decides', async t => {
+t.test('compare: no top-1 output, scores: |c - l| <= tolerance + rtol |l| per row (rtol 0.1 by default)', async t => {
   const live = { y: f32([2, 1], [1, 2]) }
   t.equal(compareOutputs(live, { y: f32([2, 1], [1.00001, 2]) }, opts).agree, true)
-  t.equal(compareOutputs(live, { y: f32([2, 1], [1.1, 2]) }, opts).agree, false)
+  t.same(compareOutputs(live, { y: f32([2, 1], [1.05, 2.1]) }, opts).evidence, { metric: 'scores', rows: 2, agree: 2 }, 'a retrain moves scores a little: it agrees')
+  const off = compareOutputs(live, { y: f32([2, 1], [1.5, 2]) }, opts)
+  t.equal(off.agree, false)
+  t.same(off.evidence, { metric: 'scores', rows: 2, agree: 1 }, 'counted per row')
   t.equal(compareOutputs({ s: { type: 'string', dims: [1], data: ['a'] } }, { s: { type: 'string', dims: [1], data: ['b'] } }, opts).agree, false, 'strings differ: max diff Infinity')
 })
 
@@ -71,41 +74,73 @@ t.test('shadow gate: runs only on a worker nobody waits for', async t => {
 
 const rollout = (yaml: string): NonNullable<ReturnType<typeof parseModelConfig>['rollout']> => parseModelConfig(yaml, 'c.yaml').rollout as NonNullable<ReturnType<typeof parseModelConfig>['rollout']>
 
-t.test('controller: promotes at N compared with enough agreement', async t => {
+t.test('controller: promotes when the lower Wilson bound clears min_agreement, at the first decision point', async t => {
   const c = new RolloutController(rollout('rollout: { live: 1, candidate: 2, promotion: { min_requests: 10, min_agreement: 0.8 } }'))
-  for (let i = 0; i < 9; i++) { c.compare(i < 1 ? 'disagree' : 'agree'); c.served('candidate', false) }
+  for (let i = 0; i < 9; i++) { c.compare('agree', [], { rows: 8, agree: 8 }); c.served('candidate', false) }
   t.equal(c.evaluate(), undefined, 'not before min_requests')
   t.equal(c.liveVersion, 1)
-  c.compare('agree')
+  c.compare('agree', [], { rows: 8, agree: 7 })
   const d = c.evaluate(new Date(0))
   t.equal(d?.action, 'promote')
-  t.same(d?.evidence, { compared: 10, agreed: 9, agreement: 0.9, live_error_rate: 0, candidate_error_rate: 0, rule: 'agreement 0.9 >= min_agreement 0.8 over 10 >= 10 requests; candidate error rate 0 <= live 0 + 0' })
+  t.match(d?.evidence, { compared: 10, rows: 80, rows_agreed: 79, confidence: 0.975, live_error_rate: 0, candidate_error_rate: 0, latency_p99_ms: null, calibration: null })
+  t.ok((d?.evidence.lower ?? 0) >= 0.8 && (d?.evidence.lower ?? 1) < 79 / 80, `lower bound ${d?.evidence.lower}`)
+  t.match(d?.evidence.rule, /^agreement 0\.9875, bounds \[0\.\d+, 0\.\d+\]: lower bound >= min_agreement 0\.8 over 80 rows \(.* effective\) of 10 requests at confidence 0\.975/)
   t.equal(c.phase, 'promoted')
   t.equal(c.liveVersion, 2, 'the candidate answers now')
   t.equal(c.evaluate(), undefined, 'decides once')
 })
 
-t.test('controller: rolls back below the threshold, observes in between', async t => {
+t.test('controller: agreement is counted per row, not per request', async t => {
+  // 99.5 % of rows agree on 64-row requests: per request that read ~73 %.
+  const c = new RolloutController(rollout('rollout: { live: 1, candidate: 2, promotion: { min_requests: 200, min_agreement: 0.98 } }'))
+  for (let i = 0; i < 200; i++) c.compare(i % 3 === 0 ? 'disagree' : 'agree', [], { rows: 64, agree: i % 3 === 0 ? 63 : 64 })
+  t.ok(Math.abs((c.agreement ?? 0) - (1 - 67 / 12800)) < 1e-12)
+  t.equal(c.evaluate()?.action, 'promote')
+})
+
+t.test('controller: rolls back when the upper bound is below the threshold, observes in between', async t => {
   const c = new RolloutController(rollout('rollout: { live: 1, candidate: 2, promotion: { min_requests: 4, min_agreement: 0.9 }, rollback: { below_agreement: 0.5 } }'))
   for (const r of ['agree', 'agree', 'agree', 'disagree'] as const) c.compare(r)
-  t.equal(c.evaluate(), undefined, '0.75: between the thresholds, keep observing')
+  t.equal(c.evaluate(), undefined, '3 of 4: neither bound decides, keep observing')
   for (const r of ['disagree', 'disagree', 'error', 'error'] as const) c.compare(r)
+  t.equal(c.evaluate(), undefined, '3 of 8: upper bound above 0.5 still')
+  for (let i = 0; i < 8; i++) c.compare('disagree')
   const d = c.evaluate()
   t.equal(d?.action, 'rollback')
-  t.match(d?.evidence.rule, /agreement 0\.375 < 0\.5 over 8 >= 4 requests/)
+  t.match(d?.evidence.rule, /agreement 0\.1875, bounds .*: upper bound < 0\.5 over 16 rows/)
   t.equal(c.liveVersion, 1)
   t.equal(c.phase, 'rolled_back')
 })
 
-t.test('controller: a canary that errs more than live rolls back even when it agrees', async t => {
-  const c = new RolloutController(rollout('rollout: { live: 1, candidate: 2, mode: canary, share: 0.5, promotion: { min_requests: 2, min_agreement: 0.5, max_error_rate_delta: 0.1 } }'))
-  for (let i = 0; i < 10; i++) c.served('live', false)
-  for (let i = 0; i < 10; i++) c.served('candidate', i < 2)
+t.test('controller: inconclusive at max_requests; live keeps answering', async t => {
+  const c = new RolloutController(rollout('rollout: { live: 1, candidate: 2, promotion: { min_requests: 100, max_requests: 400, min_agreement: 0.98 } }'))
+  for (let i = 0; i < 400; i++) {
+    c.compare(i % 50 === 0 ? 'disagree' : 'agree')
+    const d = c.evaluate()
+    if (d !== undefined) t.equal(i, 399, 'decided only at max_requests')
+  }
+  t.equal(c.phase, 'inconclusive')
+  t.equal(c.liveVersion, 1)
+  t.match(c.decision?.evidence.rule, /max_requests 400 reached/)
+})
+
+t.test('controller: a canary that errs significantly more than live rolls back even when it agrees', async t => {
+  const c = new RolloutController(rollout('rollout: { live: 1, candidate: 2, mode: canary, share: 0.5, promotion: { min_requests: 2, min_agreement: 0.5, max_error_rate_delta: 0.01 } }'))
+  for (let i = 0; i < 100; i++) c.served('live', false)
+  for (let i = 0; i < 100; i++) c.served('candidate', i < 20)
   c.compare('agree')
   c.compare('agree')
   const d = c.evaluate()
   t.equal(d?.action, 'rollback')
-  t.match(d?.evidence.rule, /candidate error rate 0\.2 > live 0 \+ 0\.1/)
+  t.match(d?.evidence.rule, /candidate error rate 0\.2 > live 0 \+ 0\.01 \(20 errors in 100/)
+})
+
+t.test('controller: one 503 on the candidate and none on live does not roll back', async t => {
+  const c = new RolloutController(rollout('rollout: { live: 1, candidate: 2, mode: canary, share: 0.5, promotion: { min_requests: 30, min_agreement: 0.8 } }'))
+  for (let i = 0; i < 30; i++) c.served('live', false)
+  for (let i = 0; i < 30; i++) c.served('candidate', i === 0)
+  for (let i = 0; i < 30; i++) c.compare('agree')
+  t.equal(c.evaluate()?.action, 'promote', 'fewer than min_errors (5): the error test cannot trip')
 })
 
 t.test('controller: without a promotion rule it only observes', async t => {

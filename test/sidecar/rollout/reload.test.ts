@@ -134,11 +134,12 @@ t.test('replacing a version\'s model.onnx in place starts the rollout over; a co
 })
 
 t.test('a touch of a promoted rollout\'s model files reloads nothing and keeps the promotion', async t => {
-  const repo = await irisRepo(IRIS_V1, 'rollout: { live: 1, candidate: 2, promotion: { min_requests: 2, min_agreement: 0.9 } }')
+  // 8 one-row requests, all agreeing: the lower bound at 95 % is 0.68 >= 0.5.
+  const repo = await irisRepo(IRIS_V1, 'rollout: { live: 1, candidate: 2, promotion: { min_requests: 8, min_agreement: 0.5 } }')
   t.teardown(repo.remove)
   const s = await startSidecar({ repository: repo.dir, workers: 2 })
   t.teardown(s.close)
-  for (let i = 0; i < 2; i++) {
+  for (let i = 0; i < 8; i++) {
     await answeredBy(s)
     await compared(s, i + 1)
   }
@@ -148,7 +149,7 @@ t.test('a touch of a promoted rollout\'s model files reloads nothing and keeps t
   for (const v of [1, 2]) await utimes(path.join(repo.dir, 'iris', String(v), 'model.onnx'), later, later)
   await s.sidecar.manager.reconcile()
   t.equal(s.logs.filter(l => l.msg === 'model version ready').length, loaded, 'nothing reloaded')
-  t.match((await s.get('/v2/models/iris/rollout')).body, { state: 'promoted', live_version: '2', compared: 2 }, 'still promoted')
+  t.match((await s.get('/v2/models/iris/rollout')).body, { state: 'promoted', live_version: '2', compared: 8 }, 'still promoted')
   t.equal(await answeredBy(s), '2', 'the promoted candidate keeps answering')
 })
 

@@ -51,7 +51,7 @@ t.test('requests without a version never go to the candidate while live is not s
 })
 
 t.test('compare_output the model does not have, or output shapes that differ: incompatible, nothing compared', async t => {
-  const f = fakeRollouts('rollout: { live: 1, candidate: 2, compare_output: probabilites, promotion: { min_requests: 1, min_agreement: 0.5 } }')
+  const f = fakeRollouts('rollout: { live: 1, candidate: 2, compare_output: probabilites, promotion: { min_requests: 2, min_agreement: 0.5 } }')
   await f.request('k', SAME)
   t.match(f.rollouts.state('m'), { state: 'incompatible', reason: "config.yaml: key 'rollout.compare_output' is 'probabilites', which is not an output of version 1 (outputs: probabilities)", compared: 0, decision: null })
   t.ok(f.logs.some(l => l.msg === 'rollout: candidate cannot stand in for live; no shadow or canary traffic' && /compare_output/.test(String(l.reason))))
@@ -89,22 +89,24 @@ t.test('a replaced model file starts the rollout over; the agreement gauge follo
 })
 
 t.test('a decided rollout stays decided while its candidate\'s content is the same', async t => {
-  const rule = 'promotion: { min_requests: 2, min_agreement: 0.9 }'
+  // 8 one-row requests: the Wilson bounds at 95 % are [0.68, 1] all agreeing, [0, 0.32] none.
+  const rule = 'promotion: { min_requests: 8, min_agreement: 0.5 }'
+  const keys = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']
   const promoted = fakeRollouts(`rollout: { live: 1, candidate: 2, ${rule} }`)
-  for (const k of ['a', 'b']) await promoted.request(k, SAME)
+  for (const k of keys) await promoted.request(k, SAME)
   t.equal(promoted.rollouts.state('m').state, 'promoted')
   promoted.versions.set(1, fakeVersion(1, { fingerprint: 'fp-1-new' }))
-  t.match(promoted.rollouts.state('m'), { state: 'promoted', live_version: '2', compared: 2 }, 'a new live file: still promoted')
-  t.equal((await promoted.request('c', SAME)).version, 2, 'the promoted candidate keeps answering')
+  t.match(promoted.rollouts.state('m'), { state: 'promoted', live_version: '2', compared: 8 }, 'a new live file: still promoted')
+  t.equal((await promoted.request('i', SAME)).version, 2, 'the promoted candidate keeps answering')
   t.ok(promoted.logs.some(l => l.msg === 'rollout: live model file replaced; the decision stands'))
   promoted.versions.set(2, fakeVersion(2, { fingerprint: 'fp-2-new' }))
   t.match(promoted.rollouts.state('m'), { state: 'observing', live_version: '1', compared: 0 }, 'a new candidate content is observed again')
 
   const rolledBack = fakeRollouts(`rollout: { live: 1, candidate: 2, ${rule} }`)
-  for (const k of ['a', 'b']) await rolledBack.request(k, () => ({ probabilities: tensor([0.8, 0.1, 0.1]) }))
+  for (const k of keys) await rolledBack.request(k, () => ({ probabilities: tensor([0.8, 0.1, 0.1]) }))
   t.equal(rolledBack.rollouts.state('m').state, 'rolled_back')
   rolledBack.versions.set(1, fakeVersion(1, { fingerprint: 'fp-1-new' }))
-  t.match(rolledBack.rollouts.state('m'), { state: 'rolled_back', compared: 2 }, 'a new live file does not retry the candidate')
+  t.match(rolledBack.rollouts.state('m'), { state: 'rolled_back', compared: 8 }, 'a new live file does not retry the candidate')
   rolledBack.versions.set(2, fakeVersion(2, { fingerprint: 'fp-2-new' }))
   t.match(rolledBack.rollouts.state('m'), { state: 'observing', compared: 0 }, 'a new candidate content is tried')
 })
@@ -117,7 +119,7 @@ t.test('the configured log line names the promotion keys as config.yaml does', a
 })
 
 t.test('one worker and a live version on it: the state says comparisons cannot run, warned once', async t => {
-  const f = fakeRollouts('rollout: { live: 1, candidate: 2, promotion: { min_requests: 1, min_agreement: 0.5 } }')
+  const f = fakeRollouts('rollout: { live: 1, candidate: 2, promotion: { min_requests: 2, min_agreement: 0.5 } }')
   f.pool.size = 1
   f.pool.idle = 1
   for (const k of ['a', 'b', 'c']) await f.request(k, SAME)
