@@ -4,6 +4,7 @@
  *
  * - docs/annotations.md     ← `ANNOTATIONS` in injector/annotations.ts
  * - docs/configuration.md   ← the option tables of `serve`, `webhook` and `inject`
+ * - docs/check.md           ← the option table of `check`
  * - docs/helm-values.md     ← helm/onnx-sidecar/values.yaml, helm-docs style `# --` comments
  *
  * A page holds each generated section between two markers:
@@ -22,6 +23,7 @@ import { ANNOTATIONS } from '../injector/annotations.js'
 import { serveOptions } from '../common/serve-options.js'
 import { WEBHOOK_OPTIONS } from '../injector/webhook-command.js'
 import { INJECT_OPTIONS } from '../injector/inject-command.js'
+import { checkOptions } from '../sidecar/check/options.js'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 export const VALUES_FILE = 'helm/onnx-sidecar/values.yaml'
@@ -161,6 +163,7 @@ export function sections (root = ROOT): Section[] {
     { page: 'docs/configuration.md', name: 'serve-flags', source: 'common/serve-options.ts (SERVE_DEFAULTS, serveOptions)', render: () => renderOptions(serveOptions()) },
     { page: 'docs/configuration.md', name: 'webhook-flags', source: 'injector/webhook-command.ts (WEBHOOK_DEFAULTS, WEBHOOK_OPTIONS)', render: () => renderOptions(WEBHOOK_OPTIONS) },
     { page: 'docs/configuration.md', name: 'inject-flags', source: 'injector/inject-command.ts (INJECT_DEFAULTS, INJECT_OPTIONS)', render: () => renderOptions(INJECT_OPTIONS) },
+    { page: 'docs/check.md', name: 'check-flags', source: 'sidecar/check/options.ts (CHECK_DEFAULTS, checkOptions)', render: () => renderOptions(checkOptions()) },
     { page: 'docs/helm-values.md', name: 'helm-values', source: `${VALUES_FILE} (# -- comments)`, render: () => renderValues(readFileSync(path.join(root, VALUES_FILE), 'utf8')) }
   ]
 }

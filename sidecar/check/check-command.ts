@@ -43,14 +43,23 @@ async function checkVersions (repo: LoadedRepository): Promise<CheckSuite[]> {
 }
 
 /** Candidate and baseline pairs `--against` asks for; a usage error for a value that is none of its forms. */
-async function pairs (against: string, candidate: LoadedRepository, logger: Logger, opened: LoadedRepository[]): Promise<Array<{ model: string, candidate: LoadedVersion | undefined, baseline: LoadedVersion | undefined, label: string }>> {
+interface Pair {
+  model: string
+  candidate: LoadedVersion | undefined
+  baseline: LoadedVersion | undefined
+  label: string
+  /** The baseline repository has no such model at all: nothing to compare, nothing broken. */
+  isNew: boolean
+}
+
+async function pairs (against: string, candidate: LoadedRepository, logger: Logger, opened: LoadedRepository[]): Promise<Pair[]> {
   const isDir = (await stat(against).catch(() => undefined))?.isDirectory() === true
   if (isDir) {
     const base = await loadRepository(against, logger, [...candidate.models.keys()])
     opened.push(base)
     return [...candidate.models].map(([model, versions]) => {
       const b = servingVersion(base.models.get(model) ?? [])
-      return { model, candidate: servingVersion(versions), baseline: b, label: b === undefined ? `${against} (no version of '${model}' loads there)` : `${against}: ${model}/${b.version}` }
+      return { model, candidate: servingVersion(versions), baseline: b, label: b === undefined ? `${against} (no version of '${model}' loads there)` : `${against}: ${model}/${b.version}`, isNew: !base.models.has(model) }
     })
   }
   const m = /^(?:([^:]+):)?([1-9]\d{0,8})$/.exec(against)
@@ -63,7 +72,7 @@ async function pairs (against: string, candidate: LoadedRepository, logger: Logg
     // The candidate: the highest version that is not the baseline.
     const c = servingVersion(versions.filter(v => v.version !== Number(n)))
     if (only === undefined && b === undefined) continue
-    out.push({ model, candidate: c, baseline: b, label: `${model}/${n}` })
+    out.push({ model, candidate: c, baseline: b, label: `${model}/${n}`, isNew: false })
   }
   if (out.length === 0) throw new ConfigError(`flag --against: no model in ${candidate.repository} has ${only !== undefined ? `the name '${only}'` : `a version ${n}`}`)
   return out
@@ -76,6 +85,10 @@ async function checkAgainst (opts: Options, candidate: LoadedRepository, logger:
     suites.push(suite)
     const c = p.candidate?.mv
     const b = p.baseline?.mv
+    if (p.baseline === undefined && p.candidate !== undefined && p.isNew) {
+      suite.cases.push({ name: 'signature', outcome: 'pass', message: 'a new model: the baseline has none to compare with', seconds: 0 })
+      continue
+    }
     if (c === undefined || b === undefined) {
       const which = c === undefined ? 'candidate' : 'baseline'
       const why = (c === undefined ? p.candidate?.reason : p.baseline?.reason) ?? 'no version to compare'

@@ -11,7 +11,7 @@ import { applySections, cell, endMarker, renderAnnotations, renderOptions, rende
 
 t.test('every generated section in docs/ is up to date', async t => {
   const pages = renderPages()
-  t.same([...new Set(sections().map(s => s.page))].sort(), ['docs/annotations.md', 'docs/configuration.md', 'docs/helm-values.md'])
+  t.same([...new Set(sections().map(s => s.page))].sort(), ['docs/annotations.md', 'docs/check.md', 'docs/configuration.md', 'docs/helm-values.md'])
   for (const r of pages) {
     t.ok(r.current === r.expected, r.current === r.expected
       ? `${r.page} is up to date`

@@ -70,6 +70,14 @@ t.test('agreement alone would pass it: the shift and calibration catch the halvi
   t.same(failed, ['probabilities: probability shift', 'probabilities: calibration'])
 })
 
+t.test('a model the baseline does not have is new, not broken', async t => {
+  const base = adsRepo(t)
+  const r = await check(SHOP, '--against', base)
+  t.equal(r.code, 0, r.stdout)
+  t.match(r.stdout, /search\/1 against .*\n {2}ok {3}signature: a new model: the baseline has none to compare with/)
+  t.match(r.stdout, /ads\/1 against .*: ads\/1 \(256 rows generated, seed 1\)/)
+})
+
 t.test('an export with a renamed input is incompatible (exit 2) and named', async t => {
   const r = await check(path.join(FIXTURES, 'ads-renamed'), '--against', SHOP)
   t.equal(r.code, 2, r.stdout)
