@@ -23,6 +23,14 @@ export const INJECT_OPTIONS = {
   help: { flag: '--help', short: '-h', env: '', description: 'show this help', default: false, boolean: true, parse: parse.bool } as Option<boolean>
 }
 
+/** Why the manifest file cannot be read, in words (the errno codes `readFile` throws for a user's mistake). */
+const READ_ERRORS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file',
+  EISDIR: 'is a directory',
+  EACCES: 'permission denied',
+  ENOTDIR: 'a part of the path is not a directory'
+}
+
 const USAGE = 'usage: onnx-sidecar inject -f FILE|- [--config FILE] [--kube-version V]'
 
 export interface InjectIo {
@@ -61,9 +69,9 @@ export async function runInject (argv: string[], io: InjectIo): Promise<number> 
       io.stderr.write(`onnx-sidecar inject: ${err.message}\n`)
       return 1
     }
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'EISDIR' || code === 'EACCES') {
-      io.stderr.write(`onnx-sidecar inject: ${(err as Error).message}\n`)
+    const reason = READ_ERRORS[(err as NodeJS.ErrnoException).code ?? '']
+    if (reason !== undefined) {
+      io.stderr.write(`onnx-sidecar inject: cannot read ${file}: ${reason}\n`)
       return 1
     }
     throw err
