@@ -42,6 +42,11 @@ async function checkVersions (repo: LoadedRepository): Promise<CheckSuite[]> {
   return suites
 }
 
+/** `--against N` or `MODEL:N`. */
+const AGAINST_VERSION = /^(?:([^:]+):)?([1-9]\d{0,8})$/
+
+const badAgainst = (against: string): ConfigError => new ConfigError(`flag --against: '${against}' is neither a directory, a version (N) nor MODEL:N`)
+
 /** Candidate and baseline pairs `--against` asks for; a usage error for a value that is none of its forms. */
 interface Pair {
   model: string
@@ -62,8 +67,8 @@ async function pairs (against: string, candidate: LoadedRepository, logger: Logg
       return { model, candidate: servingVersion(versions), baseline: b, label: b === undefined ? `${against} (no version of '${model}' loads there)` : `${against}: ${model}/${b.version}`, isNew: !base.models.has(model) }
     })
   }
-  const m = /^(?:([^:]+):)?([1-9]\d{0,8})$/.exec(against)
-  if (m === null) throw new ConfigError(`flag --against: '${against}' is neither a directory, a version (N) nor MODEL:N`)
+  const m = AGAINST_VERSION.exec(against)
+  if (m === null) throw badAgainst(against)
   const [, only, n] = m as unknown as [string, string | undefined, string]
   const out = []
   for (const [model, versions] of candidate.models) {
@@ -139,6 +144,10 @@ export async function checkCommand (argv: string[]): Promise<number> {
   if ((await stat(repository).catch(() => undefined))?.isDirectory() !== true) {
     process.stderr.write(`onnx-sidecar check: '${repository}' is not a directory\n`)
     return EXIT.invalid
+  }
+  if (opts.against !== '' && !AGAINST_VERSION.test(opts.against) && (await stat(opts.against).catch(() => undefined))?.isDirectory() !== true) {
+    process.stderr.write(`onnx-sidecar check: ${badAgainst(opts.against).message}\n${USAGE}\n`)
+    return EXIT.usage
   }
   const logger = createLogger({ level: opts.logLevel, name: 'onnx-sidecar', stream: process.stderr })
   const opened: LoadedRepository[] = []
