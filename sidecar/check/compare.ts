@@ -1,22 +1,25 @@
 /**
- * `--against`: a candidate version against its baseline on a replay sample. The rollout's
- * own comparison (rollout/compare.ts: top-1 per row, mean and max absolute difference) runs
- * on every request; over the whole sample each output is then judged by its kind:
+ * `--against`: a candidate version against its baseline on a replay sample. Every output
+ * of every request is compared as a rollout compares its deciding output
+ * (rollout/compare.ts, rollout/metric-kinds.ts: the kind implied by the output's shape, rows
+ * that agree, with the rollout's default settings), and the share of agreeing rows must
+ * reach --min-agreement. Over the whole sample each output is then judged by what it holds:
  *
- *   class         (integer, one class per row, with labels.txt) top-1 agreement >= --min-agreement
- *   probability   (float, each row in [0, 1] summing to 1 in the baseline) top-1 agreement,
- *                 mean absolute shift <= --max-probability-shift, and calibration: for every
- *                 class, |mean candidate / mean baseline - 1| <= --max-calibration-drift
- *   score         (any other numeric output) relative difference, mean |c - b| / mean |b|,
- *                 <= --max-score-diff; and top-1 agreement when it has two or more columns
- *                 (logits, per-class scores)
+ *   probability   (float, each row in [0, 1] summing to 1 in the baseline) mean absolute
+ *                 shift <= --max-probability-shift, and calibration: for every class,
+ *                 |mean candidate / mean baseline - 1| <= --max-calibration-drift
+ *   score         (any other float output: values, logits, per-class scores) relative
+ *                 difference, mean |c - b| / mean |b|, <= --max-score-diff
+ *   class         (integer) agreement only
  *
  * Agreement alone misses a model whose probabilities are halved; shift and calibration do not.
  */
 import { halfToNumber } from '../core/float16.js'
 import type { ModelVersion } from '../models/model-version.js'
 import type { WireTensor } from '../runtime/protocol.js'
+import { ROLLOUT_DEFAULTS } from '../models/rollout-config.js'
 import { compareOutputs } from '../rollout/compare.js'
+import type { MetricKind } from '../rollout/metric-kinds.js'
 import { inferBody } from './infer.js'
 import type { CheckCase } from './report.js'
 
@@ -30,9 +33,10 @@ export interface Thresholds {
 interface OutputTally {
   name: string
   rows: number
+  /** The rollout's metric for the output, its rows compared and agreeing. */
+  kind: MetricKind | undefined
   agree: number
-  /** Rows compared by top-1 (0: the output has none). */
-  top1Rows: number
+  agreeRows: number
   absDiff: number
   absBaseline: number
   elements: number
@@ -66,6 +70,18 @@ function isProbability (t: WireTensor, v: number[]): boolean {
   return true
 }
 
+/** How a rollout compares each kind with its default settings (models/rollout-config.ts ROLLOUT_DEFAULTS). */
+const KIND_RULE: Record<MetricKind, string> = {
+  classes: 'the same top-1',
+  probabilities: `positive-class probability within ${ROLLOUT_DEFAULTS.maxShift}`,
+  ranking: `top-${ROLLOUT_DEFAULTS.k} overlap`,
+  scores: `within ${ROLLOUT_DEFAULTS.tolerance} + ${ROLLOUT_DEFAULTS.rtol} x |baseline|`
+}
+
+function rolloutOptions (baseline: ModelVersion, output: string | undefined): Parameters<typeof compareOutputs>[2] {
+  return { hasLabels: baseline.labels !== undefined, compareOutput: output, tolerance: ROLLOUT_DEFAULTS.tolerance, half: halfToNumber, settings: { maxShift: ROLLOUT_DEFAULTS.maxShift, rtol: ROLLOUT_DEFAULTS.rtol, k: ROLLOUT_DEFAULTS.k } }
+}
+
 export interface ComparisonRun {
   cases: CheckCase[]
   rows: number
@@ -89,22 +105,22 @@ export async function compareVersions (baseline: ModelVersion, candidate: ModelV
       return { rows, cases: [{ name: 'replay sample', outcome: 'invalid', message: `request ${i}: the candidate refuses what the baseline takes: ${(err as Error).message}`, seconds: 0 }] }
     }
     rows += b.rows
-    const cmp = compareOutputs(b.tensors, c.tensors, { hasLabels: baseline.labels !== undefined, compareOutput: undefined, tolerance: 0, half: halfToNumber })
+    const cmp = compareOutputs(b.tensors, c.tensors, rolloutOptions(baseline, undefined))
     for (const d of cmp.outputs) {
+      // The rows a rollout deciding by this output would count, and those that agree.
+      const evidence = compareOutputs(b.tensors, c.tensors, rolloutOptions(baseline, d.name)).evidence
       const bt = b.tensors[d.name] as WireTensor
       const ct = c.tensors[d.name] as WireTensor
       const bv = values(bt)
       const cv = values(ct)
       let tally = tallies.get(d.name)
       if (tally === undefined) {
-        tally = { name: d.name, rows: 0, agree: 0, top1Rows: 0, absDiff: 0, absBaseline: 0, elements: 0, integer: !bt.type.startsWith('float'), probability: bv !== undefined && isProbability(bt, bv), sumBaseline: [], sumCandidate: [] }
+        tally = { name: d.name, rows: 0, kind: evidence.metric, agree: 0, agreeRows: 0, absDiff: 0, absBaseline: 0, elements: 0, integer: !bt.type.startsWith('float'), probability: bv !== undefined && isProbability(bt, bv), sumBaseline: [], sumCandidate: [] }
         tallies.set(d.name, tally)
       }
       tally.rows += b.rows
-      if (d.top1 !== undefined) {
-        tally.agree += d.top1.agree
-        tally.top1Rows += d.top1.rows
-      }
+      tally.agree += evidence.agree
+      tally.agreeRows += evidence.rows
       if (bv === undefined || cv === undefined || bv.length !== cv.length) {
         tally.absDiff += d.maxAbsDiff === 0 ? 0 : Infinity
         continue
@@ -126,9 +142,9 @@ export async function compareVersions (baseline: ModelVersion, candidate: ModelV
   const judge = (name: string, ok: boolean, message: string): void => { cases.push({ name, outcome: ok ? 'pass' : 'fail', message, seconds: seconds / Math.max(1, tallies.size) }) }
   const r = (x: number): number => Number(x.toPrecision(4))
   for (const o of tallies.values()) {
-    if (o.top1Rows > 0) {
-      const agreement = o.agree / o.top1Rows
-      judge(`${o.name}: top-1 agreement`, agreement >= t.minAgreement, `${r(agreement * 100)} % of ${o.top1Rows} rows agree (at least ${r(t.minAgreement * 100)} %)`)
+    if (o.agreeRows > 0) {
+      const agreement = o.agree / o.agreeRows
+      judge(`${o.name}: agreement`, agreement >= t.minAgreement, `${r(agreement * 100)} % of ${o.agreeRows} rows agree as a rollout compares ${o.kind ?? ''} (${KIND_RULE[o.kind ?? 'scores']}; at least ${r(t.minAgreement * 100)} %)`)
     }
     if (o.probability) {
       const shift = o.elements === 0 ? 0 : o.absDiff / o.elements
@@ -143,7 +159,7 @@ export async function compareVersions (baseline: ModelVersion, candidate: ModelV
       })
       const label = candidate.labels?.[worstClass]
       judge(`${o.name}: calibration`, Math.abs(worst - 1) <= t.maxCalibrationDrift, `mean candidate / mean baseline probability of class ${worstClass}${label !== undefined ? ` (${label})` : ''}: ${r(worst)} (within 1 ± ${t.maxCalibrationDrift})`)
-    } else if (!o.integer || o.top1Rows === 0 || !Number.isFinite(o.absDiff)) {
+    } else if (!o.integer || o.agreeRows === 0 || !Number.isFinite(o.absDiff)) {
       const rel = o.absDiff === 0 ? 0 : o.absBaseline === 0 ? Infinity : o.absDiff / o.absBaseline
       judge(`${o.name}: relative difference`, rel <= t.maxScoreDiff, `mean |candidate - baseline| / mean |baseline| ${r(rel)} (at most ${t.maxScoreDiff})`)
     }
