@@ -80,10 +80,14 @@ export class RolloutController {
   /** The next decision point (compared requests) and its index. */
   #look = 0
   #nextLook: number
+  /** The error test's own decision points, counted in candidate answers (a canary whose answers fail compares nothing). */
+  #errorLook = 0
+  #nextErrorLook: number
 
   constructor (config: RolloutConfig) {
     this.config = config
     this.#nextLook = config.promotion?.minRequests ?? Infinity
+    this.#nextErrorLook = this.#nextLook
   }
 
   /** The version that answers requests without an explicit version. */
@@ -129,7 +133,17 @@ export class RolloutController {
   /** Applies the rule at a decision point; returns the decision when one was made now (the phase has changed). */
   evaluate (now = new Date()): Decision | undefined {
     const rule = this.config.promotion
-    if (this.phase !== 'observing' || rule === undefined || this.compared < this.#nextLook) return undefined
+    if (this.phase !== 'observing' || rule === undefined) return undefined
+    const a = this.arms
+    if (a.candidate.requests >= this.#nextErrorLook && this.compared < this.#nextLook) {
+      // Between agreement decision points: the error test alone, at its own.
+      const confidence = 1 - lookAlpha(1 - rule.confidence, this.#errorLook++)
+      this.#nextErrorLook = rule.minRequests * 2 ** this.#errorLook
+      if (errorsWorse(a.candidate.errors, a.candidate.requests, a.live.errors, a.live.requests, rule.maxErrorRateDelta, rule.minErrors, z(confidence))) {
+        return this.#decided('rollback', `candidate error rate ${fmt(this.errorRate('candidate'))} > live ${fmt(this.errorRate('live'))} + ${rule.maxErrorRateDelta} (${a.candidate.errors} errors in ${a.candidate.requests}, one-sided test at confidence ${fmt(confidence)})`, confidence, now)
+      }
+    }
+    if (this.compared < this.#nextLook) return undefined
     const final = this.compared >= rule.maxRequests
     const confidence = 1 - lookAlpha(1 - rule.confidence, this.#look)
     const zv = z(confidence)
@@ -139,7 +153,6 @@ export class RolloutController {
     const { lower, upper } = wilson(agreement * n, n, zv)
     const live = this.errorRate('live')
     const candidate = this.errorRate('candidate')
-    const a = this.arms
     const errorsBad = errorsWorse(a.candidate.errors, a.candidate.requests, a.live.errors, a.live.requests, rule.maxErrorRateDelta, rule.minErrors, zv)
     const p99 = t.p99()
     const latencyBad = p99 !== undefined && p99.candidate > rule.maxLatencyRatio * p99.live + rule.latencySlackMs
@@ -175,6 +188,14 @@ export class RolloutController {
       this.#nextLook = Math.min(rule.maxRequests, rule.minRequests * 2 ** this.#look)
       return undefined
     }
+    return this.#decided(action, why, confidence, now)
+  }
+
+  #decided (action: Decision['action'], why: string, confidence: number, now: Date): Decision {
+    const t = this.tally
+    const n = t.effective
+    const agreement = t.agreement ?? 0
+    const { lower, upper } = wilson(agreement * n, n, z(confidence))
     const evidence: Evidence = {
       compared: this.compared,
       agreed: this.agreed,
@@ -185,10 +206,10 @@ export class RolloutController {
       lower,
       upper,
       confidence,
-      live_error_rate: live,
-      candidate_error_rate: candidate,
-      latency_p99_ms: p99 ?? null,
-      calibration: cal ?? null,
+      live_error_rate: this.errorRate('live'),
+      candidate_error_rate: this.errorRate('candidate'),
+      latency_p99_ms: t.p99() ?? null,
+      calibration: t.calibration() ?? null,
       rule: why
     }
     this.decision = { action, version: this.config.candidate, at: now.toISOString(), evidence }

@@ -135,6 +135,19 @@ t.test('controller: a canary that errs significantly more than live rolls back e
   t.match(d?.evidence.rule, /candidate error rate 0\.2 > live 0 \+ 0\.01 \(20 errors in 100/)
 })
 
+t.test('controller: a canary whose answers all fail compares nothing and is still rolled back, at its own decision points', async t => {
+  const c = new RolloutController(rollout('rollout: { live: 1, candidate: 2, mode: canary, share: 0.5, promotion: { min_requests: 20, min_agreement: 0.9 } }'))
+  let d
+  for (let i = 0; i < 20 && d === undefined; i++) {
+    c.served('live', false)
+    c.served('candidate', true)
+    d = c.evaluate()
+  }
+  t.equal(c.compared, 0)
+  t.equal(d?.action, 'rollback', 'at 20 candidate answers')
+  t.match(d?.evidence.rule, /candidate error rate 1 > live 0 \+ 0 \(20 errors in 20/)
+})
+
 t.test('controller: one 503 on the candidate and none on live does not roll back', async t => {
   const c = new RolloutController(rollout('rollout: { live: 1, candidate: 2, mode: canary, share: 0.5, promotion: { min_requests: 30, min_agreement: 0.8 } }'))
   for (let i = 0; i < 30; i++) c.served('live', false)
