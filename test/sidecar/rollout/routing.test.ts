@@ -133,3 +133,14 @@ t.test('one worker and a live version on it: the state says comparisons cannot r
   await inline.request('a', SAME)
   t.match(inline.rollouts.state('m'), { state: 'observing', compared: 1 }, 'a live version that runs inline needs only the one worker')
 })
+
+t.test('the compare: block reaches the shadow comparison: metric and tolerances, rows in the state', async t => {
+  const f = fakeRollouts('rollout: { live: 1, candidate: 2, compare: { metric: probabilities, max_shift: 0.05 } }')
+  // Live answers [0.1, 0.7, 0.2], the candidate's run [0.1, 0.8, 0.1]: top-1 the same (class 1), moved by 0.1 > max_shift.
+  await f.request('a', () => ({ probabilities: tensor([0.1, 0.7, 0.2]) }))
+  await f.request('b', SAME)
+  t.match(f.rollouts.state('m'), { compared: 2, agreed: 1, disagreed: 1, rows: 2, rows_agreed: 1, agreement: 0.5, metric: 'probabilities', coverage: 1 })
+  const cal = f.rollouts.state('m').calibration as { class: number, ratio: number }
+  t.equal(cal.class, 2, 'class 2 is the furthest from 1')
+  t.ok(Math.abs(cal.ratio - 0.2 / 0.3) < 1e-6, `mean candidate / mean live: (0.1 + 0.1) / (0.2 + 0.1) = ${cal.ratio}`)
+})
