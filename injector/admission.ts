@@ -67,7 +67,7 @@ export function admit (body: unknown, config: InjectionConfig, cluster: ClusterI
     // a pod the injector would work on, before any work that grows with its lists
     if (isObject(meta.annotations) && Object.hasOwn(meta.annotations, ANNOTATIONS.model.key)) checkPodSize(object)
     const result = inject(object, config, req.namespace, cluster)
-    if (result.outcome === 'skipped') return allowed(req, 'skipped', result.reason ?? '', undefined, [])
+    if (result.outcome === 'skipped') return allowed(req, 'skipped', result.reason ?? '', undefined, result.warnings)
     // `compare` copies every value it adds (JSON round trip); the ops are only serialised here.
     const ops = jsonpatch.compare(object, result.pod as object)
     const patch = ops.length === 0 ? undefined : Buffer.from(JSON.stringify(ops)).toString('base64')

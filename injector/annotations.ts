@@ -3,9 +3,10 @@
  * parsed in one place (docs/annotations.md). An invalid value is an error whose
  * message names the annotation and the value; it is never silently replaced by a default.
  */
-import { errors, InjectorError } from './errors.js'
+import { allOf, errors, type InjectorError } from './errors.js'
 import { LOG_LEVELS, type LogLevel } from '../common/config.js'
 import { parseImageReference } from './image-reference.js'
+import { truncateUtf8 } from '../common/truncate.js'
 import { parseModelList, parsePort, parseThreads, parseCpu, parseMemory, leastMemoryLimit, BASE_MEMORY, DERIVED_WORKERS_MAX, MIN_CPU, MIN_MEMORY, THREADS, WORKER_MEMORY, type ModelRef } from '../common/contract.js'
 
 // the rules shared with `serve` live in common/contract.ts; these names stay for the injector's callers
@@ -51,6 +52,17 @@ function parseLogLevel (raw: string): LogLevel {
   return raw as LogLevel
 }
 
+/** Container names, comma-separated: each a DNS label, each once, at least one. */
+function parseContainerList (raw: string): string[] {
+  const names = raw.split(',').map(n => n.trim())
+  if (names.some(n => n === '')) throw new Error('has an empty entry (expected container names, comma-separated)')
+  const bad = names.find(n => !DNS_LABEL.test(n))
+  if (bad !== undefined) throw new Error(`names ${JSON.stringify(bad)}, which is not a container name (a DNS label: lowercase letters, digits and '-', at most 63 characters)`)
+  const twice = names.find((n, i) => names.indexOf(n) !== i)
+  if (twice !== undefined) throw new Error(`names container ${twice} twice`)
+  return names
+}
+
 function spec<T> (name: string, s: Omit<AnnotationSpec<T>, 'key'>): AnnotationSpec<T> {
   return { key: PREFIX + name, ...s }
 }
@@ -70,7 +82,8 @@ export const ANNOTATIONS = {
   modelImage: spec('model-image', { description: 'serve the model repository in this OCI image (its files are the repository: `<model>/config.yaml`, `<model>/<version>/model.onnx`), mounted read-only at `/models` through a Kubernetes image volume (`volumes[].image`, Kubernetes 1.35 or later) instead of the config\'s `modelVolume`; pull policy from the config\'s `modelImage.pullPolicy`. Not with `onnx-sidecar.io/volume`. A reference without `@sha256:` digest is admitted with a warning', defaultText: '(none: the config\'s `modelVolume`)', example: '127.0.0.1:5000/models/iris@sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b', parse: parseImageReference }),
   logLevel: spec('log-level', { description: 'sidecar log level', defaultText: 'config `logLevel` (info)', example: 'debug', parse: parseLogLevel }),
   nativeSidecar: spec('native-sidecar', { description: '`"false"` injects a regular container instead of a native sidecar (init container with `restartPolicy: Always`)', defaultText: 'config `nativeSidecar` (true)', example: '"false"', parse: parseBool }),
-  socket: spec('socket', { description: '`"true"` also serves REST and gRPC on Unix domain sockets in an in-memory volume mounted at `/var/run/onnx-sidecar` (read-only in app containers); app containers get `ONNX_SIDECAR_SOCKET` and `ONNX_SIDECAR_GRPC_SOCKET`', defaultText: 'config `socket` (false)', example: '"true"', parse: parseBool })
+  socket: spec('socket', { description: '`"true"` also serves REST and gRPC on Unix domain sockets in an in-memory volume mounted at `/var/run/onnx-sidecar` (read-only in app containers); app containers get `ONNX_SIDECAR_SOCKET` and `ONNX_SIDECAR_GRPC_SOCKET`', defaultText: 'config `socket` (false)', example: '"true"', parse: parseBool }),
+  containers: spec('containers', { description: 'the app containers (`spec.containers`, comma-separated names) that get the `ONNX_SIDECAR_*` variables and, with `socket`, the socket mount; the others (a log shipper, say) get nothing. A name the pod has no app container of denies the pod', defaultText: 'every app container', example: 'app,worker', parse: parseContainerList })
 } as const
 
 export type AnnotationName = keyof typeof ANNOTATIONS
@@ -85,6 +98,11 @@ export interface ParsedAnnotations {
   unknown: string[]
 }
 
+export interface ReadAnnotations extends ParsedAnnotations {
+  /** One error per invalid value; `values` lacks those annotations. */
+  problems: InjectorError[]
+}
+
 /** Annotation values are strings in the API; offline manifests may hold unquoted YAML numbers or booleans. */
 export function annotationText (value: unknown): string | undefined {
   if (typeof value === 'string') return value
@@ -92,11 +110,8 @@ export function annotationText (value: unknown): string | undefined {
   return undefined
 }
 
-/**
- * Parses every known annotation that is present. Throws one `InjectorError` that lists
- * every invalid value (the first one's code), so a user fixes them all in one round.
- */
-export function parseAnnotations (annotations: Readonly<Record<string, unknown>>): ParsedAnnotations {
+/** Parses every known annotation that is present; an invalid value is a problem, never a default. */
+export function readAnnotations (annotations: Readonly<Record<string, unknown>>): ReadAnnotations {
   const values: Record<string, unknown> = {}
   const problems: InjectorError[] = []
   for (const [name, a] of ENTRIES) {
@@ -113,12 +128,56 @@ export function parseAnnotations (annotations: Readonly<Record<string, unknown>>
       problems.push(errors.INVALID_ANNOTATION(a.key, text, (err as Error).message))
     }
   }
-  const first = problems[0]
-  if (first !== undefined) {
-    throw problems.length === 1 ? first : new InjectorError(first.code, first.statusCode, problems.map(p => p.message).join('; '))
-  }
+  return { values: values as PodAnnotations, unknown: unknownAnnotations(annotations), problems }
+}
+
+/** The `onnx-sidecar.io/*` keys this version does not know, sorted. */
+export function unknownAnnotations (annotations: Readonly<Record<string, unknown>>): string[] {
   const unknown: string[] = []
   for (const k in annotations) if (k.startsWith(PREFIX) && !KNOWN_KEYS.has(k)) unknown.push(k)
-  unknown.sort()
-  return { values: values as PodAnnotations, unknown }
+  return unknown.sort()
+}
+
+/**
+ * Parses every known annotation that is present. Throws one `InjectorError` that lists
+ * every invalid value (the first one's code), so a user fixes them all in one round.
+ */
+export function parseAnnotations (annotations: Readonly<Record<string, unknown>>): ParsedAnnotations {
+  const { values, unknown, problems } = readAnnotations(annotations)
+  if (problems.length > 0) throw allOf(problems)
+  return { values, unknown }
+}
+
+/** Levenshtein distance, for suggestions; keys are short (the caller cuts what it compares). */
+function distance (a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i]
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    row = next
+  }
+  return row[b.length]!
+}
+
+/** Longest key compared for a suggestion: longer ones are no typo of a known key. */
+const SUGGEST_MAX_LENGTH = 64
+/** Edits (insert, delete, substitute) a typo may be away from the key it suggests. */
+const SUGGEST_MAX_DISTANCE = 2
+
+/** The known annotation an unknown `onnx-sidecar.io/*` key is most likely a typo of, if one is close. */
+export function suggestAnnotation (key: string): string | undefined {
+  if (key.length > SUGGEST_MAX_LENGTH) return undefined
+  const name = key.slice(PREFIX.length).toLowerCase()
+  let best: { key: string, d: number } | undefined
+  for (const a of Object.values(ANNOTATIONS)) {
+    const d = distance(name, a.key.slice(PREFIX.length))
+    if (d <= SUGGEST_MAX_DISTANCE && (best === undefined || d < best.d)) best = { key: a.key, d }
+  }
+  return best?.key
+}
+
+/** The warning for an unknown `onnx-sidecar.io/*` key, with the known key it is likely a typo of. */
+export function unknownAnnotationWarning (key: string): string {
+  const suggestion = suggestAnnotation(key)
+  return `unknown annotation ${truncateUtf8(key, SUGGEST_MAX_LENGTH * 4)} is ignored${suggestion === undefined ? '' : ` (did you mean ${suggestion}?)`}`
 }

@@ -6,6 +6,7 @@
  * Only `spec.containers` are app containers. Init containers get nothing: regular ones
  * have finished before the native sidecar (appended after them) starts, and other native
  * sidecars start before it too, so the sidecar is never there for them when they start.
+ * `onnx-sidecar.io/containers` narrows the app containers to those it names.
  */
 import { GRPC_SOCKET_NAME, HTTP_SOCKET_NAME } from '../common/sockets.js'
 import { ANNOTATIONS } from './annotations.js'
@@ -32,6 +33,8 @@ export interface Wiring {
   socket: boolean
   /** Whether `socket` came from the pod's annotation (else the injection config), for messages. */
   socketAnnotated: boolean
+  /** The app containers to wire (`onnx-sidecar.io/containers`); every one when absent. */
+  containers?: readonly string[] | undefined
 }
 
 export interface Wired {
@@ -50,7 +53,8 @@ function appEnv (w: Wiring): Array<[string, string]> {
 }
 
 /**
- * Gives every app container (all of `spec.containers` but the sidecar) what it lacks. A
+ * Gives every app container (all of `spec.containers` but the sidecar; only those named in
+ * `w.containers` when it is given) what it lacks. A
  * container it changes is replaced by a changed copy, so `spec.containers` must be the
  * caller's own list.
  * An existing variable of the same name is left alone. A container that already mounts
@@ -65,6 +69,7 @@ export function wireApps (spec: JsonObject, sidecar: string, w: Wiring): Wired {
   for (const [i, c] of containers.entries()) {
     if (!isObject(c) || c.name === sidecar) continue
     const name = String(c.name)
+    if (w.containers !== undefined && !w.containers.includes(name)) continue // not chosen: a log shipper, say
     const existing = Array.isArray(c.env) ? c.env : []
     const missing = vars.filter(([n]) => !existing.some(e => isObject(e) && e.name === n))
     const mount = w.socket ? socketMount(c, name, w.socketAnnotated) : undefined

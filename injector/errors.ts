@@ -59,5 +59,16 @@ export const errors = {
   INTERNAL: define('OS_ERR_INJ_INTERNAL', 500, () => 'internal error in the onnx-sidecar injector (see its log)')
 } as const
 
+/**
+ * One denial for every problem found in a pod, so a user fixes them all in one round: the
+ * messages joined with '; ', then `notes` (unknown annotations, with suggestions), under the
+ * first problem's code and status. `problems` is not empty.
+ */
+export function allOf (problems: readonly InjectorError[], notes: readonly string[] = []): InjectorError {
+  const first = problems[0]!
+  if (problems.length === 1 && notes.length === 0) return first
+  return new InjectorError(first.code, first.statusCode, [...problems.map(p => p.message), ...notes].join('; '))
+}
+
 /** Every code, for the documentation test. */
 export const ERROR_CODES: readonly string[] = Object.values(errors).map(e => e.code)

@@ -9,8 +9,9 @@
  * containers added since (another webhook, `reinvocationPolicy: IfNeeded`) get the
  * variables and the socket mount (`app-wiring.ts`) of that injection.
  */
-import { ANNOTATIONS, STATUS_ANNOTATION, parseAnnotations, parseQuantity, formatModels, annotationText, type PodAnnotations } from './annotations.js'
-import { errors } from './errors.js'
+import { ANNOTATIONS, STATUS_ANNOTATION, readAnnotations, unknownAnnotations, unknownAnnotationWarning, parseQuantity, formatModels, annotationText, type PodAnnotations, type ReadAnnotations } from './annotations.js'
+import { allOf, errors, InjectorError } from './errors.js'
+import { checkPorts } from './port-check.js'
 import { merge, isObject, cloneJson, type Json, type JsonObject } from './merge.js'
 import type { InjectionConfig, ProbeTiming } from './injection-config.js'
 import { SOCKET_DIR, SOCKET_VOLUME, wireApps } from './app-wiring.js'
@@ -71,27 +72,44 @@ type PodSpec = JsonObject & { containers: Json[] }
  * The steps, in order: skip a pod that does not ask for injection; copy what will change
  * (`copyForWriting`); resolve the settings from the annotations and the config (`resolveSettings`);
  * a pod injected before only gets its new app containers wired (`rewire`); else check the
- * ports and the model image, add the volumes (`addVolumes`), the sidecar (`placeSidecar`),
+ * overrides, ports, model image, volume and `containers` annotation, each problem found
+ * (and the unknown annotations) reported in one denial, then add the volumes (`addVolumes`), the sidecar (`placeSidecar`),
  * the app wiring, the Prometheus annotations (`addPrometheusAnnotations`), and the status.
  */
 export function inject (input: unknown, config: InjectionConfig, namespace = '', cluster: ClusterInfo = {}): InjectResult {
   const metadata = isObject(input) && isObject(input.metadata) ? input.metadata : {}
   const annotations = isObject(metadata.annotations) ? metadata.annotations : {}
   if (!Object.hasOwn(annotations, ANNOTATIONS.model.key)) {
-    return { pod: input, outcome: 'skipped', reason: `no ${ANNOTATIONS.model.key} annotation`, warnings: [] }
+    // never changed nor denied; a misspelled key (`onnx-sidecar.io/modle`) is a warning, the one hint why
+    return { pod: input, outcome: 'skipped', reason: `no ${ANNOTATIONS.model.key} annotation`, warnings: unknownAnnotations(annotations).map(unknownAnnotationWarning) }
   }
-  const parsed = parseAnnotations(annotations)
+  const parsed = readAnnotations(annotations)
+  // unknown keys (typos, usually) are warnings, and notes on a denial for another reason
+  const unknown = parsed.unknown.map(unknownAnnotationWarning)
+  try {
+    return injectParsed(input, annotations, parsed, config, namespace, cluster, unknown)
+  } catch (err) {
+    if (!(err instanceof InjectorError) || unknown.length === 0) throw err
+    throw allOf([err], unknown)
+  }
+}
+
+function injectParsed (input: unknown, annotations: JsonObject, parsed: ReadAnnotations, config: InjectionConfig, namespace: string, cluster: ClusterInfo, unknown: string[]): InjectResult {
+  if (parsed.problems.length > 0) throw allOf(parsed.problems)
   if (parsed.values.inject === false) {
     return { pod: input, outcome: 'skipped', reason: `${ANNOTATIONS.inject.key} is "false"`, warnings: [] }
   }
   const inputSpec = isObject(input) ? input.spec : undefined
   if (!isObject(inputSpec) || !Array.isArray(inputSpec.containers)) throw errors.INVALID_POD(`spec.containers is missing${namespace === '' ? '' : ` (namespace ${namespace})`}`)
   const { pod, spec, annotations: podAnnotations } = copyForWriting(input as JsonObject, inputSpec as PodSpec)
-  const warnings = parsed.unknown.map(k => `unknown annotation ${k} is ignored`)
-  const settings = resolveSettings(parsed.values, config)
+  const warnings = [...unknown]
+  // every problem found is reported at once (the first one's code): a user fixes them in one round
+  const problems: InjectorError[] = []
+  const settings = resolveSettings(parsed.values, config, problems)
 
   const previous = readStatus(annotations[STATUS_ANNOTATION])
   if (previous !== undefined && findContainer(spec, previous.container) !== undefined) {
+    if (problems.length > 0) throw allOf(problems)
     warnings.push(...rewire(spec, podAnnotations, previous, settings, parsed.values))
     return { pod, outcome: 'already-injected', warnings }
   }
@@ -99,15 +117,20 @@ export function inject (input: unknown, config: InjectionConfig, namespace = '',
   const override = takeContainer(spec, CONTAINER_NAME)
   if (spec.containers.length === 0) throw errors.INVALID_POD(`its only container is named ${CONTAINER_NAME}; that name is reserved for the injected sidecar (a container of that name holds overrides)`)
   // the resources, workers and threads the sidecar gets, overrides included, checked against serve's contract
-  const fit = fitSidecar(settings, parsed.values, config, override)
-  Object.assign(settings, { requests: fit.requests, limits: fit.limits, cpus: fit.cpus, workers: fit.workers, threads: fit.threads })
-  warnings.push(...fit.warnings)
-  checkPorts(spec, settings, parsed.values)
-  if (parsed.values.modelImage !== undefined) warnings.push(...checkModelImage(parsed.values.modelImage, parsed.values, cluster))
+  collect(problems, () => {
+    const fit = fitSidecar(settings, parsed.values, config, override)
+    Object.assign(settings, { requests: fit.requests, limits: fit.limits, cpus: fit.cpus, workers: fit.workers, threads: fit.threads })
+    warnings.push(...fit.warnings)
+  })
+  problems.push(...checkPorts(spec, settings, parsed.values))
+  const modelImage = parsed.values.modelImage
+  if (modelImage !== undefined) collect(problems, () => warnings.push(...checkModelImage(modelImage, parsed.values, cluster)))
+  problems.push(...checkVolumes(spec, parsed.values), ...checkAppContainers(spec, parsed.values))
+  if (problems.length > 0) throw allOf(problems)
 
   const { modelVolume, added: addedVolumes } = addVolumes(spec, settings, parsed.values, config)
   placeSidecar(spec, settings, config, modelVolume, override)
-  const wired = wireApps(spec, CONTAINER_NAME, { port: settings.port, grpcPort: settings.grpcPort, socket: settings.socket, socketAnnotated: parsed.values.socket !== undefined })
+  const wired = wireApps(spec, CONTAINER_NAME, { port: settings.port, grpcPort: settings.grpcPort, socket: settings.socket, socketAnnotated: parsed.values.socket !== undefined, containers: parsed.values.containers })
   warnings.push(...readOnlyModelVolume(spec, modelVolume))
   const prometheus = config.prometheusAnnotations ? addPrometheusAnnotations(podAnnotations, settings) : { added: [], warnings: [] }
   warnings.push(...prometheus.warnings)
@@ -130,6 +153,36 @@ export function inject (input: unknown, config: InjectionConfig, namespace = '',
   return { pod, outcome: 'injected', warnings }
 }
 
+/** Runs a check that throws; its `InjectorError` joins the problems instead. */
+function collect (problems: InjectorError[], check: () => unknown): void {
+  try {
+    check()
+  } catch (err) {
+    if (!(err instanceof InjectorError)) throw err
+    problems.push(err)
+  }
+}
+
+/** The model volume the annotations name: the pod's own (it must exist), or the image volume (its name must be free). */
+function checkVolumes (spec: JsonObject, values: PodAnnotations): InjectorError[] {
+  const volumeNames = (Array.isArray(spec.volumes) ? spec.volumes : []).filter(isObject).map(v => String(v.name))
+  if (values.modelImage !== undefined) {
+    return volumeNames.includes(MODEL_IMAGE_VOLUME) ? [errors.INVALID_POD(`it already has a volume named ${MODEL_IMAGE_VOLUME}; that name is reserved for the volume of ${ANNOTATIONS.modelImage.key}`)] : []
+  }
+  if (values.volume !== undefined && !volumeNames.includes(values.volume)) return [errors.UNKNOWN_VOLUME(ANNOTATIONS.volume.key, values.volume, volumeNames)]
+  return []
+}
+
+/** Every name in `onnx-sidecar.io/containers` must be an app container of the pod (the sidecar's override taken out). */
+function checkAppContainers (spec: PodSpec, values: PodAnnotations): InjectorError[] {
+  if (values.containers === undefined) return []
+  const names = spec.containers.filter(isObject).map(c => String(c.name))
+  const missing = values.containers.filter(n => !names.includes(n))
+  if (missing.length === 0) return []
+  return [errors.INVALID_ANNOTATION(ANNOTATIONS.containers.key, values.containers.join(','),
+    `names ${missing.length === 1 ? 'a container' : 'containers'} the pod does not have: ${missing.join(', ')} (app containers: ${names.join(', ')})`)]
+}
+
 /**
  * A pod injected before (its status annotation and sidecar are there): app containers added
  * since get the wiring of that injection, and the status records them. Settings that differ
@@ -137,7 +190,7 @@ export function inject (input: unknown, config: InjectionConfig, namespace = '',
  */
 function rewire (spec: PodSpec, podAnnotations: JsonObject, previous: InjectionStatus, settings: Settings, values: PodAnnotations): string[] {
   const warnings: string[] = []
-  const added = wireApps(spec, previous.container, { port: previous.port, grpcPort: previous.grpcPort, socket: previous.socket, socketAnnotated: values.socket !== undefined })
+  const added = wireApps(spec, previous.container, { port: previous.port, grpcPort: previous.grpcPort, socket: previous.socket, socketAnnotated: values.socket !== undefined, containers: values.containers })
   const previousVolume = mountedAt(findContainer(spec, previous.container), MODEL_MOUNT_PATH)
   if (previousVolume !== undefined) warnings.push(...readOnlyModelVolume(spec, previousVolume)) // containers added since
   for (const [key, was, now] of [
@@ -170,13 +223,11 @@ function addVolumes (spec: PodSpec, settings: Settings, values: PodAnnotations, 
   const added: string[] = []
   let modelVolume: string
   if (values.modelImage !== undefined) {
-    modelVolume = MODEL_IMAGE_VOLUME
-    if (volumeNames.includes(modelVolume)) throw errors.INVALID_POD(`it already has a volume named ${modelVolume}; that name is reserved for the volume of ${ANNOTATIONS.modelImage.key}`)
+    modelVolume = MODEL_IMAGE_VOLUME // free: checkVolumes
     volumes.push(modelImageVolume(values.modelImage, config))
     added.push(modelVolume)
   } else if (values.volume !== undefined) {
-    modelVolume = values.volume
-    if (!volumeNames.includes(modelVolume)) throw errors.UNKNOWN_VOLUME(ANNOTATIONS.volume.key, modelVolume, volumeNames)
+    modelVolume = values.volume // the pod has it: checkVolumes
   } else {
     modelVolume = config.modelVolume.name
     if (!volumeNames.includes(modelVolume)) {
@@ -228,7 +279,8 @@ function addPrometheusAnnotations (podAnnotations: JsonObject, settings: Setting
   return { added, warnings }
 }
 
-function resolveSettings (values: PodAnnotations, config: InjectionConfig): Settings {
+/** A request above its limit is a problem; the settings are resolved anyway, so the other checks still run. */
+function resolveSettings (values: PodAnnotations, config: InjectionConfig, problems: InjectorError[]): Settings {
   const requests = { ...config.resources.requests }
   const limits = { ...config.resources.limits }
   for (const [resource, req, lim] of [['cpu', 'cpu', 'cpuLimit'], ['memory', 'memory', 'memoryLimit']] as const) {
@@ -244,7 +296,7 @@ function resolveSettings (values: PodAnnotations, config: InjectionConfig): Sett
       const detail = request !== undefined
         ? `is above the ${resource} limit ${l}${limit === undefined ? ` (from the injection config); set ${ANNOTATIONS[lim].key} too` : ` (${ANNOTATIONS[lim].key})`}`
         : `is below the ${resource} request ${r} (from the injection config); set ${ANNOTATIONS[req].key} too`
-      throw errors.INVALID_ANNOTATION(key, value, detail)
+      problems.push(errors.INVALID_ANNOTATION(key, value, detail))
     }
   }
   return {
@@ -262,39 +314,6 @@ function resolveSettings (values: PodAnnotations, config: InjectionConfig): Sett
     logLevel: values.logLevel ?? config.logLevel,
     requests,
     limits
-  }
-}
-
-function checkPorts (spec: JsonObject, settings: Settings, values: PodAnnotations): void {
-  const ports = [
-    { key: ANNOTATIONS.port.key, port: settings.port, given: values.port, what: 'inference port' },
-    { key: ANNOTATIONS.grpcPort.key, port: settings.grpcPort, given: values.grpcPort, what: 'gRPC port' },
-    { key: ANNOTATIONS.metricsPort.key, port: settings.metricsPort, given: values.metricsPort, what: 'metrics port' }
-  ]
-  for (const [i, a] of ports.entries()) {
-    for (const b of ports.slice(i + 1)) {
-      if (a.port !== b.port) continue
-      const key = b.given !== undefined ? b.key : a.key // blame the annotation that moved a port onto the other
-      throw errors.PORT_CLASH(key, a.port, `is both the sidecar's ${a.what} and its ${b.what}; set ${a.key} and ${b.key} to different ports`)
-    }
-  }
-  const used = new Map<number, string>()
-  const lists = [spec.containers, spec.initContainers]
-  for (const list of lists) {
-    if (!Array.isArray(list)) continue
-    for (const c of list) {
-      if (!isObject(c)) continue
-      if (list === spec.initContainers && c.restartPolicy !== 'Always') continue // finished before the sidecar starts
-      for (const p of Array.isArray(c.ports) ? c.ports : []) {
-        if (isObject(p) && typeof p.containerPort === 'number' && (p.protocol ?? 'TCP') === 'TCP' && !used.has(p.containerPort)) used.set(p.containerPort, String(c.name))
-      }
-    }
-  }
-  for (const { key, port, given } of ports) {
-    const owner = used.get(port)
-    if (owner !== undefined) {
-      throw errors.PORT_CLASH(key, port, `is already used by container '${owner}'${given === undefined ? ` (${port} is the default; set ${key} to a free port)` : ''}`)
-    }
   }
 }
 

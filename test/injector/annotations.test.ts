@@ -1,10 +1,10 @@
 import t from 'tap'
-import { ANNOTATIONS, parseAnnotations, parseModels, parseQuantity, formatModels, PREFIX } from '../../injector/annotations.js'
+import { ANNOTATIONS, parseAnnotations, parseModels, parseQuantity, formatModels, PREFIX, suggestAnnotation, unknownAnnotationWarning } from '../../injector/annotations.js'
 import { InjectorError } from '../../injector/errors.js'
 
 t.test('one table holds every annotation of docs/annotations.md', async t => {
   t.same(Object.values(ANNOTATIONS).map(a => a.key.slice(PREFIX.length)).sort(),
-    ['cpu', 'cpu-limit', 'grpc-port', 'inject', 'log-level', 'memory', 'memory-limit', 'metrics-port', 'model', 'model-image', 'native-sidecar', 'port', 'socket', 'threads', 'volume'])
+    ['containers', 'cpu', 'cpu-limit', 'grpc-port', 'inject', 'log-level', 'memory', 'memory-limit', 'metrics-port', 'model', 'model-image', 'native-sidecar', 'port', 'socket', 'threads', 'volume'])
   for (const a of Object.values(ANNOTATIONS)) {
     t.doesNotThrow(() => (a.parse as (s: string) => unknown)(a.example.replace(/^"|"$/g, '')), `${a.key} example parses`)
   }
@@ -89,7 +89,10 @@ t.test('parseAnnotations: values, unknown keys, and messages that name annotatio
     ['memory-limit', '1gb', /memory-limit: "1gb"/],
     ['model-image', '', /^annotation onnx-sidecar.io\/model-image: "" is not an image reference: it is empty/],
     ['model-image', 'Registry.Example/Models:v1', /^annotation onnx-sidecar.io\/model-image: "Registry.Example\/Models:v1" is not an image reference: the repository name 'Models' must be lower case$/],
-    ['model-image', 'models@sha256:abc', /model-image: "models@sha256:abc" is not an image reference: 'sha256:abc' after @ is not a digest/]
+    ['model-image', 'models@sha256:abc', /model-image: "models@sha256:abc" is not an image reference: 'sha256:abc' after @ is not a digest/],
+    ['containers', 'app,', /^annotation onnx-sidecar.io\/containers: "app," has an empty entry/],
+    ['containers', 'App', /containers: "App" names "App", which is not a container name/],
+    ['containers', 'app,worker,app', /containers: "app,worker,app" names container app twice/]
   ]
   for (const [key, value, message] of cases) {
     t.throws(() => parseAnnotations({ 'onnx-sidecar.io/model': 'iris', [`onnx-sidecar.io/${key}`]: value }), message, `${key}=${value}`)
@@ -101,4 +104,16 @@ t.test('parseAnnotations: values, unknown keys, and messages that name annotatio
   const err = t.throws(() => parseAnnotations({ 'onnx-sidecar.io/model': 'A!', 'onnx-sidecar.io/port': 'x', 'onnx-sidecar.io/cpu': { a: 1 } })) as unknown as InjectorError
   t.equal(err.code, 'OS_ERR_INJ_INVALID_ANNOTATION')
   t.match(err.message, /model: "A!".*; annotation onnx-sidecar.io\/port: "x".*; annotation onnx-sidecar.io\/cpu: "\{\\"a\\":1\}" is not a string/, 'every problem in one message')
+})
+
+t.test('unknown annotations: the known key a typo is close to (at most 2 edits), else none', async t => {
+  t.equal(suggestAnnotation('onnx-sidecar.io/memroy-limit'), 'onnx-sidecar.io/memory-limit')
+  t.equal(suggestAnnotation('onnx-sidecar.io/modle'), 'onnx-sidecar.io/model')
+  t.equal(suggestAnnotation('onnx-sidecar.io/Container'), 'onnx-sidecar.io/containers', 'case and one letter')
+  t.equal(suggestAnnotation('onnx-sidecar.io/cpus'), 'onnx-sidecar.io/cpu', 'the closest of several')
+  t.equal(suggestAnnotation('onnx-sidecar.io/replicas'), undefined, 'nothing close')
+  t.equal(suggestAnnotation(`onnx-sidecar.io/${'x'.repeat(100_000)}`), undefined, 'a long key is no typo (and costs nothing)')
+  t.equal(unknownAnnotationWarning('onnx-sidecar.io/memroy-limit'), 'unknown annotation onnx-sidecar.io/memroy-limit is ignored (did you mean onnx-sidecar.io/memory-limit?)')
+  t.equal(unknownAnnotationWarning('onnx-sidecar.io/replicas'), 'unknown annotation onnx-sidecar.io/replicas is ignored')
+  t.ok(Buffer.byteLength(unknownAnnotationWarning(`onnx-sidecar.io/${'x'.repeat(100_000)}`)) < 1024, 'a huge key is cut')
 })

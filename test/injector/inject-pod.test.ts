@@ -297,3 +297,42 @@ t.test('the override container goes through the contract the annotations go thro
   const bigger = sidecarOf(withOverride({ resources: { limits: { cpu: '64', memory: '256Mi' } } }).pod)
   t.same([argOf(bigger, '--workers'), argOf(bigger, '--threads')], ['6', '10'], 'the override\'s resources set the workers')
 })
+
+t.test('every reason to deny a pod at once, under the first one\'s code', async t => {
+  const spec = { containers: [{ name: 'legacy', image: 'l', ports: [{ containerPort: 8500 }] }], volumes: [{ name: 'models', emptyDir: {} }] }
+  const err = t.throws(() => inject(pod({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/volume': 'modles', 'onnx-sidecar.io/cpu': '2' }, spec), DEFAULT_CONFIG)) as any
+  t.equal(err.code, 'OS_ERR_INJ_INVALID_ANNOTATION', 'the first problem\'s code')
+  t.equal(err.message, 'annotation onnx-sidecar.io/cpu: "2" is above the cpu limit 1 (from the injection config); set onnx-sidecar.io/cpu-limit too; ' +
+    'annotation onnx-sidecar.io/port: port 8500 is already used by container \'legacy\' (8500 is the default; set onnx-sidecar.io/port to a free port); ' +
+    'annotation onnx-sidecar.io/volume: "modles" is not a volume of this pod (volumes: models)')
+  const twoPorts = { containers: [{ name: 'legacy', image: 'l', ports: [{ containerPort: 8500 }, { containerPort: 9464 }] }] }
+  t.throws(() => inject(pod({ 'onnx-sidecar.io/model': 'iris' }, twoPorts), DEFAULT_CONFIG),
+    { code: 'OS_ERR_INJ_PORT_CLASH', message: /onnx-sidecar.io\/port: port 8500 is already used .*; annotation onnx-sidecar.io\/metrics-port: port 9464 is already used/ }, 'every clash')
+})
+
+t.test('unknown annotations: warnings with a suggestion, also on a denial; never a reason to touch a pod without a model', async t => {
+  const ok = inject(pod({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/memroy-limit': '1Gi' }), DEFAULT_CONFIG)
+  t.same(ok.warnings, ['unknown annotation onnx-sidecar.io/memroy-limit is ignored (did you mean onnx-sidecar.io/memory-limit?)'])
+  t.throws(() => inject(pod({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/port': 'x', 'onnx-sidecar.io/memroy-limit': '1Gi' }), DEFAULT_CONFIG),
+    { code: 'OS_ERR_INJ_INVALID_ANNOTATION', message: /^annotation onnx-sidecar.io\/port: "x" is not a port number \(1-65535\); unknown annotation onnx-sidecar.io\/memroy-limit is ignored \(did you mean onnx-sidecar.io\/memory-limit\?\)$/ })
+  const typo = deepFreeze(pod({ 'onnx-sidecar.io/modle': 'iris' }))
+  const r = inject(typo, DEFAULT_CONFIG)
+  t.match(r, { outcome: 'skipped', warnings: ['unknown annotation onnx-sidecar.io/modle is ignored (did you mean onnx-sidecar.io/model?)'] })
+  t.equal(r.pod, typo, 'the same object, unchanged')
+})
+
+t.test('onnx-sidecar.io/containers: only the named app containers are wired, also on re-invocation', async t => {
+  const spec = { containers: [{ name: 'app', image: 'a' }, { name: 'log-shipper', image: 's' }] }
+  const r = inject(pod({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/containers': 'app', 'onnx-sidecar.io/socket': 'true' }, spec), DEFAULT_CONFIG)
+  const [app, shipper] = (r.pod as any).spec.containers
+  t.same(app.env.map((e: any) => e.name), [URL_ENV, GRPC_ADDRESS_ENV, SOCKET_ENV, GRPC_SOCKET_ENV])
+  t.equal(app.volumeMounts.length, 1)
+  t.same(shipper, { name: 'log-shipper', image: 's' }, 'the log shipper gets nothing')
+  const late = structuredClone(r.pod) as any
+  late.spec.containers.push({ name: 'metrics-agent', image: 'm' })
+  const again = inject(late, DEFAULT_CONFIG)
+  t.equal(again.outcome, 'already-injected')
+  t.same((again.pod as any).spec.containers[2], { name: 'metrics-agent', image: 'm' }, 'a late container not named gets nothing either')
+  t.throws(() => inject(pod({ 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/containers': 'app,wroker,onnx-sidecar' }, { containers: [...spec.containers, { name: 'onnx-sidecar', image: 'o' }] }), DEFAULT_CONFIG),
+    { code: 'OS_ERR_INJ_INVALID_ANNOTATION', message: 'annotation onnx-sidecar.io/containers: "app,wroker,onnx-sidecar" names containers the pod does not have: wroker, onnx-sidecar (app containers: app, log-shipper)' })
+})
