@@ -116,11 +116,14 @@ export async function checkModelImageV1 (): Promise<string> {
 export async function checkRollout (): Promise<string> {
   // The load goes where a Service would send it: the Deployment's Ready pods, refreshed as the API server sees them.
   let targets: string[] = (await readyPods(DEPLOYMENT, 2)).map((p: Json) => String(p.status.podIP))
+  const isV2 = (p: Json): boolean => (p.spec.volumes ?? []).some((v: Json) => v.image?.reference === images.v2)
+  let onlyV2 = false // the load's targets are the v2 pods alone
   let polling = true
   const poller = (async () => {
     while (polling) {
       const pods = (await podsOf(DEPLOYMENT)).filter(isReady)
       targets = pods.map((p: Json) => String(p.status.podIP))
+      onlyV2 = pods.length > 0 && pods.every(isV2)
       await sleep(250)
     }
   })()
@@ -131,8 +134,11 @@ export async function checkRollout (): Promise<string> {
   const started = Date.now()
   await kubectlApply(manifest(images.v2))
   try {
-    await waitForRollout(DEPLOYMENT, p => (p.spec.volumes ?? []).some((v: Json) => v.image?.reference === images.v2))
-    await sleep(2000) // a little v2-only traffic
+    await waitForRollout(DEPLOYMENT, isV2)
+    // The poller sees the Deployment through kubectl, which lags on a loaded machine: wait
+    // until the load itself goes to the v2 pods alone, then send it a little v2-only traffic.
+    await waitFor('the load targets only the v2 pods', async () => onlyV2, { timeoutMs: 60_000, intervalMs: 100 })
+    await sleep(2000)
   } finally {
     release()
     polling = false
