@@ -163,17 +163,9 @@ export function encodeModel (g: Graph, producer = 'onnx-sidecar-bench'): Uint8Ar
 
 // ---- deterministic weights ----------------------------------------------------------
 
-/** mulberry32: a small, fast, seedable 32-bit PRNG. */
-export function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { prng } from '../sidecar/core/prng.js'
+
+export { prng }
 
 /** Uniform He-style initialisation: U(-s, s) with s = sqrt(6 / fanIn). */
 function weights (rand: () => number, n: number, fanIn: number): Float32Array {

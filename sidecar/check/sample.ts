@@ -8,23 +8,13 @@
 import { readFile } from 'node:fs/promises'
 import type { ModelSignature, TensorSpec } from '../models/signature.js'
 import { GoldenFormatError } from './golden.js'
+import { prng } from '../core/prng.js'
 
 /** The range of a feature config.yaml says nothing about. */
 export const DEFAULT_RANGE = Object.freeze([0, 1] as const)
 /** Rows per generated request (the batch's limit if smaller). */
 const ROWS_PER_REQUEST = 64
 
-/** mulberry32: a small seeded generator, uniform in [0, 1). */
-function random (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function ranges (sig: ModelSignature, input: TensorSpec, features: number): Array<readonly [number, number]> {
   const norm = sig.preprocess.get(input.name)
@@ -37,7 +27,7 @@ function ranges (sig: ModelSignature, input: TensorSpec, features: number): Arra
 
 /** `rows` rows for `sig` as REST request bodies; throws GoldenFormatError for an input no value can be made up for (BYTES). */
 export function generateSample (sig: ModelSignature, rows: number, seed: number): Array<Record<string, unknown>> {
-  const next = random(seed)
+  const next = prng(seed)
   const perRequest = sig.maxBatchSize > 0 ? Math.min(ROWS_PER_REQUEST, sig.maxBatchSize) : 1
   const bodies: Array<Record<string, unknown>> = []
   for (let done = 0; done < rows; done += perRequest) {

@@ -19,6 +19,7 @@ import { createInterface } from 'node:readline'
 import * as grpc from '@grpc/grpc-js'
 import { Pool } from 'undici'
 import { ROOT, EXAMPLE_REPO } from '../fixtures/sidecar.js'
+import { field, str, varint } from '../fixtures/protobuf-wire.js'
 
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js')
 const MiB = 2 ** 20
@@ -41,15 +42,6 @@ const procStatus = (pid: number, key: string): number => {
 /** A string of `bytes` UTF-8 bytes: ASCII, or two-byte characters (é). */
 const huge = (bytes: number, wide: boolean): string => wide ? 'é'.repeat(Math.floor(bytes / 2)) : 'x'.repeat(bytes)
 
-/** Protobuf wire helpers: a length-delimited field, a varint. */
-const varint = (n: number): Buffer => {
-  const out: number[] = []
-  while (n >= 0x80) { out.push((n & 0x7f) | 0x80); n = Math.floor(n / 128) }
-  out.push(n)
-  return Buffer.from(out)
-}
-const field = (num: number, payload: Buffer): Buffer => Buffer.concat([varint(num * 8 + 2), varint(payload.length), payload])
-const str = (num: number, s: string): Buffer => field(num, Buffer.from(s))
 /** An InferParameter with int64_param 1. */
 const intParam = Buffer.from([0x10, 0x01])
 /** ModelInferRequest for iris: model_name, an input header with 4 FP32 values, then `extra` fields. */

@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline'
 import * as grpc from '@grpc/grpc-js'
 import { Pool } from 'undici'
 import { ROOT, EXAMPLE_REPO } from '../fixtures/sidecar.js'
+import { field, str, varint } from '../fixtures/protobuf-wire.js'
 
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js')
 const MiB = 2 ** 20
@@ -42,15 +43,6 @@ function flatRows (size: number): Buffer {
   return repeated(`{"inputs":[{"name":"input","datatype":"FP32","shape":[${rows},4],"data":[`, '0,0,0,0', ']}]}', size, rows)
 }
 
-/** Protobuf wire helpers: a length-delimited field, a varint. */
-const varint = (n: number): Buffer => {
-  const out: number[] = []
-  while (n >= 0x80) { out.push((n & 0x7f) | 0x80); n = Math.floor(n / 128) }
-  out.push(n)
-  return Buffer.from(out)
-}
-const field = (num: number, payload: Buffer): Buffer => Buffer.concat([varint(num * 8 + 2), varint(payload.length), payload])
-const str = (num: number, s: string): Buffer => field(num, Buffer.from(s))
 
 t.test('hostile bodies under the body limit cannot exhaust the sidecar', { skip: process.platform !== 'linux' ? 'needs /proc' : false }, async t => {
   const env = { ...process.env }

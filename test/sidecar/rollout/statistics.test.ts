@@ -12,18 +12,8 @@ import { compareRows } from '../../../sidecar/rollout/metric-kinds.js'
 import { errorsWorse, normalQuantile, wilson } from '../../../sidecar/rollout/stats.js'
 import { halfToNumber } from '../../../sidecar/core/float16.js'
 import type { WireTensor } from '../../../sidecar/runtime/protocol.js'
+import { prng } from '../../../sidecar/core/prng.js'
 
-/** mulberry32: a small seeded PRNG in [0, 1). */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const rule = (yaml: string): NonNullable<ReturnType<typeof parseModelConfig>['rollout']> => parseModelConfig(yaml, 'c.yaml').rollout as NonNullable<ReturnType<typeof parseModelConfig>['rollout']>
 const BLOCK = 'rollout: { live: 1, candidate: 2, promotion: { min_requests: 100, min_agreement: 0.98 } }'
