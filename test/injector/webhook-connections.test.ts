@@ -11,21 +11,12 @@ import { Client, request } from 'undici'
 import { build, DEFAULTS, type WebhookOptions } from '../../injector/webhook-server.js'
 import { createLogger } from '../../common/logger.js'
 import { makeCa, makeServing, type Ca } from '../fixtures/injector/certs.js'
-import { admissionReview, logSink } from '../fixtures/injector/helpers.js'
+import { admissionReview, logSink, waitFor } from '../fixtures/injector/helpers.js'
 import { connectionFlood } from '../fixtures/injector/connection-flood.js'
 
 const annotated = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', annotations: { 'onnx-sidecar.io/model': 'iris' } }, spec: { containers: [{ name: 'app', image: 'app:1' }] } }
 const REVIEWS = 100
 const AT_ONCE = 4 // reviews in flight at once, each on its own new connection
-
-async function waitFor (what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms
-  while (Date.now() < until) {
-    if (await check()) return
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
 
 async function setup (t: Test, opts: Partial<WebhookOptions> = {}): Promise<{ ca: Ca, webhook: ReturnType<typeof build> }> {
   const dir = t.testdir({})

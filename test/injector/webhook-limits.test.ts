@@ -12,7 +12,7 @@ import { build, DEFAULTS, type WebhookOptions } from '../../injector/webhook-ser
 import { MAX_POD_ITEMS } from '../../injector/pod-limits.js'
 import { createLogger } from '../../common/logger.js'
 import { makeCa, makeServing, type Ca } from '../fixtures/injector/certs.js'
-import { admissionReview, logSink } from '../fixtures/injector/helpers.js'
+import { admissionReview, logSink, waitFor } from '../fixtures/injector/helpers.js'
 
 const MiB = 1024 * 1024
 const annotated = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', annotations: { 'onnx-sidecar.io/model': 'iris' } }, spec: { containers: [{ name: 'app', image: 'app:1' }] } }
@@ -63,15 +63,6 @@ async function closedWithin (s: { once: (e: 'close', f: () => void) => unknown, 
   clearTimeout(timer)
   if (result === undefined) s.destroy()
   return result
-}
-
-async function waitFor (what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms
-  while (Date.now() < until) {
-    if (await check()) return
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-  throw new Error(`timed out waiting for ${what}`)
 }
 
 function peakRssMiB (): number {

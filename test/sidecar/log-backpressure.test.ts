@@ -9,16 +9,12 @@
  * Linux only: RSS from /proc/PID/status.
  */
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import path from 'node:path'
-import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool } from 'undici'
-import { ROOT, EXAMPLE_REPO } from '../fixtures/sidecar.js'
+import { spawnServe } from '../fixtures/serve-process.js'
 import { LOG_BUFFER_BYTES } from '../../common/log-destination.js'
 
-const CLI = path.join(ROOT, 'dist', 'cli', 'main.js')
 const MiB = 2 ** 20
 const BAD_REQUESTS = 100
 const CONCURRENT = 8
@@ -33,22 +29,8 @@ const MAX_VOLUME_ROUNDS = 24
 const rss = (pid: number): number => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) * 1024
 
 t.test('a stalled stdout costs at most the log buffer; lines beyond it are dropped and counted', { skip: process.platform !== 'linux' ? 'needs /proc' : false }, async t => {
-  const env = { ...process.env }
-  delete env.ONNX_SIDECAR_MEMORY_LIMIT
-  delete env.ONNX_SIDECAR_BODY_LIMIT
-  delete env.ONNX_SIDECAR_REQUEST_MEMORY
-  delete env.ONNX_SIDECAR_LOG_LEVEL
-  const child = spawn(process.execPath, [CLI, 'serve', '--model-repository', EXAMPLE_REPO, '--port', '0', '--grpc-port', '0', '--metrics-port', '0'], { stdio: ['ignore', 'pipe', 'inherit'], env })
-  t.teardown(() => { child.kill('SIGKILL') })
+  const { child, lines: rl, serving } = await spawnServe(t, ['ONNX_SIDECAR_MEMORY_LIMIT', 'ONNX_SIDECAR_BODY_LIMIT', 'ONNX_SIDECAR_REQUEST_MEMORY', 'ONNX_SIDECAR_LOG_LEVEL'])
   const pid = child.pid as number
-  const rl = createInterface({ input: child.stdout })
-  const serving = await new Promise<Record<string, any>>((resolve, reject) => {
-    rl.on('line', line => {
-      const rec = JSON.parse(line)
-      if (rec.msg === 'onnx-sidecar serving') resolve(rec)
-    })
-    child.once('exit', code => reject(new Error(`serve exited with ${code}`)))
-  })
   const pool = new Pool(serving.inference as string, { connections: CONCURRENT * 2 })
   t.teardown(() => pool.close())
   const metricsUrl = serving.metrics as string

@@ -8,16 +8,12 @@
  * /proc/PID/clear_refs.
  */
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
-import path from 'node:path'
-import { createInterface } from 'node:readline'
 import * as grpc from '@grpc/grpc-js'
 import { Pool } from 'undici'
-import { ROOT, EXAMPLE_REPO } from '../fixtures/sidecar.js'
+import { spawnServe } from '../fixtures/serve-process.js'
 import { field, str, varint } from '../fixtures/protobuf-wire.js'
 
-const CLI = path.join(ROOT, 'dist', 'cli', 'main.js')
 const MiB = 2 ** 20
 
 const procStatus = (pid: number, key: string): number => {
@@ -43,22 +39,8 @@ function flatRows (size: number): Buffer {
   return repeated(`{"inputs":[{"name":"input","datatype":"FP32","shape":[${rows},4],"data":[`, '0,0,0,0', ']}]}', size, rows)
 }
 
-
 t.test('hostile bodies under the body limit cannot exhaust the sidecar', { skip: process.platform !== 'linux' ? 'needs /proc' : false }, async t => {
-  const env = { ...process.env }
-  delete env.ONNX_SIDECAR_MEMORY_LIMIT
-  delete env.ONNX_SIDECAR_BODY_LIMIT
-  delete env.ONNX_SIDECAR_REQUEST_MEMORY
-  const child = spawn(process.execPath, [CLI, 'serve', '--model-repository', EXAMPLE_REPO, '--port', '0', '--grpc-port', '0', '--metrics-port', '0'], { stdio: ['ignore', 'pipe', 'inherit'], env })
-  t.teardown(() => { child.kill('SIGKILL') })
-  const rl = createInterface({ input: child.stdout })
-  const serving = await new Promise<Record<string, any>>((resolve, reject) => {
-    rl.on('line', line => {
-      const rec = JSON.parse(line)
-      if (rec.msg === 'onnx-sidecar serving') resolve(rec)
-    })
-    child.once('exit', code => reject(new Error(`serve exited with ${code}`)))
-  })
+  const { child, serving } = await spawnServe(t, ['ONNX_SIDECAR_MEMORY_LIMIT', 'ONNX_SIDECAR_BODY_LIMIT', 'ONNX_SIDECAR_REQUEST_MEMORY'])
   const budget = serving.memoryBudget as number
   const bodyLimit = serving.bodyLimit as number
   t.comment(`memory budget ${(budget / MiB).toFixed(0)} MiB (${serving.memoryBudgetFrom}), body limit ${(bodyLimit / MiB).toFixed(1)} MiB, request memory ${(serving.requestMemory / MiB).toFixed(0)} MiB`)
