@@ -8,9 +8,9 @@ export interface LoadResult { ok: number, refused: number, failed: string[], ver
 
 /**
  * Requests on fresh connections (so that "accepted" means the app accepted the TCP
- * connection) against whatever `targets()` returns, until `stop` resolves. A refused
- * or unreachable connection was never accepted; anything else that is not a 200 is a
- * failed request.
+ * connection) against whatever `targets()` returns, until `stop` resolves. A connection
+ * that failed while connecting (refused, reset before it was established, unreachable,
+ * timed out) was never accepted; anything else that is not a 200 is a failed request.
  */
 export async function load (targets: () => string[], stop: Promise<void>, concurrency = 4): Promise<LoadResult> {
   const result: LoadResult = { ok: 0, refused: 0, failed: [], versions: new Map() }
@@ -31,8 +31,9 @@ export async function load (targets: () => string[], stop: Promise<void>, concur
           result.versions.set(String(body.model_version), (result.versions.get(String(body.model_version)) ?? 0) + 1)
         } else result.failed.push(`${ip}: ${res.statusCode} ${JSON.stringify(body)}`)
       } catch (err) {
-        const code = (err as { code?: string }).code ?? ''
-        if (['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'].includes(code)) { result.refused++; await sleep(20) } else result.failed.push(`${ip}: ${code} ${(err as Error).message}`)
+        const { code = '', syscall } = err as { code?: string, syscall?: string }
+        const neverConnected = syscall === 'connect' || ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'].includes(code)
+        if (neverConnected) { result.refused++; await sleep(20) } else result.failed.push(`${ip}: ${code} ${(err as Error).message}`)
       }
     }
   }

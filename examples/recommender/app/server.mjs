@@ -7,7 +7,8 @@
 //   GET  /healthz           200 once the sidecar reports the model ready;
 //                           {"ready": true, "sidecar": "<how it reaches the sidecar>"}
 //
-// Environment: PORT (default 8080), MODEL (default iris), ONNX_SIDECAR_URL, and
+// Environment: PORT (default 8080), MODEL (default iris), SHUTDOWN_DELAY_SECONDS (default 5:
+// how long it keeps serving after SIGTERM, see the end of this file), ONNX_SIDECAR_URL, and
 // ONNX_SIDECAR_SOCKET (set by the injector with onnx-sidecar.io/socket: "true"): when that
 // file exists, onnx-sidecar/client talks HTTP over the Unix socket instead of TCP. The
 // startup log line and /healthz say which: "unix:/var/run/onnx-sidecar/http.sock" or the URL.
@@ -15,6 +16,8 @@ import { createServer } from 'node:http'
 import { SidecarClient, SidecarRequestError } from 'onnx-sidecar/client'
 
 const port = Number(process.env.PORT ?? 8080)
+const shutdownDelayMs = 1000 * Number(process.env.SHUTDOWN_DELAY_SECONDS ?? 5)
+let draining = false
 const model = process.env.MODEL ?? 'iris'
 const FEATURES = ['sepal_length', 'sepal_width', 'petal_length', 'petal_width']
 
@@ -40,7 +43,10 @@ async function classify (flowers) {
 
 function send (res, status, body) {
   const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }
+  // while draining, every answer closes its connection, so keep-alive clients reconnect elsewhere
+  if (draining) headers.connection = 'close'
+  res.writeHead(status, headers)
   res.end(text)
 }
 
@@ -62,8 +68,8 @@ function isFlower (row) {
 async function route (req, res) {
   const url = new URL(req.url ?? '/', 'http://localhost')
   if (req.method === 'GET' && url.pathname === '/healthz') {
-    const ready = await sidecar.modelReady(model).catch(() => false)
-    return send(res, ready ? 200 : 503, { ready, sidecar: transport })
+    const ready = !draining && await sidecar.modelReady(model).catch(() => false)
+    return send(res, ready ? 200 : 503, { ready, draining, sidecar: transport })
   }
   if (url.pathname !== '/recommendations') return send(res, 404, { error: 'not found' })
   let flowers
@@ -91,12 +97,20 @@ const server = createServer((req, res) => {
 server.listen(port, () => {
   console.log(JSON.stringify({ msg: 'recommender listening', port, sidecar: transport, model }))
 })
-// Graceful stop: no new connections; requests already accepted are answered (each one
-// still needs the sidecar, which Kubernetes stops only after this container exits), then
-// the sidecar client's connections close.
-for (const sig of ['SIGTERM', 'SIGINT']) {
-  process.once(sig, () => {
+// Graceful stop. Kubernetes sends SIGTERM at the same time as it takes the pod out of the
+// Service's endpoints, and kube-proxy and clients learn that a moment later: requests keep
+// arriving for a while. So on SIGTERM the app goes on serving for SHUTDOWN_DELAY_SECONDS
+// (answers close their connections, /healthz says 503), then stops listening and answers
+// the requests it already accepted. Each of them still needs the sidecar, which Kubernetes
+// stops only after this container exits. SIGINT (Ctrl-C at a terminal) skips the delay.
+function stop (delayMs) {
+  if (draining) return
+  draining = true
+  server.closeIdleConnections()
+  setTimeout(() => {
     server.close(() => { sidecar.close().finally(() => process.exit(0)) })
     server.closeIdleConnections()
-  })
+  }, delayMs)
 }
+process.once('SIGTERM', () => stop(shutdownDelayMs))
+process.once('SIGINT', () => stop(0))
