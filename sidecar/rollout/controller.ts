@@ -29,6 +29,7 @@
 import type { RolloutConfig } from '../models/config-types.js'
 import { RowTally } from './evidence.js'
 import type { RowEvidence } from './metric-kinds.js'
+import { decide, fmt } from './decision.js'
 import { errorsWorse, lookAlpha, wilson, z } from './stats.js'
 
 export type RolloutPhase = 'observing' | 'promoted' | 'rolled_back' | 'inconclusive'
@@ -144,51 +145,14 @@ export class RolloutController {
       }
     }
     if (this.compared < this.#nextLook) return undefined
-    const final = this.compared >= rule.maxRequests
-    const confidence = 1 - lookAlpha(1 - rule.confidence, this.#look)
-    const zv = z(confidence)
     const t = this.tally
-    const n = t.effective
-    const agreement = t.agreement ?? 0
-    const { lower, upper } = wilson(agreement * n, n, zv)
-    const live = this.errorRate('live')
-    const candidate = this.errorRate('candidate')
-    const errorsBad = errorsWorse(a.candidate.errors, a.candidate.requests, a.live.errors, a.live.requests, rule.maxErrorRateDelta, rule.minErrors, zv)
-    const p99 = t.p99()
-    const latencyBad = p99 !== undefined && p99.candidate > rule.maxLatencyRatio * p99.live + rule.latencySlackMs
-    const cal = t.calibration()
-    const calDrift = this.config.compare.maxCalibrationDrift
-    const calibrationBad = cal !== undefined && !(Math.abs(cal.ratio - 1) <= calDrift)
-    const over = `over ${t.rows} rows (${fmt(n)} effective) of ${this.compared} requests at confidence ${fmt(confidence)}`
-    const bounds = `agreement ${fmt(agreement)}, bounds [${fmt(lower)}, ${fmt(upper)}]`
-    let action: Decision['action'] | undefined
-    let why = ''
-    if (errorsBad) {
-      action = 'rollback'
-      why = `candidate error rate ${fmt(candidate)} > live ${fmt(live)} + ${rule.maxErrorRateDelta} (${a.candidate.errors} errors in ${a.candidate.requests}, one-sided test at confidence ${fmt(confidence)})`
-    } else if (upper < rule.rollbackBelow) {
-      action = 'rollback'
-      why = `${bounds}: upper bound < ${rule.rollbackBelow} ${over}`
-    } else if (calibrationBad) {
-      action = 'rollback'
-      why = `calibration: mean candidate / mean live probability of class ${cal.class} is ${fmt(cal.ratio)}, outside 1 +- ${calDrift}`
-    } else if (latencyBad) {
-      action = 'rollback'
-      why = `latency: candidate p99 ${fmt(p99.candidate)} ms > ${rule.maxLatencyRatio} x live p99 ${fmt(p99.live)} ms + ${rule.latencySlackMs} ms`
-    } else if (lower >= rule.minAgreement) {
-      action = 'promote'
-      why = `${bounds}: lower bound >= min_agreement ${rule.minAgreement} ${over}; candidate error rate ${fmt(candidate)} vs live ${fmt(live)}` +
-        (p99 === undefined ? '' : `; p99 ${fmt(p99.candidate)} vs ${fmt(p99.live)} ms`)
-    } else if (final) {
-      action = 'inconclusive'
-      why = `${bounds}: neither below ${rule.rollbackBelow} nor above min_agreement ${rule.minAgreement} ${over}; max_requests ${rule.maxRequests} reached`
-    }
-    if (action === undefined) {
+    const v = decide({ rule, maxCalibrationDrift: this.config.compare.maxCalibrationDrift, look: this.#look, compared: this.compared, rows: t.rows, agreement: t.agreement ?? 0, effective: t.effective, arms: a, p99: t.p99(), calibration: t.calibration() })
+    if (v.action === undefined) {
       this.#look++
       this.#nextLook = Math.min(rule.maxRequests, rule.minRequests * 2 ** this.#look)
       return undefined
     }
-    return this.#decided(action, why, confidence, now)
+    return this.#decided(v.action, v.why, v.confidence, now)
   }
 
   #decided (action: Decision['action'], why: string, confidence: number, now: Date): Decision {
@@ -216,8 +180,4 @@ export class RolloutController {
     this.phase = action === 'promote' ? 'promoted' : action === 'rollback' ? 'rolled_back' : 'inconclusive'
     return this.decision
   }
-}
-
-function fmt (x: number): string {
-  return String(Math.round(x * 1e6) / 1e6)
 }
