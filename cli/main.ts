@@ -16,6 +16,7 @@ Commands:
   webhook   the injector: HTTPS AdmissionReview v1 endpoint
   inject    offline injection of manifests: inject -f FILE|-
   check     the CI gate: load a model repository as serve does, run its golden cases, compare --against a baseline
+  rollout   one rollout per Deployment: rollout start|status|promote|abort DEPLOYMENT
 
 Run 'onnx-sidecar <command> --help' for the options of a command.
 `
@@ -33,7 +34,8 @@ const commands: Record<string, () => Promise<Command>> = {
   },
   inject: async () => (await import('../injector/inject-command.js')).injectCommand,
   webhook: async () => (await import('../injector/webhook-command.js')).webhookCommand,
-  check: async () => (await import('../sidecar/check/check-command.js')).checkCommand
+  check: async () => (await import('../sidecar/check/check-command.js')).checkCommand,
+  rollout: async () => (await import('../cluster/rollout/rollout-command.js')).rolloutCommand
 }
 
 /** The commands that run until signalled and stop cleanly (exit 0) on an early signal too. */
