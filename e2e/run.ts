@@ -41,6 +41,7 @@ import { checkDeleteUnderLoad } from './workloads/delete-under-load.js'
 import { checkJob } from './workloads/job.js'
 import { checkMissingModel } from './workloads/missing-model.js'
 import * as modelImages from './model-images.js'
+import { checkModelVolumes } from './model-volumes.js'
 import * as shop from './shop.js'
 import { startDns, startProxy, cleanupProxy } from './cluster-services.js'
 
@@ -110,6 +111,7 @@ async function main (): Promise<number> {
       if (v1) await check('changing the annotation to v2 rolls the Deployment: new pods answer with v2, no failed request from the app', modelImages.checkRollout)
     }
     await check('onnx-sidecar.io/model-image with a malformed reference is denied, a tag is admitted with a warning', modelImages.checkModelImageAdmission)
+    await check('docs/models-on-cluster.md run as written: a PVC filled by a loader Job, an emptyDir filled by an init container, hostPath; every pod answers through the app', checkModelVolumes)
     if (registry) {
       let shopReady = await check('the shop\'s images are built and imported, its model images pushed to the registry', shop.buildShop)
       shopReady = shopReady && await check('kubectl apply -k examples/shop/k8s: three services with injected sidecars and the storefront become Ready', shop.deployShop)
