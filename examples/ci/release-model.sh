@@ -18,6 +18,7 @@
 #   --work DIR             where the repository, the report and the image ref go (a new temp dir)
 #   --image REF            name:tag of the model image (localhost/onnx-sidecar-models/NAME:vN)
 #   --push                 push the image to REF's registry and pin it by digest
+#   --model-image REF@sha256:…  skip steps 1-4: roll out this image, built and checked before
 #   --deployment NAME      the Deployment that runs the rollout (needed for step 5)
 #   -n, --namespace NS     its namespace (default: the kubeconfig's)
 #   --canary PCT           answer PCT % of requests with the candidate (default: shadow)
@@ -35,28 +36,28 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-usage () { sed -n '/^# usage:/,/^# Exit:/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage () { sed -n '/^# usage:/,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit "${1:-64}"; }
 die () { echo "release-model: $*" >&2; exit 2; }
 step () { echo "== release-model: $*" >&2; }
 
 model=ads live="$repo/examples/shop/models" live_version='' candidate_dir='' candidate_version=''
-work='' image='' push=false deployment='' namespace=() canary=() timeout=10m until=rollout
+work='' image='' model_image='' push=false deployment='' namespace=() canary=() timeout=10m until=rollout
 check_flags=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --model|--live|--live-version|--candidate-dir|--candidate-version|--work|--image|--deployment|-n|--namespace|--canary|--timeout|--until)
+    --model|--live|--live-version|--candidate-dir|--candidate-version|--work|--image|--model-image|--deployment|-n|--namespace|--canary|--timeout|--until)
       [ $# -ge 2 ] || { echo "release-model: $1 needs a value" >&2; usage; }
       case "$1" in
         --model) model=$2 ;; --live) live=$2 ;; --live-version) live_version=$2 ;;
         --candidate-dir) candidate_dir=$2 ;; --candidate-version) candidate_version=$2 ;;
-        --work) work=$2 ;; --image) image=$2 ;; --deployment) deployment=$2 ;;
+        --work) work=$2 ;; --image) image=$2 ;; --model-image) model_image=$2 ;; --deployment) deployment=$2 ;;
         -n|--namespace) namespace=(-n "$2") ;; --canary) canary=(--canary "$2") ;;
         --timeout) timeout=$2 ;; --until) until=$2 ;;
       esac
       shift 2 ;;
     --push) push=true; shift ;;
     --dry-run) until=image; shift ;;
-    -h|--help) usage ;;
+    -h|--help) usage 0 ;;
     --) shift; check_flags=("$@"); break ;;
     *) echo "release-model: unknown argument '$1'" >&2; usage ;;
   esac
@@ -69,7 +70,11 @@ done
 [ -d "$live/$model" ] || die "--live: $live/$model is not a directory (no model '$model' in the live repository)"
 if [ "$until" = rollout ]; then
   [ -n "$deployment" ] || { echo "release-model: the rollout step needs --deployment (or stop earlier with --until image)" >&2; usage; }
-  $push || { echo "release-model: the rollout step needs --push (the cluster pulls the image by digest)" >&2; usage; }
+  $push || [ -n "$model_image" ] || { echo "release-model: the rollout step needs --push (the cluster pulls the image by digest)" >&2; usage; }
+fi
+if [ -n "$model_image" ]; then
+  [ "$until" = rollout ] || { echo "release-model: --model-image skips to the rollout; --until $until stops before it" >&2; usage; }
+  [[ $model_image == *@sha256:* ]] || { echo "release-model: --model-image: '$model_image' is not pinned by digest (name@sha256:…)" >&2; usage; }
 fi
 
 if [ -z "${ONNX_SIDECAR:-}" ]; then
@@ -92,7 +97,9 @@ work=$(cd "$work" && pwd)
 echo "release-model: working in $work" >&2
 
 # 1. export -----------------------------------------------------------------------------
-if [ -z "$candidate_dir" ]; then
+if [ -n "$model_image" ]; then
+  step "steps 1-4 skipped: rolling out $model_image"
+elif [ -z "$candidate_dir" ]; then
   [ "$model" = ads ] || die "the bundled export step trains the shop's ads model; for '$model' give --candidate-dir"
   python=${EXPORT_PYTHON:-}
   if [ -z "$python" ]; then
@@ -116,52 +123,55 @@ if [ -z "$candidate_dir" ]; then
   rm -rf "$candidate_dir"
   "$python" "$here/export-shop-ads.py" "$candidate_dir" || die "the export failed"
 fi
-[ -f "$candidate_dir/model.onnx" ] || die "--candidate-dir: $candidate_dir/model.onnx does not exist"
-[ "$until" != export ] || { echo "$candidate_dir"; exit 0; }
+if [ -z "$model_image" ]; then
+  [ -f "$candidate_dir/model.onnx" ] || die "--candidate-dir: $candidate_dir/model.onnx does not exist"
+  [ "$until" != export ] || { echo "$candidate_dir"; exit 0; }
 
-# 2. assemble: the live model as it serves now, plus the candidate version -----------------
-release="$work/repository"
-rm -rf "$release"; mkdir -p "$release"
-cp -R "$live/$model" "$release/$model"
-chmod -R u+w "$release"
-# Golden cases at the model level were written for the version that serves now: they become
-# the live version's own, and the candidate brings its own (its golden/ directory).
-if [ -d "$release/$model/golden" ]; then
-  mkdir -p "$release/$model/$live_version/golden"
-  cp -R "$release/$model/golden/." "$release/$model/$live_version/golden/"
-  rm -rf "$release/$model/golden"
+  # 2. assemble: the live model as it serves now, plus the candidate version -----------------
+  release="$work/repository"
+  rm -rf "$release"; mkdir -p "$release"
+  cp -R "$live/$model" "$release/$model"
+  chmod -R u+w "$release"
+  # Golden cases at the model level were written for the version that serves now: they become
+  # the live version's own, and the candidate brings its own (its golden/ directory).
+  if [ -d "$release/$model/golden" ]; then
+    mkdir -p "$release/$model/$live_version/golden"
+    cp -R "$release/$model/golden/." "$release/$model/$live_version/golden/"
+    rm -rf "$release/$model/golden"
+  fi
+  rm -rf "${release:?}/$model/$candidate_version"
+  cp -R "$candidate_dir" "$release/$model/$candidate_version"
+  # Other versions of the live repository are not shipped: the image holds live and candidate.
+  for d in "$release/$model"/*/; do
+    v=$(basename "$d")
+    if [[ $v =~ ^[0-9]+$ ]] && [ "$v" != "$live_version" ] && [ "$v" != "$candidate_version" ]; then rm -rf "$d"; fi
+  done
+  chmod -R a+rX "$release"
+  step "assembled $release: $model versions $live_version (live) and $candidate_version (candidate)"
+
+  # 3. check ------------------------------------------------------------------------------
+  step "check: ${cli[*]} check $release --against $model:$live_version ${check_flags[*]}"
+  set +e
+  "${cli[@]}" check "$release" --against "$model:$live_version" --junit "$work/check.xml" "${check_flags[@]}"
+  check_status=$?
+  set -e
+  case "$check_status" in
+    0) ;;
+    1) echo "release-model: check: the candidate regressed (report: $work/check.xml); nothing was built" >&2; exit 1 ;;
+    2) echo "release-model: check: the export is invalid or incompatible (report: $work/check.xml); nothing was built" >&2; exit 2 ;;
+    *) die "check: exit $check_status (usage error: see the flags after --)" ;;
+  esac
+  [ "$until" != check ] || exit 0
+
+  # 4. image ------------------------------------------------------------------------------
+  push_flag=(); if $push; then push_flag=(--push); fi
+  step "image: scripts/build-model-image.sh $release $image ${push_flag[*]}"
+  ref=$(bash "$repo/scripts/build-model-image.sh" "$release" "$image" "${push_flag[@]}") || die "the image build failed"
+  echo "$ref" >"$work/image-ref"
+  step "image: $ref"
+  if [ "$until" = image ]; then echo "$ref"; exit 0; fi
 fi
-rm -rf "${release:?}/$model/$candidate_version"
-cp -R "$candidate_dir" "$release/$model/$candidate_version"
-# Other versions of the live repository are not shipped: the image holds live and candidate.
-for d in "$release/$model"/*/; do
-  v=$(basename "$d")
-  if [[ $v =~ ^[0-9]+$ ]] && [ "$v" != "$live_version" ] && [ "$v" != "$candidate_version" ]; then rm -rf "$d"; fi
-done
-chmod -R a+rX "$release"
-step "assembled $release: $model versions $live_version (live) and $candidate_version (candidate)"
-
-# 3. check ------------------------------------------------------------------------------
-step "check: ${cli[*]} check $release --against $model:$live_version ${check_flags[*]}"
-set +e
-"${cli[@]}" check "$release" --against "$model:$live_version" --junit "$work/check.xml" "${check_flags[@]}"
-check_status=$?
-set -e
-case "$check_status" in
-  0) ;;
-  1) echo "release-model: check: the candidate regressed (report: $work/check.xml); nothing was built" >&2; exit 1 ;;
-  2) echo "release-model: check: the export is invalid or incompatible (report: $work/check.xml); nothing was built" >&2; exit 2 ;;
-  *) die "check: exit $check_status (usage error: see the flags after --)" ;;
-esac
-[ "$until" != check ] || exit 0
-
-# 4. image ------------------------------------------------------------------------------
-push_flag=(); if $push; then push_flag=(--push); fi
-step "image: scripts/build-model-image.sh $release $image ${push_flag[*]}"
-ref=$(bash "$repo/scripts/build-model-image.sh" "$release" "$image" "${push_flag[@]}") || die "the image build failed"
-echo "$ref" >"$work/image-ref"
-step "image: $ref"
-if [ "$until" = image ]; then echo "$ref"; exit 0; fi
+ref=${model_image:-$ref}
 
 # 5. rollout ----------------------------------------------------------------------------
 step "rollout start $deployment --candidate $model:$candidate_version --model-image $ref"

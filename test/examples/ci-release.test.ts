@@ -3,13 +3,14 @@
  * next to the live one, checked with `onnx-sidecar check --against` the live version, and
  * only then built into a model image (podman, local storage). A regressed export stops with
  * exit 1 and an incompatible one with exit 2, before any image is built. The export step
- * itself (skl2onnx in a virtualenv) is test/examples/ci-export.test.ts.
+ * itself (skl2onnx in a cached virtualenv, then a minute of training) runs in .ci/run, as
+ * `release-model.sh --dry-run` without --candidate-dir.
  *
  * Needs `npm run build` first (`npm test` does it): the script runs dist/cli/main.js.
  */
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { havePodman, podman, ROOT } from '../fixtures/image/podman.js'
@@ -21,9 +22,9 @@ const SHOP_FLAGS = ['--', '--max-probability-shift', '0.05']
 
 interface Run { code: number, stdout: string, stderr: string }
 
-function release (args: string[]): Promise<Run> {
+function release (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return new Promise(resolve => {
-    execFile('bash', [SCRIPT, ...args], { cwd: ROOT, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile('bash', [SCRIPT, ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1
       resolve({ code, stdout, stderr })
     })
@@ -88,6 +89,33 @@ t.test('usage errors exit 64 and name the flag', async t => {
   const r = await release(['--live', 'no-such-dir', '--dry-run'])
   t.equal(r.code, 2, 'a live repository without the model: exit 2')
   t.match(r.stderr, /--live: no-such-dir\/ads is not a directory/)
+})
+
+t.test('the rollout step acts on rollout status\'s exit code (a stand-in CLI records the calls)', async t => {
+  const image = 'registry.example.com/models/ads@sha256:' + 'a'.repeat(64)
+  const cli = path.join(scratch, 'fake-onnx-sidecar')
+  // Records every call; `rollout status` exits with FAKE_DECISION.
+  writeFileSync(cli, '#!/usr/bin/env bash\necho "$*" >>"$FAKE_LOG"\n[ "$1 $2" != "rollout status" ] || exit "$FAKE_DECISION"\n')
+  chmodSync(cli, 0o755)
+  const cases: Array<[number, number, string]> = [
+    [0, 0, 'rollout promote shop-ads -n shop'],
+    [1, 1, 'rollout abort shop-ads -n shop'],
+    [3, 3, 'rollout abort shop-ads -n shop'],
+    [2, 2, '']
+  ]
+  for (const [decision, exit, last] of cases) {
+    const log = path.join(scratch, `calls-${decision}.log`)
+    const r = await release(['--model-image', image, '--deployment', 'shop-ads', '-n', 'shop', '--canary', '10'],
+      { ONNX_SIDECAR: cli, FAKE_LOG: log, FAKE_DECISION: String(decision) })
+    t.equal(r.code, exit, `status exits ${decision}: release-model exits ${exit}`, { stderr: r.stderr })
+    const calls = readFileSync(log, 'utf8').trim().split('\n')
+    t.equal(calls[0], `rollout start shop-ads -n shop --candidate ads:2 --canary 10 --model-image ${image}`, 'starts the candidate with the image')
+    t.equal(calls[1], 'rollout status shop-ads -n shop --wait --timeout 10m', 'waits for the decision')
+    t.equal(calls[2] ?? '', last, last === '' ? 'an API error changes nothing' : `then: ${last}`)
+  }
+  const r = await release(['--model-image', 'registry.example.com/models/ads:v2', '--deployment', 'shop-ads'])
+  t.equal(r.code, 64, 'a model image without a digest: exit 64')
+  t.match(r.stderr, /--model-image: 'registry.example.com\/models\/ads:v2' is not pinned by digest/)
 })
 
 t.test('--dry-run builds the model image holding both versions', async t => {
