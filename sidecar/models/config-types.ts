@@ -26,6 +26,8 @@ export interface ModelConfig {
 export const DEFAULT_MAX_BATCH_SIZE = 32
 
 export type RolloutMode = 'shadow' | 'canary'
+/** Who decides: the pod itself (promotes, rolls back), or the fleet (the pod only measures and exports evidence). */
+export type RolloutDecider = 'pod' | 'fleet'
 
 export interface PromotionRule {
   /** Compared requests before the first decision point (>= 2); later ones at 2x, 4x, ... */
@@ -76,6 +78,8 @@ export interface RolloutConfig {
   tolerance: number
   /** How the deciding output is compared (the `compare:` block). */
   compare: RolloutCompare
-  /** Undefined: observe only, never decide. */
+  /** Undefined: observe only, never decide. With `decide: fleet`, the thresholds the fleet decides with (never undefined). */
   promotion: PromotionRule | undefined
+  /** `pod`: the promotion rule runs here; `fleet`: measured here, decided for the Deployment (`--candidate`, or `decide: fleet`). */
+  decide: RolloutDecider
 }

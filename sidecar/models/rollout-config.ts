@@ -3,16 +3,22 @@
  * one, run as a shadow (after the live answer, compared) or as a canary (a sticky share
  * of requests answered by it), with optional automatic promotion and rollback.
  *
+ * `decide: fleet` (or the `--candidate` flag, `fleetRollout`) makes the pod measure and
+ * export the evidence only; the `onnx-sidecar rollout` command, Argo Rollouts or Flagger
+ * decide for the whole Deployment.
+ *
  * `ROLLOUT_SCHEMA` is the JSON schema fragment `model-config.ts` puts under `rollout`
  * (so key and type errors read like every other config error); `parseRollout` adds the
  * checks a schema cannot express. Every message names the file and the key. The types
  * (`RolloutConfig`) live in config-types.ts.
  */
 import { ModelLoadError } from '../core/errors.js'
-import type { PromotionRule, RolloutCompare, RolloutConfig, RolloutMode } from './config-types.js'
+import type { PromotionRule, RolloutCompare, RolloutConfig, RolloutDecider, RolloutMode } from './config-types.js'
 
 export const ROLLOUT_DEFAULTS = {
   mode: 'shadow' as RolloutMode,
+  decide: 'pod' as RolloutDecider,
+  minAgreement: 0.98, // decide: fleet without a promotion block: 98 % of rows agree
   sample: 1, // every eligible request (shadow work is still dropped when busy)
   tolerance: 1e-4, // absolute: scores' atol; strings and outputs of other sizes
   maxErrorRateDelta: 0, // candidate error rate no worse than live
@@ -38,6 +44,7 @@ export const ROLLOUT_SCHEMA = {
     live: { type: 'integer', minimum: 1 },
     candidate: { type: 'integer', minimum: 1 },
     mode: { enum: ['shadow', 'canary'] },
+    decide: { enum: ['pod', 'fleet'] },
     sample: fraction,
     share: fraction,
     sticky_header: { type: 'string', pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]{1,128}$' },
@@ -84,6 +91,7 @@ export interface RawRollout {
   live: number
   candidate: number
   mode?: RolloutMode
+  decide?: RolloutDecider
   sample?: number
   share?: number
   sticky_header?: string
@@ -107,12 +115,15 @@ export function parseRollout (raw: RawRollout | undefined, file: string): Rollou
     if (raw.share !== undefined) bad('share', "applies to mode canary only (mode is shadow; use 'rollout.sample')")
     if (raw.sticky_header !== undefined) bad('sticky_header', 'applies to mode canary only (mode is shadow)')
   }
+  const decide = raw.decide ?? ROLLOUT_DEFAULTS.decide
+  // The fleet decides with the thresholds it is told: the block's, else the defaults.
+  const rawPromotion = raw.promotion ?? (decide === 'fleet' ? { min_agreement: ROLLOUT_DEFAULTS.minAgreement } : undefined)
   let promotion: PromotionRule | undefined
-  if (raw.promotion !== undefined) {
-    const minAgreement = raw.promotion.min_agreement
+  if (rawPromotion !== undefined) {
+    const minAgreement = rawPromotion.min_agreement
     const rollbackBelow = raw.rollback?.below_agreement ?? minAgreement
     if (rollbackBelow > minAgreement) bad('rollback.below_agreement', `(${rollbackBelow}) must not be above 'rollout.promotion.min_agreement' (${minAgreement})`)
-    const p = raw.promotion
+    const p = rawPromotion
     const minRequests = p.min_requests ?? ROLLOUT_DEFAULTS.minRequests
     const maxRequests = p.max_requests ?? minRequests * ROLLOUT_DEFAULTS.maxRequestsFactor
     if (maxRequests < minRequests) bad('promotion.max_requests', `(${maxRequests}) must not be below 'rollout.promotion.min_requests' (${minRequests})`)
@@ -133,11 +144,12 @@ export function parseRollout (raw: RawRollout | undefined, file: string): Rollou
   if (raw.compare?.output !== undefined && raw.compare_output !== undefined && raw.compare.output !== raw.compare_output) {
     bad('compare.output', `('${raw.compare.output}') and 'rollout.compare_output' ('${raw.compare_output}') differ; use 'rollout.compare.output' alone`)
   }
-  if ((raw.sample ?? 1) === 0 && promotion !== undefined) bad('sample', 'is 0, so nothing is ever compared and the promotion rule can never decide')
+  if ((raw.sample ?? 1) === 0 && promotion !== undefined) bad('sample', `is 0, so nothing is ever compared and ${decide === 'fleet' ? 'the fleet' : 'the promotion rule'} can never decide`)
   return {
     live: raw.live,
     candidate: raw.candidate,
     mode,
+    decide,
     sample: raw.sample ?? ROLLOUT_DEFAULTS.sample,
     share: mode === 'canary' ? raw.share as number : 0,
     stickyHeader: raw.sticky_header?.toLowerCase(),
@@ -151,6 +163,38 @@ export function parseRollout (raw: RawRollout | undefined, file: string): Rollou
       k: raw.compare?.k ?? ROLLOUT_DEFAULTS.k
     },
     promotion
+  }
+}
+
+/** A rollout given on the command line (`--candidate`, `--canary`), decided by the fleet. */
+export interface FleetCandidate {
+  model: string
+  version: number
+  /** Percent of requests the candidate answers (a canary); undefined: shadow. */
+  canary: number | undefined
+}
+
+/**
+ * The rollout a pod runs for `--candidate` (the `onnx-sidecar.io/candidate` annotation):
+ * `live` (the pinned or policy-served version) against the candidate, decided by the
+ * fleet. It wins over the model's `rollout:` block but keeps the block's sampling,
+ * comparison and promotion thresholds (defaults without a block).
+ */
+export function fleetRollout (block: RolloutConfig | undefined, fleet: FleetCandidate, live: number): RolloutConfig {
+  const mode: RolloutMode = fleet.canary === undefined ? 'shadow' : 'canary'
+  const base = block ?? parseRollout({ live, candidate: fleet.version }, '--candidate') as RolloutConfig
+  const promotion = base.promotion ?? (parseRollout({ live, candidate: fleet.version, decide: 'fleet' }, '--candidate') as RolloutConfig).promotion
+  return {
+    ...base,
+    live,
+    candidate: fleet.version,
+    mode,
+    share: fleet.canary === undefined ? 0 : fleet.canary / 100,
+    stickyHeader: mode === 'canary' ? base.stickyHeader : undefined,
+    // A block's sample of 0 would compare nothing: the fleet needs evidence.
+    sample: base.sample === 0 ? ROLLOUT_DEFAULTS.sample : base.sample,
+    promotion,
+    decide: 'fleet'
   }
 }
 

@@ -6,6 +6,12 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 
 /** Absolute differences span exact agreement (0) to a different model (≥ 1). */
 const DIFF_BUCKETS = [0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.25, 0.5, 1]
+/** Both versions' time on the same inputs: 0.5 ms to 2.5 s. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+/** Probability sums are exported for the first classes only (a bounded `class` label). */
+export const EVIDENCE_CLASSES = 32
+
+type Versions = 'model' | 'live_version' | 'candidate_version'
 
 export interface RolloutMetrics {
   /** result: agree | disagree | error (the candidate failed where live answered; a canary's failed live run is not compared). */
@@ -21,6 +27,17 @@ export interface RolloutMetrics {
   rollbacks: Counter<'model' | 'version'>
   /** Rollouts that reached max_requests without a decision. */
   inconclusive: Counter<'model' | 'version'>
+  /**
+   * The evidence as sums that add up across pods (rollout/evidence.ts EvidenceSums):
+   * stat: requests | rows | agreeing | agreeing_sq | agreeing_rows | rows_sq | probability_rows.
+   */
+  evidence: Counter<Versions | 'stat'>
+  /** What the error test counts: answers (canary) or shadow runs, per arm, result ok | error. */
+  answers: Counter<Versions | 'arm' | 'result'>
+  /** Σ of each class's probability per arm over compared rows with probability outputs (class: output index, the first EVIDENCE_CLASSES). */
+  probabilitySum: Counter<Versions | 'arm' | 'class'>
+  /** Both versions' time on the same compared inputs, per arm (seconds). */
+  latency: Histogram<Versions | 'arm'>
 }
 
 export function createRolloutMetrics (registry: Registry): RolloutMetrics {
@@ -34,6 +51,10 @@ export function createRolloutMetrics (registry: Registry): RolloutMetrics {
     canaryRequests: new Counter({ name: 'onnx_sidecar_rollout_canary_requests_total', help: 'Requests routed by a canary rollout, by the version that answered and its arm (live, candidate).', labelNames: ['model', 'version', 'arm'], registers }),
     promotions: new Counter({ name: 'onnx_sidecar_rollout_promotions_total', help: 'Candidate versions promoted to live.', labelNames: ['model', 'version'], registers }),
     rollbacks: new Counter({ name: 'onnx_sidecar_rollout_rollbacks_total', help: 'Candidate versions stopped (rolled back).', labelNames: ['model', 'version'], registers }),
-    inconclusive: new Counter({ name: 'onnx_sidecar_rollout_inconclusive_total', help: 'Rollouts that compared max_requests requests without a decision (live keeps answering).', labelNames: ['model', 'version'], registers })
+    inconclusive: new Counter({ name: 'onnx_sidecar_rollout_inconclusive_total', help: 'Rollouts that compared max_requests requests without a decision (live keeps answering).', labelNames: ['model', 'version'], registers }),
+    evidence: new Counter({ name: 'onnx_sidecar_rollout_evidence_total', help: 'The rollout\'s evidence as sums over compared requests that add up across pods (stat: requests, rows, agreeing, agreeing_sq, agreeing_rows, rows_sq, probability_rows); removed when it starts over or ends.', labelNames: [...versions, 'stat'], registers }),
+    answers: new Counter({ name: 'onnx_sidecar_rollout_answers_total', help: 'Answers (canary) and shadow runs of the rollout in progress, by arm (live, candidate) and result (ok, error: a 5xx); removed when it starts over or ends.', labelNames: [...versions, 'arm', 'result'], registers }),
+    probabilitySum: new Counter({ name: 'onnx_sidecar_rollout_probability_sum_total', help: `Sum of each class's probability over compared rows with probability outputs, by arm and class (output index, the first ${EVIDENCE_CLASSES}); removed when the rollout starts over or ends.`, labelNames: [...versions, 'arm', 'class'], registers }),
+    latency: new Histogram({ name: 'onnx_sidecar_rollout_latency_seconds', help: 'Time of the live and the candidate version on the same compared inputs, by arm; removed when the rollout starts over or ends.', labelNames: [...versions, 'arm'], buckets: LATENCY_BUCKETS, registers })
   }
 }

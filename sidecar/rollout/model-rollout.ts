@@ -43,7 +43,7 @@ export interface ModelRollout {
 export interface RolloutTableDeps {
   versions: VersionSource
   events: RolloutEvents
-  /** A rollout ended or starts over: what belonged to it goes (the agreement gauge). */
+  /** A rollout ended or starts over: what belonged to it goes (the agreement gauge, the evidence series). */
   ended: (model: string, r: ModelRollout) => void
 }
 

@@ -2,12 +2,16 @@
  * What a rollout keeps of each request: the answers each arm served, the comparisons
  * (agreement, absolute differences) and the shadow runs dropped, in its controller and
  * its metrics; after each, the promotion rule (rollout/controller.ts) and its decision.
+ * The evidence counters get exactly what the controller's tally adds (rollout/evidence.ts),
+ * so the counters of several pods add up to the evidence of all their requests. A rollout
+ * that the fleet decides (`decide: fleet`) is measured and never decided here.
  */
 import type { Arm, ComparisonResult } from './controller.js'
 import type { RolloutEvents } from './events.js'
 import type { DropReason } from './gate.js'
 import type { RowEvidence } from './metric-kinds.js'
-import type { RolloutMetrics } from './metrics.js'
+import { EVIDENCE_STATS, type RequestEvidence } from './evidence.js'
+import { EVIDENCE_CLASSES, type RolloutMetrics } from './metrics.js'
 import type { ModelRollout } from './model-rollout.js'
 
 export interface RecorderDeps {
@@ -32,7 +36,12 @@ export class RolloutRecorder {
   /** The answering arm answered (5xx: `failed`); shadow mode counts candidate runs when they finish. */
   served (r: ModelRollout, model: string, arm: Arm, failed: boolean): void {
     r.controller.served(arm, failed)
+    this.#answered(r, model, arm, failed)
     this.#decide(model, r)
+  }
+
+  #answered (r: ModelRollout, model: string, arm: Arm, failed: boolean): void {
+    this.#deps.metrics.answers.inc({ ...labelsOf(model, r), arm, result: failed ? 'error' : 'ok' })
   }
 
   dropped (r: ModelRollout, model: string, reason: DropReason): void {
@@ -47,15 +56,26 @@ export class RolloutRecorder {
   compared (r: ModelRollout, model: string, result: ComparisonResult, outputs: Array<{ name: string, maxAbsDiff: number, meanAbsDiff: number }>, candidateIsPartner: boolean, failed: boolean, rows?: Pick<RowEvidence, 'rows' | 'agree' | 'sumLive' | 'sumCandidate'>, latency?: { liveMs: number, candidateMs: number }): void {
     if (!this.#deps.isCurrent(model, r) || r.controller.phase !== 'observing') return
     const cfg = r.controller.config
-    const labels = { model, live_version: String(cfg.live), candidate_version: String(cfg.candidate) }
+    const labels = labelsOf(model, r)
     const m = this.#deps.metrics
     m.comparisons.inc({ ...labels, result })
     for (const o of outputs) {
       m.absDiff.observe({ ...labels, output: o.name, stat: 'max' }, o.maxAbsDiff)
       m.absDiff.observe({ ...labels, output: o.name, stat: 'mean' }, o.meanAbsDiff)
     }
+    const tally = r.controller.tally
+    const before = tally.requests
     r.controller.compare(result, outputs, rows, latency)
-    if (candidateIsPartner && cfg.mode === 'shadow') r.controller.served('candidate', failed)
+    // What the tally counted (a request without rows adds nothing), no more, no less.
+    if (tally.requests > before && tally.last !== undefined) this.#evidence(labels, tally.last)
+    if (latency !== undefined) {
+      m.latency.observe({ ...labels, arm: 'live' }, latency.liveMs / 1000)
+      m.latency.observe({ ...labels, arm: 'candidate' }, latency.candidateMs / 1000)
+    }
+    if (candidateIsPartner && cfg.mode === 'shadow') {
+      r.controller.served('candidate', failed)
+      this.#answered(r, model, 'candidate', failed)
+    }
     m.agreement.set(labels, r.controller.agreement ?? 0)
     this.#decide(model, r)
   }
@@ -65,13 +85,34 @@ export class RolloutRecorder {
     if (this.#deps.isCurrent(model, r) && r.controller.phase === 'observing') r.controller.liveFailed++
   }
 
-  /** The agreement gauge belongs to the rollout in progress: it goes when that rollout ends or starts over. */
-  clearAgreement (model: string, r: ModelRollout): void {
-    const cfg = r.controller.config
-    this.#deps.metrics.agreement.remove({ model, live_version: String(cfg.live), candidate_version: String(cfg.candidate) })
+  #evidence (labels: Labels, e: RequestEvidence): void {
+    const m = this.#deps.metrics
+    for (const stat of EVIDENCE_STATS) m.evidence.inc({ ...labels, stat }, e.sums[stat])
+    const sums = [['live', e.sumLive], ['candidate', e.sumCandidate]] as const
+    for (const [arm, byClass] of sums) {
+      byClass?.slice(0, EVIDENCE_CLASSES).forEach((v, c) => { m.probabilitySum.inc({ ...labels, arm, class: String(c) }, v) })
+    }
+  }
+
+  /**
+   * The agreement gauge and the evidence series belong to the rollout in progress: they
+   * go when that rollout ends or starts over (a new one counts from zero).
+   */
+  clearSeries (model: string, r: ModelRollout): void {
+    const labels = labelsOf(model, r)
+    const m = this.#deps.metrics
+    m.agreement.remove(labels)
+    for (const stat of EVIDENCE_STATS) m.evidence.remove({ ...labels, stat })
+    for (const arm of ['live', 'candidate'] as const) {
+      for (const result of ['ok', 'error']) m.answers.remove({ ...labels, arm, result })
+      for (let c = 0; c < EVIDENCE_CLASSES; c++) m.probabilitySum.remove({ ...labels, arm, class: String(c) })
+      m.latency.remove({ ...labels, arm })
+    }
   }
 
   #decide (model: string, r: ModelRollout): void {
+    // The fleet decides (the `onnx-sidecar rollout` command, Argo Rollouts, Flagger): this pod measures only.
+    if (r.controller.config.decide === 'fleet') return
     const d = r.controller.evaluate()
     if (d === undefined) return
     const cfg = r.controller.config
@@ -86,4 +127,11 @@ export class RolloutRecorder {
       this.#deps.events.inconclusive(model, d.version, cfg.live, cfg.mode, d.evidence)
     }
   }
+}
+
+type Labels = Record<'model' | 'live_version' | 'candidate_version', string>
+
+function labelsOf (model: string, r: ModelRollout): Labels {
+  const cfg = r.controller.config
+  return { model, live_version: String(cfg.live), candidate_version: String(cfg.candidate) }
 }

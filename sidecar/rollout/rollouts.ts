@@ -20,6 +20,8 @@ import type { WorkerPool } from '../runtime/worker-pool.js'
 import type { Arm, RolloutController } from './controller.js'
 import type { RolloutEvents } from './events.js'
 import type { RolloutMetrics } from './metrics.js'
+import { ROLLOUT_DEFAULTS } from '../models/rollout-config.js'
+import { wilson, z } from './stats.js'
 import { RolloutTable, serving, type ModelRollout, type VersionSource } from './model-rollout.js'
 import { RolloutRecorder } from './recording.js'
 import { RolloutRouter, type RouteCall, type Routed } from './routing.js'
@@ -50,7 +52,7 @@ export class Rollouts {
     this.#versions = versions
     const isCurrent = (model: string, r: ModelRollout): boolean => this.#table.isCurrent(model, r)
     const recorder = new RolloutRecorder({ metrics, events, isCurrent })
-    this.#table = new RolloutTable({ versions, events, ended: (model, r) => recorder.clearAgreement(model, r) })
+    this.#table = new RolloutTable({ versions, events, ended: (model, r) => recorder.clearSeries(model, r) })
     this.#shadow = new ShadowRunner({ pool, recorder, events, isCurrent })
     this.#router = new RolloutRouter({ versions, table: this.#table, shadow: this.#shadow, recorder, events, random: deps.random ?? Math.random })
   }
@@ -105,6 +107,7 @@ export class Rollouts {
     return {
       name: model,
       mode: cfg.mode,
+      decided_by: cfg.decide,
       state,
       reason,
       live_version: String(c.liveVersion),
@@ -133,7 +136,8 @@ export class Rollouts {
       promotion: cfg.promotion === undefined
         ? null
         : promotionView(cfg.promotion),
-      decision: c.decision ?? null
+      decision: c.decision ?? null,
+      evidence: evidenceView(c)
     }
   }
 
@@ -141,6 +145,19 @@ export class Rollouts {
   controller (model: string): RolloutController | undefined {
     return this.#table.get(model)?.controller
   }
+}
+
+/**
+ * The sums the evidence counters export (rollout/evidence.ts) and what they give: the
+ * effective rows and the Wilson bounds at the rule's confidence (no decision point's share
+ * of it: those are the decider's).
+ */
+function evidenceView (c: RolloutController): Record<string, number | null> {
+  const t = c.tally
+  const n = t.effective
+  const confidence = c.config.promotion?.confidence ?? ROLLOUT_DEFAULTS.confidence
+  const { lower, upper } = wilson((t.agreement ?? 0) * n, n, z(confidence))
+  return { ...t.sums, effective_rows: n, agreement: t.agreement ?? null, lower: t.rows === 0 ? null : lower, upper: t.rows === 0 ? null : upper, confidence }
 }
 
 function promotionView (p: NonNullable<RolloutConfig['promotion']>): Record<string, number> {
