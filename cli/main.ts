@@ -17,6 +17,7 @@ Commands:
   inject    offline injection of manifests: inject -f FILE|-
   check     the CI gate: load a model repository as serve does, run its golden cases, compare --against a baseline
   rollout   one rollout per Deployment: rollout start|status|promote|abort DEPLOYMENT
+  doctor    read a live cluster and say what keeps injection or the sidecar from working: doctor [POD] [-n NS]
 
 Run 'onnx-sidecar <command> --help' for the options of a command.
 `
@@ -35,7 +36,8 @@ const commands: Record<string, () => Promise<Command>> = {
   inject: async () => (await import('../injector/inject-command.js')).injectCommand,
   webhook: async () => (await import('../injector/webhook-command.js')).webhookCommand,
   check: async () => (await import('../sidecar/check/check-command.js')).checkCommand,
-  rollout: async () => (await import('../cluster/rollout/rollout-command.js')).rolloutCommand
+  rollout: async () => (await import('../cluster/rollout/rollout-command.js')).rolloutCommand,
+  doctor: async () => (await import('../cluster/doctor/doctor-command.js')).doctorCommand
 }
 
 /** The commands that run until signalled and stop cleanly (exit 0) on an early signal too. */
