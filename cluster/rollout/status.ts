@@ -64,6 +64,8 @@ export async function status (api: RolloutApi, namespace: string, name: string, 
     if (found !== undefined) parts.push(found)
     pods.push(podReport(p.name, found))
   }
+  const unread = pods.filter(p => p.error !== undefined)
+  if (unread.length > 0 && unread.length === pods.length) throw new RolloutError(`deployment ${namespace}/${name}: no pod's evidence could be read (${unread[0]?.error ?? ''})`)
   const pooled = judge(pool(parts, spec.model, live ?? '', spec.candidate), t)
   const action: Action = pooled.verdict.action ?? 'observing'
   return {
