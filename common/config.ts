@@ -22,6 +22,11 @@ export interface Option<T> {
   flag: string
   /** Optional one-letter alias, e.g. `-f`. */
   short?: string
+  /**
+   * A former name of `flag` that still works (`--workers` for the webhook's `--processes`);
+   * `flag` wins when both are given. Using it adds a notice to `_deprecated`.
+   */
+  deprecatedFlag?: string
   /** Environment variable, e.g. `ONNX_SIDECAR_PORT`; empty string for flag-only options. */
   env: string
   /**
@@ -42,7 +47,7 @@ export interface Option<T> {
 export type OptionTable = Record<string, Option<unknown>>
 export type Resolved<D extends OptionTable> = { [K in keyof D]: D[K] extends Option<infer T> ? T : never }
 
-/** What `readConfig` adds to the options: the positional arguments, and one notice per deprecated variable it used. */
+/** What `readConfig` adds to the options: the positional arguments, and one notice per deprecated flag or variable it used. */
 export interface ReadExtras { _: string[], _deprecated: string[] }
 
 /** A snapshot of the process environment: callers pass it around instead of reading it. */
@@ -59,8 +64,11 @@ export function readConfig<D extends OptionTable> (
   for (const [key, opt] of Object.entries(table)) {
     byFlag.set(opt.flag, [key, opt])
     if (opt.short !== undefined) byFlag.set(opt.short, [key, opt])
+    if (opt.deprecatedFlag !== undefined) byFlag.set(opt.deprecatedFlag, [key, opt])
   }
   const raw = new Map<string, { value: string, source: string }>()
+  /** Values given with a deprecated flag: used only when the option's own flag is not given. */
+  const rawOld = new Map<string, { value: string, source: string }>()
   const positional: string[] = []
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string
@@ -88,13 +96,19 @@ export function readConfig<D extends OptionTable> (
       value = next
       i++
     }
-    raw.set(key, { value, source: `flag ${opt.flag}` })
+    if (name === opt.deprecatedFlag) rawOld.set(key, { value, source: `flag ${name}` })
+    else raw.set(key, { value, source: `flag ${opt.flag}` })
   }
 
   const deprecated: string[] = []
   const out: Record<string, unknown> = { _: positional, _deprecated: deprecated }
   for (const [key, opt] of Object.entries(table)) {
     let given = raw.get(key)
+    const old = rawOld.get(key)
+    if (old !== undefined) {
+      deprecated.push(`flag ${opt.deprecatedFlag as string} is deprecated for this command; use ${opt.flag}${given === undefined ? '' : ` (given too, so ${opt.deprecatedFlag as string} is ignored)`}`)
+      given ??= old
+    }
     if (given === undefined && opt.env !== '') {
       const fromEnv = env[opt.env]
       if (fromEnv !== undefined && fromEnv !== '') given = { value: fromEnv, source: `environment variable ${opt.env}` }
@@ -121,7 +135,7 @@ export function readConfig<D extends OptionTable> (
 
 export function helpText (usage: string, table: OptionTable): string {
   const rows = Object.values(table).map(opt => {
-    const names = [opt.short, opt.flag].filter(Boolean).join(', ')
+    const names = [opt.short, opt.flag].filter(Boolean).join(', ') + (opt.deprecatedFlag === undefined ? '' : ` (deprecated: ${opt.deprecatedFlag})`)
     const env = opt.env === '' ? '' : `  [env ${opt.env}${opt.deprecatedEnv === undefined ? '' : `; deprecated: ${opt.deprecatedEnv}`}]`
     const def = opt.boolean === true ? '' : `  (default: ${opt.defaultText ?? JSON.stringify(opt.default)})`
     return `  ${names}\n      ${opt.description}${def}${env}`

@@ -72,12 +72,18 @@ function optionDefault (opt: Option<unknown>): string {
   return code(String(v))
 }
 
+/** The deprecated names of an option that still work (common/config.ts `deprecatedFlag`, `deprecatedEnv`). */
+function formerNames (opt: Option<unknown>): string {
+  const names = [opt.deprecatedFlag, opt.deprecatedEnv].filter((n): n is string => n !== undefined).map(code)
+  return names.length === 0 ? '' : `. Deprecated, still read: ${names.join(', ')}`
+}
+
 export function renderOptions (options: OptionTable): string {
   const rows = Object.values(options).map(o => [
     [o.short, o.flag].filter((f): f is string => f !== undefined).map(code).join(', '),
     o.env === '' ? '—' : code(o.env),
     optionDefault(o),
-    o.description
+    o.description + formerNames(o)
   ])
   return table(['flag', 'variable', 'default', 'meaning'], rows)
 }
@@ -161,7 +167,7 @@ export function sections (root = ROOT): Section[] {
   return [
     { page: 'docs/annotations.md', name: 'annotations', source: 'injector/annotations.ts (ANNOTATIONS)', render: () => renderAnnotations() },
     { page: 'docs/configuration.md', name: 'serve-flags', source: 'common/serve-options.ts (SERVE_DEFAULTS, serveOptions)', render: () => renderOptions(serveOptions()) },
-    { page: 'docs/configuration.md', name: 'webhook-flags', source: 'injector/webhook-command.ts (WEBHOOK_DEFAULTS, WEBHOOK_OPTIONS)', render: () => renderOptions(WEBHOOK_OPTIONS) },
+    { page: 'docs/configuration.md', name: 'webhook-flags', source: 'injector/webhook-command.ts (WEBHOOK_OPTIONS) and injector/webhook-defaults.ts (WEBHOOK_DEFAULTS)', render: () => renderOptions(WEBHOOK_OPTIONS) },
     { page: 'docs/configuration.md', name: 'inject-flags', source: 'injector/inject-command.ts (INJECT_DEFAULTS, INJECT_OPTIONS)', render: () => renderOptions(INJECT_OPTIONS) },
     { page: 'docs/check.md', name: 'check-flags', source: 'sidecar/check/options.ts (CHECK_DEFAULTS, checkOptions)', render: () => renderOptions(checkOptions()) },
     { page: 'docs/helm-values.md', name: 'helm-values', source: `${VALUES_FILE} (# -- comments)`, render: () => renderValues(readFileSync(path.join(root, VALUES_FILE), 'utf8')) }

@@ -87,3 +87,22 @@ t.test('a deprecated variable still works when the new one is unset, with a noti
   t.throws(() => readConfig(renamed, [], { X_PORT: 'http' }), /^environment variable X_PORT: 'http' is not an integer/, 'errors name the variable that was read')
   t.match(helpText('usage: x', renamed), '[env X_WEBHOOK_PORT; deprecated: X_PORT]')
 })
+
+t.test('a deprecated flag still works, with one notice; the new flag wins over it', async t => {
+  const renamed = { processes: { flag: '--processes', deprecatedFlag: '--workers', env: 'X_PROCESSES', deprecatedEnv: 'X_WORKERS', description: 'processes', default: 0, parse: parse.int(1, 64) } as Option<number> }
+  const old = readConfig(renamed, ['--workers', '3'], {})
+  t.equal(old.processes, 3)
+  t.same(old._deprecated, ['flag --workers is deprecated for this command; use --processes'])
+  t.equal(readConfig(renamed, ['--workers=4'], {}).processes, 4, 'also as --workers=N')
+  t.equal(readConfig(renamed, ['--workers', '3'], { X_PROCESSES: '5' }).processes, 3, 'a flag, even a deprecated one, wins over the environment')
+  const both = readConfig(renamed, ['--workers', '3', '--processes', '2'], {})
+  t.same([both.processes, both._deprecated], [2, ['flag --workers is deprecated for this command; use --processes (given too, so --workers is ignored)']])
+  const after = readConfig(renamed, ['--processes', '2', '--workers', '3'], {})
+  t.equal(after.processes, 2, 'whatever the order')
+  t.same(readConfig(renamed, ['--processes', '2'], {})._deprecated, [], 'no notice without the old flag')
+  t.throws(() => readConfig(renamed, ['--workers', 'two'], {}), /^flag --workers: 'two' is not an integer/, 'errors name the flag that was given')
+  t.throws(() => readConfig(renamed, ['--workers'], {}), /^flag '--workers' needs a value$/)
+  const env = readConfig(renamed, [], { X_WORKERS: '6' })
+  t.same([env.processes, env._deprecated], [6, ['environment variable X_WORKERS is deprecated for this command; use X_PROCESSES (or --processes)']], 'the variable renamed with it works the same way')
+  t.match(helpText('usage: x', renamed), '  --processes (deprecated: --workers)\n')
+})

@@ -33,6 +33,7 @@ t.test('the flag references list every flag and variable of serve, webhook and i
       t.match(text, `\`${o.flag}\``, `${name} ${o.flag}`)
       if (o.env !== '') t.match(text, `| \`${o.env}\` |`, `${name} ${o.env}`)
       t.match(text, cell(o.description), `${name} ${o.flag} description`)
+      for (const former of [o.deprecatedFlag, o.deprecatedEnv]) if (former !== undefined) t.match(text, `\`${former}\``, `${name} ${o.flag}: its deprecated name ${former}`)
     }
   }
 })
