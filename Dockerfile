@@ -26,6 +26,7 @@ COPY common ./common
 COPY sidecar ./sidecar
 COPY injector ./injector
 COPY client ./client
+COPY cluster ./cluster
 RUN npm run build \
  && find dist \( -name '*.map' -o -name '*.d.ts' \) -type f -delete
 
