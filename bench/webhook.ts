@@ -19,7 +19,7 @@
  * For each scenario it also prints the machine's idle and steal time (/proc/stat): CPU the
  * hypervisor gave to other guests shows up as steal.
  *
- * Usage: npm run bench:webhook -- [--seconds 8] [--connections 16] [--workers N] [--json FILE] [--only annotated|plain|ceiling] [--cpu-prof-dir DIR]
+ * Usage: npm run bench:webhook -- [--seconds 8] [--connections 16] [--processes N] [--json FILE] [--only annotated|plain|ceiling] [--cpu-prof-dir DIR]
  */
 import { spawn } from 'node:child_process'
 import { mkdtempSync, writeFileSync, rmSync, readFileSync, openSync, closeSync } from 'node:fs'
@@ -44,7 +44,7 @@ const CONNECTIONS = Number(arg('--connections', '16'))
 const JSON_OUT = arg('--json', '')
 const ONLY = arg('--only', '') // 'annotated', 'plain' or 'ceiling': run one scenario
 const PROFILE_DIR = arg('--cpu-prof-dir', '') // writes a V8 CPU profile of the webhook process there
-const WORKERS = arg('--workers', '') // the webhook's --workers; its default (the CPU limit, at most 2) when not given
+const PROCESSES = arg('--processes', arg('--workers', '')) // the webhook's --processes (--workers, its former name, still works); its default (the CPU limit, at most 2) when not given
 /**
  * Issue 13: at least 3,000 annotated admissions/s. The old p99 < 10 ms at 16 connections is
  * retired (it asked for more than the machine's bare HTTPS + JSON ceiling reliably gives);
@@ -168,7 +168,7 @@ async function run (pool: Pool, scenario: string, annotated: boolean, seconds: n
   }
 }
 
-interface Server { child: ReturnType<typeof spawn>, port: number, workers: number, logFile: string }
+interface Server { child: ReturnType<typeof spawn>, port: number, processes: number, logFile: string }
 
 /**
  * Starts a server that logs to a file, as it would to a container runtime's pipe but
@@ -178,12 +178,12 @@ async function startServer (args: string[], logFile: string): Promise<Server> {
   const logFd = openSync(logFile, 'a')
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', logFd, 'inherit'] })
   closeSync(logFd)
-  const listening = await new Promise<{ port: number, workers?: number }>((resolve, reject) => {
+  const listening = await new Promise<{ port: number, processes?: number }>((resolve, reject) => {
     const poll = setInterval(() => {
       const line = readFileSync(logFile, 'utf8').split('\n').find(l => l.includes('"msg":"injector listening"'))
       if (line === undefined) return
       clearInterval(poll)
-      resolve(JSON.parse(line) as { port: number, workers?: number })
+      resolve(JSON.parse(line) as { port: number, processes?: number })
     }, 50)
     child.on('exit', code => {
       clearInterval(poll)
@@ -197,7 +197,7 @@ async function startServer (args: string[], logFile: string): Promise<Server> {
     child.kill('SIGKILL')
     throw err
   })
-  return { child, port: listening.port, workers: listening.workers ?? 1, logFile }
+  return { child, port: listening.port, processes: listening.processes ?? 1, logFile }
 }
 
 /** Admission lines the server wrote: one per admission, as docs/operations.md says, checked on what it actually wrote. */
@@ -239,7 +239,7 @@ async function main (): Promise<void> {
     writeFileSync(key, serving.key)
     const results: Result[] = []
     const logChecks: string[] = []
-    let workers = 1
+    let processes = 1
 
     const scenarios = [
       ...(ONLY === '' || ONLY === 'annotated' ? [{ name: 'annotated pod (injected)', annotated: true }] : []),
@@ -247,8 +247,8 @@ async function main (): Promise<void> {
     ]
     if (scenarios.length > 0) {
       // the compiled webhook, as the image runs it (npm run bench:webhook builds it first)
-      const webhook = await startServer([...(PROFILE_DIR === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`]), 'dist/cli/main.js', 'webhook', '--tls-cert', cert, '--tls-key', key, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--log-level', 'info', ...(WORKERS === '' ? [] : ['--workers', WORKERS])], join(dir, 'webhook.log'))
-      workers = webhook.workers
+      const webhook = await startServer([...(PROFILE_DIR === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`]), 'dist/cli/main.js', 'webhook', '--tls-cert', cert, '--tls-key', key, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--log-level', 'info', ...(PROCESSES === '' ? [] : ['--processes', PROCESSES])], join(dir, 'webhook.log'))
+      processes = webhook.processes
       const m = await measure(webhook, 'webhook', ca.pem, scenarios)
       results.push(...m.results)
       logChecks.push(m.logCheck)
@@ -264,7 +264,7 @@ async function main (): Promise<void> {
 
     const loadAfter = loadavg().map(x => x.toFixed(2)).join(' ')
     const cpu = cpus()
-    process.stdout.write(`onnx-sidecar webhook (${workers} worker${workers === 1 ? '' : 's'}): HTTPS keep-alive, ${CONNECTIONS} connections, closed loop, ${SECONDS} s per scenario, ${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, node ${process.version}\n`)
+    process.stdout.write(`onnx-sidecar webhook (${processes} process${processes === 1 ? '' : 'es'}): HTTPS keep-alive, ${CONNECTIONS} connections, closed loop, ${SECONDS} s per scenario, ${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, node ${process.version}\n`)
     process.stdout.write(`load average before: ${loadBefore}; after: ${loadAfter}\n`)
     process.stdout.write('scenario                   | body    | admissions/s | p50 ms | p99 ms | max ms | errors | server CPU per admission (system) | load generator CPU | machine idle / steal\n')
     process.stdout.write('---------------------------|---------|--------------|--------|--------|--------|--------|-----------------------------------|--------------------|---------------------\n')
@@ -282,7 +282,7 @@ async function main (): Promise<void> {
       process.stdout.write(`${met ? 'PASS' : 'FAIL'}  annotated admissions ≥ ${TARGET.admissionsPerSecond}/s, no errors — ${annotated.admissionsPerSecond}/s, ${annotated.errors} errors, p99 ${annotated.p99Ms.toFixed(2)} ms${cpuNote}\n`)
     }
     for (const line of logChecks) process.stdout.write(`${line}\n`)
-    if (JSON_OUT !== '') writeFileSync(JSON_OUT, JSON.stringify({ workers, connections: CONNECTIONS, loadBefore, loadAfter, seconds: SECONDS, cpus: cpu.length, node: process.version, target: TARGET, met, results }, null, 2) + '\n')
+    if (JSON_OUT !== '') writeFileSync(JSON_OUT, JSON.stringify({ processes, connections: CONNECTIONS, loadBefore, loadAfter, seconds: SECONDS, cpus: cpu.length, node: process.version, target: TARGET, met, results }, null, 2) + '\n')
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

@@ -2,52 +2,29 @@
  * `onnx-sidecar webhook`: reads its options once, builds the injector and listens until
  * SIGTERM or SIGINT, then stops accepting connections and lets in-flight reviews finish.
  *
- * With more than one worker (`--workers`, by default the CPU limit, at most 2) the process
- * is a node:cluster primary: it checks the files, forks the workers, serves `/metrics` (the
- * sum of every worker's registry, prom-client's AggregatorRegistry) and health, replaces a
- * worker that dies, and on SIGTERM passes the signal on and waits for the workers. Each
- * worker is a whole webhook on the shared HTTPS port (connections are dealt out round-robin)
- * that reloads certificate, key and config by itself, with its own share of the request
- * memory (`--request-memory`) and its own connection cap (`--max-connections`).
+ * With more than one process (`--processes`, by default the CPU limit, at most 2; formerly
+ * `--workers`) the process is a node:cluster primary: it checks the files, forks the cluster
+ * workers, serves `/metrics` (the sum of every worker's registry, prom-client's
+ * AggregatorRegistry) and health, replaces a worker that dies, and on SIGTERM passes the
+ * signal on and waits for the workers. Each worker is a whole webhook on the shared HTTPS
+ * port (connections are dealt out round-robin) that reloads certificate, key and config by
+ * itself, with its own share of the request memory (`--request-memory`) and its own
+ * connection cap (`--max-connections`). Defaults: webhook-defaults.ts.
  */
 import cluster, { type Worker } from 'node:cluster'
 import { pino } from 'pino'
 import { AggregatorRegistry } from 'prom-client'
 import { readConfig, helpText, parse, commonOptions, processEnv, ConfigError, type Option } from '../common/config.js'
-import { availableCpus } from '../common/cpu.js'
-import { memoryBudget } from '../common/memory-limit.js'
 import { createLogger, type Logger } from '../common/logger.js'
 import { close, listen } from '../common/http.js'
-import { build, createMetricsServer, DEFAULTS } from './webhook-server.js'
+import { build, createMetricsServer } from './webhook-server.js'
+import { defaultProcesses, defaultRequestMemory, MAX_DEFAULT_PROCESSES, MIN_REQUEST_MEMORY, WEBHOOK_DEFAULTS } from './webhook-defaults.js'
 import { loadStartupFiles, type WebhookFiles } from './webhook-files.js'
 import { kubeVersionOption } from './kube-version.js'
 import { firstSignal } from '../common/early-signals.js'
 
-/** Workers when `--workers` is not given: the CPU limit, capped (each worker is a whole Node.js process, ~80 MB). */
-export const MAX_DEFAULT_WORKERS = 2
-
 const MiB = 1024 * 1024
 const MS_PER_SECOND = 1000
-/** The least request memory a process gets by default: room for reviews of a few MiB. */
-const MIN_REQUEST_MEMORY = 16 * MiB
-
-/**
- * webhook's defaults, read by its option table (and so `--help` and docs/configuration.md)
- * and the tests; the server's own limits and timeouts are webhook-server.ts's DEFAULTS.
- * 0 (or '') where the value is worked out at start-up; the table's `defaultText` says how.
- */
-export const WEBHOOK_DEFAULTS = Object.freeze({
-  tlsCert: '', // required
-  tlsKey: '', // required
-  config: '', // built-in injection defaults
-  host: DEFAULTS.host, // every interface, IPv6 and IPv4
-  port: 8443, // HTTPS: /mutate and health
-  metricsPort: 9464, // plain HTTP: /metrics and health
-  reloadInterval: DEFAULTS.reloadIntervalMs / MS_PER_SECOND, // 5 seconds between file checks (s)
-  requestMemory: 0, // derived: defaultRequestMemory(processes), memory limit / (4 x processes), at least MIN_REQUEST_MEMORY
-  maxConnections: DEFAULTS.maxConnections, // 256 per process
-  workers: 0 // derived: defaultWorkers(), the CPU limit, at most MAX_DEFAULT_WORKERS
-})
 
 export const WEBHOOK_OPTIONS = {
   tlsCert: { flag: '--tls-cert', env: 'ONNX_SIDECAR_TLS_CERT', description: 'PEM serving certificate (chain); reloaded when the file changes', default: WEBHOOK_DEFAULTS.tlsCert, defaultText: 'required', parse: parse.string } as Option<string>,
@@ -57,14 +34,14 @@ export const WEBHOOK_OPTIONS = {
   port: { flag: '--port', env: 'ONNX_SIDECAR_WEBHOOK_PORT', deprecatedEnv: 'ONNX_SIDECAR_PORT', description: 'HTTPS port for /mutate and health (0 picks a free port)', default: WEBHOOK_DEFAULTS.port, parse: parse.int(0, 65535) } as Option<number>,
   metricsPort: { flag: '--metrics-port', env: 'ONNX_SIDECAR_WEBHOOK_METRICS_PORT', deprecatedEnv: 'ONNX_SIDECAR_METRICS_PORT', description: 'plain-HTTP port for /metrics and health, all interfaces (0 picks a free port)', default: WEBHOOK_DEFAULTS.metricsPort, parse: parse.int(0, 65535) } as Option<number>,
   reloadInterval: { flag: '--reload-interval', env: 'ONNX_SIDECAR_RELOAD_INTERVAL', description: 'seconds between checks of the certificate, key and config files', default: WEBHOOK_DEFAULTS.reloadInterval, parse: parse.int(1, 3600) } as Option<number>,
-  requestMemory: { flag: '--request-memory', env: 'ONNX_SIDECAR_WEBHOOK_REQUEST_MEMORY', description: 'bytes that reviews being read and parsed may hold at once, per process (503 + Retry-After beyond it)', default: WEBHOOK_DEFAULTS.requestMemory, defaultText: `memory limit / (4 x processes), at least ${MIN_REQUEST_MEMORY / MiB}mb (48mb per worker at the chart's 384Mi and 2 workers)`, parse: parse.bytes } as Option<number>,
+  requestMemory: { flag: '--request-memory', env: 'ONNX_SIDECAR_WEBHOOK_REQUEST_MEMORY', description: 'bytes that reviews being read and parsed may hold at once, per process (503 + Retry-After beyond it)', default: WEBHOOK_DEFAULTS.requestMemory, defaultText: `memory limit / (4 x processes), at least ${MIN_REQUEST_MEMORY / MiB}mb (48mb per process at the chart's 384Mi and 2 processes)`, parse: parse.bytes } as Option<number>,
   maxConnections: { flag: '--max-connections', env: 'ONNX_SIDECAR_WEBHOOK_MAX_CONNECTIONS', description: 'HTTPS connections open at once, per process; at the cap a new one replaces the oldest idle or still-handshaking one (refused only when all have a request in flight)', default: WEBHOOK_DEFAULTS.maxConnections, parse: parse.int(1, 65535) } as Option<number>,
   kubeVersion: kubeVersionOption(),
-  workers: { flag: '--workers', env: 'ONNX_SIDECAR_WEBHOOK_WORKERS', description: 'processes serving /mutate (node:cluster); 1 serves from this process', default: WEBHOOK_DEFAULTS.workers, defaultText: `the CPU limit, at most ${MAX_DEFAULT_WORKERS}`, parse: parse.int(1, 64) } as Option<number>,
+  processes: { flag: '--processes', deprecatedFlag: '--workers', env: 'ONNX_SIDECAR_WEBHOOK_PROCESSES', deprecatedEnv: 'ONNX_SIDECAR_WEBHOOK_WORKERS', description: 'processes serving /mutate (node:cluster); 1 serves from this process', default: WEBHOOK_DEFAULTS.processes, defaultText: `the CPU limit, at most ${MAX_DEFAULT_PROCESSES}`, parse: parse.int(1, 64) } as Option<number>,
   ...commonOptions()
 }
 
-const USAGE = 'usage: onnx-sidecar webhook --tls-cert FILE --tls-key FILE [--config FILE] [--port 8443] [--metrics-port 9464] [--workers N]'
+const USAGE = 'usage: onnx-sidecar webhook --tls-cert FILE --tls-key FILE [--config FILE] [--port 8443] [--metrics-port 9464] [--processes N]'
 
 const RESTART_DELAY_MS = 1000 // 1 second before a worker that died is replaced
 
@@ -74,19 +51,6 @@ const LISTENING = 'onnx-sidecar:listening'
 type Opts = ReturnType<typeof readConfig<typeof WEBHOOK_OPTIONS>>
 type Files = WebhookFiles
 
-export function defaultWorkers (cpus = availableCpus()): number {
-  return Math.max(1, Math.min(cpus, MAX_DEFAULT_WORKERS))
-}
-
-/**
- * Request memory per process without `--request-memory`: a quarter of the memory limit
- * (the cgroup's, else 512 MiB), shared by the processes (each also holds ~80 MB of its
- * own), and at least 16 MiB: room for the largest review of real pods (~9 MiB charged).
- */
-export function defaultRequestMemory (processes: number, budget = memoryBudget(undefined).bytes): number {
-  return Math.max(MIN_REQUEST_MEMORY, Math.floor(budget / (4 * processes)))
-}
-
 export async function webhookCommand (argv: string[]): Promise<number> {
   const opts = readConfig(WEBHOOK_OPTIONS, argv, processEnv())
   if (opts.help) {
@@ -94,8 +58,8 @@ export async function webhookCommand (argv: string[]): Promise<number> {
     return 0
   }
   if (opts.tlsCert === '' || opts.tlsKey === '') throw new ConfigError('--tls-cert and --tls-key are required (the API server only calls webhooks over HTTPS)')
-  const workers = opts.workers === 0 ? defaultWorkers() : opts.workers
-  if (opts.requestMemory === 0) opts.requestMemory = defaultRequestMemory(workers) // each of the workers (or this one process) gets its share
+  const processes = opts.processes === 0 ? defaultProcesses() : opts.processes
+  if (opts.requestMemory === 0) opts.requestMemory = defaultRequestMemory(processes) // each of the processes gets its share
   const files: Files = { tlsCertFile: opts.tlsCert, tlsKeyFile: opts.tlsKey, ...(opts.config === '' ? {} : { configFile: opts.config }) }
   if (cluster.isWorker) return await runWorker(opts, files)
   // Several processes share stdout: one write(2) per line keeps lines whole (pipes write up to 4 KiB atomically).
@@ -103,17 +67,17 @@ export async function webhookCommand (argv: string[]): Promise<number> {
   // in write(2) instead of growing its memory. One process logs asynchronously, holding
   // back at most 4 MiB and dropping (and counting) lines beyond that.
   let logDropped = 0
-  const logger = createLogger({ level: opts.logLevel, name: 'onnx-sidecar-injector', ...(workers > 1 ? { stream: pino.destination({ fd: 1, sync: true }) } : { onDrop: () => { logDropped++ } }) })
+  const logger = createLogger({ level: opts.logLevel, name: 'onnx-sidecar-injector', ...(processes > 1 ? { stream: pino.destination({ fd: 1, sync: true }) } : { onDrop: () => { logDropped++ } }) })
   // once per run: cluster workers read the same environment but leave this to the primary
   for (const notice of opts._deprecated) logger.warn(notice)
-  if (workers === 1) return await runSingle(opts, files, logger, () => logDropped)
+  if (processes === 1) return await runSingle(opts, files, logger, () => logDropped)
   let image: string
   try {
     image = loadStartupFiles(files).config.image // a bad file stops start-up here, once, before any worker is forked
   } catch (err) {
     throw new ConfigError((err as Error).message)
   }
-  return await runPrimary(opts, workers, image, logger)
+  return await runPrimary(opts, processes, image, logger)
 }
 
 function buildWebhook (opts: Opts, files: Files, logger: Logger, logDropped?: () => number): ReturnType<typeof build> {
@@ -202,8 +166,8 @@ async function runPrimary (opts: Opts, count: number, image: string, logger: Log
     return typeof first === 'number' ? first : 0
   }
   const port = [...listening.values()][0] as number
-  const metricsPort = await listen(metricsServer, opts.metricsPort, DEFAULTS.host, logger)
-  logger.info({ port, metricsPort, workers: count, image, maxConnections: opts.maxConnections, requestMemory: opts.requestMemory, kubeVersion: opts.kubeVersion?.text ?? 'unknown' }, 'injector listening') // both per worker
+  const metricsPort = await listen(metricsServer, opts.metricsPort, WEBHOOK_DEFAULTS.host, logger)
+  logger.info({ port, metricsPort, processes: count, image, maxConnections: opts.maxConnections, requestMemory: opts.requestMemory, kubeVersion: opts.kubeVersion?.text ?? 'unknown' }, 'injector listening') // both per worker
   const signal = await stop
   logger.info({ signal }, 'shutting down')
   stopping = true

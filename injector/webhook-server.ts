@@ -17,7 +17,7 @@ import { createServer as createHttpServer, type Server as HttpServer, type Incom
 import type { Registry } from 'prom-client'
 import type { Logger } from '../common/logger.js'
 import { ByteBudget } from '../common/byte-budget.js'
-import { ANY_HOST, close, listen, sendError, sendJsonText } from '../common/http.js'
+import { close, listen, sendError, sendJsonText } from '../common/http.js'
 import { admit } from './admission.js'
 import { errors, InjectorError } from './errors.js'
 import type { InjectionConfig } from './injection-config.js'
@@ -26,33 +26,15 @@ import type { KubeVersion } from './kube-version.js'
 import { FileReloader, loadStartupFiles, tlsOptions, type WebhookFiles } from './webhook-files.js'
 import { WebhookMetrics } from './webhook-metrics.js'
 import { ConnectionCap } from './webhook-connections.js'
+import { defaultRequestMemory, WEBHOOK_DEFAULTS as DEFAULTS } from './webhook-defaults.js'
 
-const MiB = 1024 * 1024
-
-export const DEFAULTS = {
-  reloadIntervalMs: 5000, // 5 seconds: how often certificate, key and config files are checked
-  // 4 MiB: the API server refuses request bodies over 3 MiB and etcd stores objects up to
-  // 1.5 MiB (protobuf, a little larger as JSON); the review wrapper adds a few KiB
-  maxBodyBytes: 4 * MiB,
-  // 64 MiB: what reviews being read and parsed may hold at once in one process. A typical
-  // review is charged ~10 KiB, a 4 MiB one of long strings ~9 MiB; one charged more than
-  // this is always refused: only bodies built to be expensive (4 MiB of `[{},{},…]`: 180 MiB)
-  requestMemoryBytes: 64 * MiB,
-  maxConnections: 256, // per process: the API servers' connections, kept alive, plus probes; at the cap a new one replaces the oldest idle one
-  handshakeTimeoutMs: 5000, // 5 seconds for a client to finish the TLS handshake: the API server needs milliseconds
-  headersTimeoutMs: 10_000, // 10 seconds from a request's first byte to the end of its headers
-  requestTimeoutMs: 30_000, // 30 seconds for a whole request: the API server gives up after at most 30 (timeoutSeconds)
-  keepAliveTimeoutMs: 65_000, // 65 seconds idle on a kept-alive connection: longer than the API server's idle connection reuse
-  connectionsCheckingIntervalMs: 1000, // 1 second: how often Node.js checks the header and request timeouts
-  metricsMaxConnections: 64, // per process, on the metrics server: Prometheus and the kubelet's probes
-  host: ANY_HOST // every interface, IPv6 and IPv4 (dual-stack); 0.0.0.0 where the node has no IPv6
-}
+const MS_PER_SECOND = 1000
 
 export interface WebhookOptions extends WebhookFiles {
   logger: Logger
   reloadIntervalMs?: number
   maxBodyBytes?: number
-  /** Bytes reviews being read and parsed may hold at once (`--request-memory`). */
+  /** Bytes reviews being read and parsed may hold at once (`--request-memory`); by default what one process gets (`defaultRequestMemory(1)`). */
   requestMemoryBytes?: number
   /** Connections the HTTPS server keeps open at once (`--max-connections`); at the cap a new one replaces the oldest idle or handshaking one. */
   maxConnections?: number
@@ -191,7 +173,7 @@ function routes (deps: RouteDeps): (req: IncomingMessage, res: ServerResponse) =
  */
 export function build (opts: WebhookOptions): Webhook {
   const log = opts.logger
-  const budget = new ByteBudget(opts.requestMemoryBytes ?? DEFAULTS.requestMemoryBytes)
+  const budget = new ByteBudget(opts.requestMemoryBytes ?? defaultRequestMemory(1))
   const startup = loadStartupFiles(opts)
   const metrics = new WebhookMetrics(budget, log, opts.logDropped)
 
@@ -213,7 +195,7 @@ export function build (opts: WebhookOptions): Webhook {
     failed: file => { metrics.reloadFailed(file) }
   })
   const reload = (): Promise<void> => files.reload()
-  const timer = setInterval(() => { reload().catch(() => {}) }, opts.reloadIntervalMs ?? DEFAULTS.reloadIntervalMs)
+  const timer = setInterval(() => { reload().catch(() => {}) }, opts.reloadIntervalMs ?? DEFAULTS.reloadInterval * MS_PER_SECOND)
   timer.unref()
 
   server.on('request', routes({

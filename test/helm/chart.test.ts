@@ -78,8 +78,8 @@ t.test('defaults', async t => {
   const arg = (flag: string): string | undefined => (c.args as string[]).find(a => a.startsWith(`${flag}=`))?.slice(flag.length + 1)
   t.equal(arg('--port'), '8443')
   t.equal(arg('--metrics-port'), '9464')
-  t.equal(arg('--workers'), '2', 'two webhook processes per pod')
-  t.equal(c.resources.limits.memory, '384Mi', 'the memory limit leaves room for the primary and two workers (~220 MB)')
+  t.equal(arg('--processes'), '2', 'two webhook processes per pod')
+  t.equal(c.resources.limits.memory, '384Mi', 'the memory limit leaves room for the primary and two processes (~220 MB)')
   t.ok(c.resources.requests.cpu !== undefined && c.resources.limits.memory !== undefined, 'requests and a memory limit are set')
   for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
     const port = c[probe].httpGet.port
@@ -316,6 +316,18 @@ t.test('custom model volume, image, ports and tracing reach the injection config
   const writable = template([], ['sidecar.modelVolume.source.nfs.server=nfs.example', 'sidecar.modelVolume.source.nfs.path=/models', 'sidecar.modelVolume.source.nfs.readOnly=false'])
   t.not(writable.status, 0, 'a writable model volume is refused')
   t.match(writable.stderr, /sidecar.modelVolume.source.nfs.readOnly is false: the model volume is shared by every injected pod and mounted read-only/)
+})
+
+t.test('injector.processes, and its deprecated name injector.workers, still honoured', async t => {
+  const processesOf = (set: string[]): string | undefined => {
+    const args = render(['defaults.yaml'], set).one('Deployment').spec.template.spec.containers[0].args as string[]
+    t.notOk(args.some(a => a.startsWith('--workers')), 'the chart passes the current flag only')
+    return args.find(a => a.startsWith('--processes='))?.slice('--processes='.length)
+  }
+  t.equal(processesOf(['injector.processes=3']), '3')
+  t.equal(processesOf(['injector.workers=1']), '1', 'an older values file with injector.workers keeps its count')
+  t.equal(processesOf(['injector.workers=4', 'injector.processes=3']), '4', 'the deprecated key, when set, wins over the default-carrying new one')
+  t.not(template([], ['injector.workers=0']).status, 0, 'the schema still checks the old key')
 })
 
 t.test('model images: the pull policy reaches the injection config, the API server version the webhook', async t => {

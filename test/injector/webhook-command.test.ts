@@ -8,7 +8,8 @@ import { connect } from 'node:tls'
 import { createServer } from 'node:net'
 import type { Readable } from 'node:stream'
 import { Agent, request } from 'undici'
-import { defaultRequestMemory, defaultWorkers, MAX_DEFAULT_WORKERS, WEBHOOK_DEFAULTS, WEBHOOK_OPTIONS } from '../../injector/webhook-command.js'
+import { WEBHOOK_OPTIONS } from '../../injector/webhook-command.js'
+import { WEBHOOK_DEFAULTS } from '../../injector/webhook-defaults.js'
 import { makeCa, makeServing } from '../fixtures/injector/certs.js'
 import { admissionReview } from '../fixtures/injector/helpers.js'
 import { readConfig } from '../../common/config.js'
@@ -88,16 +89,10 @@ async function metrics (metricsPort: number): Promise<string> {
   return await res.body.text()
 }
 
-t.test('the default worker count is the CPU limit, at most MAX_DEFAULT_WORKERS', async t => {
-  t.equal(defaultWorkers(1), 1)
-  t.equal(defaultWorkers(2), Math.min(2, MAX_DEFAULT_WORKERS))
-  t.equal(defaultWorkers(64), MAX_DEFAULT_WORKERS, 'a node\'s core count without a limit does not fork a process per core')
-})
-
 t.test('starts, answers over HTTPS, serves metrics and stops on SIGTERM', async t => {
   const dir = t.testdir({ 'config.yaml': 'image: example/sidecar:9\n' })
   const ca = await certificates(dir, '11')
-  const run = start(t, ['--tls-cert', `${dir}/tls.crt`, '--tls-key', `${dir}/tls.key`, '--workers', '1'], { ONNX_SIDECAR_CONFIG: `${dir}/config.yaml` })
+  const run = start(t, ['--tls-cert', `${dir}/tls.crt`, '--tls-key', `${dir}/tls.key`, '--processes', '1'], { ONNX_SIDECAR_CONFIG: `${dir}/config.yaml` })
   const { port, metricsPort, image } = await run.listening
   t.equal(image, 'example/sidecar:9', 'config from ONNX_SIDECAR_CONFIG')
 
@@ -117,7 +112,7 @@ t.test('SIGTERM before the command\'s modules have loaded: it stops with exit co
   const dir = t.testdir({ 'config.yaml': 'image: example/sidecar:9\n' })
   await certificates(dir, '12')
   // The loading of webhook-command.ts is held (test/fixtures/hold-import.mjs): the signal arrives before the command could handle it.
-  const child = spawn(process.execPath, ['--import', 'tsx', '--import', './test/fixtures/hold-import.mjs', 'cli/main.ts', 'webhook', ...LOCAL_ANY_PORT, '--workers', '1', '--tls-cert', `${dir}/tls.crt`, '--tls-key', `${dir}/tls.key`], {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--import', './test/fixtures/hold-import.mjs', 'cli/main.ts', 'webhook', ...LOCAL_ANY_PORT, '--processes', '1', '--tls-cert', `${dir}/tls.crt`, '--tls-key', `${dir}/tls.key`], {
     cwd: ROOT,
     env: { ...process.env, ONNX_SIDECAR_CONFIG: `${dir}/config.yaml`, HOLD_IMPORT: '/injector/webhook-command.ts' },
     stdio: ['ignore', 'pipe', 'pipe']
@@ -132,12 +127,12 @@ t.test('SIGTERM before the command\'s modules have loaded: it stops with exit co
   t.ok(lines.some(l => l.msg === 'shutting down' && l.signal === 'SIGTERM'))
 })
 
-t.test('--workers 2: a cluster that shares the port, sums its metrics, reloads, replaces a dead worker and stops on SIGTERM', async t => {
+t.test('--processes 2: a cluster that shares the port, sums its metrics, reloads, replaces a dead worker and stops on SIGTERM', async t => {
   const dir = t.testdir({ 'config.yaml': 'image: example/sidecar:9\n' })
   const ca = await certificates(dir, '21')
-  const run = start(t, ['--tls-cert', `${dir}/tls.crt`, '--tls-key', `${dir}/tls.key`, '--config', `${dir}/config.yaml`, '--workers', '2', '--reload-interval', '1'])
-  const { port, metricsPort, image, workers } = await run.listening
-  t.same([workers, image], [2, 'example/sidecar:9'])
+  const run = start(t, ['--tls-cert', `${dir}/tls.crt`, '--tls-key', `${dir}/tls.key`, '--config', `${dir}/config.yaml`, '--processes', '2', '--reload-interval', '1'])
+  const { port, metricsPort, image, processes } = await run.listening
+  t.same([processes, image], [2, 'example/sidecar:9'])
   t.equal(run.lines.filter(l => l.msg === 'injector listening').length, 1, 'one "listening" line, from the primary')
 
   // several connections at once: the primary deals them out to both workers
@@ -186,24 +181,17 @@ t.test('--workers 2: a cluster that shares the port, sums its metrics, reloads, 
   t.same(alive, [], 'no worker outlives the primary')
 })
 
-t.test('--workers 2 with a bad certificate exits 2 before forking, with one message', async t => {
+t.test('--processes 2 with a bad certificate exits 2 before forking, with one message', async t => {
   const dir = t.testdir({})
-  const run = start(t, ['--tls-cert', `${dir}/missing.crt`, '--tls-key', `${dir}/missing.key`, '--workers', '2'])
+  const run = start(t, ['--tls-cert', `${dir}/missing.crt`, '--tls-key', `${dir}/missing.key`, '--processes', '2'])
   t.equal(await run.exited, 2)
   t.equal(run.stderr().match(/missing\.crt/g)?.length, 1, run.stderr())
-})
-
-t.test('request memory per process: a quarter of the memory limit, shared, at least 16 MiB', async t => {
-  const MiB = 1024 * 1024
-  t.equal(defaultRequestMemory(2, 384 * MiB), 48 * MiB, 'the chart\'s 384Mi and 2 workers: 48 MiB each')
-  t.equal(defaultRequestMemory(1, 512 * MiB), 128 * MiB)
-  t.equal(defaultRequestMemory(4, 128 * MiB), 16 * MiB, 'never below 16 MiB')
 })
 
 t.test('by default listens on every interface, IPv6 and IPv4, with the limits in --help', async t => {
   const dir = t.testdir({})
   const ca = await certificates(dir, '31')
-  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'webhook', '--port', '0', '--metrics-port', '0', '--workers', '1', '--max-connections', '7', '--request-memory', '20mb', '--tls-cert', `${dir}/tls.crt`, '--tls-key', `${dir}/tls.key`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'webhook', '--port', '0', '--metrics-port', '0', '--processes', '1', '--max-connections', '7', '--request-memory', '20mb', '--tls-cert', `${dir}/tls.crt`, '--tls-key', `${dir}/tls.key`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   const listening = await new Promise<Record<string, any>>((resolve, reject) => {
     createInterface({ input: child.stdout }).on('line', line => {
@@ -224,7 +212,7 @@ t.test('by default listens on every interface, IPv6 and IPv4, with the limits in
   t.same([listening.maxConnections, listening.requestMemory], [7, 20 * 1024 * 1024], 'the limits are in the "listening" line')
 
   const help = spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'webhook', '--help'], { cwd: ROOT, encoding: 'utf8' })
-  for (const text of ['--max-connections', 'ONNX_SIDECAR_WEBHOOK_MAX_CONNECTIONS', '--request-memory', 'ONNX_SIDECAR_WEBHOOK_REQUEST_MEMORY', '(default: "::")']) t.match(help.stdout, text)
+  for (const text of ['--processes (deprecated: --workers)', 'ONNX_SIDECAR_WEBHOOK_PROCESSES; deprecated: ONNX_SIDECAR_WEBHOOK_WORKERS', '--max-connections', 'ONNX_SIDECAR_WEBHOOK_MAX_CONNECTIONS', '--request-memory', 'ONNX_SIDECAR_WEBHOOK_REQUEST_MEMORY', '(default: "::")']) t.match(help.stdout, text)
 })
 
 /** A port nothing listens on right now. */
@@ -236,7 +224,7 @@ async function freePort (): Promise<number> {
   return port
 }
 
-t.test('its own variables (ONNX_SIDECAR_WEBHOOK_PORT, _HOST, _METRICS_PORT); the names serve shares still work, with one warning each', async t => {
+t.test('its own variables (ONNX_SIDECAR_WEBHOOK_PORT, _HOST, _METRICS_PORT); the names serve shares, and --workers for --processes, still work, with one warning each', async t => {
   const dir = t.testdir({})
   await certificates(dir, '21')
   const files = ['--tls-cert', `${dir}/tls.crt`, '--tls-key', `${dir}/tls.key`]
@@ -244,7 +232,7 @@ t.test('its own variables (ONNX_SIDECAR_WEBHOOK_PORT, _HOST, _METRICS_PORT); the
 
   const port = await freePort()
   // ONNX_SIDECAR_PORT set for serve (8500) in the same environment does not move the webhook
-  const own = start(t, [...files, '--workers', '1'], { ONNX_SIDECAR_WEBHOOK_PORT: String(port), ONNX_SIDECAR_WEBHOOK_METRICS_PORT: '0', ONNX_SIDECAR_WEBHOOK_HOST: '127.0.0.1', ONNX_SIDECAR_PORT: '8500' }, [])
+  const own = start(t, [...files, '--processes', '1'], { ONNX_SIDECAR_WEBHOOK_PORT: String(port), ONNX_SIDECAR_WEBHOOK_METRICS_PORT: '0', ONNX_SIDECAR_WEBHOOK_HOST: '127.0.0.1', ONNX_SIDECAR_PORT: '8500' }, [])
   t.equal((await own.listening).port, port)
   own.child.kill('SIGTERM')
   t.equal(await own.exited, 0)
@@ -252,19 +240,23 @@ t.test('its own variables (ONNX_SIDECAR_WEBHOOK_PORT, _HOST, _METRICS_PORT); the
 
   const oldPort = await freePort()
   const old = start(t, [...files, '--workers', '2'], { ONNX_SIDECAR_PORT: String(oldPort), ONNX_SIDECAR_METRICS_PORT: '0', ONNX_SIDECAR_HOST: '127.0.0.1' }, [])
-  t.equal((await old.listening).port, oldPort, 'ONNX_SIDECAR_PORT still sets the webhook port')
+  const oldListening = await old.listening
+  t.equal(oldListening.port, oldPort, 'ONNX_SIDECAR_PORT still sets the webhook port')
+  t.equal(oldListening.processes, 2, '--workers still sets the processes')
   old.child.kill('SIGTERM')
   t.equal(await old.exited, 0)
   const warnings = old.lines.filter(deprecation)
   t.same(warnings.map(l => [l.level, l.msg]).sort(), [
     ['warn', 'environment variable ONNX_SIDECAR_HOST is deprecated for this command; use ONNX_SIDECAR_WEBHOOK_HOST (or --host)'],
     ['warn', 'environment variable ONNX_SIDECAR_METRICS_PORT is deprecated for this command; use ONNX_SIDECAR_WEBHOOK_METRICS_PORT (or --metrics-port)'],
-    ['warn', 'environment variable ONNX_SIDECAR_PORT is deprecated for this command; use ONNX_SIDECAR_WEBHOOK_PORT (or --port)']
-  ], 'one warning per variable, from the primary only (not once per worker)')
+    ['warn', 'environment variable ONNX_SIDECAR_PORT is deprecated for this command; use ONNX_SIDECAR_WEBHOOK_PORT (or --port)'],
+    ['warn', 'flag --workers is deprecated for this command; use --processes']
+  ], 'one warning per variable or flag, from the primary only (not once per process)')
 })
 
-t.test('the option table takes its defaults from WEBHOOK_DEFAULTS, frozen', async t => {
-  t.ok(Object.isFrozen(WEBHOOK_DEFAULTS))
+t.test('the option table takes its defaults from WEBHOOK_DEFAULTS', async t => {
   const read = new Map(Object.entries(readConfig(WEBHOOK_OPTIONS, [], {})))
-  for (const [key, value] of Object.entries(WEBHOOK_DEFAULTS)) t.equal(read.get(key), value, key)
+  const own = Object.keys(WEBHOOK_OPTIONS).filter(key => key in WEBHOOK_DEFAULTS)
+  t.same(Object.keys(WEBHOOK_OPTIONS).filter(key => !own.includes(key)), ['kubeVersion', 'help', 'logLevel'], 'every other option has its default in WEBHOOK_DEFAULTS')
+  for (const key of own) t.equal(read.get(key), WEBHOOK_DEFAULTS[key as keyof typeof WEBHOOK_DEFAULTS], key)
 })

@@ -8,7 +8,9 @@ import { writeFileSync, readFileSync } from 'node:fs'
 import { connect as tcpConnect } from 'node:net'
 import { connect, type TLSSocket } from 'node:tls'
 import { Agent, request } from 'undici'
-import { build, DEFAULTS, type WebhookOptions } from '../../injector/webhook-server.js'
+import { build, type WebhookOptions } from '../../injector/webhook-server.js'
+import { defaultRequestMemory, WEBHOOK_DEFAULTS as DEFAULTS } from '../../injector/webhook-defaults.js'
+import { DEFAULT_MEMORY_BUDGET } from '../../common/memory-limit.js'
 import { MAX_POD_ITEMS } from '../../injector/pod-limits.js'
 import { createLogger } from '../../common/logger.js'
 import { makeCa, makeServing, type Ca } from '../fixtures/injector/certs.js'
@@ -161,8 +163,8 @@ t.test('hostile bodies just under the body limit, all at once: each answered, me
   for (const b of bodies) t.ok(b.length > size - 4096 && b.length < DEFAULTS.maxBodyBytes, `a body of ${b.length} bytes`)
   const good = JSON.stringify(admissionReview(annotated, { uid: 'after' }))
 
-  await t.test('with the default request memory, all at once: refused unparsed, or parsed and denied', async t => {
-    const { ca, webhook } = await setup(t)
+  await t.test('with the default request memory (128 MiB), all at once: refused unparsed, or parsed and denied', async t => {
+    const { ca, webhook } = await setup(t, { requestMemoryBytes: defaultRequestMemory(1, DEFAULT_MEMORY_BUDGET) })
     const { port } = await webhook.listen({ host: '127.0.0.1', port: 0 })
     const base = `https://127.0.0.1:${port}`
     const agent = agentFor(t, ca, 16)
@@ -171,10 +173,10 @@ t.test('hostile bodies just under the body limit, all at once: each answered, me
     for (const [i, a] of answers.entries()) {
       const shape = shapes[i] as Shape
       if (shape === 'env' || shape === 'annotation') {
-        // charged less than 64 MiB: parsed when the others leave room, else 503
+        // charged less than 128 MiB: parsed when the others leave room, else 503
         t.ok(a.status === 503 || (a.status === 200 && a.json.response.allowed === false), `${shape}: refused, or denied (${a.status})`)
       } else {
-        t.same([a.status, a.json.code], [413, 'OS_ERR_INJ_REVIEW_TOO_COSTLY'], `${shape}: charged more than 64 MiB: 413 unparsed`)
+        t.same([a.status, a.json.code], [413, 'OS_ERR_INJ_REVIEW_TOO_COSTLY'], `${shape}: charged more than 128 MiB: 413 unparsed`)
       }
     }
     const after = await post(agent, base, good)
