@@ -13,6 +13,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { ByteBudget, Reservation } from '../common/byte-budget.js'
 import { readBody, type BodyCost, type BodyErrors } from '../common/read-body.js'
+import { jsonCost, measureJson, type JsonCost } from '../common/json-cost.js'
 import { errors } from './errors.js'
 
 /**
@@ -24,76 +25,15 @@ import { errors } from './errors.js'
 export const MAX_JSON_DEPTH = 128
 
 /**
- * What parsing costs, per item, measured with Node 20 (`JSON.parse` of 4 MiB bodies of one
- * repeated shape, heap after GC): an empty object ~58 bytes plus its 8-byte slot, an
- * empty array ~34, a member of a large object ~53, a short string or number 10-16. Each
- * object or array and each `,` or `:` is charged 64 bytes, the text itself twice (the
- * bytes and the decoded string), so the estimate is above the measured heap for every
- * shape (2x for `[{},{},…]`, the costliest per byte); the margin covers what the
- * injection then copies (bounded by `pod-limits.ts`).
+ * What parsing a review costs (common/json-cost.ts), per item, measured with Node 20
+ * (`JSON.parse` of 4 MiB bodies of one repeated shape, heap after GC): an empty object ~58
+ * bytes plus its 8-byte slot, an empty array ~34, a member of a large object ~53, a short
+ * string or number 10-16. Each object or array and each `,` or `:` is charged 64 bytes,
+ * the text itself twice (the bytes and the decoded string), so the estimate is above the
+ * measured heap for every shape (2x for `[{},{},…]`, the costliest per byte); the margin
+ * covers what the injection then copies (bounded by `pod-limits.ts`).
  */
-const BYTES_PER_CONTAINER = 64
-const BYTES_PER_SEPARATOR = 64
-const BYTES_PER_TEXT_BYTE = 2
-
-export interface JsonShape {
-  /** Deepest nesting seen, counting from 1 for the outer object; stops counting above the limit. */
-  depth: number
-  /** Objects and arrays. */
-  containers: number
-  /** `,` and `:` outside strings (members and elements). */
-  separators: number
-}
-
-const QUOTE = 0x22
-const BACKSLASH = 0x5c
-const OPEN_BRACE = 0x7b
-const OPEN_BRACKET = 0x5b
-const CLOSE_BRACE = 0x7d
-const CLOSE_BRACKET = 0x5d
-const COMMA = 0x2c
-const COLON = 0x3a
-
-/**
- * One pass over JSON bytes, skipping strings: nesting depth and item counts. Stops as
- * soon as the nesting passes `maxDepth` (the body is refused then). Bytes of multi-byte
- * UTF-8 characters are all >= 0x80, so they never look like structure.
- */
-export function measureJson (bytes: Uint8Array, maxDepth = MAX_JSON_DEPTH): JsonShape {
-  let depth = 0
-  let deepest = 0
-  let containers = 0
-  let separators = 0
-  let inString = false
-  for (let i = 0; i < bytes.length; i++) {
-    const c = bytes[i] as number
-    if (inString) {
-      if (c === BACKSLASH) i++
-      else if (c === QUOTE) inString = false
-      continue
-    }
-    if (c === QUOTE) {
-      inString = true
-    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
-      containers++
-      depth++
-      if (depth > deepest) {
-        deepest = depth
-        if (deepest > maxDepth) break
-      }
-    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
-      depth--
-    } else if (c === COMMA || c === COLON) {
-      separators++
-    }
-  }
-  return { depth: deepest, containers, separators }
-}
-
-/** Estimated peak bytes of holding `size` bytes of JSON of that shape, its string and its parsed value. */
-export function parseCost (size: number, shape: JsonShape): number {
-  return size * BYTES_PER_TEXT_BYTE + shape.containers * BYTES_PER_CONTAINER + shape.separators * BYTES_PER_SEPARATOR
-}
+export const REVIEW_COST: JsonCost = Object.freeze({ fixed: 0, perByte: 2, perContainer: 64, perSeparator: 64 })
 
 export interface ReadOptions {
   /** Largest body; above it `BODY_TOO_LARGE` (413). */
@@ -114,7 +54,7 @@ const reviewErrors = (maxBytes: number): BodyErrors => ({
 
 /**
  * A review's cost, held on `reservation` (opened by `start`): the bytes received so far
- * while it streams in, then `parseCost` of the whole body once it is measured.
+ * while it streams in, then its `REVIEW_COST` once it is measured.
  */
 function reviewCost (budget: ByteBudget, held: { reservation?: Reservation }): BodyCost {
   /** Grows the reservation to `bytes`; throws when it cannot. */
@@ -131,9 +71,9 @@ function reviewCost (budget: ByteBudget, held: { reservation?: Reservation }): B
     // a slow client holds only what it has sent so far
     chunk: (_bytes, received) => { reserve(received) },
     end: raw => {
-      const shape = measureJson(raw)
+      const shape = measureJson(raw, MAX_JSON_DEPTH)
       if (shape.depth > MAX_JSON_DEPTH) throw errors.BAD_REVIEW(`the JSON is nested more than ${MAX_JSON_DEPTH} levels deep`)
-      reserve(parseCost(raw.length, shape))
+      reserve(jsonCost(REVIEW_COST, raw.length, shape))
     }
   }
 }

@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import { readBody, type BodyCost, type BodyErrors } from '../../common/read-body.js'
+import { jsonCost, type JsonCost } from '../../common/json-cost.js'
 import { errors } from '../core/errors.js'
 import { JsonLimitError, MAX_VALUES, parseRequestJson } from '../codec/json-scanner.js'
 import type { RequestLease } from '../codec/request-memory.js'
@@ -27,14 +28,19 @@ const bodyErrors = (limit: number): BodyErrors => ({
   hungUp: () => new AbandonedError()
 })
 
+/** A small JSON part (`JSON.parse`): the body, plus the most heap `JSON.parse` builds per byte. */
+const SMALL_JSON_COST: JsonCost = Object.freeze({ fixed: 0, perByte: 1 + SMALL_JSON_AMPLIFICATION, perContainer: 0, perSeparator: 0 })
+/** A large JSON part (the bounded parser) or a binary body: the body, plus the values the parser may build outside tensor data. */
+const BOUNDED_COST: JsonCost = Object.freeze({ fixed: STRUCTURE_BYTES, perByte: 1, perContainer: 0, perSeparator: 0 })
+
 /**
- * What reading and parsing a body of `length` bytes costs, before any tensor is decoded:
- * the body itself, plus what parsing its JSON part builds (a binary body's tensors are
- * charged when they are copied out of it).
+ * What reading and parsing a body of `length` bytes costs, before any tensor is decoded
+ * (common/json-cost.ts, from the length alone, so it is known before a byte is read): the
+ * body itself, plus what parsing its JSON part builds (a binary body's tensors are charged
+ * when they are copied out of it).
  */
-export function parseCost (length: number, binary: boolean): number {
-  if (binary) return length + STRUCTURE_BYTES
-  return length <= SMALL_JSON ? length * (1 + SMALL_JSON_AMPLIFICATION) : length + STRUCTURE_BYTES
+function bodyCost (length: number, binary: boolean): number {
+  return jsonCost(binary || length > SMALL_JSON ? BOUNDED_COST : SMALL_JSON_COST, length)
 }
 
 /**
@@ -46,16 +52,16 @@ export async function readRequestBody (req: IncomingMessage, limit: number, leas
   return await readBody(req, limit, bodyErrors(limit), lease === undefined ? {} : leaseCost(lease, req.headers['inference-header-content-length'] !== undefined))
 }
 
-/** A body's cost, charged to the request's lease: `parseCost`. */
+/** A body's cost, charged to the request's lease: `bodyCost`. */
 function leaseCost (lease: RequestLease, binary: boolean): BodyCost {
   return {
     start: declared => {
       if (declared === undefined) return false
-      lease.charge(parseCost(declared, binary))
+      lease.charge(bodyCost(declared, binary))
       return true
     },
     chunk: bytes => { lease.charge(bytes) },
-    end: body => { lease.charge(parseCost(body.length, binary) - body.length) }
+    end: body => { lease.charge(bodyCost(body.length, binary) - body.length) }
   }
 }
 
