@@ -174,7 +174,7 @@ t.test('the bounds the promtool tests expect are what stats.ts computes from the
 })
 
 t.test('promtool series values and counter resets', async t => {
-  t.same(expandValues('0 5x2 1+2x2 _ 3-1x1'), [0, 5, 5, 5, 1, 3, 5, undefined, 3, 2])
+  t.same(expandValues('0 5x2 1+2x2 _ 3-1x1 stale'), [0, 5, 5, 5, 1, 3, 5, undefined, 3, 2, undefined])
   t.equal(counterIncrease([0, 10, 20, 5, 15]), 35, 'a reset counts from 0')
   t.equal(counterIncrease([0, 10, 20, 5, 15], 2), 20)
   t.throws(() => expandValues('0 x'), /cannot read 'x'/)
