@@ -55,3 +55,10 @@ export function oneLine (text: string, max = 400): string {
   const flat = text.replace(/\s+/g, ' ').trim()
   return flat.length <= max ? flat : `${flat.slice(0, max - 1)}…`
 }
+
+/** An API timestamp as doctor prints it, to the second (`2026-05-01T00:00:00Z`); as given when it does not parse. */
+export function timeText (t: string | number | undefined): string {
+  if (t === undefined) return '?'
+  const ms = typeof t === 'number' ? t : Date.parse(t)
+  return Number.isNaN(ms) ? String(t) : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
+}

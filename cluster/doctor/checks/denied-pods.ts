@@ -4,7 +4,7 @@
  * API server could not call the injector (OSD_WEBHOOK_CALL_FAILED). An object whose latest
  * SuccessfulCreate came after its latest FailedCreate has recovered and is not reported.
  */
-import { oneLine, type Finding } from '../findings.js'
+import { oneLine, timeText, type Finding } from '../findings.js'
 import { WEBHOOK_NAME, eventMs, refOf } from '../pod-facts.js'
 import type { Event, Snapshot } from '../snapshot.js'
 
@@ -40,7 +40,7 @@ export function checkDeniedPods (s: Snapshot): Finding[] {
     const io = failed.involvedObject ?? {}
     const object = refOf(io.kind ?? 'Object', { name: io.name, namespace: io.namespace ?? s.namespace })
     const message = failed.message ?? ''
-    const times = failed.count !== undefined && failed.count > 1 ? ` (${failed.count} times, last ${failed.lastTimestamp ?? failed.eventTime ?? ''})` : ''
+    const times = failed.count !== undefined && failed.count > 1 ? ` (${failed.count} times, last ${timeText(eventMs(failed))})` : ''
     const at = message.indexOf(DENIED)
     if (at >= 0) {
       out.push({

@@ -4,7 +4,7 @@
  * webhook show (OSD_POD_NOT_INJECTED). Pods of an excluded namespace, or of a cluster with no
  * webhook at all, are left to those findings.
  */
-import type { Finding } from '../findings.js'
+import { timeText, type Finding } from '../findings.js'
 import { mismatch } from '../label-selector.js'
 import { STATUS_ANNOTATION, isGone, isInjected, podRef, recreateHint, wantsModel } from '../pod-facts.js'
 import type { Pod, Snapshot } from '../snapshot.js'
@@ -21,7 +21,7 @@ function checkOne (pod: Pod, s: Snapshot, hooks: ChartWebhook[]): Finding | unde
       code: 'OSD_POD_CREATED_BEFORE_WEBHOOK',
       severity: 'error',
       object,
-      problem: `the pod asks for a model but was created (${pod.metadata?.creationTimestamp ?? ''}) before the webhook was registered (${hooks[0]?.config.metadata?.creationTimestamp ?? ''}): the injector acts on pod creation only`,
+      problem: `the pod asks for a model but was created (${timeText(created)}) before the webhook was registered (${timeText(Math.min(...registered))}): the injector acts on pod creation only`,
       fix: again
     }
   }

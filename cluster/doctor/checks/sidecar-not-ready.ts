@@ -5,7 +5,7 @@
  * says it). Image pulls and volumes that hold the container in ContainerCreating are other
  * checks' findings.
  */
-import { oneLine, type Finding } from '../findings.js'
+import { oneLine, timeText, type Finding } from '../findings.js'
 import { SIDECAR, isGone, isInjected, podEvents, podRef, sidecarStatus } from '../pod-facts.js'
 import type { ContainerStatus, Pod, Snapshot } from '../snapshot.js'
 import { PULL_REASONS } from './image-pull.js'
@@ -33,7 +33,7 @@ function stateText (st: ContainerStatus): string {
   if (w !== undefined) return `waiting (${w.reason ?? 'no reason'}${w.message === undefined ? '' : `: ${oneLine(w.message, 160)}`})`
   const term = st.state?.terminated
   if (term !== undefined) return `terminated (${term.reason ?? 'no reason'}, exit code ${term.exitCode ?? '?'})`
-  if (st.state?.running !== undefined) return `running since ${st.state.running.startedAt ?? '?'} but not ready`
+  if (st.state?.running !== undefined) return `running since ${timeText(st.state.running.startedAt)} but not ready`
   return 'not started'
 }
 
@@ -47,7 +47,7 @@ function checkOne (pod: Pod, s: Snapshot): Finding | undefined {
   const restarts = st.restartCount ?? 0
   if (restarts > 0) parts.push(`${restarts} restart${restarts === 1 ? '' : 's'}`)
   const last = st.lastState?.terminated
-  if (last !== undefined) parts.push(`last terminated: ${last.reason ?? 'no reason'}, exit code ${last.exitCode ?? '?'}${last.finishedAt === undefined ? '' : ` at ${last.finishedAt}`}`)
+  if (last !== undefined) parts.push(`last terminated: ${last.reason ?? 'no reason'}, exit code ${last.exitCode ?? '?'}${last.finishedAt === undefined ? '' : ` at ${timeText(last.finishedAt)}`}`)
   const probe = podEvents(s.events, pod).filter(e => e.reason === 'Unhealthy' && /probe failed/i.test(e.message ?? '')).at(-1)
   if (probe !== undefined) parts.push(`kubelet: ${oneLine(probe.message ?? '', 200)}${probe.count !== undefined && probe.count > 1 ? ` (${probe.count} times)` : ''}`)
   const reasons = modelLoadReasons(s.sidecarLogs[pod.metadata?.name ?? ''])

@@ -4,7 +4,7 @@
  * (the API server then may trust the URL's certificate through its own roots).
  */
 import { X509Certificate } from 'node:crypto'
-import { oneLine, type Finding } from '../findings.js'
+import { oneLine, timeText, type Finding } from '../findings.js'
 import type { Snapshot } from '../snapshot.js'
 import { chartWebhooks, type ChartWebhook } from '../webhooks.js'
 import { refOf } from '../pod-facts.js'
@@ -33,14 +33,14 @@ function checkOne (w: ChartWebhook, now: Date): Finding | undefined {
   const t = now.getTime()
   const subject = oneLine(cert.subject)
   if (t > notAfter) {
-    return { code: 'OSD_WEBHOOK_CA_EXPIRED', severity: 'error', object, problem: `the webhook's CA certificate (${subject}) expired on ${new Date(notAfter).toISOString()}: the API server rejects the injector and every annotated pod fails or goes without a sidecar`, fix: RENEW }
+    return { code: 'OSD_WEBHOOK_CA_EXPIRED', severity: 'error', object, problem: `the webhook's CA certificate (${subject}) expired on ${timeText(notAfter)}: the API server rejects the injector and every annotated pod fails or goes without a sidecar`, fix: RENEW }
   }
   if (t < notBefore) {
-    return { code: 'OSD_WEBHOOK_CA_EXPIRED', severity: 'error', object, problem: `the webhook's CA certificate (${subject}) is not valid before ${new Date(notBefore).toISOString()}: check the clock of the machine that made it`, fix: RENEW }
+    return { code: 'OSD_WEBHOOK_CA_EXPIRED', severity: 'error', object, problem: `the webhook's CA certificate (${subject}) is not valid before ${timeText(notBefore)}: check the clock of the machine that made it`, fix: RENEW }
   }
   if (notAfter - t < CA_WARN_MS) {
     const days = Math.floor((notAfter - t) / DAY_MS)
-    return { code: 'OSD_WEBHOOK_CA_EXPIRING', severity: 'warning', object, problem: `the webhook's CA certificate (${subject}) expires on ${new Date(notAfter).toISOString()}, in ${days} days`, fix: RENEW }
+    return { code: 'OSD_WEBHOOK_CA_EXPIRING', severity: 'warning', object, problem: `the webhook's CA certificate (${subject}) expires on ${timeText(notAfter)}, in ${days} days`, fix: RENEW }
   }
   return undefined
 }
