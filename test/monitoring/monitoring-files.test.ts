@@ -121,6 +121,16 @@ t.test('the Argo Rollouts rule: promote at lower bound >= threshold, fail at upp
   t.equal(metric.consecutiveSuccessLimit, 1, 'the first look that clears the threshold promotes')
   t.equal(metric.failureLimit, 0, 'the first look below it fails')
   t.ok(metric.inconclusiveLimit >= metric.count, 'looks in between are not a result: Inconclusive only when count runs out')
+  // What Argo Rollouts (utils/analysis ValidateMetric) refuses.
+  for (const doc of readDocs('argo-analysis-templates.yaml')) {
+    for (const m of doc.spec.metrics as Array<{ name: string, count?: number, interval?: string, failureLimit?: number, consecutiveSuccessLimit?: number, inconclusiveLimit?: number }>) {
+      const count = m.count ?? 0
+      t.ok(count === 0 || count >= (m.failureLimit ?? 0) + (m.consecutiveSuccessLimit ?? 0), `${m.name}: count >= failureLimit + consecutiveSuccessLimit`)
+      t.ok(count === 0 || count >= (m.inconclusiveLimit ?? 0), `${m.name}: count >= inconclusiveLimit`)
+      t.ok(m.interval !== undefined, `${m.name}: looks again every interval`)
+      t.ok((m.failureLimit ?? 0) >= 0, `${m.name}: a failure fails the run`)
+    }
+  }
   t.throws(() => fillIn('argo', '{{args.nope}}'), /no test value for argument 'nope'/)
 })
 
