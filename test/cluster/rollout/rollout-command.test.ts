@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { rolloutCommand } from '../../../cluster/rollout/rollout-command.js'
 import { deployment, fakeApi, GOOD, HALVED, podMetrics, TOO_LITTLE, type FakeApi } from '../../fixtures/cluster/rollout-fixtures.js'
 
@@ -22,7 +22,7 @@ async function cli (api: FakeApi, ...argv: string[]): Promise<{ code: number, ou
   return { code, out, err, sleeps }
 }
 
-function golden (t: Tap.Test, name: string, actual: string): void {
+function golden (t: Test, name: string, actual: string): void {
   const file = join(GOLDEN, name)
   if (process.env.REFRESH_GOLDEN === '1') writeFileSync(file, actual)
   t.equal(actual, readFileSync(file, 'utf8'), `golden ${name}`)
@@ -31,7 +31,7 @@ function golden (t: Tap.Test, name: string, actual: string): void {
 const inRollout = (extra: Record<string, string> = {}, annotations: Record<string, string> = {}) =>
   deployment({ 'onnx-sidecar.io/model': 'ads:1', 'onnx-sidecar.io/candidate': '2', 'onnx-sidecar.io/model-image': IMAGE, ...extra }, annotations)
 
-async function withApi (t: Tap.Test, d: Record<string, any>, metrics: string[]): Promise<FakeApi> {
+async function withApi (t: Test, d: Record<string, any>, metrics: string[]): Promise<FakeApi> {
   const api = await fakeApi(mkdtempSync(join(tmpdir(), 'rollout-')), d, metrics)
   t.teardown(api.close)
   return api
