@@ -43,6 +43,7 @@ import { checkMissingModel } from './workloads/missing-model.js'
 import * as modelImages from './model-images.js'
 import { checkModelVolumes } from './model-volumes.js'
 import * as shop from './shop.js'
+import { checkFleetRollout } from './fleet-rollout.js'
 import { startDns, startProxy, cleanupProxy } from './cluster-services.js'
 
 const withNode = process.env.E2E_NODE !== '0'
@@ -119,6 +120,7 @@ async function main (): Promise<number> {
         await check('each shop service answers its held-out rows as its model does, through its Service', async () => await shop.checkShopServices('1'))
         await check('headless Chromium renders the storefront with recommendations, search results and an ad from the three sidecars', async () => await shop.checkStorefront('1'))
         await check('shipping ads v2 (examples/shop/k8s/v2) rolls the ads Deployment; the page shows model version 2', shop.shipAdsV2)
+        await check('onnx-sidecar rollout on the ads Deployment (3 replicas under load): v2 pooled from 3 pods and promoted with 0 failed requests, a replacement pod starts decided; a halved candidate rolled back, aborted and refused afterwards', checkFleetRollout)
       }
     }
   }
