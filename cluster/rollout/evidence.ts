@@ -3,10 +3,8 @@
  * docs/rollouts.md), and pooled across pods: every number is a sum, so the pooled
  * evidence is exactly what one pod that had served every pod's requests would hold.
  */
+import { EVIDENCE_STATS, type EvidenceStat } from '../../sidecar/rollout/evidence.js'
 import type { Sample } from './prom-text.js'
-
-export const EVIDENCE_STATS = ['requests', 'rows', 'agreeing', 'agreeing_sq', 'agreeing_rows', 'rows_sq', 'probability_rows'] as const
-export type EvidenceStat = typeof EVIDENCE_STATS[number]
 export type Arm = 'live' | 'candidate'
 export const ARMS: readonly Arm[] = ['live', 'candidate']
 

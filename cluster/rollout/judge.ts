@@ -7,8 +7,8 @@
  */
 import type { PromotionRule } from '../../sidecar/models/config-types.js'
 import { decide, lookAt, type Verdict } from '../../sidecar/rollout/decision.js'
-import { MIN_LATENCY_PAIRS } from '../../sidecar/rollout/evidence.js'
-import { effectiveRows, errorsWorse, lookAlpha, z } from '../../sidecar/rollout/stats.js'
+import { MIN_LATENCY_PAIRS, pooledEffectiveRows } from '../../sidecar/rollout/evidence.js'
+import { errorsWorse, lookAlpha, z } from '../../sidecar/rollout/stats.js'
 import type { Arm, Buckets, Evidence } from './evidence.js'
 
 /** Classes whose live mean probability is below this say little about calibration (as in a pod: sidecar/rollout/evidence.ts). */
@@ -31,11 +31,9 @@ export interface Judgement {
   verdict: Verdict
 }
 
-/** Effective rows from the sums (stats.ts effectiveRows with Σ (a_i - p m_i)² expanded). */
+/** Effective rows from the pooled sums: exactly what one tally of every pod's requests gives (sidecar/rollout/evidence.ts). */
 export function effective (s: Evidence['sums']): number {
-  const p = s.rows === 0 ? 0 : s.agreeing / s.rows
-  const sumSq = s.agreeing_sq - 2 * p * s.agreeing_rows + p * p * s.rows_sq
-  return effectiveRows(s.agreeing, s.rows, s.requests, Math.max(0, sumSq))
+  return pooledEffectiveRows(s)
 }
 
 /** The q-quantile of a cumulative histogram in milliseconds, interpolated within its bucket as PromQL's histogram_quantile does. */
