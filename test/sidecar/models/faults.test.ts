@@ -13,10 +13,10 @@
  * the reads as it would for the non-root sidecar container.
  */
 import t, { type Test } from 'tap'
-import { chmod, cp, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises'
-import os from 'node:os'
+import { chmod, cp, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { FIXTURE_REPO, metricsText, startSidecar, type Running } from '../../fixtures/sidecar.js'
+import { fixtureModel, tempRepository, writeModels } from '../../fixtures/repository.js'
 import type { SidecarOptions } from '../../../sidecar/sidecar.js'
 
 const ADD_V1 = path.join(FIXTURE_REPO, 'add', '1', 'model.onnx') // y = x + 1
@@ -25,18 +25,17 @@ const X = [0, 1, 2, 3]
 
 /** A repository with `add` (version 1: x + 1) and `fixed` beside it; readable by anyone. */
 async function tempRepo (t: Test): Promise<{ root: string, repo: string }> {
-  const root = await mkdtemp(path.join(os.tmpdir(), 'onnx-sidecar-faults-'))
+  // `root` holds the repository and what a test moves out of it (renames stay on one file system)
+  const root = await tempRepository(t, {}, 'onnx-sidecar-faults-')
+  // teardowns run last-registered first: modes are restored before the fixture removes `root`
   t.teardown(async () => {
     if (process.getuid?.() === 0) process.seteuid?.(0)
     await chmodAll(root, 0o755).catch(() => {})
-    await rm(root, { recursive: true, force: true })
   })
   await chmod(root, 0o755)
   const repo = path.join(root, 'repo')
-  await mkdir(path.join(repo, 'add', '1'), { recursive: true })
-  await cp(ADD_V1, path.join(repo, 'add', '1', 'model.onnx'))
-  await writeFile(path.join(repo, 'add', 'config.yaml'), 'max_batch_size: 8\n')
-  await cp(path.join(FIXTURE_REPO, 'fixed'), path.join(repo, 'fixed'), { recursive: true })
+  await mkdir(repo)
+  await writeModels(repo, { add: { versions: { 1: ADD_V1 }, config: 'max_batch_size: 8\n' }, fixed: fixtureModel('fixed') })
   return { root, repo }
 }
 

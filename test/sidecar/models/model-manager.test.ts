@@ -5,23 +5,18 @@
  */
 import t, { type Test } from 'tap'
 import { EventEmitter } from 'node:events'
-import { copyFile, cp, mkdir, mkdtemp, rename, rm, utimes, writeFile } from 'node:fs/promises'
-import os from 'node:os'
+import { copyFile, cp, rename, rm, utimes } from 'node:fs/promises'
 import path from 'node:path'
 import { createSidecarMetrics } from '../../../sidecar/core/metrics.js'
 import { modelMetadata } from '../../../sidecar/inference/metadata.js'
 import { ModelManager } from '../../../sidecar/models/model-manager.js'
 import { WorkerPool } from '../../../sidecar/runtime/worker-pool.js'
-import { FIXTURE_REPO, memoryLogger } from '../../fixtures/sidecar.js'
+import { memoryLogger } from '../../fixtures/sidecar.js'
+import { fixtureModel, tempRepository } from '../../fixtures/repository.js'
 
 async function repository (t: Test): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'model-manager-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await cp(path.join(FIXTURE_REPO, 'add'), path.join(dir, 'add'), { recursive: true })
-  // A model with a config and no version directory: known, never servable.
-  await mkdir(path.join(dir, 'empty'))
-  await writeFile(path.join(dir, 'empty', 'config.yaml'), 'max_batch_size: 8\n')
-  return dir
+  // `empty`: a model with a config and no version directory: known, never servable.
+  return await tempRepository(t, { add: fixtureModel('add'), empty: { config: 'max_batch_size: 8\n' } }, 'model-manager-')
 }
 
 function manager (t: Test, repo: string, pool: WorkerPool, assigned?: Array<{ name: string, version?: number }>): ModelManager {

@@ -1,11 +1,10 @@
 import t from 'tap'
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import os from 'node:os'
 import path from 'node:path'
 import { tracing } from '@opentelemetry/sdk-node'
 import { startTracing } from '../../../sidecar/core/tracing.js'
-import { FIXTURE_REPO, metricsText, startSidecar, type Running } from '../../fixtures/sidecar.js'
-import { IRIS_V1, irisRepo, irisRequest, irisRows } from '../../fixtures/rollout/repo.js'
+import { metricsText, type Running } from '../../fixtures/sidecar.js'
+import { fixtureModel, repositorySidecar } from '../../fixtures/repository.js'
+import { IRIS_V1, irisModels, irisRequest, irisRows } from '../../fixtures/rollout/repo.js'
 
 const exporter = new tracing.InMemorySpanExporter()
 const otel = startTracing({ enabled: true, serviceName: 'rollout-test', spanProcessors: [new tracing.SimpleSpanProcessor(exporter)] })
@@ -29,11 +28,8 @@ async function settled (s: Running, done: number, model = 'iris'): Promise<any> 
 }
 
 t.test('shadow: live answers, the candidate runs after it and is compared', async t => {
-  const repo = await irisRepo(IRIS_V1, 'rollout: { live: 1, candidate: 2, mode: shadow }')
-  t.teardown(repo.remove)
   // iris runs inline (on the main thread); its shadow runs go to the one worker thread.
-  const s = await startSidecar({ repository: repo.dir, tracer: otel.tracer, workers: 1, inlineComputeUs: 100_000 })
-  t.teardown(s.close)
+  const s = await repositorySidecar(t, await irisModels(IRIS_V1, 'rollout: { live: 1, candidate: 2, mode: shadow }'), { tracer: otel.tracer, workers: 1, inlineComputeUs: 100_000 })
   t.ok(s.sidecar.manager.resolve('iris', '1').inline, 'the live version runs inline')
   exporter.reset()
 
@@ -75,10 +71,7 @@ t.test('shadow: live answers, the candidate runs after it and is compared', asyn
 
 t.test('canary work is marked on the server span', async t => {
   const { inCanary } = await import('../../../sidecar/rollout/sticky.js')
-  const repo = await irisRepo(IRIS_V1, 'rollout: { live: 1, candidate: 2, mode: canary, share: 0.5, sample: 0 }')
-  t.teardown(repo.remove)
-  const s = await startSidecar({ repository: repo.dir, tracer: otel.tracer })
-  t.teardown(s.close)
+  const s = await repositorySidecar(t, await irisModels(IRIS_V1, 'rollout: { live: 1, candidate: 2, mode: canary, share: 0.5, sample: 0 }'), { tracer: otel.tracer })
   const keys = Array.from({ length: 20 }, (_, i) => `k${i}`)
   const cand = keys.find(k => inCanary('iris:2', k, 0.5)) as string
   const live = keys.find(k => !inCanary('iris:2', k, 0.5)) as string
@@ -94,15 +87,8 @@ t.test('canary work is marked on the server span', async t => {
 
 t.test('shadow work is dropped, not queued, while another shadow run is in progress', async t => {
   // The deliberately slow fixture model (~100 ms a call) as versions 1 and 2.
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'rollout-slow-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  for (const v of ['1', '2']) {
-    await mkdir(path.join(dir, 'slow', v), { recursive: true })
-    await copyFile(path.join(FIXTURE_REPO, 'slow', '1', 'model.onnx'), path.join(dir, 'slow', v, 'model.onnx'))
-  }
-  await writeFile(path.join(dir, 'slow', 'config.yaml'), 'rollout: { live: 1, candidate: 2 }\n')
-  const s = await startSidecar({ repository: dir, workers: 2 })
-  t.teardown(s.close)
+  const slow = path.join(fixtureModel('slow'), '1', 'model.onnx')
+  const s = await repositorySidecar(t, { slow: { versions: { 1: slow, 2: slow }, config: 'rollout: { live: 1, candidate: 2 }\n' } }, { workers: 2, prefix: 'rollout-slow-' })
   const body = { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 256], data: new Array(256).fill(0.5) }] }
 
   const a = await s.post('/v2/models/slow/infer', body)
@@ -130,10 +116,7 @@ t.test('shadow work is dropped, not queued, while another shadow run is in progr
 })
 
 t.test('a live version on the only worker is never shadowed: the worker stays free for live requests', async t => {
-  const repo = await irisRepo(IRIS_V1, 'rollout: { live: 1, candidate: 2 }')
-  t.teardown(repo.remove)
-  const s = await startSidecar({ repository: repo.dir, workers: 1, inlineComputeUs: 0 })
-  t.teardown(s.close)
+  const s = await repositorySidecar(t, await irisModels(IRIS_V1, 'rollout: { live: 1, candidate: 2 }'), { workers: 1, inlineComputeUs: 0 })
   for (let i = 0; i < 3; i++) {
     t.equal((await s.post('/v2/models/iris/infer', irisRequest([5.1, 3.5, 1.4, 0.2]))).status, 200)
     await settled(s, i + 1)
@@ -144,10 +127,7 @@ t.test('a live version on the only worker is never shadowed: the worker stays fr
 })
 
 t.test('rollout state endpoint: off without a rollout, 404 for an unknown model', async t => {
-  const repo = await irisRepo(undefined, '')
-  t.teardown(repo.remove)
-  const s = await startSidecar({ repository: repo.dir, workers: 2 })
-  t.teardown(s.close)
+  const s = await repositorySidecar(t, await irisModels(undefined, ''), { workers: 2 })
   t.same((await s.get('/v2/models/iris/rollout')).body, { name: 'iris', state: 'off' })
   t.equal((await s.get('/v2/models/nope/rollout')).status, 404)
   const res = await s.post('/v2/models/iris/rollout', {})

@@ -4,14 +4,14 @@
  * matches the digest taken at the first load.
  */
 import t from 'tap'
-import { copyFile, mkdtemp, rm } from 'node:fs/promises'
-import os from 'node:os'
+import { copyFile } from 'node:fs/promises'
 import path from 'node:path'
 import { once } from 'node:events'
 import { WorkerPool } from '../../../sidecar/runtime/worker-pool.js'
 import { digestOf, readModelFile } from '../../../sidecar/runtime/model-file.js'
 import type { WireTensor } from '../../../sidecar/runtime/protocol.js'
 import { memoryLogger, FIXTURE_REPO } from '../../fixtures/sidecar.js'
+import { tempRepository } from '../../fixtures/repository.js'
 
 const ADD = path.join(FIXTURE_REPO, 'add', '1', 'model.onnx')
 const SLOW = path.join(FIXTURE_REPO, 'slow', '1', 'model.onnx')
@@ -36,10 +36,8 @@ t.test('readModelFile returns the content in a buffer of its own and checks the 
 
 for (const inProcess of [false, true]) {
   t.test(`a replacement ${inProcess ? '(in-process) ' : ''}reads the file again and refuses one that changed`, async t => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'model-files-'))
-    t.teardown(() => rm(dir, { recursive: true, force: true }))
-    const file = path.join(dir, 'model.onnx')
-    await copyFile(ADD, file)
+    const dir = await tempRepository(t, { m: { versions: { 1: ADD } } }, 'model-files-')
+    const file = path.join(dir, 'm', '1', 'model.onnx')
     const { logger } = memoryLogger()
     const pool = new WorkerPool({ workers: 1, threads: 1, logger, inProcess })
     t.teardown(() => pool.close())
