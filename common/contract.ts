@@ -83,6 +83,76 @@ export function formatModelList (models: readonly ModelRef[]): string {
   return models.map(m => m.version === undefined ? m.name : `${m.name}:${m.version}`).join(',')
 }
 
+/** A rollout's candidate (`--candidate`, `onnx-sidecar.io/candidate`): a version, or `model:version`. */
+export interface CandidateRef {
+  /** undefined: the pod's one model. */
+  model?: string
+  version: number
+}
+
+/** Percent of requests a fleet canary's candidate answers (`--canary`, `onnx-sidecar.io/canary`). */
+export const CANARY_PERCENT: Range = { min: 1, max: 50 }
+
+export function parseCandidate (raw: string): CandidateRef {
+  const text = raw.trim()
+  const [a = '', b, ...rest] = text.split(':')
+  const name = b === undefined ? undefined : a
+  const version = b ?? a
+  if (rest.length > 0 || (name !== undefined && !MODEL_NAME.test(name)) || !MODEL_VERSION.test(version)) {
+    throw new Error('is not a candidate version (a version such as 2, or model:version such as ads:2)')
+  }
+  return name === undefined ? { version: Number(version) } : { model: name, version: Number(version) }
+}
+
+export function parseCanary (raw: string): number {
+  const n = integerIn(raw, CANARY_PERCENT)
+  if (n === undefined) throw new Error(`is not a canary percent (an integer from ${CANARY_PERCENT.min} to ${CANARY_PERCENT.max})`)
+  return n
+}
+
+/** A rollout that the fleet decides: the model, its candidate version, and the canary percent (undefined: shadow). */
+export interface FleetCandidate {
+  model: string
+  version: number
+  canary: number | undefined
+}
+
+/** Why a candidate or canary cannot run: `subject` is the one at fault, `predicate` completes "KEY VALUE ..." (the annotation error's form). */
+export class FleetError extends Error {
+  readonly subject: 'candidate' | 'canary'
+  readonly predicate: string
+
+  constructor (subject: 'candidate' | 'canary', predicate: string, message: string) {
+    super(message)
+    this.subject = subject
+    this.predicate = predicate
+  }
+}
+
+/**
+ * The fleet rollout that a candidate and a canary percent ask for, checked against the
+ * models the pod serves; undefined without either. `names` are what the user wrote (flags
+ * or annotations), for the messages. Throws a FleetError whose message names them.
+ */
+export function fleetCandidate (models: readonly ModelRef[], candidate: CandidateRef | undefined, canary: number | undefined, names: { model: string, candidate: string, canary: string }): FleetCandidate | undefined {
+  if (candidate === undefined) {
+    if (canary === undefined) return undefined
+    const predicate = `needs ${names.candidate}: a canary of which version?`
+    throw new FleetError('canary', predicate, `${names.canary} ${predicate}`)
+  }
+  const text = `${names.candidate} '${candidate.model === undefined ? '' : `${candidate.model}:`}${candidate.version}'`
+  const fail = (predicate: string): never => { throw new FleetError('candidate', predicate, `${text} ${predicate}`) }
+  let model = candidate.model
+  if (model === undefined) {
+    if (models.length !== 1) fail(`must name its model (model:version): ${names.model} ${models.length === 0 ? 'names no model, so every model is served' : `lists ${models.length} models`}`)
+    model = (models[0] as ModelRef).name
+  }
+  const served = models.find(m => m.name === model)
+  if (models.length > 0 && served === undefined) fail(`names model '${model}', which the pod does not serve (${names.model}: ${formatModelList(models)})`)
+  if (served?.version === candidate.version) fail(`is the version ${names.model} pins as live ('${formatModelList([served])}'); the candidate must be another version`)
+  return { model, version: candidate.version, canary }
+}
+
 function integerIn (raw: string, range: Range): number | undefined {
   const text = raw.trim()
   if (!/^\d{1,6}$/.test(text)) return undefined

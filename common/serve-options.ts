@@ -5,7 +5,7 @@
  * parse with it before it admits the pod.
  */
 import { commonOptions, parse, type Option } from './config.js'
-import { asOption, parseModelList, parseThreads, parseWorkers, type ModelRef } from './contract.js'
+import { asOption, parseCanary, parseCandidate, parseModelList, parseThreads, parseWorkers, type CandidateRef, type ModelRef } from './contract.js'
 
 /** A port, or `off` (null): no gRPC listener at all. */
 function parseGrpcPort (raw: string): number | null {
@@ -46,6 +46,8 @@ export function serveOptions () {
     ...commonOptions(),
     modelRepository: { flag: '--model-repository', env: 'ONNX_SIDECAR_MODEL_REPOSITORY', description: 'directory holding <model>/<version>/model.onnx', default: d.modelRepository, parse: parse.string } as Option<string>,
     model: { flag: '--model', env: 'ONNX_SIDECAR_MODEL', description: 'models to serve, name[:version],... (empty: every model in the repository)', default: [], defaultText: 'every model', parse: asOption(parseModelList) } as Option<ModelRef[]>,
+    candidate: { flag: '--candidate', env: 'ONNX_SIDECAR_CANDIDATE', description: 'run a rollout of this version (model:version when the sidecar serves several models) against the pinned or policy-served one, decided by the fleet: the pod measures and exports the evidence, never promotes or rolls back itself; wins over config.yaml\'s rollout: block, keeping its thresholds (docs/rollouts.md)', default: undefined, defaultText: 'none', parse: asOption(parseCandidate) } as Option<CandidateRef | undefined>,
+    canary: { flag: '--canary', env: 'ONNX_SIDECAR_CANARY', description: 'with --candidate: percent of requests (1-50) the candidate answers, sticky by request id (or the rollout: block\'s sticky_header); without it the candidate runs as a shadow', default: undefined, defaultText: 'none: shadow', parse: asOption(parseCanary) } as Option<number | undefined>,
     host: { flag: '--host', env: 'ONNX_SIDECAR_HOST', description: 'inference address; keep it on loopback', default: d.host, parse: parse.string } as Option<string>,
     port: { flag: '--port', env: 'ONNX_SIDECAR_PORT', description: 'inference port (Open Inference Protocol REST); 0 picks a free one', default: d.port, parse: parse.int(0, 65535) } as Option<number>,
     grpcPort: { flag: '--grpc-port', env: 'ONNX_SIDECAR_GRPC_PORT', description: 'gRPC inference port (Open Inference Protocol gRPC) on --host; 0 picks a free one, "off" serves no gRPC', default: d.grpcPort, parse: parseGrpcPort } as Option<number | null>,

@@ -1,7 +1,7 @@
 /** `onnx-sidecar serve`: run the sidecar until SIGTERM/SIGINT, then drain and exit 0. */
 import { availableCpus, defaultParallelism } from '../common/cpu.js'
 import { memoryBudget, requestLimits } from '../common/memory-limit.js'
-import { FitError, THREADS, clampedWorkers, planParallelism, type MemoryBudget } from '../common/contract.js'
+import { FitError, THREADS, clampedWorkers, fleetCandidate, planParallelism, type FleetCandidate, type MemoryBudget } from '../common/contract.js'
 import { ConfigError, helpText, otelRequested, processEnv, readConfig } from '../common/config.js'
 import { listen } from '../common/http.js'
 import { createLogger } from '../common/logger.js'
@@ -65,6 +65,12 @@ export async function serveCommand (argv: string[]): Promise<number> {
   if (requestMemory < 2 * bodyLimit) {
     throw new ConfigError(`--request-memory (${requestMemory} bytes) must be at least twice --body-limit (${bodyLimit} bytes): a body of the largest allowed size, and the tensors decoded from it, must fit`)
   }
+  let fleet: FleetCandidate | undefined
+  try {
+    fleet = fleetCandidate(opts.model, opts.candidate, opts.canary, { model: '--model', candidate: '--candidate', canary: '--canary' })
+  } catch (err) {
+    throw new ConfigError((err as Error).message)
+  }
   const cpus = availableCpus()
   // The injector's rule (common/contract.ts): workers from the CPUs and what the memory budget
   // holds beside the request memory, at most 16 derived; explicit --workers / --threads kept.
@@ -74,6 +80,7 @@ export async function serveCommand (argv: string[]): Promise<number> {
   const sidecar = createSidecar({
     repository: opts.modelRepository,
     models: opts.model,
+    fleet,
     workers,
     threads,
     inProcess,

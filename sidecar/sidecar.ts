@@ -6,6 +6,7 @@
 import type { AddressInfo } from 'node:net'
 import type { Tracer } from '@opentelemetry/api'
 import type { Logger } from '../common/logger.js'
+import type { FleetCandidate } from '../common/contract.js'
 import { close as closeServer, listenOnPath } from '../common/http.js'
 import { GRPC_SOCKET_NAME, HTTP_SOCKET_NAME } from '../common/sockets.js'
 import { DEFAULT_MEMORY_BUDGET, requestLimits } from '../common/memory-limit.js'
@@ -28,6 +29,8 @@ import type http from 'node:http'
 export interface SidecarOptions {
   repository: string
   models?: AssignedModel[]
+  /** `--candidate` / `--canary`: a rollout of one model that the fleet decides (the pod measures). */
+  fleet?: FleetCandidate
   workers: number
   threads: number
   /** Run ONNX Runtime on the main thread (runtime/main-thread-slot.ts) instead of `workers` threads. */
@@ -77,6 +80,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
   const manager = new ModelManager({
     repository: opts.repository,
     assigned: opts.models,
+    fleet: opts.fleet,
     pool,
     logger: opts.logger,
     metrics,

@@ -14,8 +14,10 @@
 import { watch, type FSWatcher } from 'node:fs'
 import path from 'node:path'
 import type { Logger } from '../../common/logger.js'
-import type { ModelConfig } from './config-types.js'
+import type { FleetCandidate } from '../../common/contract.js'
+import type { ModelConfig, RolloutConfig } from './config-types.js'
 import { parseModelConfig, selectVersions } from './model-config.js'
+import { fleetRollout } from './rollout-config.js'
 import type { ModelEntry, ModelTable } from './model-state.js'
 import { FingerprintCache, listModels, scanModel, type ScannedModel } from './repository.js'
 import { VersionLoads } from './version-loads.js'
@@ -53,6 +55,8 @@ export interface ReconcilerOptions {
   inlineComputeUs?: number
   /** A model's config.yaml parsed (undefined: the model left the repository); rollouts follow it. */
   onConfig?: (model: string, config: ModelConfig | undefined) => void
+  /** `--candidate` / `--canary`: a rollout the fleet decides, which wins over the model's `rollout:` block. */
+  fleet?: FleetCandidate
 }
 
 export class Reconciler {
@@ -68,6 +72,8 @@ export class Reconciler {
   #watcher: FSWatcher | undefined
   #debounce: NodeJS.Timeout | undefined
   #closed = false
+  /** The fleet candidate had no live version to run against (warned once until it has). */
+  #fleetAlone = false
 
   constructor (opts: ReconcilerOptions, models: ModelTable) {
     this.#opts = opts
@@ -204,11 +210,15 @@ export class Reconciler {
       this.#setReason(e, (err as Error).message, true)
       return
     }
-    // A pinned model serves exactly its pin: a `rollout:` block in the (shared) repository
-    // is for the pods that follow the version policy, not for this one.
-    this.#opts.onConfig?.(e.name, pinned !== undefined && config.rollout !== undefined ? { ...config, rollout: undefined } : config)
     const available = scanned.versions.map(v => v.version)
-    const wanted = pinned !== undefined ? available.filter(v => v === pinned) : selectVersions(config.versionPolicy, available, config.rollout)
+    // A pinned model serves exactly its pin: a `rollout:` block in the (shared) repository
+    // is for the pods that follow the version policy, not for this one. A fleet candidate
+    // (`--candidate`) is this pod's rollout, whatever the block says.
+    const rollout = this.#rollout(e.name, config, available, pinned)
+    if (rollout !== config.rollout) config = { ...config, rollout }
+    this.#opts.onConfig?.(e.name, config)
+    const pinnedAndCandidate = (v: number): boolean => v === pinned || v === rollout?.candidate
+    const wanted = pinned !== undefined ? available.filter(pinnedAndCandidate) : selectVersions(config.versionPolicy, available, config.rollout)
     if (wanted.length === 0) {
       const why = pinned !== undefined
         ? `version ${pinned} not found in '${scanned.dir}'`
@@ -224,11 +234,28 @@ export class Reconciler {
     // Serve what the policy selects among the versions that actually loaded; a version
     // that failed does not push a working one out.
     const loaded = [...e.versions.keys()].filter(v => available.includes(v))
-    const keep = new Set(pinned !== undefined ? loaded.filter(v => v === pinned) : selectVersions(config.versionPolicy, loaded, config.rollout))
+    const keep = new Set(pinned !== undefined ? loaded.filter(pinnedAndCandidate) : selectVersions(config.versionPolicy, loaded, config.rollout))
     for (const [v, mv] of e.versions) {
       if (!keep.has(v)) await this.#loads.unload(e, v, mv, 'no longer selected by the version policy')
     }
     for (const v of e.failures.keys()) if (!available.includes(v)) e.failures.delete(v)
+  }
+
+  /**
+   * The model's rollout: the fleet's (live: the pinned version, else the highest the
+   * policy serves besides the candidate), else the block's unless the model is pinned.
+   */
+  #rollout (model: string, config: ModelConfig, available: number[], pinned: number | undefined): RolloutConfig | undefined {
+    const fleet = this.#opts.fleet
+    if (fleet?.model !== model) return pinned !== undefined ? undefined : config.rollout
+    const live = pinned ?? selectVersions(config.versionPolicy, available.filter(v => v !== fleet.version))[0]
+    if (live === undefined) {
+      if (!this.#fleetAlone) this.#log.warn({ model, candidate: fleet.version, available }, 'rollout: --candidate has no other version to run against; serving by the version policy, no rollout')
+      this.#fleetAlone = true
+      return undefined
+    }
+    this.#fleetAlone = false
+    return fleetRollout(config.rollout, fleet, live)
   }
 
   #setReason (e: ModelEntry, reason: string, failure = false): void {

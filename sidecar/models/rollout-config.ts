@@ -12,6 +12,7 @@
  * checks a schema cannot express. Every message names the file and the key. The types
  * (`RolloutConfig`) live in config-types.ts.
  */
+import type { FleetCandidate } from '../../common/contract.js'
 import { ModelLoadError } from '../core/errors.js'
 import type { PromotionRule, RolloutCompare, RolloutConfig, RolloutDecider, RolloutMode } from './config-types.js'
 
@@ -164,14 +165,6 @@ export function parseRollout (raw: RawRollout | undefined, file: string): Rollou
     },
     promotion
   }
-}
-
-/** A rollout given on the command line (`--candidate`, `--canary`), decided by the fleet. */
-export interface FleetCandidate {
-  model: string
-  version: number
-  /** Percent of requests the candidate answers (a canary); undefined: shadow. */
-  canary: number | undefined
 }
 
 /**

@@ -125,3 +125,23 @@ t.test('model lists: at most MAX_MODELS, checked in linear time', async t => {
   t.throws(() => parseModelList(list(MAX_MODELS + 1)), /one sidecar serves at most 256/)
   t.throws(() => parseModelList(list(60_000)), /lists 60000 models; one sidecar serves at most 256/, 'a 400 KiB list is refused before its entries are checked (6.7 s of blocked event loop before)')
 })
+
+t.test('a fleet candidate (--candidate / onnx-sidecar.io/candidate) and its canary percent', async t => {
+  const { parseCandidate, parseCanary, fleetCandidate } = await import('../../common/contract.js')
+  t.same(parseCandidate('2'), { version: 2 })
+  t.same(parseCandidate(' ads:12 '), { model: 'ads', version: 12 })
+  for (const bad of ['', 'ads', 'ads:', ':2', '0', 'ads:02', 'a:b:2', '-1', '../x:2']) t.throws(() => parseCandidate(bad), /is not a candidate version \(a version such as 2, or model:version such as ads:2\)/, JSON.stringify(bad))
+  t.equal(parseCanary('10'), 10)
+  t.equal(parseCanary('50'), 50)
+  for (const bad of ['0', '51', '10%', '2.5', '']) t.throws(() => parseCanary(bad), /is not a canary percent \(an integer from 1 to 50\)/, JSON.stringify(bad))
+
+  const names = { model: '--model', candidate: '--candidate', canary: '--canary' }
+  t.same(fleetCandidate([{ name: 'ads', version: 1 }], { version: 2 }, 10, names), { model: 'ads', version: 2, canary: 10 }, 'the one model')
+  t.same(fleetCandidate([], { model: 'ads', version: 2 }, undefined, names), { model: 'ads', version: 2, canary: undefined }, 'every model served: the named one')
+  t.equal(fleetCandidate([{ name: 'ads' }], undefined, undefined, names), undefined)
+  t.throws(() => fleetCandidate([{ name: 'ads' }], undefined, 10, names), { message: '--canary needs --candidate: a canary of which version?' })
+  t.throws(() => fleetCandidate([{ name: 'ads', version: 2 }], { version: 2 }, undefined, names), { message: "--candidate '2' is the version --model pins as live ('ads:2'); the candidate must be another version" })
+  t.throws(() => fleetCandidate([{ name: 'ads' }, { name: 'search' }], { version: 2 }, undefined, names), { message: "--candidate '2' must name its model (model:version): --model lists 2 models" })
+  t.throws(() => fleetCandidate([], { version: 2 }, undefined, names), { message: "--candidate '2' must name its model (model:version): --model names no model, so every model is served" })
+  t.throws(() => fleetCandidate([{ name: 'ads' }], { model: 'search', version: 2 }, undefined, names), { message: "--candidate 'search:2' names model 'search', which the pod does not serve (--model: ads)" })
+})

@@ -10,7 +10,7 @@ t.test('no rollout key: rollout off', async t => {
 
 t.test('a shadow rollout with defaults', async t => {
   const r = parseModelConfig('rollout: { live: 1, candidate: 2 }', FILE).rollout
-  t.same(r, { live: 1, candidate: 2, mode: 'shadow', sample: 1, share: 0, stickyHeader: undefined, compareOutput: undefined, tolerance: 1e-4, compare: { metric: undefined, maxShift: 0.1, maxCalibrationDrift: 0.1, rtol: 0.1, k: 10 }, promotion: undefined })
+  t.same(r, { live: 1, candidate: 2, mode: 'shadow', sample: 1, share: 0, stickyHeader: undefined, compareOutput: undefined, tolerance: 1e-4, compare: { metric: undefined, maxShift: 0.1, maxCalibrationDrift: 0.1, rtol: 0.1, k: 10 }, promotion: undefined, decide: 'pod' })
 })
 
 t.test('every key is read', async t => {
@@ -37,7 +37,8 @@ rollout:
     compareOutput: 'probabilities',
     tolerance: 0.01,
     compare: { metric: 'probabilities', maxShift: 0.05, maxCalibrationDrift: 0.2, rtol: 0.3, k: 5 },
-    promotion: { minRequests: 500, maxRequests: 4000, minAgreement: 0.97, confidence: 0.99, maxErrorRateDelta: 0.001, minErrors: 3, maxLatencyRatio: 2, latencySlackMs: 0.5, rollbackBelow: 0.9 }
+    promotion: { minRequests: 500, maxRequests: 4000, minAgreement: 0.97, confidence: 0.99, maxErrorRateDelta: 0.001, minErrors: 3, maxLatencyRatio: 2, latencySlackMs: 0.5, rollbackBelow: 0.9 },
+    decide: 'pod'
   })
   t.equal(parseModelConfig('rollout: { live: 1, candidate: 2, compare_output: y }', FILE).rollout?.compareOutput, 'y', 'compare_output: the older spelling of compare.output')
   const p = parseModelConfig('rollout: { live: 1, candidate: 2, promotion: { min_agreement: 0.9 } }', FILE).rollout
@@ -51,6 +52,7 @@ t.test('errors name the file and the key', async t => {
     ['rollout: { live: 0, candidate: 2 }', /key 'rollout\.live' must be >= 1/],
     ['rollout: { live: 1, candidate: 1 }', /key 'rollout\.candidate' must differ from 'rollout\.live' \(both are 1\)/],
     ['rollout: { live: 1, candidate: 2, mode: blue }', /key 'rollout\.mode' must be one of: shadow, canary/],
+    ['rollout: { live: 1, candidate: 2, decide: team }', /key 'rollout\.decide' must be one of: pod, fleet/],
     ['rollout: { live: 1, candidate: 2, sampel: 0.5 }', /key 'rollout\.sampel' is not a known key/],
     ['rollout: { live: 1, candidate: 2, sample: 1.5 }', /key 'rollout\.sample' must be <= 1/],
     ['rollout: { live: 1, candidate: 2, mode: canary }', /key 'rollout\.share' is required when 'rollout\.mode' is canary/],
