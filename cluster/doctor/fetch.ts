@@ -47,6 +47,10 @@ function apiReason (err: ApiException<unknown>): string {
   return typeof message === 'string' ? `${message} (HTTP ${err.code})` : `HTTP ${err.code}`
 }
 
+function unauthorized (err: ApiException<unknown>): ClusterError {
+  return new ClusterError(`the API server rejected the credentials (${apiReason(err)}): check the kubeconfig user's token, certificate or exec plugin`)
+}
+
 async function call<T> (what: string, fn: () => Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_resolve, reject) => {
@@ -79,7 +83,7 @@ export async function fetchSnapshot (kc: KubeConfig, target: FetchTarget): Promi
       return await call(what, fn)
     } catch (err) {
       if (err instanceof ApiException) {
-        if (err.code === 401) throw new ClusterError(`the API server rejected the credentials: ${apiReason(err)}`)
+        if (err.code === 401) throw unauthorized(err)
         unreadable.push({ what, reason: apiReason(err) })
         return undefined
       }
@@ -95,7 +99,7 @@ export async function fetchSnapshot (kc: KubeConfig, target: FetchTarget): Promi
   } catch (err) {
     if (!(err instanceof ApiException)) throw err
     if (err.code === 404) throw new ClusterError(`namespace ${namespace} not found`)
-    if (err.code === 401) throw new ClusterError(`the API server rejected the credentials: ${apiReason(err)}`)
+    if (err.code === 401) throw unauthorized(err)
     unreadable.push({ what: 'Namespace', reason: apiReason(err) })
   }
 

@@ -51,7 +51,9 @@ function checkOne (pod: Pod, s: Snapshot, hooks: ChartWebhook[]): Finding | unde
     object,
     problem: ignore
       ? 'the pod asks for a model but has no sidecar: the injector could not be reached when the pod was created, and failurePolicy Ignore admitted it without one'
-      : 'the pod asks for a model but has no sidecar, and neither the webhook\'s selectors nor its registration time explain it',
+      : s.namespaceObject === undefined
+        ? 'the pod asks for a model but has no sidecar; the namespace could not be read, so whether the webhook\'s namespaceSelector excludes it is unknown'
+        : 'the pod asks for a model but has no sidecar, and neither the webhook\'s selectors nor its registration time explain it',
     fix: `check the injector is up (its pods, its log for this pod), then ${again}`
   }
 }

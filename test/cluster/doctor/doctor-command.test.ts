@@ -60,9 +60,25 @@ t.test('a list doctor may not read is a warning, and its checks skip', async t =
   t.teardown(api.close)
   const r = await run(['-n', 'shop', '--kubeconfig', api.kubeconfig])
   t.equal(r.code, 0, 'warnings only')
-  t.match(r.stdout, /warning OSD_CANNOT_READ  MutatingWebhookConfiguration \*\n  problem: could not read MutatingWebhookConfiguration: mutatingwebhookconfigurations is forbidden: .* \(HTTP 403\); the checks that need it did not run\n  fix: {5}run doctor with credentials that may list MutatingWebhookConfiguration \(kubectl auth can-i list mutatingwebhookconfiguration\)/)
-  t.match(r.stdout, /warning OSD_CANNOT_READ  PersistentVolumeClaim shop\/\*/)
+  t.match(r.stdout, /warning OSD_CANNOT_READ {2}MutatingWebhookConfiguration \*\n {2}problem: could not read MutatingWebhookConfiguration: mutatingwebhookconfigurations is forbidden: .* \(HTTP 403\); the checks that need it did not run\n {2}fix: {5}run doctor with credentials that may list MutatingWebhookConfiguration \(kubectl auth can-i list mutatingwebhookconfiguration\)/)
+  t.match(r.stdout, /warning OSD_CANNOT_READ {2}PersistentVolumeClaim shop\/\*/)
   t.notMatch(r.stdout, /OSD_WEBHOOK_NOT_REGISTERED/)
+})
+
+t.test('credentials the API server refuses: exit 2 with one line', async t => {
+  const api = await startFakeApi(loadCluster(), { unauthorized: true })
+  t.teardown(api.close)
+  t.same(await run(['--kubeconfig', api.kubeconfig]), { code: 2, stdout: '', stderr: 'onnx-sidecar doctor: the API server rejected the credentials (HTTP 401): check the kubeconfig user\'s token, certificate or exec plugin\n' })
+})
+
+t.test('a namespace doctor may not read: the exclusion check skips, and the pod finding says what is unknown', async t => {
+  const api = await startFakeApi(loadCluster(), { forbidden: ['Namespace'] })
+  t.teardown(api.close)
+  const r = await run(['-n', 'optout', '--kubeconfig', api.kubeconfig, '-o', 'json'])
+  const findings = JSON.parse(r.stdout).findings
+  t.same(findings.map((f: { code: string }) => f.code), ['OSD_POD_NOT_INJECTED', 'OSD_CANNOT_READ'], 'the opt-out label cannot be seen')
+  t.match(findings[0].problem, /the namespace could not be read, so whether the webhook's namespaceSelector excludes it is unknown/)
+  t.equal(r.code, 1)
 })
 
 t.test('usage errors and an unreachable API server: exit 2 with one line', async t => {
