@@ -44,6 +44,7 @@ import * as modelImages from './model-images.js'
 import { checkModelVolumes } from './model-volumes.js'
 import * as shop from './shop.js'
 import { checkFleetRollout } from './fleet-rollout.js'
+import { checkDoctor } from './doctor.js'
 import { startDns, startProxy, cleanupProxy } from './cluster-services.js'
 
 const withNode = process.env.E2E_NODE !== '0'
@@ -124,6 +125,7 @@ async function main (): Promise<number> {
       }
     }
   }
+  if (ready && node) await check('onnx-sidecar doctor names each broken setup (webhook deleted at creation, annotations on the Deployment, missing claim, missing model, unpullable sidecar, opted-out namespace) and exits 0 on a healthy one', checkDoctor)
   const failed = results.filter(r => !r.ok).length
   const passed = results.length - failed
   if (failed > 0) {
