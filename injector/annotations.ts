@@ -7,7 +7,7 @@ import { allOf, errors, type InjectorError } from './errors.js'
 import { LOG_LEVELS, type LogLevel } from '../common/config.js'
 import { parseImageReference } from './image-reference.js'
 import { truncateUtf8 } from '../common/truncate.js'
-import { parseModelList, parsePort, parseThreads, parseCpu, parseMemory, leastMemoryLimit, BASE_MEMORY, DERIVED_WORKERS_MAX, MIN_CPU, MIN_MEMORY, THREADS, WORKER_MEMORY, type ModelRef } from '../common/contract.js'
+import { fleetCandidate, FleetError, parseCanary, parseCandidate, parseModelList, parsePort, parseThreads, parseCpu, parseMemory, leastMemoryLimit, BASE_MEMORY, CANARY_PERCENT, DERIVED_WORKERS_MAX, MIN_CPU, MIN_MEMORY, THREADS, WORKER_MEMORY, type ModelRef } from '../common/contract.js'
 
 // the rules shared with `serve` live in common/contract.ts; these names stay for the injector's callers
 export { parseQuantity, formatModelList as formatModels } from '../common/contract.js'
@@ -83,6 +83,8 @@ export const ANNOTATIONS = {
   logLevel: spec('log-level', { description: 'sidecar log level', defaultText: 'config `logLevel` (info)', example: 'debug', parse: parseLogLevel }),
   nativeSidecar: spec('native-sidecar', { description: '`"false"` injects a regular container instead of a native sidecar (init container with `restartPolicy: Always`)', defaultText: 'config `nativeSidecar` (true)', example: '"false"', parse: parseBool }),
   socket: spec('socket', { description: '`"true"` also serves REST and gRPC on Unix domain sockets in an in-memory volume mounted at `/var/run/onnx-sidecar` (read-only in app containers); app containers get `ONNX_SIDECAR_SOCKET` and `ONNX_SIDECAR_GRPC_SOCKET`', defaultText: 'config `socket` (false)', example: '"true"', parse: parseBool }),
+  candidate: spec('candidate', { description: 'a rollout across the Deployment: run this version (`model:version` when the pod serves several models; in the same repository as the live version) next to the live one the `model` annotation pins or the version policy serves; the sidecar measures and exports the evidence and never promotes or rolls back itself: `onnx-sidecar rollout`, Argo Rollouts or Flagger decide ([rollouts.md](rollouts.md#a-rollout-across-a-deployment)). Passed as `--candidate model:version`', defaultText: '(none: no fleet rollout)', example: 'ads:2', parse: parseCandidate }),
+  canary: spec('canary', { description: `with \`candidate\`: percent of requests (${CANARY_PERCENT.min} to ${CANARY_PERCENT.max}) the candidate answers, sticky by request id; passed as \`--canary\``, defaultText: '(none: the candidate runs as a shadow)', example: '10', parse: parseCanary }),
   containers: spec('containers', { description: 'the app containers (`spec.containers`, comma-separated names) that get the `ONNX_SIDECAR_*` variables and, with `socket`, the socket mount; the others (a log shipper, say) get nothing. A name the pod has no app container of denies the pod', defaultText: 'every app container', example: 'app,worker', parse: parseContainerList })
 } as const
 
@@ -146,6 +148,25 @@ export function parseAnnotations (annotations: Readonly<Record<string, unknown>>
   const { values, unknown, problems } = readAnnotations(annotations)
   if (problems.length > 0) throw allOf(problems)
   return { values, unknown }
+}
+
+/**
+ * The sidecar's `--candidate model:version` and `--canary PCT` for the `candidate` and
+ * `canary` annotations, checked against the `model` annotation with serve's rule
+ * (common/contract.ts `fleetCandidate`): a canary needs a candidate; the candidate names a
+ * model the pod serves (its model, when it serves one) and is not its pinned version.
+ */
+export function rolloutArgs (values: PodAnnotations, annotations: Readonly<Record<string, unknown>>): { args: string[], problems: InjectorError[] } {
+  const keys = { model: ANNOTATIONS.model.key, candidate: ANNOTATIONS.candidate.key, canary: ANNOTATIONS.canary.key }
+  try {
+    const fleet = fleetCandidate(values.model ?? [], values.candidate, values.canary, keys)
+    if (fleet === undefined) return { args: [], problems: [] }
+    return { args: ['--candidate', `${fleet.model}:${fleet.version}`, ...(fleet.canary === undefined ? [] : ['--canary', String(fleet.canary)])], problems: [] }
+  } catch (err) {
+    if (!(err instanceof FleetError)) throw err
+    const key = keys[err.subject]
+    return { args: [], problems: [errors.INVALID_ANNOTATION(key, annotationText(annotations[key]) ?? '', err.predicate)] }
+  }
 }
 
 /** Levenshtein distance, for suggestions; keys are short (the caller cuts what it compares). */

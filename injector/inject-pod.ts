@@ -9,7 +9,7 @@
  * containers added since (another webhook, `reinvocationPolicy: IfNeeded`) get the
  * variables and the socket mount (`app-wiring.ts`) of that injection.
  */
-import { ANNOTATIONS, STATUS_ANNOTATION, readAnnotations, unknownAnnotations, unknownAnnotationWarning, parseQuantity, formatModels, annotationText, type PodAnnotations, type ReadAnnotations } from './annotations.js'
+import { ANNOTATIONS, STATUS_ANNOTATION, readAnnotations, rolloutArgs, unknownAnnotations, unknownAnnotationWarning, parseQuantity, formatModels, annotationText, type PodAnnotations, type ReadAnnotations } from './annotations.js'
 import { allOf, errors, InjectorError } from './errors.js'
 import { checkPorts } from './port-check.js'
 import { merge, isObject, cloneJson, type Json, type JsonObject } from './merge.js'
@@ -60,6 +60,8 @@ interface Settings {
   workers: number
   threads: number
   logLevel: string
+  /** `--candidate`, `--canary`: a rollout the fleet decides (annotations.ts `rolloutArgs`). */
+  rollout: string[]
   requests: Record<string, string>
   limits: Record<string, string>
 }
@@ -106,6 +108,9 @@ function injectParsed (input: unknown, annotations: JsonObject, parsed: ReadAnno
   // every problem found is reported at once (the first one's code): a user fixes them in one round
   const problems: InjectorError[] = []
   const settings = resolveSettings(parsed.values, config, problems)
+  const rollout = rolloutArgs(parsed.values, annotations)
+  problems.push(...rollout.problems)
+  settings.rollout = rollout.args
 
   const previous = readStatus(annotations[STATUS_ANNOTATION])
   if (previous !== undefined && findContainer(spec, previous.container) !== undefined) {
@@ -312,6 +317,7 @@ function resolveSettings (values: PodAnnotations, config: InjectionConfig, probl
     workers: 1,
     threads: 1,
     logLevel: values.logLevel ?? config.logLevel,
+    rollout: [],
     requests,
     limits
   }
@@ -333,6 +339,7 @@ function sidecarContainer (s: Settings, config: InjectionConfig, modelVolume: st
       'serve',
       '--model-repository', MODEL_MOUNT_PATH,
       '--model', s.models,
+      ...s.rollout,
       '--host', '127.0.0.1',
       '--port', String(s.port),
       '--grpc-port', String(s.grpcPort),

@@ -4,7 +4,7 @@ import { InjectorError } from '../../injector/errors.js'
 
 t.test('one table holds every annotation of docs/annotations.md', async t => {
   t.same(Object.values(ANNOTATIONS).map(a => a.key.slice(PREFIX.length)).sort(),
-    ['containers', 'cpu', 'cpu-limit', 'grpc-port', 'inject', 'log-level', 'memory', 'memory-limit', 'metrics-port', 'model', 'model-image', 'native-sidecar', 'port', 'socket', 'threads', 'volume'])
+    ['canary', 'candidate', 'containers', 'cpu', 'cpu-limit', 'grpc-port', 'inject', 'log-level', 'memory', 'memory-limit', 'metrics-port', 'model', 'model-image', 'native-sidecar', 'port', 'socket', 'threads', 'volume'])
   for (const a of Object.values(ANNOTATIONS)) {
     t.doesNotThrow(() => (a.parse as (s: string) => unknown)(a.example.replace(/^"|"$/g, '')), `${a.key} example parses`)
   }
