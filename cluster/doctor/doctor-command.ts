@@ -5,6 +5,7 @@
  * printed); 1: something is; 2: a usage error or no API server to ask (one line on stderr).
  */
 import { ConfigError, helpText, processEnv, readConfig } from '../../common/config.js'
+import type { KubeConfig } from '@kubernetes/client-node'
 import { currentNamespace, loadKubeConfig, type KubeTarget } from '../kube-client.js'
 import { diagnose } from './diagnose.js'
 import { ClusterError, fetchSnapshot } from './fetch.js'
@@ -25,6 +26,12 @@ export interface DoctorIo {
   now?: Date
 }
 
+/** What @kubernetes/client-node's loadFromDefault falls back to when it finds no kubeconfig and no service account. */
+export function isFallback (kc: KubeConfig): boolean {
+  const cluster = kc.getCurrentCluster()
+  return cluster?.name === 'cluster' && cluster.server === 'http://localhost:8080'
+}
+
 export async function runDoctor (argv: string[], io: DoctorIo): Promise<number> {
   const table = doctorOptions()
   try {
@@ -43,6 +50,7 @@ export async function runDoctor (argv: string[], io: DoctorIo): Promise<number> 
     } catch (err) {
       throw new ClusterError(`cannot read the kubeconfig${target.kubeconfig === undefined ? '' : ` ${target.kubeconfig}`}: ${(err as Error).message.split('\n')[0] ?? ''}`)
     }
+    if (isFallback(kc)) throw new ClusterError('no kubeconfig found: pass --kubeconfig, set $KUBECONFIG, or create ~/.kube/config')
     if (kc.getCurrentCluster() === null) {
       throw new ClusterError(target.context !== undefined ? `context ${target.context} is not in the kubeconfig` : 'the kubeconfig has no current context with a cluster')
     }

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url'
 import { createServer } from 'node:net'
 import { loadCluster, FIXTURES, NOW } from '../../fixtures/doctor/cluster.js'
 import { startFakeApi } from '../../fixtures/doctor/fake-api-server.js'
-import { runDoctor } from '../../../cluster/doctor/doctor-command.js'
+import { KubeConfig } from '@kubernetes/client-node'
+import { isFallback, runDoctor } from '../../../cluster/doctor/doctor-command.js'
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 
@@ -119,4 +120,15 @@ t.test('the onnx-sidecar binary runs doctor', async t => {
   t.equal(child.status, 1)
   // Judged at the real time: the fixture's CA may be expiring or expired by now, so only the namespace's error is certain.
   t.match(child.stdout, /^onnx-sidecar doctor: namespace optout: \d+ errors?, \d+ warnings? \(checked 4 objects\)\n[\s\S]*\nerror {3}OSD_NAMESPACE_EXCLUDED {2}Namespace optout\n/)
+})
+
+t.test('no kubeconfig anywhere: client-node\'s fallback is recognised, not dialled', async t => {
+  const kc = new KubeConfig()
+  kc.loadFromClusterAndUser({ name: 'cluster', server: 'http://localhost:8080', skipTLSVerify: false }, { name: 'user' })
+  t.equal(isFallback(kc), true)
+  const api = await startFakeApi(loadCluster())
+  t.teardown(api.close)
+  const real = new KubeConfig()
+  real.loadFromFile(api.kubeconfig)
+  t.equal(isFallback(real), false)
 })
