@@ -4,12 +4,14 @@
  * evidence, and never promotes or rolls back itself.
  */
 import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import path from 'node:path'
 import { readConfig } from '../../../common/config.js'
 import { serveOptions } from '../../../common/serve-options.js'
 import { parseModelConfig } from '../../../sidecar/models/model-config.js'
 import { fleetRollout, ROLLOUT_DEFAULTS } from '../../../sidecar/models/rollout-config.js'
 import type { RolloutConfig } from '../../../sidecar/models/config-types.js'
-import { metricsText, startSidecar, type Running } from '../../fixtures/sidecar.js'
+import { metricsText, ROOT, startSidecar, type Running } from '../../fixtures/sidecar.js'
 import { IRIS_BAD, IRIS_GOOD, irisRepo, irisRequest, irisRows } from '../../fixtures/rollout/repo.js'
 import { fakeRollouts, tensor } from '../../fixtures/rollout/fakes.js'
 
@@ -48,6 +50,15 @@ t.test('serve flags: --candidate and --canary parse with the contract\'s rules',
   t.same(readConfig(serveOptions(), [], { ONNX_SIDECAR_CANDIDATE: '3' }).candidate, { version: 3 }, 'from the environment')
   t.throws(() => readConfig(serveOptions(), ['--canary', '60'], {}), /--canary.*'60' is not a canary percent \(an integer from 1 to 50\)/)
   t.throws(() => readConfig(serveOptions(), ['--candidate', 'ads:two'], {}), /--candidate.*'ads:two' is not a candidate version/)
+})
+
+t.test('serve: a candidate the pod cannot run is a usage error (exit 2) naming the flag, before anything loads', async t => {
+  const serve = (...args: string[]): { status: number | null, stderr: string } => {
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'cli', 'main.js'), 'serve', '--model-repository', ROOT, ...args], { encoding: 'utf8', timeout: 30_000 })
+    return { status: r.status, stderr: r.stderr }
+  }
+  t.same(serve('--model', 'ads:1', '--candidate', 'ads:1'), { status: 2, stderr: "onnx-sidecar serve: --candidate 'ads:1' is the version --model pins as live ('ads:1'); the candidate must be another version\n" })
+  t.same(serve('--model', 'ads', '--canary', '10'), { status: 2, stderr: 'onnx-sidecar serve: --canary needs --candidate: a canary of which version?\n' })
 })
 
 async function compared (s: Running, n: number): Promise<any> {
