@@ -42,6 +42,8 @@ const MAX_BACKOFF_MS = 10_000
  * do not fit go by postMessage, where the copy, not the hop, is most of the cost anyway.
  */
 const RING_SLOT_BYTES = 256 * 1024 // 256 KiB
+/** How long a worker spins for the next job before sleeping, where that pays (ring-server.ts; serve passes 0 on one CPU). */
+export const WORKER_SPIN_MICROS = 50 // 50 µs
 
 type Ok = WorkerResponse & { ok: true }
 type Pending = { resolve: (r: Ok) => void, reject: (e: Error) => void }

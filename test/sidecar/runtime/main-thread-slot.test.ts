@@ -22,8 +22,8 @@ t.test('--inference-thread: worker by default, main on request', async t => {
 t.test('an in-process pool runs on this thread: inputs are not transferred to a worker', async t => {
   const { logger } = memoryLogger()
   const file = path.join(FIXTURE_REPO, 'add', '1', 'model.onnx')
-  const run = async (inProcess: boolean): Promise<{ detached: boolean, y: number[] }> => {
-    const pool = new WorkerPool({ workers: 1, threads: 1, logger, inProcess })
+  const run = async (inProcess: boolean, hop?: 'ring' | 'message'): Promise<{ detached: boolean, y: number[] }> => {
+    const pool = new WorkerPool({ workers: 1, threads: 1, logger, inProcess, ...(hop !== undefined ? { hop } : {}) })
     try {
       await pool.load('add#1', file)
       const x = new Float32Array([1, 2, 3, 4])
@@ -33,7 +33,8 @@ t.test('an in-process pool runs on this thread: inputs are not transferred to a 
       await pool.close()
     }
   }
-  t.same(await run(false), { detached: true, y: [2, 3, 4, 5] }, 'a worker thread: the input buffer moved to it')
+  t.same(await run(false, 'message'), { detached: true, y: [2, 3, 4, 5] }, 'a worker thread by message: the input buffer moved to it')
+  t.same(await run(false, 'ring'), { detached: false, y: [2, 3, 4, 5] }, 'a worker thread by the job ring: the input was copied into shared memory')
   t.same(await run(true), { detached: false, y: [2, 3, 4, 5] }, 'in process: nothing crosses a thread')
   const pool = new WorkerPool({ workers: 3, threads: 1, logger, inProcess: true })
   t.equal(pool.size, 1, 'one slot whatever --workers says')
