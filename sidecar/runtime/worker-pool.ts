@@ -93,8 +93,9 @@ export interface WorkerPoolOptions {
    */
   inProcess?: boolean
   /**
-   * How run jobs reach a worker thread: 'ring' (default) through shared memory
-   * (job-ring.ts), 'message' by postMessage (the control plane always is).
+   * How run jobs reach a worker thread: 'message' (default) by postMessage, or 'ring'
+   * through shared memory (job-ring.ts; the control plane is always postMessage). The ring
+   * was no faster on the 2-vCPU machines measured (bench/worker-hop.ts), so it is opt-in.
    */
   hop?: 'ring' | 'message'
   /** How long a worker spins for the next job before it sleeps, in µs (ring-server.ts); 0 (default) never. */
@@ -133,7 +134,7 @@ export class WorkerPool extends EventEmitter {
     this.#threads = opts.threads
     this.#maxInFlight = this.inProcess ? MAX_IN_FLIGHT_IN_PROCESS : MAX_IN_FLIGHT
     this.#log = opts.logger
-    this.#ring = !this.inProcess && opts.hop !== 'message'
+    this.#ring = !this.inProcess && opts.hop === 'ring'
     this.#spinNs = Math.max(0, opts.spinMicros ?? 0) * 1000
     this.#createWorker = opts.createWorker ?? (this.inProcess
       ? () => new MainThreadSlot().asWorker()

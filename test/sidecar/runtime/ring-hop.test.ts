@@ -1,5 +1,5 @@
 /**
- * Run jobs through the job ring (worker-pool.ts with `hop: 'ring'`, the default): every
+ * Run jobs through the job ring (worker-pool.ts with `hop: 'ring'`): every
  * datatype answers as by message, jobs that do not fit the ring (large, strings) still run
  * by message, errors come back as errors, many jobs in flight each get their own answer,
  * and a worker that dies under a ring job fails it at once.
@@ -68,7 +68,7 @@ t.test('a job with a string tensor goes by message; every datatype answers as se
 
 t.test('a job larger than a ring slot runs by message; many jobs in flight each get their own answer', async t => {
   const { logger } = memoryLogger()
-  const pool = new WorkerPool({ workers: 1, threads: 1, logger })
+  const pool = new WorkerPool({ workers: 1, threads: 1, logger, hop: 'ring' })
   t.teardown(() => pool.close())
   await pool.load('add#1', file('add'))
   const big = f32(20_000, i => i % 97) // 320 KB: over the 256 KiB slot
@@ -92,7 +92,7 @@ t.test('a job larger than a ring slot runs by message; many jobs in flight each 
 
 t.test('an ONNX Runtime error comes back through the ring as the run failing', async t => {
   const { logger } = memoryLogger()
-  const pool = new WorkerPool({ workers: 1, threads: 1, logger })
+  const pool = new WorkerPool({ workers: 1, threads: 1, logger, hop: 'ring' })
   t.teardown(() => pool.close())
   await pool.load('add#1', file('add'))
   const x: WireTensor = { type: 'float32', dims: [1, 5], data: new Float32Array(5) }
@@ -104,7 +104,7 @@ t.test('an ONNX Runtime error comes back through the ring as the run failing', a
 
 t.test('a worker that dies under a ring job fails it at once, and its replacement serves through a new ring', async t => {
   const { logger } = memoryLogger()
-  const pool = new WorkerPool({ workers: 1, threads: 1, logger })
+  const pool = new WorkerPool({ workers: 1, threads: 1, logger, hop: 'ring' })
   t.teardown(() => pool.close())
   await pool.load('slow#1', file('slow'))
   await pool.load('add#1', file('add'))
