@@ -5,8 +5,10 @@
  */
 import t from 'tap'
 import path from 'node:path'
+import { once } from 'node:events'
 import { request } from 'undici'
 import { WorkerPool } from '../../../sidecar/runtime/worker-pool.js'
+import { MainThreadSlot } from '../../../sidecar/runtime/main-thread-slot.js'
 import { serveOptions } from '../../../common/serve-options.js'
 import { readConfig } from '../../../common/config.js'
 import type { WireTensor } from '../../../sidecar/runtime/protocol.js'
@@ -53,4 +55,12 @@ t.test('a sidecar with inference on the main thread serves, keeps no inline sess
   const health = await request(`${s.metricsUrl}/v2/health/ready`)
   t.equal(health.statusCode, 200)
   await health.body.dump()
+})
+
+t.test('the main-thread slot refuses a job ring, as a worker without one would', async t => {
+  const slot = new MainThreadSlot()
+  const answer = once(slot, 'message')
+  slot.postMessage({ op: 'attach-ring', id: 7, buffer: new SharedArrayBuffer(64), spinNs: 0 })
+  t.same(await answer, [{ id: 7, ok: false, error: 'no job ring on the main thread' }])
+  await slot.terminate()
 })
