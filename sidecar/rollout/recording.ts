@@ -40,7 +40,9 @@ export class RolloutRecorder {
     this.#decide(model, r)
   }
 
+  /** The answers counter of the rollout in progress (an answer that outlived its rollout is not counted in the next one's series). */
   #answered (r: ModelRollout, model: string, arm: Arm, failed: boolean): void {
+    if (!this.#deps.isCurrent(model, r)) return
     this.#deps.metrics.answers.inc({ ...labelsOf(model, r), arm, result: failed ? 'error' : 'ok' })
   }
 
