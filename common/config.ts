@@ -155,6 +155,15 @@ export const parse = {
       return n
     }
   },
+  /** A finite number (fractions and ratios) within [min, max]. */
+  number (min: number, max: number) {
+    return (raw: string): number => {
+      const n = Number(raw.trim())
+      if (raw.trim() === '' || !Number.isFinite(n)) throw new Error(`'${raw}' is not a number`)
+      if (n < min || n > max) throw new Error(`${n} is outside ${min}..${max}`)
+      return n
+    }
+  },
   port (raw: string): number {
     return parse.int(1, 65535)(raw)
   },

@@ -6,16 +6,6 @@
 import { commonOptions, parse, type Option } from '../../common/config.js'
 import { ROLLOUT_DEFAULTS } from '../../sidecar/models/rollout-config.js'
 
-/** A fraction: a finite number within [min, max]. */
-function fraction (min: number, max: number) {
-  return (raw: string): number => {
-    const n = Number(raw.trim())
-    if (raw.trim() === '' || !Number.isFinite(n)) throw new Error(`'${raw}' is not a number`)
-    if (n < min || n > max) throw new Error(`${n} is outside ${min}..${max}`)
-    return n
-  }
-}
-
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
 
 /** A duration as kubectl writes one (`90s`, `10m`, `1h30m`, `500ms`), in milliseconds. */
@@ -49,15 +39,15 @@ export function rolloutOptions () {
     interval: { flag: '--interval', env: '', description: 'status --wait: time between polls', default: c.interval, defaultText: ms('interval'), parse: parseDuration } as Option<number>,
     output: { flag: '--output', short: '-o', env: '', description: 'status: text or json', default: 'text', parse: parse.oneOf('text', 'json') } as Option<'text' | 'json'>,
     force: { flag: '--force', env: '', description: 'promote without a promote decision', default: false, boolean: true, parse: parse.bool } as Option<boolean>,
-    minAgreement: { flag: '--min-agreement', env: '', description: 'promote when the lower bound of per-row agreement is at least this (0..1)', default: c.minAgreement, parse: fraction(0, 1) } as Option<number>,
-    rollbackBelow: { flag: '--rollback-below', env: '', description: 'roll back when the upper bound is below this (0..1)', default: -1, defaultText: '--min-agreement', parse: fraction(0, 1) } as Option<number>,
-    confidence: { flag: '--confidence', env: '', description: 'confidence of the bounds over all decision points (0.5..0.9999)', default: d.confidence, parse: fraction(0.5, 0.9999) } as Option<number>,
+    minAgreement: { flag: '--min-agreement', env: '', description: 'promote when the lower bound of per-row agreement is at least this (0..1)', default: c.minAgreement, parse: parse.number(0, 1) } as Option<number>,
+    rollbackBelow: { flag: '--rollback-below', env: '', description: 'roll back when the upper bound is below this (0..1)', default: -1, defaultText: '--min-agreement', parse: parse.number(0, 1) } as Option<number>,
+    confidence: { flag: '--confidence', env: '', description: 'confidence of the bounds over all decision points (0.5..0.9999)', default: d.confidence, parse: parse.number(0.5, 0.9999) } as Option<number>,
     minRequests: { flag: '--min-requests', env: '', description: 'compared requests (all pods) at the first decision point; later ones at 2x, 4x, ...', default: d.minRequests, parse: parse.int(2, 1e9) } as Option<number>,
     maxRequests: { flag: '--max-requests', env: '', description: 'compared requests at which the rollout is inconclusive', default: 0, defaultText: `${d.maxRequestsFactor} x --min-requests`, parse: parse.int(2, 1e12) } as Option<number>,
-    maxErrorRateDelta: { flag: '--max-error-rate-delta', env: '', description: "the candidate's error rate may exceed live's by this", default: d.maxErrorRateDelta, parse: fraction(0, 1) } as Option<number>,
+    maxErrorRateDelta: { flag: '--max-error-rate-delta', env: '', description: "the candidate's error rate may exceed live's by this", default: d.maxErrorRateDelta, parse: parse.number(0, 1) } as Option<number>,
     minErrors: { flag: '--min-errors', env: '', description: 'candidate errors before the error test may roll back', default: d.minErrors, parse: parse.int(1, 1e9) } as Option<number>,
-    maxLatencyRatio: { flag: '--max-latency-ratio', env: '', description: "candidate p99 at most this x live's (+ --latency-slack-ms)", default: d.maxLatencyRatio, parse: fraction(1, 1000) } as Option<number>,
-    latencySlackMs: { flag: '--latency-slack-ms', env: '', description: 'milliseconds added to the latency limit', default: d.latencySlackMs, parse: fraction(0, 1e6) } as Option<number>,
-    maxCalibrationDrift: { flag: '--max-calibration-drift', env: '', description: 'probabilities: mean candidate / mean live within 1 +- this', default: d.maxCalibrationDrift, parse: fraction(0, 1000) } as Option<number>
+    maxLatencyRatio: { flag: '--max-latency-ratio', env: '', description: "candidate p99 at most this x live's (+ --latency-slack-ms)", default: d.maxLatencyRatio, parse: parse.number(1, 1000) } as Option<number>,
+    latencySlackMs: { flag: '--latency-slack-ms', env: '', description: 'milliseconds added to the latency limit', default: d.latencySlackMs, parse: parse.number(0, 1e6) } as Option<number>,
+    maxCalibrationDrift: { flag: '--max-calibration-drift', env: '', description: 'probabilities: mean candidate / mean live within 1 +- this', default: d.maxCalibrationDrift, parse: parse.number(0, 1000) } as Option<number>
   }
 }

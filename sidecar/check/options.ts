@@ -5,15 +5,6 @@
  */
 import { commonOptions, parse, type LogLevel, type Option } from '../../common/config.js'
 
-/** A fraction or ratio: a finite number within [min, max]. */
-function fraction (min: number, max: number) {
-  return (raw: string): number => {
-    const n = Number(raw.trim())
-    if (raw.trim() === '' || !Number.isFinite(n)) throw new Error(`'${raw}' is not a number`)
-    if (n < min || n > max) throw new Error(`${n} is outside ${min}..${max}`)
-    return n
-  }
-}
 
 export const CHECK_DEFAULTS = Object.freeze({
   against: '', // no comparison
@@ -39,10 +30,10 @@ export function checkOptions () {
     sample: { flag: '--sample', env: '', description: 'replay sample for --against: a JSON file of Open Inference Protocol request bodies (one object, an array, or JSON lines)', default: d.sample, defaultText: 'rows generated from the signature and the min-max / z-score ranges of config.yaml', parse: parse.string } as Option<string>,
     sampleRows: { flag: '--sample-rows', env: '', description: 'rows to generate when no --sample is given', default: d.sampleRows, parse: parse.int(1, 100_000) } as Option<number>,
     seed: { flag: '--seed', env: '', description: 'seed of the generated sample', default: d.seed, parse: parse.int(0, 2 ** 31 - 1) } as Option<number>,
-    minAgreement: { flag: '--min-agreement', env: '', description: 'lowest top-1 agreement (0..1) of an output with a top-1 (class, probability, per-class scores)', default: d.minAgreement, parse: fraction(0, 1) } as Option<number>,
-    maxProbabilityShift: { flag: '--max-probability-shift', env: '', description: 'largest mean absolute shift of a probability output', default: d.maxProbabilityShift, parse: fraction(0, 1) } as Option<number>,
-    maxCalibrationDrift: { flag: '--max-calibration-drift', env: '', description: 'largest |mean candidate / mean baseline - 1| of any class of a probability output', default: d.maxCalibrationDrift, parse: fraction(0, 1000) } as Option<number>,
-    maxScoreDiff: { flag: '--max-score-diff', env: '', description: 'largest relative difference (mean |candidate - baseline| / mean |baseline|) of a score output', default: d.maxScoreDiff, parse: fraction(0, 1000) } as Option<number>,
+    minAgreement: { flag: '--min-agreement', env: '', description: 'lowest top-1 agreement (0..1) of an output with a top-1 (class, probability, per-class scores)', default: d.minAgreement, parse: parse.number(0, 1) } as Option<number>,
+    maxProbabilityShift: { flag: '--max-probability-shift', env: '', description: 'largest mean absolute shift of a probability output', default: d.maxProbabilityShift, parse: parse.number(0, 1) } as Option<number>,
+    maxCalibrationDrift: { flag: '--max-calibration-drift', env: '', description: 'largest |mean candidate / mean baseline - 1| of any class of a probability output', default: d.maxCalibrationDrift, parse: parse.number(0, 1000) } as Option<number>,
+    maxScoreDiff: { flag: '--max-score-diff', env: '', description: 'largest relative difference (mean |candidate - baseline| / mean |baseline|) of a score output', default: d.maxScoreDiff, parse: parse.number(0, 1000) } as Option<number>,
     junit: { flag: '--junit', env: '', description: 'also write a JUnit XML report to this file', default: d.junit, defaultText: 'none', parse: parse.string } as Option<string>,
     output: { flag: '--output', short: '-o', env: '', description: 'summary on stdout: text or json', default: d.output, parse: parse.oneOf('text', 'json') } as Option<'text' | 'json'>
   }

@@ -37,6 +37,10 @@ t.test('parsers', async t => {
   t.equal(parse.bytes('10'), 10)
   t.equal(parse.bool('off'), false)
   t.throws(() => parse.bool('maybe'), /not a boolean/)
+  t.equal(parse.number(0, 1)(' 0.98 '), 0.98)
+  t.throws(() => parse.number(0, 1)('1.5'), /1.5 is outside 0..1/)
+  t.throws(() => parse.number(0, 1)(''), /is not a number/)
+  t.throws(() => parse.number(0, 1)('NaN'), /is not a number/)
 })
 
 t.test('sizes: what serve took before, and Kubernetes quantities', async t => {
