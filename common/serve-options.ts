@@ -31,7 +31,6 @@ export const SERVE_DEFAULTS = Object.freeze({
   threads: 0, // derived: (CPU limit - 1) / workers, at least 1
   workers: 0, // derived: CPU limit / 2, at most 16 and what the memory budget holds
   inferenceThread: 'worker' as 'worker' | 'main',
-  workerHop: 'message' as 'message' | 'ring',
   inlineComputeUs: 300, // 300 µs of compute per full batch
   memoryLimit: 0, // derived: the cgroup limit, else DEFAULT_MEMORY_BUDGET (512 MiB; common/memory-limit.ts)
   bodyLimit: 0, // derived: requestLimits(budget).bodyLimit, budget / 32, at least 1 MiB
@@ -59,7 +58,6 @@ export function serveOptions () {
     threads: { flag: '--threads', env: 'ONNX_SIDECAR_THREADS', description: 'ONNX Runtime intra-op threads per worker', default: d.threads, defaultText: '(CPU limit - 1) / workers, at least 1', parse: asOption(parseThreads) } as Option<number>,
     workers: { flag: '--workers', env: 'ONNX_SIDECAR_WORKERS', description: 'inference worker threads (each holds a session per model version)', default: d.workers, defaultText: 'CPU limit / 2, at most 16 and what the memory budget holds (110 MiB base, 12 MiB per worker, beside --request-memory), at least 1', parse: asOption(parseWorkers) } as Option<number>,
     inferenceThread: { flag: '--inference-thread', env: 'ONNX_SIDECAR_INFERENCE_THREAD', description: 'where ONNX Runtime runs: worker (--workers worker threads), or main (the main thread: ~10 MiB less idle RSS and no thread hop per batch, but on 1 CPU a saturated heavy model delays health probes past 10 ms and halves throughput; for light traffic)', default: d.inferenceThread, parse: parse.oneOf('worker', 'main') } as Option<'worker' | 'main'>,
-    workerHop: { flag: '--worker-hop', env: 'ONNX_SIDECAR_WORKER_HOP', description: 'how a batch and its result cross to an inference worker: message (postMessage) or ring (shared memory woken with Atomics; batches and results over 256 KiB still go by message). The ring was no faster on the 2-vCPU machines we measured (npm run bench:hop)', default: d.workerHop, parse: parse.oneOf('message', 'ring') } as Option<'message' | 'ring'>,
     inlineComputeUs: { flag: '--inline-compute-us', env: 'ONNX_SIDECAR_INLINE_COMPUTE_US', description: 'run a model on the main thread when a full batch computes within this many microseconds (a worker round trip costs more); 0 keeps every model on the workers', default: d.inlineComputeUs, parse: parse.int(0, 100_000) } as Option<number>,
     memoryLimit: { flag: '--memory-limit', env: 'ONNX_SIDECAR_MEMORY_LIMIT', description: 'memory budget: bytes, 64mb, or a Kubernetes quantity (512Mi, 0.5Gi, 256M); request sizes, in-flight request memory and the default workers derive from it', default: d.memoryLimit, defaultText: 'the container\'s cgroup memory limit, else 512mb', parse: parse.bytes } as Option<number>,
     bodyLimit: { flag: '--body-limit', env: 'ONNX_SIDECAR_BODY_LIMIT', description: 'largest request body (413 above it); a size as --memory-limit takes', default: d.bodyLimit, defaultText: 'memory budget / 32 (16mb at 512mb), at least 1mb', parse: parse.bytes } as Option<number>,

@@ -7,7 +7,6 @@ import { listen } from '../common/http.js'
 import { createLogger } from '../common/logger.js'
 import { VERSION } from '../common/version.js'
 import { createSidecar, listenOnSocket } from './sidecar.js'
-import { WORKER_SPIN_MICROS } from './runtime/worker-pool.js'
 import { serveOptions } from '../common/serve-options.js'
 import { startTracing } from './core/tracing.js'
 import { releaseYoungGeneration } from '../common/young-generation.js'
@@ -85,9 +84,6 @@ export async function serveCommand (argv: string[]): Promise<number> {
     workers,
     threads,
     inProcess,
-    workerHop: opts.workerHop,
-    // Spinning for the next batch pays only when the thread that writes it has a CPU of its own.
-    spinMicros: cpus >= 2 ? WORKER_SPIN_MICROS : 0,
     bodyLimit,
     requestMemory,
     pollIntervalMs: opts.pollInterval,

@@ -35,10 +35,6 @@ export interface SidecarOptions {
   threads: number
   /** Run ONNX Runtime on the main thread (runtime/main-thread-slot.ts) instead of `workers` threads. */
   inProcess?: boolean
-  /** How batches reach the worker threads (runtime/worker-pool.ts `hop`); 'message' by default. */
-  workerHop?: 'ring' | 'message'
-  /** How long a worker spins for the next batch before it sleeps, in µs (0: never; pass 0 on one CPU). */
-  spinMicros?: number
   bodyLimit: number
   /**
    * Bytes that requests in flight may hold at once (`--request-memory`); default what
@@ -80,7 +76,7 @@ export interface Sidecar {
 export function createSidecar (opts: SidecarOptions): Sidecar {
   let shutting = false
   const metrics = createSidecarMetrics({ defaultMetrics: opts.defaultMetrics, logDropped: opts.logDropped })
-  const pool = new WorkerPool({ workers: opts.workers, threads: opts.threads, logger: opts.logger, inProcess: opts.inProcess === true, hop: opts.workerHop ?? 'message', spinMicros: opts.spinMicros ?? 0 })
+  const pool = new WorkerPool({ workers: opts.workers, threads: opts.threads, logger: opts.logger, inProcess: opts.inProcess === true })
   const manager = new ModelManager({
     repository: opts.repository,
     assigned: opts.models,

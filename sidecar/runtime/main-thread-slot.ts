@@ -27,11 +27,6 @@ export class MainThreadSlot extends EventEmitter {
       void this.#busy.then(async () => await host.releaseAll()).finally(() => this.emit('exit', msg.code))
       return
     }
-    if (msg.op === 'attach-ring') {
-      // The pool attaches rings to worker threads only; answer as a worker without one would.
-      queueMicrotask(() => this.emit('message', { id: msg.id, ok: false, error: 'no job ring on the main thread' } satisfies WorkerResponse))
-      return
-    }
     const done = host.handle(msg).then(({ res }) => res, (err: unknown): WorkerResponse => ({ id: msg.id, ok: false, error: (err as Error).message ?? String(err) }))
     this.#busy = this.#busy.then(async () => { await done.catch(() => {}) })
     void done.then(res => { if (this.#host !== undefined) this.emit('message', res) })

@@ -22,8 +22,6 @@ export type WorkerRequest =
   | { op: 'load', id: number, key: string, file: string, digest?: string, threads: number }
   | { op: 'unload', id: number, key: string }
   | { op: 'run', id: number, key: string, feeds: Record<string, WireTensor>, fetches: string[] }
-  /** Run jobs may also come through this job ring (job-ring.ts); spin for the next one up to `spinNs`. */
-  | { op: 'attach-ring', id: number, buffer: SharedArrayBuffer, spinNs: number }
   /** Ends the worker when it reads this (never inside a run, unlike terminate(), which aborts the process then); no answer. */
   | { op: 'exit', code: number }
 
@@ -31,5 +29,4 @@ export type WorkerResponse =
   | { id: number, ok: true, kind: 'load', inputs: ValueMeta[], outputs: ValueMeta[], digest: string }
   | { id: number, ok: true, kind: 'run', outputs: Record<string, WireTensor>, computeNs: number }
   | { id: number, ok: true, kind: 'unload' }
-  | { id: number, ok: true, kind: 'ring-attached' }
   | { id: number, ok: false, error: string }

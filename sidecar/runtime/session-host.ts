@@ -15,7 +15,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { readModelFile } from './model-file.js'
 import { runSession, sessionOptions, transferables } from './ort-session.js'
-import type { RunResult, WireTensor, WorkerRequest, WorkerResponse, ValueMeta } from './protocol.js'
+import type { WorkerRequest, WorkerResponse, ValueMeta } from './protocol.js'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
@@ -27,14 +27,10 @@ function meta (list: readonly ort.InferenceSession.ValueMetadata[]): ValueMeta[]
     : { name: m.name, type: 'non-tensor', shape: [] })
 }
 
-function notLoaded (key: string): string {
-  return `model ${key} is not loaded in this worker`
-}
-
 export class SessionHost {
   #sessions = new Map<string, ort.InferenceSession>()
 
-  async handle (msg: Exclude<WorkerRequest, { op: 'exit' | 'attach-ring' }>): Promise<{ res: WorkerResponse, transfer: ArrayBuffer[] }> {
+  async handle (msg: Exclude<WorkerRequest, { op: 'exit' }>): Promise<{ res: WorkerResponse, transfer: ArrayBuffer[] }> {
     switch (msg.op) {
       case 'load': {
         let read: { bytes: Uint8Array, digest: string } | undefined = readModelFile(msg.file, msg.digest)
@@ -56,18 +52,12 @@ export class SessionHost {
         return { res: { id: msg.id, ok: true, kind: 'unload' }, transfer: [] }
       }
       case 'run': {
-        if (!this.#sessions.has(msg.key)) return { res: { id: msg.id, ok: false, error: notLoaded(msg.key) }, transfer: [] }
-        const { outputs, computeNs } = await this.run(msg.key, msg.feeds, msg.fetches)
+        const session = this.#sessions.get(msg.key)
+        if (session === undefined) return { res: { id: msg.id, ok: false, error: `model ${msg.key} is not loaded in this worker` }, transfer: [] }
+        const { outputs, computeNs } = await runSession(session, msg.feeds, msg.fetches)
         return { res: { id: msg.id, ok: true, kind: 'run', outputs, computeNs }, transfer: transferables(outputs) }
       }
     }
-  }
-
-  /** Runs the session of `key` (a job from the message port or from the job ring). */
-  async run (key: string, feeds: Record<string, WireTensor>, fetches: string[]): Promise<RunResult> {
-    const session = this.#sessions.get(key)
-    if (session === undefined) throw new Error(notLoaded(key))
-    return await runSession(session, feeds, fetches)
   }
 
   /** Releases every session (an in-process host that is closed or "killed"). */

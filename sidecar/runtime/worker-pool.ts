@@ -16,7 +16,6 @@ import { EventEmitter, once } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import { workerScript } from '../../common/worker-script.js'
 import { MainThreadSlot } from './main-thread-slot.js'
-import { RingClient } from './ring-client.js'
 import assert from 'node:assert/strict'
 import type { Logger } from '../../common/logger.js'
 import type { RunResult, ValueMeta, WireTensor, WorkerRequest, WorkerResponse } from './protocol.js'
@@ -37,13 +36,6 @@ const EXIT_GRACE_MS = 60_000 // 60 seconds
 const EARLY_DEATH_MS = 5000
 const MIN_BACKOFF_MS = 100
 const MAX_BACKOFF_MS = 10_000
-/**
- * Bytes per job-ring slot (two per worker): jobs whose inputs, or results whose outputs,
- * do not fit go by postMessage, where the copy, not the hop, is most of the cost anyway.
- */
-const RING_SLOT_BYTES = 256 * 1024 // 256 KiB
-/** How long a worker spins for the next job before sleeping, where that pays (ring-server.ts; serve passes 0 on one CPU). */
-export const WORKER_SPIN_MICROS = 50 // 50 µs
 
 type Ok = WorkerResponse & { ok: true }
 type Pending = { resolve: (r: Ok) => void, reject: (e: Error) => void }
@@ -64,8 +56,6 @@ interface Slot {
   loads: Map<string, Promise<SessionMeta>>
   /** Model keys whose session is loaded in this worker. */
   loaded: Set<string>
-  /** The job ring, once the worker has attached it (run jobs go through it when they fit). */
-  ring?: RingClient
 }
 
 export type { RunResult }
@@ -92,14 +82,6 @@ export interface WorkerPoolOptions {
    * threads: one slot, one batch at a time (`--inference-thread main`).
    */
   inProcess?: boolean
-  /**
-   * How run jobs reach a worker thread: 'message' (default) by postMessage, or 'ring'
-   * through shared memory (job-ring.ts; the control plane is always postMessage). The ring
-   * was no faster on the 2-vCPU machines measured (bench/worker-hop.ts), so it is opt-in.
-   */
-  hop?: 'ring' | 'message'
-  /** How long a worker spins for the next job before it sleeps, in µs (ring-server.ts); 0 (default) never. */
-  spinMicros?: number
 }
 
 const workerUrl = workerScript(import.meta.url, 'inference-worker')
@@ -122,8 +104,6 @@ export class WorkerPool extends EventEmitter {
   #restarts = new Set<NodeJS.Timeout>()
   #log: Logger
   #createWorker: (index: number) => Worker
-  #ring: boolean
-  #spinNs: number
 
   constructor (opts: WorkerPoolOptions) {
     super()
@@ -134,8 +114,6 @@ export class WorkerPool extends EventEmitter {
     this.#threads = opts.threads
     this.#maxInFlight = this.inProcess ? MAX_IN_FLIGHT_IN_PROCESS : MAX_IN_FLIGHT
     this.#log = opts.logger
-    this.#ring = !this.inProcess && opts.hop === 'ring'
-    this.#spinNs = Math.max(0, opts.spinMicros ?? 0) * 1000
     this.#createWorker = opts.createWorker ?? (this.inProcess
       ? () => new MainThreadSlot().asWorker()
       : index => new Worker(workerUrl, { name: `inference-${index}` }))
@@ -152,19 +130,16 @@ export class WorkerPool extends EventEmitter {
     const worker = this.#createWorker(index)
     const bornAt = Date.now()
     const slot: Slot = { index, worker, state, inFlight: 0, pending: new Map(), loads: new Map(), loaded: new Set() }
-    const answer = (res: WorkerResponse): void => {
+    worker.on('message', (res: WorkerResponse) => {
       const p = slot.pending.get(res.id)
       if (p === undefined) return
       slot.pending.delete(res.id)
       if (res.ok) p.resolve(res)
       else p.reject(new WorkerError(res.error))
-    }
-    worker.on('message', answer)
-    if (this.#ring) this.#attachRing(slot, answer)
+    })
     const onDeath = (err: Error): void => {
       if (slot.state === 'dead') return
       slot.state = 'dead'
-      slot.ring?.close()
       const pending = [...slot.pending.values()]
       slot.pending.clear()
       for (const p of pending) p.reject(new WorkerUnavailableError(`inference worker ${index} died: ${err.message}`))
@@ -182,20 +157,6 @@ export class WorkerPool extends EventEmitter {
     worker.on('error', onDeath)
     worker.on('exit', code => onDeath(new Error(`exited with code ${code}`)))
     return slot
-  }
-
-  /**
-   * Offers the worker a job ring; run jobs use it once the worker says it attached it (a
-   * worker that does not know the ring, such as a test's stand-in, keeps to messages).
-   */
-  #attachRing (slot: Slot, answer: (res: WorkerResponse) => void): void {
-    const client = new RingClient(RING_SLOT_BYTES, answer, err => {
-      this.#log.error({ err, worker: slot.index }, 'a job ring result could not be read; replacing the worker')
-      slot.worker.postMessage({ op: 'exit', code: 1 } satisfies WorkerRequest)
-    })
-    this.#send(slot, { op: 'attach-ring', buffer: client.ring.buffer, spinNs: this.#spinNs }).then(res => {
-      if (res.kind === 'ring-attached' && slot.state !== 'dead') slot.ring = client
-    }, () => {})
   }
 
   #replace (index: number): void {
@@ -254,8 +215,6 @@ export class WorkerPool extends EventEmitter {
     const id = this.#nextId++
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { resolve, reject })
-      // A run job goes through the job ring when there is one and the job fits.
-      if (msg.op === 'run' && slot.ring?.send(id, msg) === true) return
       slot.worker.postMessage({ ...msg, id }, transfer)
     })
   }
@@ -359,7 +318,6 @@ export class WorkerPool extends EventEmitter {
       throw new WorkerUnavailableError(why)
     }
     slot.inFlight++
-    // Transferred when the job goes by message (the ring copies the inputs into shared memory).
     const transfer: ArrayBuffer[] = []
     for (const t of Object.values(feeds)) {
       if (!Array.isArray(t.data) && t.data.buffer instanceof ArrayBuffer && t.data.byteLength === t.data.buffer.byteLength) transfer.push(t.data.buffer)

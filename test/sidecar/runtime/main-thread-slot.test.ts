@@ -5,10 +5,8 @@
  */
 import t from 'tap'
 import path from 'node:path'
-import { once } from 'node:events'
 import { request } from 'undici'
 import { WorkerPool } from '../../../sidecar/runtime/worker-pool.js'
-import { MainThreadSlot } from '../../../sidecar/runtime/main-thread-slot.js'
 import { serveOptions } from '../../../common/serve-options.js'
 import { readConfig } from '../../../common/config.js'
 import type { WireTensor } from '../../../sidecar/runtime/protocol.js'
@@ -24,8 +22,8 @@ t.test('--inference-thread: worker by default, main on request', async t => {
 t.test('an in-process pool runs on this thread: inputs are not transferred to a worker', async t => {
   const { logger } = memoryLogger()
   const file = path.join(FIXTURE_REPO, 'add', '1', 'model.onnx')
-  const run = async (inProcess: boolean, hop?: 'ring' | 'message'): Promise<{ detached: boolean, y: number[] }> => {
-    const pool = new WorkerPool({ workers: 1, threads: 1, logger, inProcess, ...(hop !== undefined ? { hop } : {}) })
+  const run = async (inProcess: boolean): Promise<{ detached: boolean, y: number[] }> => {
+    const pool = new WorkerPool({ workers: 1, threads: 1, logger, inProcess })
     try {
       await pool.load('add#1', file)
       const x = new Float32Array([1, 2, 3, 4])
@@ -35,8 +33,7 @@ t.test('an in-process pool runs on this thread: inputs are not transferred to a 
       await pool.close()
     }
   }
-  t.same(await run(false, 'message'), { detached: true, y: [2, 3, 4, 5] }, 'a worker thread by message: the input buffer moved to it')
-  t.same(await run(false, 'ring'), { detached: false, y: [2, 3, 4, 5] }, 'a worker thread by the job ring: the input was copied into shared memory')
+  t.same(await run(false), { detached: true, y: [2, 3, 4, 5] }, 'a worker thread: the input buffer moved to it')
   t.same(await run(true), { detached: false, y: [2, 3, 4, 5] }, 'in process: nothing crosses a thread')
   const pool = new WorkerPool({ workers: 3, threads: 1, logger, inProcess: true })
   t.equal(pool.size, 1, 'one slot whatever --workers says')
@@ -55,12 +52,4 @@ t.test('a sidecar with inference on the main thread serves, keeps no inline sess
   const health = await request(`${s.metricsUrl}/v2/health/ready`)
   t.equal(health.statusCode, 200)
   await health.body.dump()
-})
-
-t.test('the main-thread slot refuses a job ring, as a worker without one would', async t => {
-  const slot = new MainThreadSlot()
-  const answer = once(slot, 'message')
-  slot.postMessage({ op: 'attach-ring', id: 7, buffer: new SharedArrayBuffer(64), spinNs: 0 })
-  t.same(await answer, [{ id: 7, ok: false, error: 'no job ring on the main thread' }])
-  await slot.terminate()
 })
