@@ -6,13 +6,10 @@
  * pooled requests have reached (min_requests x 1, 2, 4, ..., max_requests).
  */
 import type { PromotionRule } from '../../sidecar/models/config-types.js'
-import { decide, lookAt, type Verdict } from '../../sidecar/rollout/decision.js'
-import { MIN_LATENCY_PAIRS, pooledEffectiveRows } from '../../sidecar/rollout/evidence.js'
-import { errorsWorse, lookAlpha, z } from '../../sidecar/rollout/stats.js'
+import { decide, errorsRollback, lookAt, type Verdict } from '../../sidecar/rollout/decision.js'
+import { MIN_LATENCY_PAIRS, pooledEffectiveRows, worstCalibration } from '../../sidecar/rollout/evidence.js'
+import { lookAlpha } from '../../sidecar/rollout/stats.js'
 import type { Arm, Buckets, Evidence } from './evidence.js'
-
-/** Classes whose live mean probability is below this say little about calibration (as in a pod: sidecar/rollout/evidence.ts). */
-const RARE_CLASS = 1e-3
 
 export interface Thresholds extends PromotionRule {
   maxCalibrationDrift: number
@@ -57,15 +54,7 @@ export function histogramQuantile (b: Buckets, q: number): number {
 }
 
 function calibration (e: Evidence): Judgement['calibration'] {
-  const rows = e.sums.probability_rows
-  if (rows === 0) return undefined
-  let worst: Judgement['calibration']
-  e.probabilitySums.live.forEach((live, c) => {
-    if (live / rows < RARE_CLASS) return
-    const ratio = (e.probabilitySums.candidate[c] ?? 0) / live
-    if (worst === undefined || Math.abs(ratio - 1) > Math.abs(worst.ratio - 1)) worst = { class: c, ratio }
-  })
-  return worst
+  return worstCalibration(e.probabilitySums.live, e.probabilitySums.candidate, e.sums.probability_rows)
 }
 
 export function judge (e: Evidence, t: Thresholds): Judgement {
@@ -82,16 +71,10 @@ export function judge (e: Evidence, t: Thresholds): Judgement {
     // Before the first decision point on agreement: the error test alone, at its own points counted in candidate answers.
     const errorLook = lookAt(t, arms.candidate.requests)
     const confidence = errorLook < 0 ? t.confidence : 1 - lookAlpha(1 - t.confidence, errorLook)
-    const worse = errorLook >= 0 && errorsWorse(arms.candidate.errors, arms.candidate.requests, arms.live.errors, arms.live.requests, t.maxErrorRateDelta, t.minErrors, z(confidence))
-    const why = worse
-      ? `candidate error rate ${fmt(arms.candidate.errors / arms.candidate.requests)} > live ${fmt(arms.live.requests === 0 ? 0 : arms.live.errors / arms.live.requests)} + ${t.maxErrorRateDelta} (${arms.candidate.errors} errors in ${arms.candidate.requests}, one-sided test at confidence ${fmt(confidence)})`
-      : `${s.requests} of min_requests ${t.minRequests} requests compared`
-    return { ...base, look, verdict: { action: worse ? 'rollback' : undefined, why, confidence, lower: 0, upper: 1 } }
+    const errors = errorLook >= 0 ? errorsRollback(t, arms, confidence) : undefined
+    const why = errors ?? `${s.requests} of min_requests ${t.minRequests} requests compared`
+    return { ...base, look, verdict: { action: errors !== undefined ? 'rollback' : undefined, why, confidence, lower: 0, upper: 1 } }
   }
   const verdict = decide({ rule: t, maxCalibrationDrift: t.maxCalibrationDrift, look, compared: s.requests, rows: s.rows, agreement: base.agreement, effective: base.effective, arms, p99, calibration: base.calibration })
   return { ...base, look, verdict }
-}
-
-function fmt (x: number): string {
-  return String(Math.round(x * 1e6) / 1e6)
 }

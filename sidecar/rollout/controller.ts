@@ -29,8 +29,8 @@
 import type { RolloutConfig } from '../models/config-types.js'
 import { RowTally } from './evidence.js'
 import type { RowEvidence } from './metric-kinds.js'
-import { decide, fmt } from './decision.js'
-import { errorsWorse, lookAlpha, wilson, z } from './stats.js'
+import { decide, errorsRollback } from './decision.js'
+import { lookAlpha, wilson, z } from './stats.js'
 
 export type RolloutPhase = 'observing' | 'promoted' | 'rolled_back' | 'inconclusive'
 export type Arm = 'live' | 'candidate'
@@ -140,9 +140,8 @@ export class RolloutController {
       // Between agreement decision points: the error test alone, at its own.
       const confidence = 1 - lookAlpha(1 - rule.confidence, this.#errorLook++)
       this.#nextErrorLook = rule.minRequests * 2 ** this.#errorLook
-      if (errorsWorse(a.candidate.errors, a.candidate.requests, a.live.errors, a.live.requests, rule.maxErrorRateDelta, rule.minErrors, z(confidence))) {
-        return this.#decided('rollback', `candidate error rate ${fmt(this.errorRate('candidate'))} > live ${fmt(this.errorRate('live'))} + ${rule.maxErrorRateDelta} (${a.candidate.errors} errors in ${a.candidate.requests}, one-sided test at confidence ${fmt(confidence)})`, confidence, now)
-      }
+      const errors = errorsRollback(rule, a, confidence)
+      if (errors !== undefined) return this.#decided('rollback', errors, confidence, now)
     }
     if (this.compared < this.#nextLook) return undefined
     const t = this.tally

@@ -48,6 +48,19 @@ export function lookAt (rule: Pick<PromotionRule, 'minRequests' | 'maxRequests'>
   return look
 }
 
+/**
+ * The error test at `confidence`: the reason to roll back when the candidate's error rate
+ * is above live's + max_error_rate_delta (one-sided, at least min_errors errors), else
+ * undefined. `decide` runs it at each decision point; between them a pod (controller.ts)
+ * and the fleet (cluster/rollout/judge.ts) run it at its own points, counted in candidate answers.
+ */
+export function errorsRollback (rule: Pick<PromotionRule, 'maxErrorRateDelta' | 'minErrors'>, arms: { live: ArmCounts, candidate: ArmCounts }, confidence: number): string | undefined {
+  const { live, candidate } = arms
+  if (!errorsWorse(candidate.errors, candidate.requests, live.errors, live.requests, rule.maxErrorRateDelta, rule.minErrors, z(confidence))) return undefined
+  const rate = (a: ArmCounts): number => a.requests === 0 ? 0 : a.errors / a.requests
+  return `candidate error rate ${fmt(rate(candidate))} > live ${fmt(rate(live))} + ${rule.maxErrorRateDelta} (${candidate.errors} errors in ${candidate.requests}, one-sided test at confidence ${fmt(confidence)})`
+}
+
 /** The rule at decision point `look`: rollback (errors, upper bound, calibration, latency), promote (lower bound), inconclusive at max_requests, else undefined. */
 export function decide (e: DecisionInput): Verdict {
   const rule = e.rule
@@ -63,9 +76,8 @@ export function decide (e: DecisionInput): Verdict {
   const over = `over ${e.rows} rows (${fmt(n)} effective) of ${e.compared} requests at confidence ${fmt(confidence)}`
   const bounds = `agreement ${fmt(e.agreement)}, bounds [${fmt(lower)}, ${fmt(upper)}]`
   const verdict = (action: Verdict['action'], why: string): Verdict => ({ action, why, confidence, lower, upper })
-  if (errorsWorse(candidate.errors, candidate.requests, live.errors, live.requests, rule.maxErrorRateDelta, rule.minErrors, zv)) {
-    return verdict('rollback', `candidate error rate ${fmt(rate(candidate))} > live ${fmt(rate(live))} + ${rule.maxErrorRateDelta} (${candidate.errors} errors in ${candidate.requests}, one-sided test at confidence ${fmt(confidence)})`)
-  }
+  const errors = errorsRollback(rule, e.arms, confidence)
+  if (errors !== undefined) return verdict('rollback', errors)
   if (upper < rule.rollbackBelow) return verdict('rollback', `${bounds}: upper bound < ${rule.rollbackBelow} ${over}`)
   if (cal !== undefined && !(Math.abs(cal.ratio - 1) <= drift)) {
     return verdict('rollback', `calibration: mean candidate / mean live probability of class ${cal.class} is ${fmt(cal.ratio)}, outside 1 +- ${drift}`)

@@ -112,13 +112,22 @@ export class RowTally {
 
   /** Probabilities: mean candidate / mean live of the class furthest from 1 (classes live predicts); undefined otherwise. */
   calibration (): { class: number, ratio: number } | undefined {
-    if (this.#probRows === 0) return undefined
-    let worst: { class: number, ratio: number } | undefined
-    this.#sumLive.forEach((live, c) => {
-      if (live / this.#probRows < RARE_CLASS) return
-      const ratio = (this.#sumCand[c] ?? 0) / live
-      if (worst === undefined || Math.abs(ratio - 1) > Math.abs(worst.ratio - 1)) worst = { class: c, ratio }
-    })
-    return worst
+    return worstCalibration(this.#sumLive, this.#sumCand, this.#probRows)
   }
+}
+
+/**
+ * Of the per-class probability sums over `rows` rows, the class (one live predicts at
+ * least RARE_CLASS on average) whose candidate / live ratio is furthest from 1; undefined
+ * without probability rows. A pod's tally and the fleet's pooled sums both use it.
+ */
+export function worstCalibration (sumLive: readonly number[], sumCandidate: readonly number[], rows: number): { class: number, ratio: number } | undefined {
+  if (rows === 0) return undefined
+  let worst: { class: number, ratio: number } | undefined
+  sumLive.forEach((live, c) => {
+    if (live / rows < RARE_CLASS) return
+    const ratio = (sumCandidate[c] ?? 0) / live
+    if (worst === undefined || Math.abs(ratio - 1) > Math.abs(worst.ratio - 1)) worst = { class: c, ratio }
+  })
+  return worst
 }
