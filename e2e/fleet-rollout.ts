@@ -10,11 +10,12 @@
  */
 import { chmodSync, cpSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { request } from 'undici'
+import { request, type Dispatcher } from 'undici'
 import { expect, run, runOk, sleep, waitFor, type RunResult } from './lib.js'
 import { APP_NS, ROOT, baseEnv, ctx, getJson, kubectl, work, type Json } from './context.js'
 import { isReady, podsOf, readyPods } from './pods.js'
 import { dig, CLUSTER_DOMAIN } from './cluster-services.js'
+import { load, type LoadResult } from './load.js'
 
 const SHOP = join(ROOT, 'examples', 'shop')
 const CLI = join(ROOT, 'dist', 'cli', 'main.js')
@@ -58,30 +59,11 @@ async function rolled (count: number, want: (a: Json) => boolean): Promise<Json[
   }, { timeoutMs: 300_000, intervalMs: 1000 })
 }
 
-interface Load { ok: number, failed: string[], versions: Map<string, number> }
-
-/** POST /score through the ads Service on fresh connections (as e2e/load.ts does), until `stop`. */
-function scoreLoad (ip: string, stop: Promise<void>): Promise<Load> {
+/** POST /score through the ads Service on fresh connections, until `stop`; a refused connection is a failed request. */
+async function scoreLoad (ip: string, stop: Promise<void>): Promise<LoadResult> {
   const rows = [[0.2, 0.5, 0.1, 0.9, 0.3, 0.7, 0.4, 0.6], [0.8, 0.1, 0.6, 0.2, 0.9, 0.3, 0.5, 0.4]]
-  const result: Load = { ok: 0, failed: [], versions: new Map() }
-  let done = false
-  void stop.then(() => { done = true })
-  const worker = async (): Promise<void> => {
-    while (!done) {
-      try {
-        const res = await request(`http://${ip}/score`, { method: 'POST', reset: true, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ rows }), headersTimeout: 15_000, bodyTimeout: 15_000 })
-        const body = await res.body.json() as Json
-        if (res.statusCode !== 200) result.failed.push(`${res.statusCode} ${JSON.stringify(body).slice(0, 200)}`)
-        else {
-          result.ok++
-          result.versions.set(String(body.model_version), (result.versions.get(String(body.model_version)) ?? 0) + 1)
-        }
-      } catch (err) {
-        result.failed.push(`${(err as { code?: string }).code ?? ''} ${(err as Error).message}`)
-      }
-    }
-  }
-  return Promise.all([worker(), worker(), worker(), worker()]).then(() => result)
+  const send = async (target: string): Promise<Dispatcher.ResponseData> => await request(`http://${target}/score`, { method: 'POST', reset: true, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ rows }), headersTimeout: 15_000, bodyTimeout: 15_000 })
+  return await load(() => [ip], stop, 4, { send, refusalsFail: true })
 }
 
 export async function checkFleetRollout (): Promise<string> {
