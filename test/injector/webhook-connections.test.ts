@@ -4,14 +4,13 @@
  * The API server's reviews, each on a new connection, must still be answered.
  */
 import t, { type Test } from 'tap'
-import { writeFileSync } from 'node:fs'
 import { connect as tcpConnect } from 'node:net'
 import { connect, type TLSSocket } from 'node:tls'
 import { Client, request } from 'undici'
 import { build, type WebhookOptions } from '../../injector/webhook-server.js'
 import { WEBHOOK_DEFAULTS as DEFAULTS } from '../../injector/webhook-defaults.js'
 import { createLogger } from '../../common/logger.js'
-import { makeCa, makeServing, type Ca } from '../fixtures/injector/certs.js'
+import { servingFiles, type Ca } from '../fixtures/injector/certs.js'
 import { admissionReview, logSink, waitFor } from '../fixtures/injector/helpers.js'
 import { connectionFlood } from '../fixtures/injector/connection-flood.js'
 
@@ -21,10 +20,7 @@ const AT_ONCE = 4 // reviews in flight at once, each on its own new connection
 
 async function setup (t: Test, opts: Partial<WebhookOptions> = {}): Promise<{ ca: Ca, webhook: ReturnType<typeof build> }> {
   const dir = t.testdir({})
-  const ca = await makeCa()
-  const serving = await makeServing(ca, '0d')
-  writeFileSync(`${dir}/tls.crt`, serving.cert)
-  writeFileSync(`${dir}/tls.key`, serving.key)
+  const { ca } = await servingFiles(dir, '0d')
   const webhook = build({ tlsCertFile: `${dir}/tls.crt`, tlsKeyFile: `${dir}/tls.key`, logger: createLogger({ level: 'warn', name: 'test', stream: logSink().stream }), ...opts })
   t.teardown(async () => { await webhook.close() })
   return { ca, webhook }

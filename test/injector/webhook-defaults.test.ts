@@ -1,11 +1,10 @@
 /** The webhook's one defaults object, and the two values it derives at start-up. */
 import t from 'tap'
-import { writeFileSync } from 'node:fs'
 import { defaultProcesses, defaultRequestMemory, MAX_DEFAULT_PROCESSES, WEBHOOK_DEFAULTS } from '../../injector/webhook-defaults.js'
 import { build } from '../../injector/webhook-server.js'
 import { DEFAULT_MEMORY_BUDGET } from '../../common/memory-limit.js'
 import { createLogger } from '../../common/logger.js'
-import { makeCa, makeServing } from '../fixtures/injector/certs.js'
+import { servingFiles } from '../fixtures/injector/certs.js'
 import { logSink, waitFor } from '../fixtures/injector/helpers.js'
 
 const MiB = 1024 * 1024
@@ -28,10 +27,7 @@ t.test('request memory per process: a quarter of the memory limit, shared, at le
 
 t.test('the in-process server without --request-memory gets what one process of the command gets', async t => {
   const dir = t.testdir({})
-  const ca = await makeCa()
-  const serving = await makeServing(ca, '0d')
-  writeFileSync(`${dir}/tls.crt`, serving.cert)
-  writeFileSync(`${dir}/tls.key`, serving.key)
+  await servingFiles(dir, '0d')
   const sink = logSink()
   const webhook = build({ tlsCertFile: `${dir}/tls.crt`, tlsKeyFile: `${dir}/tls.key`, logger: createLogger({ level: 'info', name: 'test', stream: sink.stream }) })
   t.teardown(async () => { await webhook.close() })

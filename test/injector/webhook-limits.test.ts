@@ -4,7 +4,7 @@
  * timeouts, and the dual-stack default listener. The connection cap: webhook-connections.test.ts.
  */
 import t, { type Test } from 'tap'
-import { writeFileSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { connect as tcpConnect } from 'node:net'
 import { connect, type TLSSocket } from 'node:tls'
 import { Agent, request } from 'undici'
@@ -13,7 +13,7 @@ import { defaultRequestMemory, WEBHOOK_DEFAULTS as DEFAULTS } from '../../inject
 import { DEFAULT_MEMORY_BUDGET } from '../../common/memory-limit.js'
 import { MAX_POD_ITEMS } from '../../injector/pod-limits.js'
 import { createLogger } from '../../common/logger.js'
-import { makeCa, makeServing, type Ca } from '../fixtures/injector/certs.js'
+import { servingFiles, type Ca } from '../fixtures/injector/certs.js'
 import { admissionReview, logSink, waitFor } from '../fixtures/injector/helpers.js'
 
 const MiB = 1024 * 1024
@@ -21,10 +21,7 @@ const annotated = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', anno
 
 async function setup (t: Test, opts: Partial<WebhookOptions> = {}): Promise<{ ca: Ca, dir: string, sink: ReturnType<typeof logSink>, webhook: ReturnType<typeof build> }> {
   const dir = t.testdir({})
-  const ca = await makeCa()
-  const serving = await makeServing(ca, '0c')
-  writeFileSync(`${dir}/tls.crt`, serving.cert)
-  writeFileSync(`${dir}/tls.key`, serving.key)
+  const { ca } = await servingFiles(dir, '0c')
   const sink = logSink()
   const webhook = build({ tlsCertFile: `${dir}/tls.crt`, tlsKeyFile: `${dir}/tls.key`, logger: createLogger({ level: 'info', name: 'test', stream: sink.stream }), ...opts })
   t.teardown(async () => { await webhook.close() })

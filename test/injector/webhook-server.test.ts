@@ -8,7 +8,7 @@ import { connect, type PeerCertificate } from 'node:tls'
 import { Agent, request } from 'undici'
 import { build, type Webhook } from '../../injector/webhook-server.js'
 import { createLogger } from '../../common/logger.js'
-import { makeCa, makeServing } from '../fixtures/injector/certs.js'
+import { makeCa, makeServing, servingFiles } from '../fixtures/injector/certs.js'
 import { admissionReview, logSink } from '../fixtures/injector/helpers.js'
 import { headersOnly } from '../fixtures/headers-only.js'
 
@@ -246,10 +246,7 @@ t.test('start-up fails on a key that does not match the certificate', async t =>
 
 t.test('--kube-version reaches the admissions: a model image on an older API server is denied', async t => {
   const dir = t.testdir({})
-  const ca = await makeCa()
-  const serving = await makeServing(ca, '0b')
-  writeFileSync(`${dir}/tls.crt`, serving.cert)
-  writeFileSync(`${dir}/tls.key`, serving.key)
+  const { ca } = await servingFiles(dir, '0b')
   const sink = logSink()
   const logger = createLogger({ level: 'info', name: 'test', stream: sink.stream })
   const webhook = build({ tlsCertFile: `${dir}/tls.crt`, tlsKeyFile: `${dir}/tls.key`, logger, kubeVersion: { major: 1, minor: 34, text: 'v1.34.3' } })
