@@ -78,7 +78,14 @@ if [ -n "$model_image" ]; then
 fi
 
 if [ -z "${ONNX_SIDECAR:-}" ]; then
+  # In a checkout of this project (npm ci done, nothing built yet, as on a fresh CI runner)
+  # build the CLI first; elsewhere use the installed package's onnx-sidecar.
+  if [ ! -f "$repo/dist/cli/main.js" ] && [ -f "$repo/tsconfig.build.json" ] && [ -d "$repo/node_modules" ]; then
+    echo "== release-model: building the CLI (npm run build in $repo)"
+    (cd "$repo" && npm run --silent build) || die "npm run build failed in $repo"
+  fi
   if [ -f "$repo/dist/cli/main.js" ]; then ONNX_SIDECAR="node $repo/dist/cli/main.js"; else ONNX_SIDECAR=onnx-sidecar; fi
+  command -v "${ONNX_SIDECAR%% *}" >/dev/null 2>&1 || die "onnx-sidecar is not on PATH: npm install -g onnx-sidecar-<version>.tgz (docs/install.md), or set ONNX_SIDECAR"
 fi
 # shellcheck disable=SC2206 # a command line, split on purpose ("node .../main.js")
 cli=($ONNX_SIDECAR)

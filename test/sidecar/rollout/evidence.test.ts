@@ -117,7 +117,7 @@ t.test('the evidence series go when the rollout starts over or ends', async t =>
   const f = fakeRollouts(FLEET)
   await send(f, 'a', 4, 1)
   t.ok((await series(f, 'onnx_sidecar_rollout_evidence_total')).size === EVIDENCE_STATS.length)
-  f.configure(FLEET.replace('decide: fleet', 'decide: fleet, sample: 0.5'))
+  f.configure(FLEET.replace('decide: fleet', 'decide: fleet, promotion: { min_requests: 500, min_agreement: 0.99 }'))
   for (const name of ['evidence_total', 'answers_total', 'probability_sum_total', 'latency_seconds_count']) {
     t.equal((await series(f, `onnx_sidecar_rollout_${name}`)).size, 0, `${name}: gone when the block changed`)
   }
