@@ -22,6 +22,9 @@
  * exits 1 when a check failed. E2E_KEEP=1 keeps the work directory (logs, certs, kubeconfig).
  * E2E_NODE=0 stops after admission (no containerd or kubelet: a quick local run; not CI's).
  * E2E_HOLD=1 keeps the cluster up after the checks, for debugging, until <work>/release exists.
+ * E2E_ONLY=<regex> runs only the checks whose names match it (case-insensitive), for debugging one
+ * check; name the set-up checks it needs too, e.g.
+ * E2E_ONLY='built|loopback|containerd|CoreDNS|imported|kubelet|kube-proxy|helm install|renders|webhook runs|doctor'.
  */
 import { readdirSync, existsSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
@@ -125,7 +128,7 @@ async function main (): Promise<number> {
       }
     }
   }
-  if (ready && node) await check('onnx-sidecar doctor names each broken setup (webhook deleted at creation, annotations on the Deployment, missing claim, missing model, unpullable sidecar, opted-out namespace) and exits 0 on a healthy one', checkDoctor)
+  if (ready && node) await check('onnx-sidecar doctor names each broken setup (webhook deleted, pods created before it, annotations on the Deployment, missing and Pending claims, missing model, unpullable sidecar, denied pods, opted-out namespace; a caBundle expiring, foreign or not a certificate; a webhook Service without endpoints) and exits 0 on a healthy one', checkDoctor)
   const failed = results.filter(r => !r.ok).length
   const passed = results.length - failed
   if (failed > 0) {
