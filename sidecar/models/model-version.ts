@@ -13,6 +13,7 @@ import type { WireTensor, ValueMeta } from '../runtime/protocol.js'
 import type { WorkerPool } from '../runtime/worker-pool.js'
 import { InlineSession } from '../runtime/inline-session.js'
 import { readModelFile } from '../runtime/model-file.js'
+import { inlineRows } from '../runtime/inline-rows.js'
 
 /**
  * A loaded version as it serves: its signature (what the codec reads), the file and
@@ -83,17 +84,16 @@ export async function loadModelVersion (p: LoadParams): Promise<ModelVersion> {
         await p.pool.run(key, zeros(1), fetches)
         // On an in-process pool the sessions already run on the main thread: no second one.
         if (p.inlineComputeUs > 0 && !p.pool.inProcess) {
-          // A full batch at the smallest shape; best of two runs (the first pays for allocations).
-          // Only batches no larger than this run inline: nothing is extrapolated, as an op's
-          // cost may grow faster than its input (attention is quadratic in sequence length).
-          const rows = Math.max(1, maxBatchSize)
-          const elements = Object.values(zeros(rows)).reduce((n, t) => n + t.data.length, 0)
-          const a = await p.pool.run(key, zeros(rows), fetches)
-          const b = await p.pool.run(key, zeros(rows), fetches)
-          if (Math.min(a.computeNs, b.computeNs) <= p.inlineComputeUs * 1000) {
+          const rows = await inlineRows(async n => {
+            // Best of two runs at the smallest shape (the first pays for allocations).
+            const a = await p.pool.run(key, zeros(n), fetches)
+            const b = await p.pool.run(key, zeros(n), fetches)
+            return Math.min(a.computeNs, b.computeNs)
+          }, Math.max(1, maxBatchSize), p.inlineComputeUs * 1000)
+          if (rows > 0) {
             inline = await InlineSession.create(readModelFile(p.file, meta.digest).bytes, 1)
             await inline.run(zeros(1), fetches)
-            inlineMaxElements = elements
+            inlineMaxElements = Object.values(zeros(rows)).reduce((n, t) => n + t.data.length, 0)
           }
         }
       } catch (err) {

@@ -73,7 +73,7 @@ export class VersionLoads {
       e.versions.set(version, mv)
       e.failures.delete(version)
       this.#opts.metrics.modelReady.set(labels, 1)
-      this.#opts.log.info({ model: e.name, version, inputs: mv.inputs.map(i => i.name), maxBatchSize: mv.maxBatchSize, runsOn: mv.inline !== undefined ? 'main thread (inline)' : 'workers', replaced: current !== undefined }, 'model version ready')
+      this.#opts.log.info({ model: e.name, version, inputs: mv.inputs.map(i => i.name), maxBatchSize: mv.maxBatchSize, runsOn: mv.inline !== undefined ? 'main thread (inline)' : 'workers', ...(mv.inline !== undefined ? { inlineMaxElements: mv.inlineMaxElements } : {}), replaced: current !== undefined }, 'model version ready')
       if (current !== undefined) await this.#retire(e, version, current)
     } catch (err) {
       if (this.#opts.closed()) { // the pool closed under the load: shutdown, not a broken model
