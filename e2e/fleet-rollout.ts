@@ -3,10 +3,12 @@
  * the whole Deployment"), on the shop after shop.ts has deployed it: 3 replicas under load
  * through the ads Service; `onnx-sidecar rollout start` puts ads v2 (a model image holding
  * ads/1 and ads/2) on the pod template; `rollout status` pools the evidence of the 3 pods;
- * `status --wait` decides promote and `rollout promote` pins ads:2, with no failed request;
+ * `status --wait` decides promote and `rollout promote` pins ads:2, with no failed request
+ * (before that, the Argo Rollouts and Flagger templates of deploy/monitoring run against
+ * the e2e's Prometheus and are compared with `rollout status`: e2e/fleet-templates.ts);
  * a deleted pod's replacement starts decided (v2, no candidate). Then a candidate with
- * halved probabilities (test/fixtures/check/ads-halved) as ads/3 is rolled back, aborted,
- * and `rollout start` refuses it afterwards.
+ * halved probabilities (test/fixtures/check/ads-halved) as ads/3 is rolled back (and the
+ * templates would abort it too), aborted, and `rollout start` refuses it afterwards.
  */
 import { chmodSync, cpSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -16,6 +18,8 @@ import { APP_NS, ROOT, baseEnv, ctx, getJson, kubectl, work, type Json } from '.
 import { isReady, podsOf, readyPods } from './pods.js'
 import { dig, CLUSTER_DOMAIN } from './cluster-services.js'
 import { load, type LoadResult } from './load.js'
+import { templatesOnGood, templatesOnHalved } from './fleet-templates.js'
+import { startPrometheus } from './workloads/prometheus.js'
 
 const SHOP = join(ROOT, 'examples', 'shop')
 const CLI = join(ROOT, 'dist', 'cli', 'main.js')
@@ -59,15 +63,33 @@ async function rolled (count: number, want: (a: Json) => boolean): Promise<Json[
   }, { timeoutMs: 300_000, intervalMs: 1000 })
 }
 
-/** POST /score through the ads Service on fresh connections, until `stop`; a refused connection is a failed request. */
-async function scoreLoad (ip: string, stop: Promise<void>): Promise<LoadResult> {
+/** Holds the load's senders while paused (the templates' check compares evidence that no request changes meanwhile). */
+class Pause {
+  #held: Promise<void> | undefined
+  #release = (): void => {}
+  pause (): void {
+    this.#held ??= new Promise<void>(resolve => { this.#release = resolve })
+  }
+
+  resume (): void {
+    this.#release()
+    this.#held = undefined
+  }
+
+  async passed (): Promise<void> { await this.#held }
+}
+
+/** POST /score through the ads Service on fresh connections, until `stop` (held while `pause` is); a refused connection is a failed request. */
+async function scoreLoad (ip: string, stop: Promise<void>, pause = new Pause()): Promise<LoadResult> {
   const rows = [[0.2, 0.5, 0.1, 0.9, 0.3, 0.7, 0.4, 0.6], [0.8, 0.1, 0.6, 0.2, 0.9, 0.3, 0.5, 0.4]]
-  const send = async (target: string): Promise<Dispatcher.ResponseData> => await request(`http://${target}/score`, { method: 'POST', reset: true, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ rows }), headersTimeout: 15_000, bodyTimeout: 15_000 })
+  const send = async (target: string): Promise<Dispatcher.ResponseData> => await pause.passed().then(async () => await request(`http://${target}/score`, { method: 'POST', reset: true, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ rows }), headersTimeout: 15_000, bodyTimeout: 15_000 }))
   return await load(() => [ip], stop, 4, { send, refusalsFail: true })
 }
 
 export async function checkFleetRollout (): Promise<string> {
   const lines: string[] = []
+  // Scraping the shop before the rollout begins, so Prometheus sees each evidence series from its start.
+  await startPrometheus()
   const v2 = join(SHOP, 'models-v2', 'ads', '2')
   const good = await modelImage('good', { 2: v2 })
   // After the promotion live is ads/2: the next image holds it beside the halved candidate as ads/3.
@@ -78,18 +100,23 @@ export async function checkFleetRollout (): Promise<string> {
   const ip = await dig(`ads.${APP_NS}.svc.${CLUSTER_DOMAIN}`)
   expect(ip !== undefined, 'CoreDNS has no address for the ads Service')
   let stopLoad = (): void => {}
-  const loading = scoreLoad(ip, new Promise<void>(resolve => { stopLoad = resolve }))
+  const pause = new Pause()
+  const loading = scoreLoad(ip, new Promise<void>(resolve => { stopLoad = resolve }), pause)
+  const statusJson = async (): Promise<Json> => {
+    const r = await rollout('status', 'ads', '-o', 'json', ...RULE)
+    if (r.code === 2) throw new Error(`rollout status: ${r.stderr}`)
+    return JSON.parse(r.stdout) as Json
+  }
   try {
     const start = await rollout('start', 'ads', '--candidate', '2')
     expect(start.code === 0, `rollout start: exit ${start.code}: ${start.stderr}`)
     await rolled(3, a => a['onnx-sidecar.io/candidate'] === '2')
     const pooled = await waitFor('evidence from 3 pods', async () => {
-      const r = await rollout('status', 'ads', '-o', 'json', ...RULE)
-      if (r.code === 2) throw new Error(`rollout status: ${r.stderr}`)
-      const s = JSON.parse(r.stdout) as Json
+      const s = await statusJson()
       return s.pods.length === 3 && s.pods.every((p: Json) => p.requests > 0) ? s : undefined
     }, { timeoutMs: 180_000, intervalMs: 3000 })
     lines.push(`status: ${pooled.pooled.requests as number} requests pooled from ${pooled.pods.map((p: Json) => `${p.name as string} (${p.requests as number})`).join(', ')}`)
+    lines.push(await templatesOnGood({ namespace: APP_NS, deployment: 'ads', model: 'ads', live: String(pooled.live), candidate: String(pooled.candidate) }, statusJson, pause))
     const wait = await rollout('status', 'ads', '--wait', '--interval', '5s', '--timeout', '8m', ...RULE)
     expect(wait.code === 0, `rollout status --wait: exit ${wait.code} (want 0, promote):\n${wait.stdout}${wait.stderr}`)
     lines.push(wait.stdout.trim().split('\n').at(-1) ?? '')
@@ -125,6 +152,8 @@ export async function checkFleetRollout (): Promise<string> {
     const wait = await rollout('status', 'ads', '--wait', '--interval', '5s', '--timeout', '8m', ...RULE)
     expect(wait.code === 1, `rollout status --wait (halved): exit ${wait.code} (want 1, roll back):\n${wait.stdout}${wait.stderr}`)
     lines.push(wait.stdout.trim().split('\n').at(-1) ?? '')
+    const halved = await statusJson()
+    lines.push(await templatesOnHalved({ namespace: APP_NS, deployment: 'ads', model: 'ads', live: String(halved.live), candidate: String(halved.candidate) }, statusJson))
     const abort = await rollout('abort', 'ads')
     expect(abort.code === 0, `rollout abort: exit ${abort.code}: ${abort.stderr}`)
     await rolled(3, a => a['onnx-sidecar.io/candidate'] === undefined)
