@@ -79,6 +79,7 @@ export async function loadModelVersion (p: LoadParams): Promise<ModelVersion> {
     const fetches = outputs.map(o => o.name)
     let inline: InlineSession | undefined
     let inlineMaxElements = 0
+    let inlineFullBatch = false
     if (p.config.warmup) {
       try {
         await p.pool.run(key, zeros(1), fetches)
@@ -94,6 +95,7 @@ export async function loadModelVersion (p: LoadParams): Promise<ModelVersion> {
             inline = await InlineSession.create(readModelFile(p.file, meta.digest).bytes, 1)
             await inline.run(zeros(1), fetches)
             inlineMaxElements = Object.values(zeros(rows)).reduce((n, t) => n + t.data.length, 0)
+            inlineFullBatch = rows >= Math.max(1, maxBatchSize)
           }
         }
       } catch (err) {
@@ -109,7 +111,7 @@ export async function loadModelVersion (p: LoadParams): Promise<ModelVersion> {
       maxQueueDelayMicros: p.config.maxQueueDelayMicros,
       maxQueueSize: p.config.maxQueueSize,
       onBatch: p.onBatch,
-      ...(inline !== undefined ? { inline: { session: inline, maxElements: inlineMaxElements } } : {})
+      ...(inline !== undefined ? { inline: { session: inline, maxElements: inlineMaxElements, fullBatch: inlineFullBatch } } : {})
     })
     return {
       ...signature,

@@ -72,9 +72,12 @@ export interface BatcherOptions {
   onBatch?: (rows: number, ranOn: RunsOn) => void
   /**
    * Run batches of at most `maxElements` input elements on this main-thread session
-   * instead of the workers (models that are tiny at their warm-up shape).
+   * instead of the workers (models that are tiny at their warm-up shape). `fullBatch`: the
+   * warm-up's full batch fits, so every batch that fits runs here; otherwise only a model
+   * with nothing running whose whole queue fits (a lone request: it skips the worker
+   * round trip, and load keeps its batches on the workers).
    */
-  inline?: { session: InlineSession, maxElements: number }
+  inline?: { session: InlineSession, maxElements: number, fullBatch: boolean }
 }
 
 export class Batcher {
@@ -164,14 +167,24 @@ export class Batcher {
   }
 
   /**
-   * Where a batch led by `head` runs, or undefined while that place is busy. A batch
-   * small enough for the inline session waits for it (the next batch collects meanwhile);
-   * a larger one goes to the workers.
+   * Where a batch led by `head` runs, or undefined while that place is busy. With a
+   * full-batch inline session, a batch small enough for it waits for it (the next batch
+   * collects meanwhile); with a partial one (see BatcherOptions.inline), only a lone
+   * queue runs inline. Anything else goes to the workers.
    */
   #route (head: Queued): RunsOn | undefined {
     const inline = this.#opts.inline
-    if (inline !== undefined && head.elements <= inline.maxElements) return this.#inlineBusy ? undefined : 'inline'
+    if (inline !== undefined && head.elements <= inline.maxElements) {
+      if (inline.fullBatch) return this.#inlineBusy ? undefined : 'inline'
+      if (this.#running === 0 && this.#queuedElements() <= inline.maxElements) return 'inline'
+    }
     return this.#pool.hasCapacity(this.#opts.key) ? 'worker' : undefined
+  }
+
+  #queuedElements (): number {
+    let n = 0
+    for (const q of this.#queue) n += q.elements
+    return n
   }
 
   /** Wakes the queue when its earliest deadline passes, so nothing waits past it for a busy or missing worker. */

@@ -209,7 +209,7 @@ t.test('inline or worker is decided per batch by its input element count', async
   const pool = new FakePool()
   const inline = fakeInline()
   // The warm-up measured 8 elements within the inline budget.
-  const { b } = batcher(pool, { inline: { session: inline.session, maxElements: 8 } })
+  const { b } = batcher(pool, { inline: { session: inline.session, maxElements: 8, fullBatch: true } })
   const small = await b.submit(job([[1, 2]]))
   t.equal(small.ranOn, 'inline', 'a small request runs on the main thread')
   const wide = Array.from({ length: 100_000 }, (_, i) => i % 7)
@@ -224,6 +224,38 @@ t.test('inline or worker is decided per batch by its input element count', async
   t.same(all.map(yOf), Array.from({ length: 6 }, (_, i) => [i, i]))
   t.same(inline.rows, [1, 4, 2], 'inline batches of at most 8 elements (4 rows of 2)')
   t.same(b.executed, { inline: 3, worker: 1 })
+  await b.drain()
+  b.close()
+})
+
+t.test('a partial inline session (the full batch was too slow) takes only a lone queue', async t => {
+  const pool = new FakePool(1, 20)
+  const inline = fakeInline()
+  // The warm-up fitted 2 rows of 2 in the budget, not the full batch of 8.
+  const { b } = batcher(pool, { inline: { session: inline.session, maxElements: 4, fullBatch: false } })
+  const lone = await b.submit(job([[1, 2]]))
+  t.equal(lone.ranOn, 'inline', 'a lone request skips the worker')
+  const pair = await b.submit(job([[1, 2], [3, 4]]))
+  t.equal(pair.ranOn, 'inline', 'a lone request of 2 rows fits too')
+
+  // Load: six one-row requests at once. The first batch of the queue is larger than the
+  // inline bound, so it goes to the worker; while it runs, nothing runs inline.
+  const all = await Promise.all(Array.from({ length: 6 }, (_, i) => b.submit(job([[i, i]]))))
+  t.same(all.map(yOf), Array.from({ length: 6 }, (_, i) => [i, i]))
+  t.same(all.map(r => r.ranOn), Array(6).fill('worker'), 'queued load stays on the worker')
+  t.same(pool.runs, [6], 'as one batch')
+  t.same(inline.rows, [1, 2])
+
+  // A worker batch running: a small request that arrives meanwhile does not run inline
+  // beside it (the worker is busy, so it waits); once the model is idle it is alone, and runs inline.
+  const first = b.submit(job([[7, 7], [8, 8], [9, 9]]))
+  await new Promise(resolve => setTimeout(resolve, 5))
+  t.equal(pool.busy, 1, 'the first is running on the worker')
+  const second = b.submit(job([[1, 1]]))
+  await new Promise(resolve => setTimeout(resolve, 5))
+  t.same(inline.rows, [1, 2], 'nothing inline while a worker batch of the model runs')
+  t.same([(await first).ranOn, (await second).ranOn], ['worker', 'inline'])
+  t.same(b.executed, { inline: 3, worker: 2 })
   await b.drain()
   b.close()
 })
