@@ -12,9 +12,10 @@
  * `finally`, the namespaces deleted at the end.
  *
  * Not broken here: image volumes unsupported. This cluster is Kubernetes 1.36 with
- * containerd 2.4, where image volumes are on and cannot be turned off without rebuilding
- * the node; doctor's version and pod-evidence rules for older clusters are tested against a
- * stand-in API server (test/cluster/doctor).
+ * containerd 2.4: the ImageVolume gate is GA and locked to on in 1.36 (LockToDefault in
+ * k8s.io/kubernetes pkg/features), so neither the API server nor the kubelet can be made to
+ * refuse them; doctor's version and pod-evidence rules for older clusters are tested against
+ * a stand-in API server (test/cluster/doctor).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
