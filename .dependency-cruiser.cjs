@@ -18,6 +18,9 @@
  *           codec/             wire formats ⇄ tensors, the memory a body costs
  *             │
  *             ▼
+ *           shm/               system shared-memory regions (Triton's extension): register, read, write
+ *             │
+ *             ▼
  *           models/            config, repository, manager, signatures and serving handles
  *             │
  *             ▼
@@ -43,6 +46,7 @@ const layers = [
   ['inference', '^sidecar/inference/'],
   ['rollout', '^sidecar/rollout/'],
   ['codec', '^sidecar/codec/'],
+  ['shm', '^sidecar/shm/'],
   ['models', '^sidecar/models/'],
   ['runtime', '^sidecar/runtime/'],
   ['core', '^sidecar/core/']

@@ -24,6 +24,7 @@ import { RequestMemory } from './codec/request-memory.js'
 import { createRolloutMetrics } from './rollout/metrics.js'
 import { Rollouts } from './rollout/rollouts.js'
 import { WorkerPool } from './runtime/worker-pool.js'
+import { SharedMemoryRegions } from './shm/regions.js'
 import type http from 'node:http'
 
 export interface SidecarOptions {
@@ -52,9 +53,13 @@ export interface SidecarOptions {
   version?: string
   /** Run models whose full batch computes within this many µs on the main thread; 0: never (default). */
   inlineComputeUs?: number
+  /** Give back what a burst took once no batch has run for this many ms (`--idle-release`); 0: never (default). */
+  idleReleaseMs?: number
   defaultMetrics?: boolean
   /** The gRPC server: http2 (grpc/h2/, node:http2 itself; the default) or grpc-js (@grpc/grpc-js). */
   grpcServer?: 'grpc-js' | 'http2'
+  /** Where system shared memory keys are looked up (default /dev/shm; tests use their own directory). */
+  shmDir?: string
 }
 
 export interface Sidecar {
@@ -67,6 +72,8 @@ export interface Sidecar {
   /** The gRPC listener; grpc-js loads only when it is asked to listen. */
   grpc: GrpcServer | H2GrpcServer
   metricsServer: MetricsServer
+  /** System shared memory regions registered over REST or gRPC; released on close. */
+  sharedMemory: SharedMemoryRegions
   /** Loads the models (the servers answer "not ready" meanwhile if already listening). */
   start: () => Promise<void>
   /** Stops taking requests, lets in-flight ones finish (up to graceMs), then frees everything. */
@@ -76,7 +83,7 @@ export interface Sidecar {
 export function createSidecar (opts: SidecarOptions): Sidecar {
   let shutting = false
   const metrics = createSidecarMetrics({ defaultMetrics: opts.defaultMetrics, logDropped: opts.logDropped })
-  const pool = new WorkerPool({ workers: opts.workers, threads: opts.threads, logger: opts.logger, inProcess: opts.inProcess === true })
+  const pool = new WorkerPool({ workers: opts.workers, threads: opts.threads, logger: opts.logger, inProcess: opts.inProcess === true, idleReleaseMs: opts.idleReleaseMs ?? 0 })
   const manager = new ModelManager({
     repository: opts.repository,
     assigned: opts.models,
@@ -95,6 +102,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
   const isShuttingDown = (): boolean => shutting
   const requestMemory = new RequestMemory(opts.requestMemory ?? requestLimits(DEFAULT_MEMORY_BUDGET).requestBytes)
   trackRequestMemory(metrics, requestMemory.budget)
+  const sharedMemory = new SharedMemoryRegions({ dir: opts.shmDir })
   const runner = new InferenceDispatcher({ manager, rollouts })
   const observer = new InferenceObserver({ metrics, logger: opts.logger, tracer: opts.tracer, known: model => manager.has(model) })
   const rest = buildRestApp({
@@ -107,7 +115,8 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     bodyLimit: opts.bodyLimit,
     memory: requestMemory,
     isShuttingDown,
-    version: opts.version ?? '0.0.0'
+    version: opts.version ?? '0.0.0',
+    sharedMemory
   })
   const grpc = new (opts.grpcServer === 'grpc-js' ? GrpcServer : H2GrpcServer)({
     manager,
@@ -117,7 +126,8 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     isShuttingDown,
     version: opts.version ?? '0.0.0',
     maxMessageBytes: opts.bodyLimit,
-    memory: requestMemory
+    memory: requestMemory,
+    sharedMemory
   })
   const metricsServer = new MetricsServer({ registry: metrics.registry, manager, isShuttingDown })
 
@@ -128,6 +138,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     rest,
     grpc,
     metricsServer,
+    sharedMemory,
     start: async () => {
       await manager.start()
       metricsServer.refresh()
@@ -147,6 +158,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
       await grpcClosed
       rest.server.closeAllConnections()
       rest.socketServer.closeAllConnections()
+      sharedMemory.close()
       await manager.close()
       await pool.close()
       await metricsServer.close()

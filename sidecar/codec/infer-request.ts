@@ -14,6 +14,8 @@ import { MAX_DEPTH, TensorText } from './json-scanner.js'
 import { flat, NestedShape, type Nesting } from './nested-shape.js'
 import { arrayLeaves, checkInput, describe, tensorFromBytes, tensorFromValues, wireTensor, type MemoryCharge } from './tensor-checks.js'
 import { checkLength, checkParameterKeys, MAX_ID_BYTES, MAX_NAME_BYTES } from '../core/client-strings.js'
+import type { SharedMemoryRegions } from '../shm/regions.js'
+import { checkShmOutput, sliceOf, tensorFromShm, type RegionSlice } from './shm-tensors.js'
 
 export type { MemoryCharge }
 
@@ -22,6 +24,8 @@ export interface OutputRequest {
   binary: boolean
   /** 0: plain tensor; k > 0: top-k classification strings. */
   classification: number
+  /** Written into this system shared memory slice, and answered without data. */
+  shm?: RegionSlice
 }
 
 export interface InferRequest {
@@ -36,7 +40,7 @@ export interface InferRequest {
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /** Input number `index` of a REST body, decoded into `feeds`. */
-function decodeInput (raw: unknown, index: number, mv: ModelSignature, binary: BinaryCursor, memory: MemoryCharge | undefined, feeds: Record<string, WireTensor>): void {
+function decodeInput (raw: unknown, index: number, mv: ModelSignature, binary: BinaryCursor, memory: MemoryCharge | undefined, feeds: Record<string, WireTensor>, shm: SharedMemoryRegions | undefined): void {
   if (!isObject(raw)) throw errors.BAD_REQUEST(`inputs[${index}] must be an object`)
   const name = raw.name
   if (typeof name !== 'string' || name === '') throw errors.BAD_REQUEST(`inputs[${index}].name must be a non-empty string`)
@@ -45,9 +49,14 @@ function decodeInput (raw: unknown, index: number, mv: ModelSignature, binary: B
   if (params !== undefined && !isObject(params)) throw errors.BAD_INPUT(name, 'parameters must be an object')
   checkParameterKeys(`inputs[${index}].parameters`, params)
   const binarySize = params?.binary_data_size
+  const slice = sliceOf('input', name, params)
 
   let data: TensorData
-  if (binarySize !== undefined) {
+  if (slice !== undefined) {
+    if (raw.data !== undefined) throw errors.BAD_INPUT(name, 'has both data and parameters.shared_memory_region')
+    if (binarySize !== undefined) throw errors.BAD_INPUT(name, 'has both parameters.binary_data_size and parameters.shared_memory_region')
+    data = tensorFromShm(input, slice, shm, memory)
+  } else if (binarySize !== undefined) {
     if (raw.data !== undefined) throw errors.BAD_INPUT(name, 'has both data and parameters.binary_data_size')
     if (!Number.isSafeInteger(binarySize) || (binarySize as number) < 0) throw errors.BAD_INPUT(name, `parameters.binary_data_size must be a non-negative integer, got ${describe(binarySize)}`)
     data = tensorFromBytes(input, binary.take(name, binarySize as number), 'binary_data_size', memory)
@@ -133,17 +142,19 @@ export function checkOutputName (index: number, name: unknown, mv: ModelSignatur
   return spec
 }
 
-/** An output's options (`binary_data`, `classification`), checked. */
-export function outputRequest (spec: TensorSpec, binary: unknown, classification: unknown): OutputRequest {
+/** An output's options (`binary_data`, `classification`, a shared memory slice), checked. */
+export function outputRequest (spec: TensorSpec, binary: unknown, classification: unknown, shm?: RegionSlice): OutputRequest {
   const name = spec.name
   if (typeof binary !== 'boolean') throw errors.BAD_OUTPUT(name, `parameters.binary_data must be a boolean, got ${describe(binary)}`)
   const k = classification
   if (!Number.isSafeInteger(k) || (k as number) < 0) throw errors.BAD_OUTPUT(name, `parameters.classification must be a positive integer, got ${describe(k)}`)
   if ((k as number) > 0 && spec.datatype === 'BYTES') throw errors.BAD_OUTPUT(name, 'classification needs a numeric output, this one is BYTES')
-  return { name, binary, classification: k as number }
+  if (shm === undefined) return { name, binary, classification: k as number }
+  if ((k as number) > 0) throw errors.BAD_OUTPUT(name, 'shared memory can\'t be set on a classification output')
+  return { name, binary: false, classification: 0, shm }
 }
 
-function decodeOutputs (raw: unknown, mv: ModelSignature, binaryDefault: boolean): OutputRequest[] {
+function decodeOutputs (raw: unknown, mv: ModelSignature, binaryDefault: boolean, regions: SharedMemoryRegions | undefined): OutputRequest[] {
   if (raw === undefined) return allOutputs(mv, binaryDefault)
   if (!Array.isArray(raw)) throw errors.BAD_REQUEST('outputs must be an array')
   const seen = new Set<string>()
@@ -153,7 +164,9 @@ function decodeOutputs (raw: unknown, mv: ModelSignature, binaryDefault: boolean
     const p = o.parameters
     if (p !== undefined && !isObject(p)) throw errors.BAD_OUTPUT(spec.name, 'parameters must be an object')
     checkParameterKeys(`outputs[${i}].parameters`, p)
-    return outputRequest(spec, p?.binary_data ?? binaryDefault, p?.classification ?? 0)
+    const shm = sliceOf('output', spec.name, p)
+    if (shm !== undefined && p?.binary_data === true) throw errors.BAD_OUTPUT(spec.name, 'has both parameters.binary_data and parameters.shared_memory_region')
+    return outputRequest(spec, p?.binary_data ?? binaryDefault, p?.classification ?? 0, shm === undefined ? undefined : checkShmOutput(spec.name, shm, regions))
   })
 }
 
@@ -200,9 +213,11 @@ export function checkFeeds (feeds: Record<string, WireTensor>, mv: ModelSignatur
 /**
  * The REST request: `body` is the JSON header (`JSON.parse`'s, or the bounded parser's with
  * `TensorText` data), `binary` the part of the body after it (Triton's binary extension).
- * `memory`, when given, is charged for each tensor before it is allocated.
+ * `memory`, when given, is charged for each tensor before it is allocated. `shm`: the
+ * registered system shared memory regions that inputs may be read from and outputs
+ * written to (none: a tensor that names a region is a 400).
  */
-export function decodeInferRequest (body: unknown, binary: Uint8Array | undefined, mv: ModelSignature, memory?: MemoryCharge): InferRequest {
+export function decodeInferRequest (body: unknown, binary: Uint8Array | undefined, mv: ModelSignature, memory?: MemoryCharge, shm?: SharedMemoryRegions): InferRequest {
   if (!isObject(body)) throw errors.BAD_REQUEST('request body must be a JSON object')
   const id = body.id
   if (id !== undefined && typeof id !== 'string') throw errors.BAD_REQUEST('id must be a string')
@@ -219,8 +234,8 @@ export function decodeInferRequest (body: unknown, binary: Uint8Array | undefine
   checkInputCount(inputs.length)
   const cursor = new BinaryCursor(binary)
   const feeds: Record<string, WireTensor> = {}
-  for (let i = 0; i < inputs.length; i++) decodeInput(inputs[i], i, mv, cursor, memory, feeds)
+  for (let i = 0; i < inputs.length; i++) decodeInput(inputs[i], i, mv, cursor, memory, feeds, shm)
   cursor.finish()
   const rows = checkFeeds(feeds, mv)
-  return { id, rows, feeds, outputs: decodeOutputs(body.outputs, mv, binaryOut), timeoutUs }
+  return { id, rows, feeds, outputs: decodeOutputs(body.outputs, mv, binaryOut, shm), timeoutUs }
 }

@@ -9,6 +9,8 @@ import { classify } from './classification.js'
 import type { InferRequest, OutputRequest } from './infer-request.js'
 import type { ModelSignature } from '../models/signature.js'
 import type { WireTensor } from '../runtime/protocol.js'
+import type { SharedMemoryRegions } from '../shm/regions.js'
+import { writeShmOutput } from './shm-tensors.js'
 
 export interface EncodedResponse {
   /** A string for JSON (node:http then writes headers and body in one syscall), bytes for binary. */
@@ -41,7 +43,8 @@ export function outputTensor (mv: ModelSignature, want: OutputRequest, t: WireTe
   return { datatype: 'BYTES', dims: mv.maxBatchSize > 0 ? c.dims : [c.dims[1] as number], data: c.data }
 }
 
-export function encodeInferResponse (mv: ModelSignature, req: InferRequest, outputs: Record<string, WireTensor>): EncodedResponse {
+/** `shm`: the regions that outputs asked for in shared memory are written to (see `shm-tensors.ts`). */
+export function encodeInferResponse (mv: ModelSignature, req: InferRequest, outputs: Record<string, WireTensor>, shm?: SharedMemoryRegions): EncodedResponse {
   const binaries: Uint8Array[] = []
   const parts: string[] = []
   for (const want of req.outputs) {
@@ -49,7 +52,9 @@ export function encodeInferResponse (mv: ModelSignature, req: InferRequest, outp
     if (t === undefined) continue
     const { datatype, dims, data } = outputTensor(mv, want, t)
     const head = `{"name":${JSON.stringify(want.name)},"datatype":"${datatype}","shape":[${dims.join(',')}]`
-    if (want.binary) {
+    if (want.shm !== undefined) {
+      parts.push(`${head},"parameters":${JSON.stringify(writeShmOutput(want.name, want.shm, toBytes(data), shm))}}`)
+    } else if (want.binary) {
       const bytes = toBytes(data)
       binaries.push(bytes)
       parts.push(`${head},"parameters":{"binary_data_size":${bytes.byteLength}}}`)

@@ -79,18 +79,28 @@ export function checkInput (index: number, name: string, datatype: unknown, shap
   return { name, datatype, info, size: info.size, dims, count }
 }
 
+/** A raw tensor of `byteLength` bytes holds exactly the shape's elements (BYTES, length-prefixed, is checked when decoded). */
+export function checkByteSize (input: CheckedInput, byteLength: number, sizeLabel: string): void {
+  const { name, datatype, size, dims, count } = input
+  if (size > 0 && byteLength !== count * size) throw errors.BAD_INPUT(name, `${sizeLabel} is ${byteLength} bytes but shape ${fmtShape(dims)} of ${datatype} needs ${count * size}`)
+}
+
 /**
  * The tensor in `bytes`: raw little-endian elements, BYTES length-prefixed. `sizeLabel`
  * says how the client stated their size (`binary_data_size`, `raw_input_contents[0]`).
  */
-export function tensorFromBytes (input: CheckedInput, bytes: Uint8Array, sizeLabel: string, memory: MemoryCharge | undefined): TensorData {
+export function tensorFromBytes (input: CheckedInput, bytes: Uint8Array, sizeLabel: string, memory: MemoryCharge | undefined, adopt = false): TensorData {
   const { name, datatype, size, dims, count } = input
-  if (size > 0 && bytes.byteLength !== count * size) throw errors.BAD_INPUT(name, `${sizeLabel} is ${bytes.byteLength} bytes but shape ${fmtShape(dims)} of ${datatype} needs ${count * size}`)
+  checkByteSize(input, bytes.byteLength, sizeLabel)
   // BYTES: every element has a 4-byte length prefix, so there are at most byteLength / 4.
   memory?.charge(size > 0 ? bytes.byteLength : tensorBytes(datatype, Math.ceil(bytes.byteLength / 4), bytes.byteLength))
   let data: TensorData
   try {
-    data = fromBytes(datatype, bytes)
+    // `adopt`: the bytes are a fresh buffer of the caller's (a shared memory read): view them, no second copy.
+    const info = input.info
+    data = adopt && info.array !== undefined && bytes.byteOffset % size === 0
+      ? new info.array(bytes.buffer, bytes.byteOffset, count)
+      : fromBytes(datatype, bytes)
   } catch (err) {
     throw errors.BAD_INPUT(name, `binary BYTES data is malformed: ${(err as Error).message}`)
   }

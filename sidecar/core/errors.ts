@@ -29,11 +29,18 @@ export const errors = {
   BAD_BINARY: define('OS_ERR_BAD_BINARY', 400, (detail: string) => `binary tensor data: ${detail}`),
   BAD_VERSION: define('OS_ERR_BAD_VERSION', 400, (version: string) => `version '${version}' is not a positive integer`),
   JSON_LIMIT: define('OS_ERR_JSON_LIMIT', 400, (detail: string) => `request JSON is past a limit: ${detail}`),
+  // Triton's system shared-memory extension (sidecar/shm/regions.ts); messages as Triton words them
+  SHM_BAD_KEY: define('OS_ERR_SHM_BAD_KEY', 400, (key: string) => `shared memory key '${key}' must be one name in the pod's /dev/shm ("/name": no other '/', not '.' or '..', no NUL)`),
+  SHM_OPEN_FAILED: define('OS_ERR_SHM_OPEN_FAILED', 400, (key: string, detail: string) => `unable to open shared memory region '${key}': ${detail}`),
+  SHM_RANGE: define('OS_ERR_SHM_RANGE', 400, (what: string, detail: string) => `${what}: ${detail}`),
+  SHM_REGION_NOT_FOUND: define('OS_ERR_SHM_REGION_NOT_FOUND', 400, (name: string) => `Unable to find system shared memory region: '${name}'`),
+  SHM_TOO_MANY: define('OS_ERR_SHM_TOO_MANY', 400, (limit: number) => `${limit} shared memory regions are registered already (the limit); unregister one first`),
   // 404: nothing there
   NOT_FOUND: define('OS_ERR_NOT_FOUND', 404, (method: string, path: string) => `no route for ${method} ${path}`),
   MODEL_NOT_FOUND: define('OS_ERR_MODEL_NOT_FOUND', 404, (model: string) => `unknown model '${model}'`),
   VERSION_NOT_FOUND: define('OS_ERR_VERSION_NOT_FOUND', 404, (model: string, version: string) => `model '${model}' has no version '${version}'`),
-  // 405, 413
+  // 405, 409, 413
+  SHM_REGION_EXISTS: define('OS_ERR_SHM_REGION_EXISTS', 409, (name: string) => `shared memory region '${name}' already in manager`),
   METHOD_NOT_ALLOWED: define('OS_ERR_METHOD_NOT_ALLOWED', 405, (method: string, path: string, _allow: string) => `${method} is not allowed on ${path}`,
     (_method: string, _path: string, allow: string) => ({ allow })),
   BODY_TOO_LARGE: define('OS_ERR_BODY_TOO_LARGE', 413, (limit: number) => `request body exceeds the limit of ${limit} bytes`),

@@ -17,6 +17,8 @@ import { flat } from '../codec/nested-shape.js'
 import type { ModelSignature } from '../models/signature.js'
 import type { WireTensor } from '../core/tensor.js'
 import { checkParameterKeys } from '../core/client-strings.js'
+import { checkShmOutput, sliceOf, tensorFromShm, type RegionSlice } from '../codec/shm-tensors.js'
+import type { SharedMemoryRegions } from '../shm/regions.js'
 
 export interface GrpcParameter {
   parameter_choice?: 'bool_param' | 'int64_param' | 'string_param' | 'double_param' | 'uint64_param'
@@ -99,30 +101,54 @@ function dataOf (name: string, datatype: string, contents: GrpcContents | null):
   return found === 'bytes_contents' ? values.map(b => (b as Buffer).toString('utf8')) : values
 }
 
-/** One input as the message carries it, with its data in one place: typed values or raw bytes. */
+/** One input as the message carries it, with its data in one place: typed values, raw bytes or a shared memory slice. */
 interface GrpcInput {
   name: string
   datatype: string
   shape: number[]
   values: unknown[] | undefined
   raw: Buffer | undefined
+  shm?: RegionSlice
 }
 
-/** The gRPC-only checks of every input, in order: where its data is, and its shape as numbers. */
+/** The shared memory parameters of a tensor, as values. */
+function shmParameters (p: Record<string, GrpcParameter> | undefined): Record<string, unknown> | undefined {
+  if (p?.shared_memory_region === undefined && p?.shared_memory_byte_size === undefined && p?.shared_memory_offset === undefined) return undefined
+  return {
+    shared_memory_region: parameterValue(p.shared_memory_region),
+    shared_memory_byte_size: parameterValue(p.shared_memory_byte_size),
+    shared_memory_offset: parameterValue(p.shared_memory_offset)
+  }
+}
+
+/**
+ * The gRPC-only checks of every input, in order: where its data is, and its shape as
+ * numbers. Inputs in shared memory take no raw_input_contents entry (Triton's rule): the
+ * entries belong, in order, to the other inputs.
+ */
 function grpcInputs (msg: GrpcInferRequest): GrpcInput[] {
   const raw = msg.raw_input_contents ?? []
-  if (raw.length > 0 && raw.length !== msg.inputs.length) {
-    throw errors.BAD_REQUEST(`raw_input_contents has ${raw.length} entries but the request has ${msg.inputs.length} inputs; give one per input, in order, or none`)
+  const slices = msg.inputs.map(t => sliceOf('input', t.name, shmParameters(t.parameters)))
+  const inMessage = slices.filter(s => s === undefined).length
+  if (raw.length > 0 && raw.length !== inMessage) {
+    const shm = msg.inputs.length - inMessage
+    throw errors.BAD_REQUEST(`raw_input_contents has ${raw.length} entries but the request has ${inMessage} inputs${shm > 0 ? ` not in shared memory (${shm} are)` : ''}; give one per input, in order, or none`)
   }
+  let nextRaw = 0
   return msg.inputs.map((t, i) => {
     const name = t.name
     if (name === '') throw errors.BAD_REQUEST(`inputs[${i}].name must be a non-empty string`)
     checkParameterKeys(`inputs[${i}].parameters`, t.parameters)
     const values = dataOf(name, t.datatype, t.contents)
     const shape = shapeOf(name, t.shape ?? [])
+    const slice = slices[i]
+    if (slice !== undefined) {
+      if (values !== undefined && values.length > 0) throw errors.BAD_INPUT(name, 'has both contents and parameters.shared_memory_region')
+      return { name, datatype: t.datatype, shape, values: undefined, raw: undefined, shm: slice }
+    }
     if (raw.length > 0) {
       if (values !== undefined && values.length > 0) throw errors.BAD_INPUT(name, 'has both contents and raw_input_contents')
-      return { name, datatype: t.datatype, shape, values: undefined, raw: raw[i] as Buffer }
+      return { name, datatype: t.datatype, shape, values: undefined, raw: raw[nextRaw++] as Buffer }
     }
     if (values === undefined) {
       const field = CONTENTS_FIELD[t.datatype]
@@ -133,7 +159,7 @@ function grpcInputs (msg: GrpcInferRequest): GrpcInput[] {
 }
 
 /** Validates a ModelInferRequest against a model version, with the same rules (and messages) as REST. */
-export function decodeGrpcInferRequest (msg: GrpcInferRequest, mv: ModelSignature, memory?: MemoryCharge): InferRequest {
+export function decodeGrpcInferRequest (msg: GrpcInferRequest, mv: ModelSignature, memory?: MemoryCharge, shm?: SharedMemoryRegions): InferRequest {
   const inputs = grpcInputs(msg)
   // Always raw contents in the answer; of an output's parameters only `classification` matters.
   msg.outputs.forEach((o, i) => checkParameterKeys(`outputs[${i}].parameters`, o.parameters))
@@ -148,7 +174,9 @@ export function decodeGrpcInferRequest (msg: GrpcInferRequest, mv: ModelSignatur
   for (let i = 0; i < inputs.length; i++) {
     const t = inputs[i] as GrpcInput
     const input = checkInput(i, t.name, t.datatype, t.shape, mv)
-    const data = t.raw !== undefined
+    const data = t.shm !== undefined
+      ? tensorFromShm(input, t.shm, shm, memory)
+      : t.raw !== undefined
       ? tensorFromBytes(input, t.raw, `raw_input_contents[${i}]`, memory)
       : tensorFromValues(input, arrayLeaves(t.values as unknown[]), flat((t.values as unknown[]).length), undefined, memory)
     addFeed(feeds, t.name, wireTensor(input, data, mv))
@@ -159,7 +187,11 @@ export function decodeGrpcInferRequest (msg: GrpcInferRequest, mv: ModelSignatur
     outputs = allOutputs(mv, false)
   } else {
     const seen = new Set<string>()
-    outputs = msg.outputs.map((o, i) => outputRequest(checkOutputName(i, o.name, mv, seen), false, parameterValue(o.parameters?.classification) ?? 0))
+    outputs = msg.outputs.map((o, i) => {
+      const spec = checkOutputName(i, o.name, mv, seen)
+      const slice = sliceOf('output', spec.name, shmParameters(o.parameters))
+      return outputRequest(spec, false, parameterValue(o.parameters?.classification) ?? 0, slice === undefined ? undefined : checkShmOutput(spec.name, slice, shm))
+    })
   }
   return { id, rows, feeds, outputs, timeoutUs }
 }

@@ -25,6 +25,7 @@ import { modelMetadata, serverMetadata } from '../inference/metadata.js'
 import { leaseOf } from './message-lease.js'
 import { decodeGrpcInferRequest, type GrpcInferRequest } from './decode.js'
 import { encodeGrpcResponse } from './encode.js'
+import type { SharedMemoryRegions } from '../shm/regions.js'
 
 export interface GrpcServiceDeps {
   manager: ModelManager
@@ -34,6 +35,8 @@ export interface GrpcServiceDeps {
   tracer: Tracer | undefined
   isShuttingDown: () => boolean
   version: string
+  /** Registered system shared memory regions (Triton's extension); undefined: its methods answer 400. */
+  sharedMemory?: SharedMemoryRegions
 }
 
 export interface GrpcError extends Error {
@@ -85,6 +88,10 @@ export function grpcService (deps: GrpcServiceDeps): UntypedServiceImplementatio
   const { manager } = deps
   const ready = (): boolean => !deps.isShuttingDown() && manager.ready()
   let nextId = 1
+  const sharedMemory = (): SharedMemoryRegions => {
+    if (deps.sharedMemory === undefined) throw errors.BAD_REQUEST('system shared memory is not served here')
+    return deps.sharedMemory
+  }
 
   const modelInfer: Handler<GrpcInferRequest, unknown> = (call, callback) => {
     const lease = leaseOf(call.request)
@@ -110,9 +117,9 @@ export function grpcService (deps: GrpcServiceDeps): UntypedServiceImplementatio
       if (lease.error !== undefined) throw lease.error instanceof Error ? lease.error : new Error(String(lease.error))
       if (msg.model_name === '') throw errors.BAD_REQUEST('model_name must be a non-empty string')
       const mv = deps.runner.resolve(inferCall, obs)
-      const request = obs.step('preprocess', () => decodeGrpcInferRequest(msg, mv, lease.lease))
+      const request = obs.step('preprocess', () => decodeGrpcInferRequest(msg, mv, lease.lease, deps.sharedMemory))
       const answer = await deps.runner.execute(mv, request, inferCall, obs)
-      return obs.step('postprocess', () => encodeGrpcResponse(answer.mv, request, answer.outputs))
+      return obs.step('postprocess', () => encodeGrpcResponse(answer.mv, request, answer.outputs, deps.sharedMemory))
     }).then(res => { lease.done(); callback(null, res) }, err => { lease.done(); callback(toGrpcError(err)) })
   }
 
@@ -130,6 +137,18 @@ export function grpcService (deps: GrpcServiceDeps): UntypedServiceImplementatio
       return { ...md, versions: md.versions.map(String) }
     }),
     ModelInfer: modelInfer,
+    // Triton's system shared-memory extension: the same registry as REST (shm/regions.ts).
+    SystemSharedMemoryStatus: unary((req: { name: string }) => ({
+      regions: Object.fromEntries(sharedMemory().status(req.name === '' ? undefined : req.name).map(r => [r.name, { ...r, offset: String(r.offset), byte_size: String(r.byte_size) }]))
+    })),
+    SystemSharedMemoryRegister: unary((req: { name: string, key: string, offset: string, byte_size: string }) => {
+      sharedMemory().register(req.name, req.key, Number(req.offset), Number(req.byte_size))
+      return {}
+    }),
+    SystemSharedMemoryUnregister: unary((req: { name: string }) => {
+      sharedMemory().unregister(req.name === '' ? undefined : req.name)
+      return {}
+    }),
     RepositoryIndex: unary((req: { ready: boolean }) => ({
       models: manager.index()
         .filter(e => !req.ready || e.state === 'READY')

@@ -21,6 +21,8 @@ import { parseInferBody, readRequestBody } from './body.js'
 import { serverMetadata, modelMetadata, modelReady, health } from '../inference/metadata.js'
 import { pathOf, Router, type Route } from './router.js'
 import { requestIdOf } from '../inference/request-id.js'
+import type { SharedMemoryRegions } from '../shm/regions.js'
+import { sharedMemoryRoutes } from './shared-memory-routes.js'
 
 /** What the rollout endpoint reads: a model's rollout state as JSON (the wiring passes `Rollouts`). */
 export interface RolloutStates {
@@ -42,6 +44,8 @@ export interface RestAppDeps {
   /** True once shutdown began: readiness fails and new requests get 503. */
   isShuttingDown: () => boolean
   version: string
+  /** Registered system shared memory regions (Triton's extension); undefined: a request naming one is a 400. */
+  sharedMemory?: SharedMemoryRegions
 }
 
 export interface RestApp {
@@ -119,6 +123,7 @@ export function buildRestApp (deps: RestAppDeps): RestApp {
         sendJson(res, 200, deps.rollouts?.state(model) ?? { name: model, state: 'off' })
       }
     },
+    ...(deps.sharedMemory === undefined ? [] : sharedMemoryRoutes(deps.sharedMemory)),
     ...versioned('POST', '/infer', (x, model, version) => {
       if (deps.isShuttingDown()) throw errors.SHUTTING_DOWN()
       // The body may be left unread on purpose (too large, memory busy): replied to here, without resume().
@@ -159,9 +164,9 @@ export function buildRestApp (deps: RestAppDeps): RestApp {
       lease = deps.memory.open(0)
       const parsed = parseInferBody(await readRequestBody(req, deps.bodyLimit, lease), req.headers['inference-header-content-length'])
       const mv = deps.runner.resolve(call, obs)
-      const request = obs.step('preprocess', () => decodeInferRequest(parsed.json, parsed.binary, mv, lease))
+      const request = obs.step('preprocess', () => decodeInferRequest(parsed.json, parsed.binary, mv, lease, deps.sharedMemory))
       const answer = await deps.runner.execute(mv, request, call, obs)
-      return obs.step('postprocess', () => encodeInferResponse(answer.mv, request, answer.outputs))
+      return obs.step('postprocess', () => encodeInferResponse(answer.mv, request, answer.outputs, deps.sharedMemory))
     })
     send(res, 200, encoded.body, encoded.headers)
   }

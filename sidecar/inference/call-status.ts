@@ -19,6 +19,7 @@ export function grpcCodeOfStatus (status: number): number {
     case 200: return 0 // OK
     case 400: return 3 // INVALID_ARGUMENT
     case 404: return 5 // NOT_FOUND
+    case 409: return 6 // ALREADY_EXISTS (a shared memory region registered twice)
     case 413: return 8 // RESOURCE_EXHAUSTED
     case 499: return 1 // CANCELLED
     case 503: return 14 // UNAVAILABLE (overloaded, not ready, shutting down: retry)

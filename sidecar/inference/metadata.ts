@@ -1,7 +1,7 @@
 /** Bodies of the metadata and health endpoints (Open Inference Protocol shapes). */
 import type { ModelManager } from '../models/model-manager.js'
 
-const EXTENSIONS = ['binary_tensor_data', 'classification', 'model_repository']
+const EXTENSIONS = ['binary_tensor_data', 'classification', 'model_repository', 'system_shared_memory']
 
 export function serverMetadata (version: string): object {
   return { name: 'onnx-sidecar', version, extensions: EXTENSIONS }
