@@ -13,107 +13,19 @@
  * CONFORMANCE_PYTHON overrides the interpreter used to create the virtualenv.
  */
 import t, { type Test } from 'tap'
-import { execFile } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { EXAMPLE_REPO, ROOT, startSidecar } from '../fixtures/sidecar.js'
 import { listenOnSocket } from '../../sidecar/sidecar.js'
+import { describe, ensureVenv, run, tail } from '../fixtures/conformance/venv.js'
 
 // A cold run creates the virtualenv and downloads wheels: allow up to 10 minutes.
 t.setTimeout(600_000)
 
 const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'conformance')
-const REQUIREMENTS = path.join(FIXTURES, 'requirements.txt')
 const SCRIPT = path.join(FIXTURES, 'triton_check.py')
 const HELDOUT = path.join(ROOT, 'test', 'fixtures', 'models', 'iris-heldout.json')
-const PYTHON = process.env.CONFORMANCE_PYTHON || 'python3'
-const MARKER = '.onnx-sidecar-complete'
-
-interface Ran { code: number | null, signal: string | null, stdout: string, stderr: string, error?: NodeJS.ErrnoException }
-
-function run (file: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<Ran> {
-  return new Promise(resolve => {
-    execFile(file, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, env }, (error, stdout, stderr) => {
-      const err = error as (NodeJS.ErrnoException & { code?: unknown, signal?: string | null }) | null
-      resolve({
-        code: err == null ? 0 : (typeof err.code === 'number' ? err.code : null),
-        signal: err?.signal ?? null,
-        stdout: String(stdout),
-        stderr: String(stderr),
-        ...(err != null && typeof err.code !== 'number' ? { error: err } : {})
-      })
-    })
-  })
-}
-
-function tail (text: string, lines = 30): string {
-  return text.trimEnd().split('\n').slice(-lines).join('\n')
-}
-
-function describe (what: string, r: Ran): string {
-  const how = r.error != null ? `${r.error.code ?? ''} ${r.error.message}` : r.signal != null ? `killed by ${r.signal}` : `exit code ${r.code}`
-  return `${what} failed (${how.trim()})\n--- stdout ---\n${tail(r.stdout)}\n--- stderr ---\n${tail(r.stderr)}`
-}
-
-function venvPythonOf (dir: string): string {
-  return process.platform === 'win32' ? path.join(dir, 'Scripts', 'python.exe') : path.join(dir, 'bin', 'python')
-}
-
-/** Create (or reuse) the cached virtualenv; returns its python, or throws with a clear message. */
-async function ensureVenv (): Promise<{ python: string, dir: string, created: boolean }> {
-  const requirements = await readFile(REQUIREMENTS)
-  const hash = createHash('sha256').update(requirements).digest('hex').slice(0, 16)
-  const cacheHome = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache')
-  const dir = path.join(cacheHome, 'onnx-sidecar', `venv-tritonclient-${hash}`)
-  if (existsSync(path.join(dir, MARKER)) && existsSync(venvPythonOf(dir))) {
-    return { python: venvPythonOf(dir), dir, created: false }
-  }
-
-  const version = await run(PYTHON, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], 60_000)
-  if (version.error?.code === 'ENOENT') {
-    throw new Error(`'${PYTHON}' was not found on PATH: the Triton client conformance test needs Python >= 3.11 with the venv module (set CONFORMANCE_PYTHON to use another interpreter)`)
-  }
-  if (version.code !== 0) throw new Error(describe(`'${PYTHON}' -c 'import sys'`, version))
-  const [major, minor] = version.stdout.trim().split('.').map(Number)
-  if (major !== 3 || (minor ?? 0) < 11) {
-    throw new Error(`'${PYTHON}' is Python ${version.stdout.trim()}; the pinned requirements (numpy >= 2.4) need Python >= 3.11 (set CONFORMANCE_PYTHON to use another interpreter)`)
-  }
-
-  // Build beside the final path and rename into place, so an interrupted or
-  // concurrent build never leaves a half-installed venv that looks complete.
-  await mkdir(path.dirname(dir), { recursive: true })
-  const partial = `${dir}.partial-${process.pid}`
-  await rm(partial, { recursive: true, force: true })
-  try {
-    const venv = await run(PYTHON, ['-m', 'venv', partial], 120_000)
-    if (venv.code !== 0) throw new Error(describe(`'${PYTHON} -m venv ${partial}' (is the venv module / python3-venv installed?)`, venv))
-    const env = { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: '1', PIP_NO_INPUT: '1', PYTHONNOUSERSITE: '1' }
-    const pip = await run(venvPythonOf(partial), ['-m', 'pip', 'install', '--no-input', '-r', REQUIREMENTS], 540_000, env)
-    if (pip.code !== 0) throw new Error(describe(`pip install -r ${path.relative(ROOT, REQUIREMENTS)} into ${partial}`, pip))
-    const probe = await run(venvPythonOf(partial), ['-c', 'import tritonclient.http, tritonclient.grpc, geventhttpclient, numpy'], 120_000)
-    if (probe.code !== 0) throw new Error(describe('importing tritonclient.http and .grpc in the new virtualenv', probe))
-    await writeFile(path.join(partial, MARKER), `${new Date().toISOString()}\n`)
-    if (existsSync(path.join(dir, MARKER))) {
-      // Another run finished first; use its venv.
-      await rm(partial, { recursive: true, force: true })
-    } else {
-      await rm(dir, { recursive: true, force: true })
-      await rename(partial, dir)
-    }
-  } catch (err) {
-    await rm(partial, { recursive: true, force: true })
-    throw err
-  }
-  // The venv was built at `partial`; re-resolve its python at the final location.
-  const python = venvPythonOf(dir)
-  const check = await run(python, ['-c', 'import tritonclient.http, tritonclient.grpc'], 120_000)
-  if (check.code !== 0) throw new Error(describe(`importing tritonclient from ${dir}`, check))
-  return { python, dir, created: true }
-}
-
 let venvPython: string | undefined
 
 t.test('virtualenv with tritonclient[grpc,http]', async t => {
