@@ -109,8 +109,8 @@ export async function fetchSnapshot (kc: KubeConfig, target: FetchTarget): Promi
     try {
       pods = [await call('Pod', async () => json<Pod>(await core.readNamespacedPod({ name, namespace }), 'V1Pod'))]
     } catch (err) {
-      if (err instanceof ApiException && err.code === 404) throw new ClusterError(`pod ${name} not found in namespace ${namespace}`)
-      throw err
+      if (!(err instanceof ApiException)) throw err
+      throw new ClusterError(err.code === 404 ? `pod ${name} not found in namespace ${namespace}` : `cannot read pod ${name} in namespace ${namespace}: ${apiReason(err)}`)
     }
   }
   const [webhookConfigurations, podList, deployments, statefulSets, daemonSets, replicaSets, jobs, events, pvcs] = await Promise.all([
