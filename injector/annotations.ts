@@ -7,6 +7,7 @@ import { allOf, errors, type InjectorError } from './errors.js'
 import { LOG_LEVELS, type LogLevel } from '../common/config.js'
 import { parseImageReference } from './image-reference.js'
 import { truncateUtf8 } from '../common/truncate.js'
+import { parseQuantity, type Quantity } from '../common/contract.js'
 import { fleetCandidate, FleetError, parseCanary, parseCandidate, parseModelList, parsePort, parseThreads, parseCpu, parseMemory, leastMemoryLimit, BASE_MEMORY, CANARY_PERCENT, DERIVED_WORKERS_MAX, MIN_CPU, MIN_MEMORY, THREADS, WORKER_MEMORY, type ModelRef } from '../common/contract.js'
 
 // the rules shared with `serve` live in common/contract.ts; these names stay for the injector's callers
@@ -40,6 +41,13 @@ function parseBool (raw: string): boolean {
   if (v === 'true') return true
   if (v === 'false') return false
   throw new Error('is not "true" or "false"')
+}
+
+/** `shm-size`: a memory quantity of at least 1Mi (the sizeLimit of the /dev/shm volume). */
+function parseShmSize (raw: string): Quantity {
+  const q = parseQuantity(raw)
+  if (q.value < 2 ** 20) throw new Error('is below 1Mi, too small a /dev/shm to hold tensors (a plain number is bytes: write 64Mi)')
+  return q
 }
 
 function parseVolume (raw: string): string {
@@ -83,6 +91,7 @@ export const ANNOTATIONS = {
   logLevel: spec('log-level', { description: 'sidecar log level', defaultText: 'config `logLevel` (info)', example: 'debug', parse: parseLogLevel }),
   nativeSidecar: spec('native-sidecar', { description: '`"false"` injects a regular container instead of a native sidecar (init container with `restartPolicy: Always`)', defaultText: 'config `nativeSidecar` (true)', example: '"false"', parse: parseBool }),
   socket: spec('socket', { description: '`"true"` also serves REST and gRPC on Unix domain sockets in an in-memory volume mounted at `/var/run/onnx-sidecar` (read-only in app containers); app containers get `ONNX_SIDECAR_SOCKET` and `ONNX_SIDECAR_GRPC_SOCKET`', defaultText: 'config `socket` (false)', example: '"true"', parse: parseBool }),
+  shmSize: spec('shm-size', { description: 'mount one memory-backed `emptyDir` (`medium: Memory`, this `sizeLimit`) at `/dev/shm` in the sidecar and the app containers (those that get the `ONNX_SIDECAR_*` variables), so apps can hand tensors over in POSIX shared memory with Triton\'s system shared-memory extension ([api.md](api.md#system-shared-memory)); the pages written there count against the pod\'s memory limit. At least 1Mi', defaultText: '(none: each container keeps its own /dev/shm)', example: '64Mi', parse: parseShmSize }),
   candidate: spec('candidate', { description: 'a rollout across the Deployment: run this version (`model:version` when the pod serves several models; in the same repository as the live version) next to the live one the `model` annotation pins or the version policy serves; the sidecar measures and exports the evidence and never promotes or rolls back itself: `onnx-sidecar rollout`, Argo Rollouts or Flagger decide ([rollouts.md](rollouts.md#a-rollout-across-a-deployment)). Passed as `--candidate model:version`', defaultText: '(none: no fleet rollout)', example: 'ads:2', parse: parseCandidate }),
   canary: spec('canary', { description: `with \`candidate\`: percent of requests (${CANARY_PERCENT.min} to ${CANARY_PERCENT.max}) the candidate answers, sticky by request id; passed as \`--canary\``, defaultText: '(none: the candidate runs as a shadow)', example: '10', parse: parseCanary }),
   containers: spec('containers', { description: 'the app containers (`spec.containers`, comma-separated names) that get the `ONNX_SIDECAR_*` variables and, with `socket`, the socket mount; the others (a log shipper, say) get nothing. A name the pod has no app container of denies the pod', defaultText: 'every app container', example: 'app,worker', parse: parseContainerList })

@@ -15,6 +15,7 @@ import { checkPorts } from './port-check.js'
 import { merge, isObject, cloneJson, type Json, type JsonObject } from './merge.js'
 import type { InjectionConfig, ProbeTiming } from './injection-config.js'
 import { SOCKET_DIR, SOCKET_VOLUME, wireApps } from './app-wiring.js'
+import { addShmVolume, SHM_VOLUME } from './shm-volume.js'
 import { mountedAt, readOnlyModelVolume } from './model-volume.js'
 import { formatStatus, readStatus, type InjectionStatus } from './status.js'
 import { MODEL_IMAGE_VOLUME, checkModelImage, modelImageVolume } from './model-image.js'
@@ -134,8 +135,13 @@ function injectParsed (input: unknown, annotations: JsonObject, parsed: ReadAnno
   if (problems.length > 0) throw allOf(problems)
 
   const { modelVolume, added: addedVolumes } = addVolumes(spec, settings, parsed.values, config)
-  placeSidecar(spec, settings, config, modelVolume, override)
+  const sidecar = placeSidecar(spec, settings, config, modelVolume, override)
   const wired = wireApps(spec, CONTAINER_NAME, { port: settings.port, grpcPort: settings.grpcPort, socket: settings.socket, socketAnnotated: parsed.values.socket !== undefined, containers: parsed.values.containers })
+  if (parsed.values.shmSize !== undefined) {
+    const shm = addShmVolume(spec, parsed.values.shmSize.text, sidecar, parsed.values.containers)
+    if (shm.added) addedVolumes.push(SHM_VOLUME)
+    warnings.push(...shm.warnings)
+  }
   warnings.push(...readOnlyModelVolume(spec, modelVolume))
   const prometheus = config.prometheusAnnotations ? addPrometheusAnnotations(podAnnotations, settings) : { added: [], warnings: [] }
   warnings.push(...prometheus.warnings)
@@ -253,7 +259,7 @@ function addVolumes (spec: PodSpec, settings: Settings, values: PodAnnotations, 
 }
 
 /** The sidecar container, with the pod's override merged in, appended to the init containers (native sidecar) or the containers. */
-function placeSidecar (spec: PodSpec, settings: Settings, config: InjectionConfig, modelVolume: string, override: JsonObject | undefined): void {
+function placeSidecar (spec: PodSpec, settings: Settings, config: InjectionConfig, modelVolume: string, override: JsonObject | undefined): JsonObject {
   let container = sidecarContainer(settings, config, modelVolume)
   if (override !== undefined) container = { ...(merge(container, override) as JsonObject), name: CONTAINER_NAME }
   if (settings.native) {
@@ -262,6 +268,7 @@ function placeSidecar (spec: PodSpec, settings: Settings, config: InjectionConfi
   } else {
     spec.containers.push(container)
   }
+  return container
 }
 
 /**

@@ -4,7 +4,7 @@ import { InjectorError } from '../../injector/errors.js'
 
 t.test('one table holds every annotation of docs/annotations.md', async t => {
   t.same(Object.values(ANNOTATIONS).map(a => a.key.slice(PREFIX.length)).sort(),
-    ['canary', 'candidate', 'containers', 'cpu', 'cpu-limit', 'grpc-port', 'inject', 'log-level', 'memory', 'memory-limit', 'metrics-port', 'model', 'model-image', 'native-sidecar', 'port', 'socket', 'threads', 'volume'])
+    ['canary', 'candidate', 'containers', 'cpu', 'cpu-limit', 'grpc-port', 'inject', 'log-level', 'memory', 'memory-limit', 'metrics-port', 'model', 'model-image', 'native-sidecar', 'port', 'shm-size', 'socket', 'threads', 'volume'])
   for (const a of Object.values(ANNOTATIONS)) {
     t.doesNotThrow(() => (a.parse as (s: string) => unknown)(a.example.replace(/^"|"$/g, '')), `${a.key} example parses`)
   }
@@ -116,4 +116,13 @@ t.test('unknown annotations: the known key a typo is close to (at most 2 edits),
   t.equal(unknownAnnotationWarning('onnx-sidecar.io/memroy-limit'), 'unknown annotation onnx-sidecar.io/memroy-limit is ignored (did you mean onnx-sidecar.io/memory-limit?)')
   t.equal(unknownAnnotationWarning('onnx-sidecar.io/replicas'), 'unknown annotation onnx-sidecar.io/replicas is ignored')
   t.ok(Buffer.byteLength(unknownAnnotationWarning(`onnx-sidecar.io/${'x'.repeat(100_000)}`)) < 1024, 'a huge key is cut')
+})
+
+t.test('shm-size: a memory quantity of at least 1Mi', async t => {
+  const parse = ANNOTATIONS.shmSize.parse
+  t.same(parse('64Mi'), { text: '64Mi', value: 64 * 2 ** 20 })
+  t.same(parse('1Mi').value, 2 ** 20)
+  t.throws(() => parse('512Ki'), { message: /below 1Mi/ })
+  t.throws(() => parse('1000'), { message: /below 1Mi.*write 64Mi/ })
+  t.throws(() => parse('lots'), { message: /not a Kubernetes quantity/ })
 })
