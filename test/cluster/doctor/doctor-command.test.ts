@@ -109,7 +109,11 @@ t.test('the onnx-sidecar binary runs doctor', async t => {
   t.teardown(api.close)
   // The fake API server answers in this process: the child runs while the event loop here stays free.
   const child = await new Promise<{ status: number | null, stdout: string, stderr: string }>(resolve => {
-    const p = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/main.ts'), 'doctor', '-n', 'optout', '--kubeconfig', api.kubeconfig], { cwd: ROOT })
+    const p = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/main.ts'), 'doctor', '-n', 'optout', '--kubeconfig', api.kubeconfig], {
+      cwd: ROOT,
+      // tsx compiles the sources differently from tap's loader: the child's coverage of the same files would garble the merged report (1 line per file). runDoctor above covers them in-process.
+      env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
+    })
     let stdout = ''
     let stderr = ''
     p.stdout.on('data', (d: Buffer) => { stdout += String(d) })
@@ -131,4 +135,39 @@ t.test('no kubeconfig anywhere: client-node\'s fallback is recognised, not diall
   const real = new KubeConfig()
   real.loadFromFile(api.kubeconfig)
   t.equal(isFallback(real), false)
+})
+
+t.test('kubeconfigs doctor cannot use: exit 2 with one line that says which and why', async t => {
+  const api = await startFakeApi(loadCluster())
+  t.teardown(api.close)
+  const dir = mkdtempSync(join(tmpdir(), 'doctor-kc-'))
+  const config = JSON.parse(readFileSync(api.kubeconfig, 'utf8'))
+  const noCurrent = join(dir, 'no-current')
+  writeFileSync(noCurrent, JSON.stringify({ ...config, 'current-context': undefined }))
+  t.same(await run(['--kubeconfig', noCurrent]), { code: 2, stdout: '', stderr: 'onnx-sidecar doctor: the kubeconfig has no current context with a cluster\n' })
+  const noNamespace = join(dir, 'no-namespace')
+  writeFileSync(noNamespace, JSON.stringify({ ...config, contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'doctor' } }] }))
+  t.same(await run(['--kubeconfig', noNamespace]), { code: 2, stdout: '', stderr: 'onnx-sidecar doctor: namespace default not found\n' }, 'a context without a namespace means default, as for kubectl')
+  const bad = join(dir, 'bad')
+  writeFileSync(bad, 'clusters: [oops\n')
+  t.match(await run(['--kubeconfig', bad]), { code: 2, stdout: '', stderr: new RegExp(`^onnx-sidecar doctor: cannot read the kubeconfig ${bad}: [^\\n]+\\n$`) }, 'the parser\'s first line only')
+
+  // No --kubeconfig: $KUBECONFIG, then ~/.kube/config, as kubectl looks.
+  const saved = { KUBECONFIG: process.env.KUBECONFIG, HOME: process.env.HOME }
+  t.teardown(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k]
+      else process.env[k] = v
+    }
+  })
+  process.env.HOME = mkdtempSync(join(tmpdir(), 'doctor-home-'))
+  process.env.KUBECONFIG = bad
+  t.match(await run([]), { code: 2, stdout: '', stderr: /^onnx-sidecar doctor: cannot read the kubeconfig: [^\n]+\n$/ })
+  delete process.env.KUBECONFIG
+  t.same(await run([]), { code: 2, stdout: '', stderr: 'onnx-sidecar doctor: no kubeconfig found: pass --kubeconfig, set $KUBECONFIG, or create ~/.kube/config\n' }, 'client-node\'s localhost:8080 fallback is not dialled')
+  process.env.KUBECONFIG = api.kubeconfig
+  let stdout = ''
+  const code = await runDoctor([], { stdout: { write: (s: string) => { stdout += s } }, stderr: { write: () => true } })
+  t.match(stdout, /^onnx-sidecar doctor: namespace shop: /, '$KUBECONFIG and its context\'s namespace, judged at the real time')
+  t.ok(code === 0 || code === 1)
 })
