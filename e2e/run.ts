@@ -43,6 +43,7 @@ import { checkPodSecurity } from './workloads/pod-security.js'
 import { checkDeleteUnderLoad } from './workloads/delete-under-load.js'
 import { checkJob } from './workloads/job.js'
 import { checkMissingModel } from './workloads/missing-model.js'
+import { checkSharedMemory } from './shared-memory.js'
 import * as modelImages from './model-images.js'
 import { checkModelVolumes } from './model-volumes.js'
 import * as shop from './shop.js'
@@ -108,6 +109,7 @@ async function main (): Promise<number> {
     if (running) await check('deleting a pod under load answers every accepted request; the native sidecar stops after the app', checkDeleteUnderLoad)
     await check('a Job whose app container exits completes (the native sidecar does not hold it open)', checkJob)
     await check('a pod whose model does not exist never becomes ready and says why', checkMissingModel)
+    await check('onnx-sidecar.io/shm-size: an app container hands iris tensors to the sidecar through /dev/shm (Triton\'s system shared memory over REST)', checkSharedMemory)
   }
   if (ready && node) {
     const registry = await check('a local OCI registry runs on 127.0.0.1 and model images v1 and v2 are pushed to it', modelImages.pushModelImages)
