@@ -24,3 +24,23 @@ t.test('other FailedCreate events (quota, another webhook) are not the injector\
   c.events.push({ metadata: { name: 'p', namespace: 'broken' }, involvedObject: { kind: 'Pod', name: 'x' }, reason: 'FailedCreate', message: 'admission webhook "inject.onnx-sidecar.io" denied the request: x', lastTimestamp: '2026-05-31T00:00:00Z' })
   t.same(checkDeniedPods(snapshotOf(c, 'broken')), [])
 })
+
+t.test('the latest FailedCreate is quoted, whichever timestamp the event carries; a later SuccessfulCreate means recovered', async t => {
+  const c = loadCluster()
+  c.events = []
+  const denied = (name: string, when: Record<string, unknown>, why: string) => ({ metadata: { name, namespace: 'shop' }, involvedObject: { kind: 'Job', name: 'nightly', namespace: 'shop' }, reason: 'FailedCreate', message: `Error creating: admission webhook "inject.onnx-sidecar.io" denied the request: ${why}`, ...when })
+  // listed newest first: the order of the list does not matter, the times do
+  c.events.push(denied('new', { eventTime: '2026-05-31T10:00:00.000000Z', count: 1 }, 'the new reason'))
+  c.events.push(denied('old', { firstTimestamp: '2026-05-30T10:00:00Z' }, 'the old reason'))
+  const [f, ...rest] = checkDeniedPods(snapshotOf(c, 'shop'))
+  t.same(rest, [])
+  t.match(f, { code: 'OSD_POD_DENIED', object: { kind: 'Job', namespace: 'shop', name: 'nightly' }, problem: 'the injector denied its pods: the new reason', fix: /in Job nightly's pod template/ }, 'count 1: no "times"; a Job is its own template owner')
+  c.events.push({ metadata: { name: 'ok', namespace: 'shop', creationTimestamp: '2026-05-31T11:00:00Z' }, involvedObject: { kind: 'Job', name: 'nightly' }, reason: 'SuccessfulCreate' })
+  t.same(checkDeniedPods(snapshotOf(c, 'shop')), [], 'created a pod after the denial (the event\'s own creation time)')
+})
+
+t.test('a ReplicaSet that is not in the snapshot is named as itself', async t => {
+  const c = loadCluster()
+  c.events = [{ metadata: { name: 'e', namespace: 'shop' }, involvedObject: { kind: 'ReplicaSet', name: 'gone-5f5' }, reason: 'FailedCreate', count: 3, lastTimestamp: '2026-05-31T00:00:00Z', message: 'admission webhook "inject.onnx-sidecar.io" denied the request: bad' }]
+  t.match(checkDeniedPods(snapshotOf(c, 'shop')), [{ object: { kind: 'ReplicaSet', namespace: 'shop', name: 'gone-5f5' }, problem: 'the injector denied its pods (3 times, last 2026-05-31T00:00:00Z): bad', fix: /in ReplicaSet gone-5f5's pod template/ }])
+})

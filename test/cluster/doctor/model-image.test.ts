@@ -28,3 +28,12 @@ t.test('a kubelet event about the image volume is evidence whatever the version'
   c.events.push({ metadata: { name: 'e', namespace: 'shop' }, involvedObject: { kind: 'Pod', name: 'image-pull' }, type: 'Warning', reason: 'Failed', message: 'Error: failed to create containerd container: image volumes are not supported by this runtime', lastTimestamp: '2026-05-31T00:00:00Z' })
   t.match(checkModelImages(snapshotOf(c, 'shop')), [{ severity: 'error', object: { name: 'image-pull' }, problem: /kubelet: Error: failed to create containerd container: image volumes are not supported/ }])
 })
+
+t.test('a version without gitVersion is named by major.minor', async t => {
+  const c = loadCluster()
+  c.deployments.push({ metadata: { name: 'img', namespace: 'shop' }, spec: { template: { metadata: { annotations: { 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/model-image': 'r/m@sha256:00' } } } } })
+  c.version = { major: '1', minor: '30' }
+  t.match(checkModelImages(snapshotOf(c, 'shop')), [{ severity: 'error', object: { kind: 'Deployment', name: 'img' }, problem: /which Kubernetes 1.30 does not have/ }])
+  c.version = { major: '1' }
+  t.same(checkModelImages(snapshotOf(c, 'shop')), [], 'no minor: the version is unknown, nothing said')
+})

@@ -25,3 +25,12 @@ t.test('one finding per claim, naming its pods; only the sidecar\'s /models moun
   delete unreadable.pvcs
   t.same(checkModelVolumes(unreadable), [], 'claims that could not be read are not called missing')
 })
+
+t.test('more than five pods on one claim: five named, then "…"; a claim with no phase is "not bound"', async t => {
+  const c = loadCluster()
+  const p = pod(c, 'shop', 'recommender-5d8f7-abcde')
+  for (let i = 1; i <= 6; i++) c.pods.push({ ...structuredClone(p), metadata: { ...p.metadata, name: `recommender-5d8f7-${i}` } })
+  const claim = c.persistentVolumeClaims.find(x => x.metadata.namespace === 'shop')
+  delete claim.status
+  t.match(checkModelVolumes(snapshotOf(c, 'shop')), [{ code: 'OSD_MODEL_VOLUME_PENDING', problem: 'the model volume\'s claim onnx-sidecar-models is not bound, not Bound: 7 pods recommender-5d8f7-abcde, recommender-5d8f7-1, recommender-5d8f7-2, recommender-5d8f7-3, recommender-5d8f7-4, … cannot start' }])
+})

@@ -34,3 +34,20 @@ t.test('no webhook at all, or an excluded namespace: left to those findings', as
   t.same(checkPodsNotInjected(snapshotOf(c, 'broken')), [])
   t.same(checkPodsNotInjected(snapshotOf(loadCluster(), 'optout')), [])
 })
+
+t.test('the re-create hint follows the owner: a bare ReplicaSet or a Job re-creates the pod itself', async t => {
+  const c = loadCluster()
+  const p = pod(c, 'shop', 'recommender-5d8f7-abcde')
+  delete p.metadata.annotations['onnx-sidecar.io/status']
+  p.spec.initContainers = []
+  p.metadata.creationTimestamp = '2026-04-01T00:00:00Z'
+  c.replicaSets = []
+  t.match(checkPodsNotInjected(snapshotOf(c, 'shop')), [{ fix: 'delete the pod (kubectl delete pod recommender-5d8f7-abcde -n shop); replicaset/recommender-5d8f7 creates a new one' }], 'its Deployment is not known')
+  p.metadata.ownerReferences = [{ kind: 'Job', name: 'nightly' }]
+  t.match(checkPodsNotInjected(snapshotOf(c, 'shop')), [{ fix: 'delete the pod (kubectl delete pod recommender-5d8f7-abcde -n shop); job/nightly creates a new one' }])
+  delete p.metadata.creationTimestamp
+  t.match(checkPodsNotInjected(snapshotOf(c, 'shop')), [{ code: 'OSD_POD_NOT_INJECTED' }], 'no creation time: not said to be before the webhook')
+  c.mutatingWebhookConfigurations[0].metadata.creationTimestamp = 'not a time'
+  p.metadata.creationTimestamp = '2026-04-01T00:00:00Z'
+  t.match(checkPodsNotInjected(snapshotOf(c, 'shop')), [{ code: 'OSD_POD_NOT_INJECTED' }], 'no registration time: not said either')
+})

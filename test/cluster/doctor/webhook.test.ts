@@ -52,3 +52,24 @@ t.test('endpoints: the Service needs a ready endpoint; a URL webhook has no Serv
   c.mutatingWebhookConfigurations[0].webhooks[0].clientConfig = { url: 'https://127.0.0.1:8443/mutate' }
   t.same(checkWebhookEndpoints(snapshotOf(c, 'shop')), [])
 })
+
+t.test('endpoints: an EndpointSlice list doctor could not read says nothing; a slice with no endpoints has none ready', async t => {
+  const c = loadCluster()
+  const s = snapshotOf(c, 'shop')
+  s.endpointSlices = {}
+  t.same(checkWebhookEndpoints(s), [], 'unreadable: OSD_CANNOT_READ says so')
+  delete c.endpointSlices[0].endpoints
+  t.match(checkWebhookEndpoints(snapshotOf(c, 'shop')), [{ code: 'OSD_WEBHOOK_NO_ENDPOINTS' }])
+})
+
+t.test('--release-namespace: of two releases\' webhooks only the one whose Service lives there is checked', async t => {
+  const c = loadCluster()
+  const other = structuredClone(c.mutatingWebhookConfigurations[0])
+  other.metadata.name = 'staging'
+  other.webhooks[0].clientConfig.service.namespace = 'staging'
+  other.webhooks[0].clientConfig.caBundle = ''
+  c.mutatingWebhookConfigurations.push(other)
+  t.match(checkWebhookCaBundle(snapshotOf(c, 'shop')), [{ object: { name: 'staging' }, code: 'OSD_WEBHOOK_CA_INVALID' }], 'without it, every release counts')
+  t.same(checkWebhookCaBundle(snapshotOf(c, 'shop', { releaseNamespace: 'onnx-sidecar' })), [])
+  t.same(checkWebhookRegistration(snapshotOf(c, 'shop', { releaseNamespace: 'staging' })), [])
+})

@@ -24,3 +24,9 @@ t.test('StatefulSets, DaemonSets and Jobs too; an annotation on both is fine', a
     { object: { kind: 'Job', name: 'batch' }, severity: 'error', problem: /onnx-sidecar.io\/model, onnx-sidecar.io\/port are on the Job's own metadata/ }
   ])
 })
+
+t.test('several annotations left behind on a workload that is injected anyway: a warning naming them all', async t => {
+  const c = loadCluster()
+  c.deployments.push({ metadata: { name: 'two', namespace: 'shop', annotations: { 'onnx-sidecar.io/cpu': '1', 'onnx-sidecar.io/memory-limit': '1Gi', 'onnx-sidecar.io/status': '{}' } }, spec: { template: { metadata: { annotations: { 'onnx-sidecar.io/model': 'iris' } } } } })
+  t.match(checkWorkloadAnnotations(snapshotOf(c, 'shop')), [{ severity: 'warning', object: { kind: 'Deployment', name: 'two' }, problem: 'onnx-sidecar.io/cpu, onnx-sidecar.io/memory-limit are on the Deployment\'s own metadata, not its pod template: the sidecar is injected but ignores them', fix: 'move them to spec.template.metadata.annotations (the pod template)' }], 'the injector\'s own status record is not a misplaced annotation')
+})
