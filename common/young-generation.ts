@@ -11,10 +11,17 @@
  * scavenges under load: +10-20 µs per small-MLP request at 64 connections). Measurements:
  * bench/results/2026-11-30-footprint.md.
  *
+ * Under load the same growth takes the new space to V8's limit, 32 MiB, which a
+ * 64-connection burst reached within a second and which was half of the anonymous memory the
+ * burst added (issue 24). `capYoungGeneration(max)` stops the growth at `max` instead: after
+ * each collection it sets the growth factor to 1 while the new space is at `max` or above,
+ * and back to V8's 2 once it is below (the sidecar's idle release shrinks it after a burst).
+ *
  * Someone who sets a semi-space flag (in the node command line or NODE_OPTIONS) keeps it:
  * nothing is changed then.
  */
-import { setFlagsFromString } from 'node:v8'
+import { PerformanceObserver } from 'node:perf_hooks'
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8'
 import { processEnv } from './config.js'
 
 /** V8's default `--semi-space-growth-factor`. */
@@ -39,4 +46,27 @@ export function releaseYoungGeneration (): void {
   if (!held) return
   setFlagsFromString(`--semi-space-growth-factor=${DEFAULT_GROWTH_FACTOR}`)
   held = false
+}
+
+/** Whether the new space, `newSpaceBytes` committed, may grow no further under a cap of `maxBytes`. */
+export function growthStops (newSpaceBytes: number, maxBytes: number): boolean {
+  return newSpaceBytes >= maxBytes
+}
+
+const newSpaceBytes = (): number => getHeapSpaceStatistics().find(s => s.space_name === 'new_space')?.space_size ?? 0
+
+let cap: PerformanceObserver | undefined
+
+/** Stops the new space growing past `maxBytes` (checked after each collection); 0 leaves V8's limit. */
+export function capYoungGeneration (maxBytes: number): void {
+  if (cap !== undefined || maxBytes <= 0 || setsSemiSpace(process.execArgv, processEnv().NODE_OPTIONS)) return
+  let stopped = false
+  cap = new PerformanceObserver(() => {
+    if (held) return // starting: the hold's factor 1 stands
+    const stop = growthStops(newSpaceBytes(), maxBytes)
+    if (stop === stopped) return
+    setFlagsFromString(`--semi-space-growth-factor=${stop ? 1 : DEFAULT_GROWTH_FACTOR}`)
+    stopped = stop
+  })
+  cap.observe({ entryTypes: ['gc'] })
 }

@@ -3,8 +3,10 @@
  * is synchronous native work, then leaves the main thread free to serve HTTP, health
  * checks and metrics while a model computes. Output buffers are transferred, not copied.
  *   exit {op, code} -> the thread ends (after the run in progress, if any)
+ *   trim {op}       -> a young-generation collection, so V8 shrinks the new space a burst grew (no answer)
  */
 import { parentPort } from 'node:worker_threads'
+import { collectYoung } from './gc.js'
 import { SessionHost } from './session-host.js'
 import type { WorkerRequest, WorkerResponse } from './protocol.js'
 
@@ -14,6 +16,7 @@ const host = new SessionHost()
 
 port.on('message', (msg: WorkerRequest) => {
   if (msg.op === 'exit') process.exit(msg.code)
+  if (msg.op === 'trim') return collectYoung()
   host.handle(msg).then(({ res, transfer }) => {
     port.postMessage(res, transfer)
   }, (err: unknown) => {

@@ -12,6 +12,7 @@
 import ort from 'onnxruntime-node'
 import type { RunResult, WireTensor } from './protocol.js'
 import { runSession, sessionOptions } from './ort-session.js'
+import { noteBatch } from './idle-release.js'
 
 export class InlineSession {
   #session: ort.InferenceSession
@@ -27,6 +28,7 @@ export class InlineSession {
   }
 
   async run (feeds: Record<string, WireTensor>, fetches: string[]): Promise<RunResult> {
+    noteBatch() // a burst's end is seen from here too (idle-release.ts)
     return await runSession(this.#session, feeds, fetches)
   }
 

@@ -21,7 +21,7 @@ export class MainThreadSlot extends EventEmitter {
 
   postMessage (msg: WorkerRequest): void {
     const host = this.#host
-    if (host === undefined) return
+    if (host === undefined || msg.op === 'trim') return // the pool trims the main thread itself
     if (msg.op === 'exit') {
       this.#host = undefined
       void this.#busy.then(async () => await host.releaseAll()).finally(() => this.emit('exit', msg.code))

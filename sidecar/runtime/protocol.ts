@@ -22,6 +22,8 @@ export type WorkerRequest =
   | { op: 'load', id: number, key: string, file: string, digest?: string, threads: number }
   | { op: 'unload', id: number, key: string }
   | { op: 'run', id: number, key: string, feeds: Record<string, WireTensor>, fetches: string[] }
+  /** A burst is over: give back what it grew (idle-release.ts); no answer. */
+  | { op: 'trim' }
   /** Ends the worker when it reads this (never inside a run, unlike terminate(), which aborts the process then); no answer. */
   | { op: 'exit', code: number }
 

@@ -11,15 +11,10 @@
  * it against `digest` when given (a replacement worker loading a version again).
  */
 import ort from 'onnxruntime-node'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
+import { collectAll } from './gc.js'
 import { readModelFile } from './model-file.js'
 import { runSession, sessionOptions, transferables } from './ort-session.js'
 import type { WorkerRequest, WorkerResponse, ValueMeta } from './protocol.js'
-
-setFlagsFromString('--expose-gc')
-const gc = runInNewContext('gc') as () => void
-setFlagsFromString('--no-expose-gc')
 
 function meta (list: readonly ort.InferenceSession.ValueMetadata[]): ValueMeta[] {
   return list.map(m => m.isTensor
@@ -30,7 +25,7 @@ function meta (list: readonly ort.InferenceSession.ValueMetadata[]): ValueMeta[]
 export class SessionHost {
   #sessions = new Map<string, ort.InferenceSession>()
 
-  async handle (msg: Exclude<WorkerRequest, { op: 'exit' }>): Promise<{ res: WorkerResponse, transfer: ArrayBuffer[] }> {
+  async handle (msg: Exclude<WorkerRequest, { op: 'exit' | 'trim' }>): Promise<{ res: WorkerResponse, transfer: ArrayBuffer[] }> {
     switch (msg.op) {
       case 'load': {
         let read: { bytes: Uint8Array, digest: string } | undefined = readModelFile(msg.file, msg.digest)
@@ -39,7 +34,7 @@ export class SessionHost {
         read = undefined
         // The file's bytes (as large as the weights) are garbage now, but an idle sidecar
         // would keep them until some later allocation triggers a collection: free them now.
-        gc()
+        collectAll()
         const old = this.#sessions.get(msg.key)
         this.#sessions.set(msg.key, session)
         if (old !== undefined) await old.release()

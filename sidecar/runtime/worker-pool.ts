@@ -16,6 +16,8 @@ import { EventEmitter, once } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import { workerScript } from '../../common/worker-script.js'
 import { MainThreadSlot } from './main-thread-slot.js'
+import { collectYoung } from './gc.js'
+import { IdleRelease, noteBatch } from './idle-release.js'
 import assert from 'node:assert/strict'
 import type { Logger } from '../../common/logger.js'
 import type { RunResult, ValueMeta, WireTensor, WorkerRequest, WorkerResponse } from './protocol.js'
@@ -82,6 +84,12 @@ export interface WorkerPoolOptions {
    * threads: one slot, one batch at a time (`--inference-thread main`).
    */
   inProcess?: boolean
+  /**
+   * Once no batch has run for this many ms after some did, collect the young generation in
+   * the main thread and every worker, so V8 gives back the new space a burst grew
+   * (idle-release.ts, `--idle-release-ms`); 0 or absent: never.
+   */
+  idleReleaseMs?: number
 }
 
 const workerUrl = workerScript(import.meta.url, 'inference-worker')
@@ -104,6 +112,7 @@ export class WorkerPool extends EventEmitter {
   #restarts = new Set<NodeJS.Timeout>()
   #log: Logger
   #createWorker: (index: number) => Worker
+  #idle: IdleRelease | undefined
 
   constructor (opts: WorkerPoolOptions) {
     super()
@@ -119,6 +128,14 @@ export class WorkerPool extends EventEmitter {
       : index => new Worker(workerUrl, { name: `inference-${index}` }))
     // Nothing is loaded yet, so the first workers are ready at once (messages queue until they boot).
     for (let i = 0; i < this.size; i++) this.#slots.push(this.#spawn(i, 'ready'))
+    if (opts.idleReleaseMs !== undefined && opts.idleReleaseMs > 0) this.#idle = new IdleRelease(opts.idleReleaseMs, () => { this.releaseIdleMemory() })
+  }
+
+  /** Collects the young generation here and in every running worker (what the idle release does after a burst). */
+  releaseIdleMemory (): void {
+    collectYoung()
+    if (this.inProcess) return
+    for (const s of this.#live()) s.worker.postMessage({ op: 'trim' } satisfies WorkerRequest)
   }
 
   /** Each slot's state, by index (metrics, tests). */
@@ -318,6 +335,7 @@ export class WorkerPool extends EventEmitter {
       throw new WorkerUnavailableError(why)
     }
     slot.inFlight++
+    noteBatch()
     const transfer: ArrayBuffer[] = []
     for (const t of Object.values(feeds)) {
       if (!Array.isArray(t.data) && t.data.buffer instanceof ArrayBuffer && t.data.byteLength === t.data.buffer.byteLength) transfer.push(t.data.buffer)
@@ -351,6 +369,7 @@ export class WorkerPool extends EventEmitter {
    */
   async close (): Promise<void> {
     this.#closed = true
+    this.#idle?.stop()
     for (const timer of this.#restarts) clearTimeout(timer)
     this.#restarts.clear()
     this.emit('spawn') // wakes a load() waiting for a worker

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import path from 'node:path'
-import { setsSemiSpace } from '../../common/young-generation.js'
+import { growthStops, setsSemiSpace } from '../../common/young-generation.js'
 import { ROOT } from '../fixtures/sidecar.js'
 
 const MODULE = path.join(ROOT, 'dist', 'common', 'young-generation.js')
@@ -31,4 +31,29 @@ t.test('held, the new space stays at its initial size under surviving allocation
   const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as { held: number, released: number }
   t.ok(out.held <= 4 * MIB, `held: ${out.held / MIB} MiB of new space`)
   t.ok(out.released > out.held, `released: ${out.released / MIB} MiB of new space`)
+})
+
+t.test('growthStops: at the cap or above', async t => {
+  t.equal(growthStops(16 * MIB, 16 * MIB), true)
+  t.equal(growthStops(8 * MIB, 16 * MIB), false)
+})
+
+t.test('capped, the new space stops growing at the cap under load that yields; 0 leaves V8\'s limit', async t => {
+  // Collections are reported to the cap asynchronously, as under a server's load: the churn yields between chunks.
+  const script = (cap: number): string => `
+    import v8 from 'node:v8'
+    import { capYoungGeneration } from ${JSON.stringify(MODULE)}
+    const newSpace = () => v8.getHeapSpaceStatistics().find(s => s.space_name === 'new_space').space_size
+    capYoungGeneration(${cap})
+    let keep = []
+    for (let chunk = 0; chunk < 400; chunk++) {
+      for (let i = 0; i < 10000; i++) { keep.push({ i, s: 'x' + i }); if (keep.length > 50000) keep = [] }
+      await new Promise(resolve => setImmediate(resolve))
+    }
+    console.log(JSON.stringify({ newSpace: newSpace() }))`
+  const run = (cap: number): number => (JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script(cap)], { encoding: 'utf8' })) as { newSpace: number }).newSpace
+  const capped = run(4 * MIB)
+  const free = run(0)
+  t.ok(capped <= 4 * MIB, `capped at 4 MiB: ${capped / MIB} MiB of new space`)
+  t.ok(free > 4 * MIB, `uncapped: ${free / MIB} MiB of new space`)
 })
