@@ -10,7 +10,7 @@ export const CELLS: ShadowCell[] = [
   { name: 'spare_c1_workers', connections: 1, spare: true, args: ['--workers', '2', '--threads', '1', '--inline-compute-us', '0'] },
   { name: 'saturated_c32', connections: 32, spare: false, args: ['--workers', '2', '--threads', '1'] }
 ]
-export const DROP_REASONS = ['in_progress', 'queue', 'candidate', 'live', 'worker'] as const
+export const DROP_REASONS = ['in_progress', 'queue', 'busy', 'candidate', 'live', 'worker'] as const
 
 export interface Measured { rps: number, p50Ms: number, p99Ms: number, errors: number, compared: number, dropped: Record<string, number> }
 export interface ShadowSummary {
@@ -28,7 +28,7 @@ export function shadowMarkdown (s: ShadowSummary): string {
   const lines = [
     `# Shadow rollout at 100 % sampling vs off (${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} CPUs, ${s.rounds} rounds of ${s.durationS} s, median-p99 round)`,
     '',
-    '| cell | off req/s | off p50 ms | off p99 ms | shadow req/s | shadow p50 ms | shadow p99 ms | p99 shadow/off | compared | dropped (in_progress/queue/candidate/live/worker) |',
+    '| cell | off req/s | off p50 ms | off p99 ms | shadow req/s | shadow p50 ms | shadow p99 ms | p99 shadow/off | compared | dropped (in_progress/queue/busy/candidate/live/worker) |',
     '| --- | --: | --: | --: | --: | --: | --: | --: | --: | --- |'
   ]
   for (const cell of CELLS) {

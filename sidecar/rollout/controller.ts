@@ -72,6 +72,8 @@ export class RolloutController {
   /** Canary: live runs for comparison that failed (not compared). */
   liveFailed = 0
   dropped = 0
+  /** `dropped` by reason (rollout/gate.ts): how much of the sampled traffic load kept from the evidence. */
+  readonly droppedBy: Record<string, number> = {}
   readonly arms: Record<Arm, { requests: number, errors: number }> = { live: { requests: 0, errors: 0 }, candidate: { requests: 0, errors: 0 } }
   /** Per output: largest max-abs-diff seen and the running sum of mean-abs-diffs. */
   readonly diffs = new Map<string, { max: number, meanSum: number, n: number }>()

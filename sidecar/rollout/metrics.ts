@@ -19,7 +19,7 @@ export interface RolloutMetrics {
   /** stat: max | mean, per compared request and output. */
   absDiff: Histogram<'model' | 'live_version' | 'candidate_version' | 'output' | 'stat'>
   agreement: Gauge<'model' | 'live_version' | 'candidate_version'>
-  /** reason: in_progress | queue | candidate | live | worker (rollout/gate.ts). */
+  /** reason: in_progress | queue | busy | candidate | live | worker (rollout/gate.ts). */
   shadowDropped: Counter<'model' | 'reason'>
   /** Requests without an explicit version routed by a canary, by the version that answered and its arm (live | candidate). */
   canaryRequests: Counter<'model' | 'version' | 'arm'>

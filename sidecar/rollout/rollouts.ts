@@ -128,6 +128,7 @@ export class Rollouts {
       calibration: c.tally.calibration() ?? null,
       latency_p99_ms: c.tally.p99() ?? null,
       shadow_dropped: c.dropped,
+      shadow_dropped_by: { ...c.droppedBy },
       // Shadow work is dropped when the pool is busy: the share of sampled requests compared says how much of the traffic the evidence saw.
       coverage: c.compared + c.dropped === 0 ? null : c.compared / (c.compared + c.dropped),
       live: arm('live'),

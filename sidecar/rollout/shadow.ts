@@ -91,6 +91,7 @@ export class ShadowRunner {
     return shadowGate({
       shadowInProgress: r.shadowBusy && !starting,
       servingQueued: starting ? undefined : live.batcher.queued + (canary ? candidate.batcher.queued : 0),
+      servingBusy: starting ? !live.batcher.idle || (canary && !candidate.batcher.idle) : undefined,
       runs: canary ? 'live' : 'candidate',
       runIdle: run.batcher.idle,
       idleWorkers: this.#deps.pool.idleWorkers(run.key),

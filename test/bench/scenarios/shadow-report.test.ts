@@ -1,7 +1,7 @@
 import t from 'tap'
 import { shadowMarkdown, shadowTargets, type Measured, type ShadowSummary } from '../../../bench/scenarios/shadow-report.js'
 
-const m = (over: Partial<Measured> = {}): Measured => ({ rps: 1000, p50Ms: 0.4, p99Ms: 2, errors: 0, compared: 0, dropped: { in_progress: 0, queue: 0, candidate: 0, live: 0, worker: 0 }, ...over })
+const m = (over: Partial<Measured> = {}): Measured => ({ rps: 1000, p50Ms: 0.4, p99Ms: 2, errors: 0, compared: 0, dropped: { in_progress: 0, queue: 0, busy: 0, candidate: 0, live: 0, worker: 0 }, ...over })
 const summary = (cells: Record<string, { off: Measured, shadow: Measured }>): ShadowSummary => ({
   durationS: 1,
   rounds: 1,
@@ -20,7 +20,7 @@ t.test('spare cells: live p99 within 1.1x of off passes, above fails', async t =
 })
 
 t.test('saturated cell: passes only when shadow work is dropped and live req/s holds', async t => {
-  const dropped = { in_progress: 500, queue: 20, candidate: 0, live: 0, worker: 0 }
+  const dropped = { in_progress: 500, queue: 20, busy: 300, candidate: 0, live: 0, worker: 0 }
   const cases: Array<[string, Measured, boolean]> = [
     ['dropped, live throughput kept', m({ rps: 950, dropped }), true],
     ['nothing dropped: shadow work queued behind live', m({ rps: 950 }), false],
@@ -35,7 +35,8 @@ t.test('saturated cell: passes only when shadow work is dropped and live req/s h
 })
 
 t.test('a cell that did not run has no target; the table counts drops by reason', async t => {
-  const s = summary({ spare_c1: { off: m(), shadow: m({ compared: 10, dropped: { in_progress: 1, queue: 2, candidate: 3, live: 4, worker: 5 } }) } })
+  const s = summary({ spare_c1: { off: m(), shadow: m({ compared: 10, dropped: { in_progress: 1, queue: 2, busy: 6, candidate: 3, live: 4, worker: 5 } }) } })
   t.equal(shadowTargets(s).length, 1)
-  t.match(shadowMarkdown(s), /\| spare_c1 \|.*\| 10 of 25 \| 1\/2\/3\/4\/5 \|/)
+  t.match(shadowMarkdown(s), /\| spare_c1 \|.*\| 10 of 31 \| 1\/2\/6\/3\/4\/5 \|/)
+  t.match(shadowMarkdown(s), /dropped \(in_progress\/queue\/busy\/candidate\/live\/worker\)/)
 })

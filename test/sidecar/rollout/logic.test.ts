@@ -60,11 +60,15 @@ t.test('sticky hash: stable, and the share is about right over many keys', async
 })
 
 t.test('shadow gate: runs only on a worker nobody waits for', async t => {
-  const free: GateView = { shadowInProgress: false, servingQueued: 0, runs: 'candidate', runIdle: true, idleWorkers: 2, servingInline: false }
+  const free: GateView = { shadowInProgress: false, servingQueued: 0, servingBusy: undefined, runs: 'candidate', runIdle: true, idleWorkers: 2, servingInline: false }
   t.equal(shadowGate(free), undefined)
   t.equal(shadowGate({ ...free, shadowInProgress: true }), 'in_progress')
   t.equal(shadowGate({ ...free, servingQueued: 1 }), 'queue')
   t.equal(shadowGate({ ...free, servingQueued: undefined }), undefined, 'the queue is checked at sampling time only')
+  t.equal(shadowGate({ ...free, servingQueued: undefined, servingBusy: true }), 'busy', 'at start: live work queued or running drops the run')
+  t.equal(shadowGate({ ...free, servingQueued: undefined, servingBusy: false }), undefined)
+  t.equal(shadowGate({ ...free, servingQueued: 2, servingBusy: true }), 'queue', 'queue is checked first')
+  t.equal(shadowGate({ ...free, servingBusy: true, shadowInProgress: true }), 'in_progress', 'in_progress is checked before busy')
   t.equal(shadowGate({ ...free, runIdle: false }), 'candidate', 'shadow: the candidate is busy')
   t.equal(shadowGate({ ...free, runs: 'live', runIdle: false }), 'live', 'canary: live, the version to run, is busy')
   t.equal(shadowGate({ ...free, idleWorkers: 1 }), 'worker', 'a serving version on the workers keeps one idle worker for itself')

@@ -41,6 +41,21 @@ t.test('drop reasons name the version that is busy, in both modes', async t => {
   t.equal(await dropped(canary, (_, c) => { c.queued = 1; c.idle = false }), 'queue', 'canary: candidate answers (live traffic) waiting')
   t.equal(await dropped(canary, l => { l.idle = false }), 'live', 'canary: live (the version to run) is busy')
   t.equal(await dropped(canary, () => {}), 'none', 'nothing busy: runs')
+  t.equal(await dropped(shadow, l => { l.idle = false }), 'busy', 'shadow: live still has requests running when the run would start')
+  t.equal(await dropped(canary, (_, c) => { c.idle = false }), 'busy', 'canary: candidate answers still running when the run would start')
+})
+
+t.test('the rollout state counts drops by reason; the busy rule is checked again at start', async t => {
+  const f = fakeRollouts('rollout: { live: 1, candidate: 2 }')
+  const live = (f.versions.get(1) as ReturnType<typeof fakeVersion>).batcher
+  live.idle = false
+  await f.request('a', SAME)
+  await f.request('b', SAME)
+  t.match(f.rollouts.state('m'), { compared: 0, shadow_dropped: 2, shadow_dropped_by: { busy: 2 }, coverage: 0 })
+  live.idle = true
+  await f.request('c', SAME)
+  t.match(f.rollouts.state('m'), { compared: 1, shadow_dropped: 2, shadow_dropped_by: { busy: 2 }, coverage: 1 / 3 })
+  t.match(await f.registry.metrics(), /onnx_sidecar_rollout_shadow_dropped_total\{model="m",reason="busy"\} 2/)
 })
 
 t.test('requests without a version never go to the candidate while live is not serving', async t => {
