@@ -88,11 +88,14 @@ async function run (verb: string, name: string, o: Options, api: RolloutApi, ns:
 }
 
 function kubeConfig (o: Options): ReturnType<typeof loadKubeConfig> {
+  let kc
   try {
-    return loadKubeConfig({ kubeconfig: o.kubeconfig === '' ? undefined : o.kubeconfig, context: o.context === '' ? undefined : o.context })
+    kc = loadKubeConfig({ kubeconfig: o.kubeconfig === '' ? undefined : o.kubeconfig, context: o.context === '' ? undefined : o.context })
   } catch (err) {
     throw new RolloutError(`kubeconfig: ${(err as Error).message}`)
   }
+  if (kc.getCurrentCluster() === null) throw new RolloutError(`kubeconfig: ${o.context === '' ? 'its current context has no cluster' : `it has no context ${o.context}`}`)
+  return kc
 }
 
 export async function rolloutCommand (argv: string[], injected: RolloutDeps = {}): Promise<number> {
