@@ -77,3 +77,33 @@ t.test('histogram quantiles interpolate within the bucket', async t => {
   t.equal(histogramQuantile({ bounds: [0.001, 0.002, Infinity], counts: [50, 100, 100], count: 100 }, 0.99), 1.98)
   t.ok(Number.isNaN(histogramQuantile({ bounds: [], counts: [], count: 0 }, 0.99)))
 })
+
+t.test('the exposition format: special values, escaped newlines, and lines that are no sample', async t => {
+  t.same(parsePromText('a +Inf\nb -Inf\nc{l="x\\ny"} NaN\n').map(s => [s.name, s.labels, s.value]), [['a', {}, Infinity], ['b', {}, -Infinity], ['c', { l: 'x\ny' }, NaN]])
+  t.throws(() => parsePromText('{a="1"} 2\n'), /line 1: no metric name/)
+  t.throws(() => parsePromText('x{a="1" b="2"} 3\n'), /line 1: malformed labels/)
+  t.throws(() => parsePromText('x{a="1"}\n'), /line 1: '' is not a number/)
+})
+
+t.test('samples that are not this rollout\'s evidence are ignored, whatever else the pod exports', async t => {
+  const base = one(GOOD[0] as string)
+  const v = 'model="ads",live_version="1",candidate_version="2"'
+  const noise = [
+    `onnx_sidecar_rollout_evidence_total{${v},stat="made_up"} 5`,
+    `onnx_sidecar_rollout_answers_total{${v},arm="candidate",result="timeout"} 5`,
+    `onnx_sidecar_rollout_probability_sum_total{${v},arm="live",class="-1"} 5`,
+    `onnx_sidecar_rollout_probability_sum_total{${v},arm="live",class="x"} 5`,
+    `onnx_sidecar_rollout_latency_seconds_bucket{${v},arm="live",le="soon"} 5`,
+    `onnx_sidecar_rollout_latency_seconds_sum{${v},arm="live"} 5`,
+    `onnx_sidecar_rollout_answers_total{${v},arm="third",result="ok"} 5`,
+    'onnx_sidecar_rollout_evidence_total{model="ads",stat="requests"} 5'
+  ].join('\n')
+  t.same(one(`${GOOD[0] as string}${noise}\n`), base)
+})
+
+t.test('histogram quantiles: the +Inf bucket gives the last finite bound, an empty bucket its lower bound', async t => {
+  t.equal(histogramQuantile({ bounds: [0.001, 0.002, Infinity], counts: [10, 10, 100], count: 100 }, 0.99), 2, 'the rank falls in +Inf')
+  t.ok(Number.isNaN(histogramQuantile({ bounds: [0.001, 0.002], counts: [0, 0], count: 0 }, 0.5)), 'nothing observed')
+  t.equal(histogramQuantile({ bounds: [0.001, 0.002], counts: [50, 100], count: 0 }, 0.5), 1, 'no _count: the last bucket counts')
+  t.equal(histogramQuantile({ bounds: [0.001, 0.002], counts: [10, 20], count: 40 }, 0.99), 2, 'past the last bucket')
+})

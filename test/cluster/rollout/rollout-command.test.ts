@@ -303,3 +303,9 @@ t.test('an API given in-process with a namespace needs no kubeconfig', async t =
   t.equal(code, 0)
   t.match(out, /decision: promote/)
 })
+
+t.test('the label selector the API server is asked for: matchLabels and every matchExpressions operator', async t => {
+  const { selectorString } = await import('../../../cluster/rollout/kube-api.js')
+  t.equal(selectorString({ matchLabels: { app: 'ads' }, matchExpressions: [{ key: 'tier', operator: 'In', values: ['web', 'api'] }, { key: 'env', operator: 'NotIn', values: ['dev'] }, { key: 'canary', operator: 'Exists' }, { key: 'legacy', operator: 'DoesNotExist' }] }), 'app=ads,tier in (web,api),env notin (dev),canary,!legacy')
+  t.equal(selectorString(undefined), '')
+})
