@@ -73,7 +73,7 @@ async function run (verb: string, name: string, o: Options, api: RolloutApi, ns:
     const spec = inProgress(d)
     const report = await status(api, ns, name, thresholds(o))
     if (report.action !== 'promote' && !o.force) {
-      throw new RolloutError(`deployment ${ns}/${name}: the pooled evidence says ${report.action}, not promote (${report.pooled.verdict.why}); use --force to promote anyway`, EXIT[report.action] === 0 ? 2 : EXIT[report.action])
+      throw new RolloutError(`deployment ${ns}/${name}: the pooled evidence says ${report.action}, not promote (${report.pooled.verdict.why}); use --force to promote anyway`, EXIT[report.action])
     }
     const why = report.action === 'promote' ? report.pooled.verdict.why : `forced while ${report.action}: ${report.pooled.verdict.why}`
     await api.patch(ns, name, promotePatch(d, why, deps.now()))
