@@ -15,7 +15,8 @@ function ours (annotations: Record<string, string> | undefined): string[] {
 }
 
 function checkOne (w: Workload): Finding | undefined {
-  const kind = w.kind ?? 'Workload'
+  const kind = w.kind ?? ''
+  if (!WORKLOADS.has(kind)) return undefined
   const onWorkload = ours(w.metadata?.annotations)
   if (onWorkload.length === 0) return undefined
   const template = w.spec?.template?.metadata?.annotations ?? {}
@@ -43,7 +44,6 @@ function checkOne (w: Workload): Finding | undefined {
 
 export function checkWorkloadAnnotations (s: Snapshot): Finding[] {
   return s.workloads
-    .filter(w => WORKLOADS.has(w.kind ?? ''))
     .map(checkOne)
     .filter((f): f is Finding => f !== undefined)
 }
