@@ -86,6 +86,8 @@ export class ShadowRunner {
    * the shadow run would start.
    */
   #gate (r: ModelRollout, live: ModelVersion, candidate: ModelVersion, starting = false): DropReason | undefined {
+    // Most sampled requests of a busy model meet a run in progress: say so before looking at queues and workers.
+    if (r.shadowBusy && !starting) return 'in_progress'
     const canary = r.controller.config.mode === 'canary'
     const run = canary ? live : candidate
     return shadowGate({
