@@ -27,7 +27,7 @@ export const PROFILE = env.BENCH_PROFILE === '1'
 /** The sidecar CLI to run; point it at another build to A/B a change. */
 export const SIDECAR_CLI = path.resolve(env.BENCH_SIDECAR_CLI ?? path.join(ROOT, 'dist', 'cli', 'main.js'))
 /** The sections of `npm run bench`, in the order they run. */
-export const SECTIONS = ['ort', 'baselines', 'sidecar', 'transport', 'rss', 'swap', 'footprint', 'shadow'] as const
+export const SECTIONS = ['ort', 'baselines', 'sidecar', 'transport', 'rss', 'swap', 'footprint', 'memory', 'shadow'] as const
 export type Section = typeof SECTIONS[number]
 export const ONLY = new Set((env.BENCH_ONLY ?? SECTIONS.join(',')).split(',').map(s => s.trim()))
 export const IDLE_S = num('BENCH_IDLE_S', 60)
@@ -35,3 +35,15 @@ export const IDLE_S = num('BENCH_IDLE_S', 60)
 export const FOOTPRINT_ARGS = (env.BENCH_FOOTPRINT_ARGS ?? '').split(' ').filter(a => a !== '')
 /** Rounds of the shadow section (off and shadow in rotation; the median-p99 round is kept). */
 export const SHADOW_ROUNDS = num('BENCH_SHADOW_ROUNDS', 3)
+/** The memory section (issue 24): seconds of the 64-connection burst, and which models and servers it measures. */
+export const BURST_S = num('BENCH_BURST_S', 10)
+const set = (name: string, all: string): Set<string> => new Set((env[name] ?? all).split(',').map(s => s.trim()).filter(s => s !== ''))
+export const MEMORY_MODELS = set('BENCH_MEMORY_MODELS', 'small,cnn,big')
+export const MEMORY_SERVERS = set('BENCH_MEMORY_SERVERS', 'sidecar,naive,fastapi')
+/** Extra sidecar flags and environment (`K=V K=V`; default the image's MALLOC_ARENA_MAX=2) for the memory section (A/B a give-back). */
+export const MEMORY_ARGS = (env.BENCH_MEMORY_ARGS ?? '').split(' ').filter(a => a !== '')
+export const MEMORY_ENV: Record<string, string> = Object.fromEntries((env.BENCH_MEMORY_ENV ?? 'MALLOC_ARENA_MAX=2').split(' ').filter(a => a !== '').map(kv => {
+  const i = kv.indexOf('=')
+  if (i <= 0) throw new Error(`BENCH_MEMORY_ENV: ${kv} is not NAME=VALUE`)
+  return [kv.slice(0, i), kv.slice(i + 1)]
+}))

@@ -12,6 +12,7 @@ import { createInterface } from 'node:readline'
 import { request } from 'undici'
 import type { CellResult, CellSpec } from './load-generator.js'
 import { ROOT, WARMUP_S, DURATION_S, THREADS, WORKERS, SIDECAR_CLI } from './env.js'
+import { parseProcStatus, type MemorySample } from './memory-stats.js'
 
 export const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 export const log = (msg: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`) }
@@ -118,7 +119,7 @@ export interface SidecarServer extends Server {
   sockets?: { http: string, grpc?: string }
 }
 
-export async function startSidecar (repo: string, args: string[] = [], opts: { profileDir?: string, cpu?: string, defaultParallelism?: boolean } = {}): Promise<SidecarServer> {
+export async function startSidecar (repo: string, args: string[] = [], opts: { profileDir?: string, cpu?: string, defaultParallelism?: boolean, env?: Record<string, string> } = {}): Promise<SidecarServer> {
   const profileArgs = opts.profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : []
   const [cmd, argv] = pinned(opts.cpu, [process.execPath,
     ...profileArgs,
@@ -129,7 +130,7 @@ export async function startSidecar (repo: string, args: string[] = [], opts: { p
     ...(args.includes('--grpc-port') ? [] : ['--grpc-port', '0']), // gRPC on, as by default, on a free port
     ...args
   ])
-  const child = spawn(cmd, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OTEL_TRACES_EXPORTER: 'none', OTEL_SDK_DISABLED: 'true' } })
+  const child = spawn(cmd, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OTEL_TRACES_EXPORTER: 'none', OTEL_SDK_DISABLED: 'true', ...opts.env } })
   const logs: string[] = []
   const keep = (line: string): void => { logs.push(line); if (logs.length > 200) logs.shift() }
   createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', keep)
@@ -224,11 +225,11 @@ export async function cpuSeconds (pid: number): Promise<number> {
 
 /** VmRSS, and its anonymous and file-backed parts (node binary, libonnxruntime), from /proc/PID/status. */
 export async function rssOf (pid: number): Promise<{ mib: number, anonMib: number, fileMib: number }> {
-  const text = await readFile(`/proc/${pid}/status`, 'utf8')
-  const kb = (key: string): number => {
-    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)
-    if (m === null) throw new Error(`no ${key} for pid ${pid}`)
-    return Number(m[1]) / 1024
-  }
-  return { mib: kb('VmRSS'), anonMib: kb('RssAnon'), fileMib: kb('RssFile') + kb('RssShmem') }
+  const m = await memoryOf(pid)
+  return { mib: m.rssMib, anonMib: m.anonMib, fileMib: m.fileMib }
+}
+
+/** /proc/PID/status's resident figures (bench/memory-stats.ts). */
+export async function memoryOf (pid: number): Promise<MemorySample> {
+  return parseProcStatus(await readFile(`/proc/${pid}/status`, 'utf8'))
 }

@@ -7,6 +7,7 @@ import type { CellResult } from './load-generator.js'
 import { SWAP_S } from './env.js'
 import type { BenchContext, Results } from './scenarios/context.js'
 import { shadowTargets } from './scenarios/shadow-report.js'
+import { memoryTargets } from './memory-stats.js'
 
 export interface Figure {
   id: string
@@ -188,6 +189,15 @@ export function report (results: Results, bodies: BenchContext['bodies']): { fig
     add({ id: `shadow_${name}_rps`, label: `live req/s with shadow at 100 %, ${name}`, value: sc.shadow.rps, unit: 'req/s', baseline: 'shadow off', ratio: ratio(sc.shadow.rps, sc.off.rps), note: `errors ${sc.shadow.errors}` })
   }
 
+  // Issue 24: memory per pod, one server per bench model, a 64-connection burst.
+  const mem = results.memory
+  const serverLabel: Record<string, string> = { sidecar: 'sidecar', naive: 'naive server', fastapi: 'FastAPI server' }
+  for (const [id, m] of Object.entries(mem?.cells ?? {})) {
+    const after = Object.entries(m.after).map(([s, v]) => `${s} s ${fmt(v.anonMib)}`).join(', ')
+    const heap = m.mainHeap === undefined ? '' : `; main-thread V8 new/old space ${Object.entries(m.mainHeap).map(([k, v]) => `${k} ${fmt(v.newMib)}/${fmt(v.oldMib)}`).join(', ')} MiB`
+    add({ id: `mem_${id}`, label: `anonymous memory, ${serverLabel[m.server] ?? m.server}, ${m.model}, peak in a ${fmt(mem?.burstS ?? NaN)} s 64-conn burst`, value: m.peak.anonMib, unit: 'MiB', baseline: 'idle', ratio: ratio(m.peak.anonMib, m.idle.anonMib), note: `idle ${fmt(m.idle.anonMib)} (RSS ${fmt(m.idle.rssMib)}, file ${fmt(m.idle.fileMib)}); peak RSS ${fmt(m.peak.rssMib)}; after the burst ${after} MiB; ${fmt(m.rps)} req/s, ${fmt(m.cpuUsPerReq)} µs CPU/req, errors ${m.errors}${heap}` })
+  }
+
   // ---- targets (issues 3 and 13) ----
   const checks: TargetCheck[] = []
   if (sc64 !== undefined && naive64 !== undefined && noinfer64 !== undefined) {
@@ -245,6 +255,7 @@ export function report (results: Results, bodies: BenchContext['bodies']): { fig
   }
 
   if (results.shadow !== undefined) checks.push(...shadowTargets(results.shadow))
+  if (mem !== undefined) checks.push(...memoryTargets(mem.cells))
 
   return { figures, checks }
 }

@@ -10,6 +10,8 @@
  *   rss        idle RSS with the example iris model and 1, 2, 3 workers
  *   swap       10 version swaps during 30 s of load at 32 connections
  *   footprint  one CPU for the server (issue 13): idle RSS and CPU, concurrency 1, health
+ *   memory     per bench model: anonymous memory and RSS idle, during a 64-connection burst
+ *              and 5/15/30 s after it; sidecar, naive and FastAPI servers (issue 24)
  *   shadow     a shadow rollout at 100 % sampling vs off (issue 15)
  *
  * The models are generated (bench/onnx-builder.ts, seeded) into a temporary repository:
@@ -25,7 +27,9 @@
  * bench/results/profiles/<cell>/), BENCH_SIDECAR_CLI (another build's dist/cli/main.js, to A/B
  * a change), BENCH_ONLY (the sections above, comma-separated), BENCH_IDLE_S (idle CPU window
  * of the footprint section, default 60), BENCH_FOOTPRINT_ARGS (extra sidecar flags there),
- * BENCH_SHADOW_ROUNDS (rounds of the shadow section, default 3).
+ * BENCH_SHADOW_ROUNDS (rounds of the shadow section, default 3), BENCH_BURST_S (the memory
+ * section's burst, default 10), BENCH_MEMORY_MODELS (small,cnn,big), BENCH_MEMORY_SERVERS
+ * (sidecar,naive,fastapi), BENCH_MEMORY_ARGS / BENCH_MEMORY_ENV (extra sidecar flags / K=V there).
  */
 import { execFileSync } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -44,6 +48,7 @@ import { runRss } from './scenarios/rss.js'
 import { runSwap } from './scenarios/swap.js'
 import { runFootprint } from './scenarios/footprint.js'
 import { runShadow } from './scenarios/shadow.js'
+import { runMemory } from './scenarios/memory.js'
 
 const SCENARIOS: Record<Section, (ctx: BenchContext, results: Results) => Promise<void>> = {
   ort: runOrt,
@@ -53,6 +58,7 @@ const SCENARIOS: Record<Section, (ctx: BenchContext, results: Results) => Promis
   rss: runRss,
   swap: runSwap,
   footprint: runFootprint,
+  memory: runMemory,
   shadow: async (ctx, results) => { await runShadow(ctx, results, { durationS: DURATION_S, warmupS: WARMUP_S, rounds: SHADOW_ROUNDS }) }
 }
 
@@ -94,7 +100,7 @@ async function main (): Promise<void> {
     loadavg: os.loadavg(),
     wallS: (Date.now() - startedAt) / 1000
   }
-  const raw: Record<string, unknown> = { ort: results.ort, cells: results.cells, rss: results.rss, swap: results.swap, footprint: results.footprint, ...(results.shadow !== undefined ? { shadow: results.shadow } : {}) }
+  const raw: Record<string, unknown> = { ort: results.ort, cells: results.cells, rss: results.rss, swap: results.swap, footprint: results.footprint, ...(results.shadow !== undefined ? { shadow: results.shadow } : {}), ...(results.memory !== undefined ? { memory: results.memory } : {}) }
   await writeFile(path.join(RESULTS, 'latest.json'), JSON.stringify({ meta, figures, targets: checks, raw }, null, 2) + '\n')
   const md = markdown(figures, checks, meta)
   await writeFile(path.join(RESULTS, 'latest.md'), md)

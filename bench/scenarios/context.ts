@@ -10,6 +10,7 @@ import type { LatencyStats } from '../stats.js'
 import { binaryBody, grpcInferMessage, jsonBody, randomInput } from '../bodies.js'
 import { log, type Cell, type LoadGenerator } from '../harness.js'
 import type { ShadowSummary } from './shadow-report.js'
+import type { MemoryRun } from '../memory-stats.js'
 
 export interface BenchContext {
   gen: LoadGenerator
@@ -34,6 +35,27 @@ export interface Footprint {
   health?: CellResult
 }
 
+/** One server serving one bench model through a 64-connection burst (the memory section). */
+export interface MemoryCell extends MemoryRun {
+  server: string
+  model: string
+  rps: number
+  errors: number
+  /** Server CPU per request over the burst, µs. */
+  cpuUsPerReq: number
+  /** The sidecar's main-thread V8 new and old space (committed MiB) idle, at the burst's end and after. */
+  mainHeap?: Record<string, { newMib: number, oldMib: number }>
+}
+
+export interface MemorySection {
+  pinned: boolean
+  burstS: number
+  sidecarEnv: Record<string, string>
+  sidecarArgs: string[]
+  fastapiSkipped?: string
+  cells: Record<string, MemoryCell>
+}
+
 export interface Results {
   ort: Record<string, OrtResult>
   cells: Record<string, Cell>
@@ -41,6 +63,7 @@ export interface Results {
   swap?: { swaps: number, loaded: number, result: CellResult, index: unknown }
   footprint?: Footprint
   shadow?: ShadowSummary
+  memory?: MemorySection
 }
 
 function makeBodies (models: ReturnType<typeof benchModels>) {

@@ -81,7 +81,7 @@ t.test('after a burst the pool sends trim to each worker, once', async t => {
   const pool = new WorkerPool({ workers: 2, threads: 1, logger: memoryLogger().logger, idleReleaseMs: 30, createWorker: () => { const w = new Worker(code, { eval: true }); workers.push(w); return w } })
   t.teardown(() => pool.close())
   const trims = [0, 0]
-  workers.forEach((w, i) => w.on('message', (m: { trimmed?: boolean }) => { if (m.trimmed === true) trims[i]++ }))
+  workers.forEach((w, i) => w.on('message', (m: { trimmed?: boolean }) => { if (m.trimmed === true) trims[i] = (trims[i] ?? 0) + 1 }))
   await pool.load('m#1', '/nowhere')
   await sleep(150)
   t.same(trims, [0, 0], 'loads alone are no burst')
