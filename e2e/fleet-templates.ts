@@ -117,7 +117,7 @@ export async function templatesOnGood (r: FleetRollout, status: StatusJson, load
   const { z, queries } = queriesFor(r, await startPrometheus())
   await waitFor(`the ${queries.length} template queries to answer from the evidence of ${r.deployment} (and ${MIN_EVIDENCE_MS / 1000} s of it)`, async () => {
     const s = await pooledStatus(status)
-    await measure(queries, s.pooled.arms.candidate.errors as number)
+    await measure(queries, s.pooled.errors.candidate.errors as number)
     return Date.now() - started >= MIN_EVIDENCE_MS
   }, { timeoutMs: 300_000, intervalMs: 3000 })
 
@@ -145,7 +145,7 @@ export async function templatesOnGood (r: FleetRollout, status: StatusJson, load
       return ts > scraped ? ts : undefined
     }, { timeoutMs: 120_000, intervalMs: 2000 })
     raw = await rawSums(r, at)
-    measured = await measure(queries, settled.pooled.arms.candidate.errors as number, at)
+    measured = await measure(queries, settled.pooled.errors.candidate.errors as number, at)
     increase = sumsOf((await promQuery(`onnx_sidecar:rollout_evidence:increase1d{${selector(r)}}`, at)).map(s => [s.metric.stat, s.value[1]]))
   } finally {
     load.resume()
@@ -156,7 +156,7 @@ export async function templatesOnGood (r: FleetRollout, status: StatusJson, load
   expect(raw.sums.requests === p.requests && raw.sums.rows === p.rows, `raw counters in Prometheus: ${raw.sums.requests} requests, ${raw.sums.rows} rows; rollout status: ${String(p.requests)}, ${String(p.rows)}`)
   expect(Math.abs(raw.sums.agreeing / raw.sums.rows - p.agreement) <= 1e-12, `raw agreement ${raw.sums.agreeing / raw.sums.rows}, rollout status ${String(p.agreement)}`)
   const rawEffective = pooledEffectiveRows(raw.sums)
-  expect(Math.abs(rawEffective - p.effective) <= 1e-9 * p.effective, `effective rows from the raw counters ${rawEffective}, rollout status ${String(p.effective)}`)
+  expect(Math.abs(rawEffective - p.effective_rows) <= 1e-9 * p.effective_rows, `effective rows from the raw counters ${rawEffective}, rollout status ${String(p.effective_rows)}`)
   // The templates compute the rollout's statistic (the sidecar's functions) of the sums the rules pooled.
   const eff = pooledEffectiveRows(increase)
   const want = wilson(increase.agreeing / increase.rows * eff, eff, z)
@@ -171,7 +171,7 @@ export async function templatesOnGood (r: FleetRollout, status: StatusJson, load
   const agreementGap = increase.agreeing / increase.rows - p.agreement
   expect(Math.abs(rowsRatio - 1) <= INCREASE_ROWS_TOLERANCE, `recording rule rows ${increase.rows} against rollout status ${String(p.rows)} (x ${fmt(rowsRatio)})`)
   expect(Math.abs(agreementGap) <= INCREASE_AGREEMENT_TOLERANCE, `recording rule agreement ${increase.agreeing / increase.rows} against rollout status ${String(p.agreement)}`)
-  const statusBounds = wilson(p.agreement * p.effective, p.effective, z)
+  const statusBounds = wilson(p.agreement * p.effective_rows, p.effective_rows, z)
   return `templates on ${r.model} ${r.candidate} (Prometheus, ${raw.pods} pods, load paused; ${queries.length} queries): ${summary(verdicts(measured))}; ` +
     `raw counters = rollout status (${raw.sums.requests} requests, ${raw.sums.rows} rows, agreement ${fmt(p.agreement)}, ${fmt(rawEffective)} effective rows); ` +
     `rules' increase(): ${fmt(increase.rows)} rows (x ${fmt(rowsRatio)}), agreement ${fmt(increase.agreeing / increase.rows)}; bounds = Wilson of those sums at z ${z} (status's sums give [${fmt(statusBounds.lower)}, ${fmt(statusBounds.upper)}])`
@@ -183,7 +183,7 @@ export async function templatesOnHalved (r: FleetRollout, status: StatusJson): P
   const v = await waitFor(`the ${queries.length} template queries to answer from the evidence of ${r.deployment}'s halved candidate`, async () => {
     const s = await pooledStatus(status)
     // Every query at one instant: one evaluation of the recording rules.
-    return verdicts(await measure(queries, s.pooled.arms.candidate.errors as number, Date.now() / 1000))
+    return verdicts(await measure(queries, s.pooled.errors.candidate.errors as number, Date.now() / 1000))
   }, { timeoutMs: 300_000, intervalMs: 3000 })
   const failedArgo = v.filter(x => x.label.startsWith('argo ') && x.fails)
   const failedFlagger = v.filter(x => x.label.startsWith('flagger ') && x.fails)
