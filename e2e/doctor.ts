@@ -130,13 +130,14 @@ async function replaceConfiguration (config: Json): Promise<void> {
  * Breaks the webhook configuration with `change`, waits until doctor reports `code` (and
  * whatever else `also` wants), and puts the saved configuration back, whatever happened.
  */
-async function brokenWebhook (name: string, what: string, change: (w: Json) => void, code: string, also: (r: Report) => boolean = () => true): Promise<Report> {
+async function brokenWebhook (name: string, what: string, change: (w: Json) => void, code: string, also: (r: Report) => boolean = () => true, during: () => Promise<void> = async () => {}): Promise<Report> {
   const saved = await savedConfiguration(name)
   const broken = structuredClone(saved)
   for (const w of broken.webhooks) if (w.name === 'inject.onnx-sidecar.io') change(w)
   let last: Report | undefined
   try {
     await replaceConfiguration(broken)
+    await during()
     return await waitFor(`doctor to report ${code} (${what})`, async () => {
       last = await doctor('-n', BROKEN_NS)
       return last.findings.some(f => f.code === code) && also(last) ? last : undefined
@@ -166,12 +167,17 @@ async function breakWebhook (webhook: string): Promise<string[]> {
   // A CA that expires in 10 days and did not sign the injector's certificate: a warning for
   // the CA, and the API server cannot call the injector, so a Deployment's pods are not created.
   const expiring = await caBundle(10)
-  await kubectlApply(deployment(BROKEN_NS, 'call-failed', {}, { 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/memory-limit': '256Mi' }, 1, false))
+  const callFailed = (f: Report['findings'][number]): boolean => f.code === 'OSD_WEBHOOK_CALL_FAILED' && f.object.name.startsWith('call-failed-')
   const ca = await brokenWebhook(webhook, 'caBundle of another CA, expiring in 10 days', w => { w.clientConfig.caBundle = expiring }, 'OSD_WEBHOOK_CA_EXPIRING',
-    r => has(r, 'OSD_WEBHOOK_CALL_FAILED', 'call-failed'))
-  const called = ca.findings.find(f => f.code === 'OSD_WEBHOOK_CALL_FAILED') as Report['findings'][number] & { problem?: string }
+    r => r.findings.some(callFailed),
+    // Created once the API server calls the injector with the wrong CA (a server-side dry run fails then).
+    async () => {
+      await waitFor('the API server to use the new caBundle', async () => !(await injecting()), { timeoutMs: 30_000, intervalMs: 250 })
+      await kubectlApply(deployment(BROKEN_NS, 'call-failed', {}, { 'onnx-sidecar.io/model': 'iris', 'onnx-sidecar.io/memory-limit': '256Mi' }, 1, false))
+    })
+  const called = ca.findings.find(callFailed) as Report['findings'][number] & { problem?: string }
   expect(/x509|certificate/i.test(called.problem ?? ''), `OSD_WEBHOOK_CALL_FAILED does not quote the TLS error: ${called.problem ?? ''}`)
-  lines.push('OSD_WEBHOOK_CA_EXPIRING (warning) and OSD_WEBHOOK_CALL_FAILED call-failed (x509) with another CA expiring in 10 days')
+  lines.push(`OSD_WEBHOOK_CA_EXPIRING (warning) and OSD_WEBHOOK_CALL_FAILED ${called.object.name} (x509) with another CA expiring in 10 days`)
   await kubectl('delete', 'deployment', 'call-failed', '-n', BROKEN_NS, '--wait=false')
 
   const garbage = Buffer.from('-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n').toString('base64')
