@@ -13,7 +13,7 @@
  *   busy         a serving version has requests queued or running when the shadow run
  *                would start (after this request's answer was written): live work is
  *                waiting for the main thread or the workers, and a shadow run beside it
- *                would take CPU from it (a saturated sidecar drops nearly every run here)
+ *                would take CPU from it
  *   candidate    shadow: the candidate (the version to run) has requests queued or running
  *                (explicit-version requests use it)
  *   live         canary: live (the version to run) has requests queued or running
