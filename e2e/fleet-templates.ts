@@ -39,7 +39,7 @@ const MIN_EVIDENCE_MS = 60_000
 /** `rollout status <deployment> -o json` of the rollout. */
 export type StatusJson = () => Promise<Json>
 
-interface Measured { q: TemplateQuery, values: number[], fromEvidence: boolean }
+interface Measured { q: TemplateQuery, values: number[], fromEvidence: boolean, why: string }
 
 const fmt = (x: number): string => String(Math.round(x * 1e4) / 1e4)
 const selector = (r: FleetRollout): string => `namespace="${r.namespace}", model="${r.model}", live_version="${r.live}", candidate_version="${r.candidate}"`
@@ -51,9 +51,14 @@ function queriesFor (r: FleetRollout, port: number): { z: number, queries: Templ
 /**
  * Every query at `time`: a non-empty vector of finite values (Flagger: exactly one), and
  * answered from the evidence rather than its `or on () vector(N)` fallback, except a test
- * that needs 5 candidate errors while the candidate has fewer.
+ * that needs 5 candidate errors while the candidate has fewer, and the calibration guard
+ * when rollout status says the deciding output is not a probability output (the sidecar
+ * then collects no calibration evidence, and the guard's fallback 0 is its documented
+ * answer).
  */
-async function measure (queries: TemplateQuery[], candidateErrors: number, time?: number): Promise<Measured[]> {
+async function measure (queries: TemplateQuery[], status: Json, time?: number): Promise<Measured[]> {
+  const candidateErrors = Number(status.pooled.errors.candidate.errors)
+  const noProbabilities = status.pooled.calibration === null
   const out: Measured[] = []
   for (const q of queries) {
     const values = (await promQuery(q.query, time)).map(s => Number(s.value[1]))
@@ -63,15 +68,16 @@ async function measure (queries: TemplateQuery[], candidateErrors: number, time?
     const left = withoutFallback(q.query)
     const fromEvidence = left === undefined || (await promQuery(left, time)).length > 0
     const errorGated = q.query.includes('onnx_sidecar:rollout_errors:increase1d') && candidateErrors < 5
-    expect(fromEvidence || errorGated, `${q.label}: answered by its fallback, not from the evidence`)
-    out.push({ q, values, fromEvidence })
+    const calibrationGated = q.query.includes('onnx_sidecar:rollout_calibration_ratio') && noProbabilities
+    expect(fromEvidence || errorGated || calibrationGated, `${q.label}: answered by its fallback, not from the evidence`)
+    out.push({ q, values, fromEvidence, why: calibrationGated ? 'no probability output' : 'under 5 candidate errors' })
   }
   return out
 }
 
 function verdicts (measured: Measured[]): Array<{ label: string, values: number[], outcome: string, fails: boolean, latency: boolean }> {
-  return measured.map(({ q, values, fromEvidence }) => {
-    const fallback = fromEvidence ? '' : ' (its fallback: under 5 candidate errors)'
+  return measured.map(({ q, values, fromEvidence, why }) => {
+    const fallback = fromEvidence ? '' : ` (its fallback: ${why})`
     const latency = q.query.includes('onnx_sidecar:rollout_latency')
     if (q.argo !== undefined) {
       const phase = argoPhase(q.argo, values)
@@ -117,7 +123,7 @@ export async function templatesOnGood (r: FleetRollout, status: StatusJson, load
   const { z, queries } = queriesFor(r, await startPrometheus())
   await waitFor(`the ${queries.length} template queries to answer from the evidence of ${r.deployment} (and ${MIN_EVIDENCE_MS / 1000} s of it)`, async () => {
     const s = await pooledStatus(status)
-    await measure(queries, s.pooled.errors.candidate.errors as number)
+    await measure(queries, s)
     return Date.now() - started >= MIN_EVIDENCE_MS
   }, { timeoutMs: 300_000, intervalMs: 3000 })
 
@@ -145,7 +151,7 @@ export async function templatesOnGood (r: FleetRollout, status: StatusJson, load
       return ts > scraped ? ts : undefined
     }, { timeoutMs: 120_000, intervalMs: 2000 })
     raw = await rawSums(r, at)
-    measured = await measure(queries, settled.pooled.errors.candidate.errors as number, at)
+    measured = await measure(queries, settled, at)
     increase = sumsOf((await promQuery(`onnx_sidecar:rollout_evidence:increase1d{${selector(r)}}`, at)).map(s => [s.metric.stat, s.value[1]]))
   } finally {
     load.resume()
@@ -183,7 +189,7 @@ export async function templatesOnHalved (r: FleetRollout, status: StatusJson): P
   const v = await waitFor(`the ${queries.length} template queries to answer from the evidence of ${r.deployment}'s halved candidate`, async () => {
     const s = await pooledStatus(status)
     // Every query at one instant: one evaluation of the recording rules.
-    return verdicts(await measure(queries, s.pooled.errors.candidate.errors as number, Date.now() / 1000))
+    return verdicts(await measure(queries, s, Date.now() / 1000))
   }, { timeoutMs: 300_000, intervalMs: 3000 })
   const failedArgo = v.filter(x => x.label.startsWith('argo ') && x.fails)
   const failedFlagger = v.filter(x => x.label.startsWith('flagger ') && x.fails)
