@@ -28,14 +28,19 @@ COPY injector ./injector
 COPY client ./client
 COPY cluster ./cluster
 RUN npm run build \
+ && rm -rf dist/cluster \
  && find dist \( -name '*.map' -o -name '*.d.ts' \) -type f -delete
 
 FROM deps AS prod-deps
 # Production dependencies only, then what no Node.js process on linux-x64 ever loads:
 # onnxruntime-node's binaries for other platforms (about 245 MB of its 290 MB), source
 # maps, type declarations and documents, and the bundler-only `esnext` builds of
-# OpenTelemetry (Node.js resolves `main`/`exports`, never the `esnext` field).
+# OpenTelemetry (Node.js resolves `main`/`exports`, never the `esnext` field). And the
+# cluster commands' client (@kubernetes/client-node and the 68 packages only it needs, about
+# 24 MB): `doctor` and `rollout` run from the npm package on an operator's machine or in CI,
+# not in the sidecar's image, which every node pulls (the build drops dist/cluster too).
 RUN npm prune --omit=dev --no-audit --no-fund \
+ && npm uninstall --no-save --omit=dev --ignore-scripts --no-audit --no-fund @kubernetes/client-node \
  && ort=node_modules/onnxruntime-node/bin/napi-v6 \
  && test -f "$ort/linux/x64/onnxruntime_binding.node" \
  && find "$ort" -mindepth 2 -maxdepth 2 -type d ! -path "$ort/linux/x64" -exec rm -rf {} + \

@@ -36,8 +36,25 @@ const commands: Record<string, () => Promise<Command>> = {
   inject: async () => (await import('../injector/inject-command.js')).injectCommand,
   webhook: async () => (await import('../injector/webhook-command.js')).webhookCommand,
   check: async () => (await import('../sidecar/check/check-command.js')).checkCommand,
-  rollout: async () => (await import('../cluster/rollout/rollout-command.js')).rolloutCommand,
-  doctor: async () => (await import('../cluster/doctor/doctor-command.js')).doctorCommand
+  rollout: async () => await clusterCommand('rollout', async () => (await import('../cluster/rollout/rollout-command.js')).rolloutCommand),
+  doctor: async () => await clusterCommand('doctor', async () => (await import('../cluster/doctor/doctor-command.js')).doctorCommand)
+}
+
+/**
+ * The container image leaves out the commands that talk to a cluster (cluster/ and
+ * @kubernetes/client-node, 24 MB of the 80 MB budget: Dockerfile): it runs the sidecar and
+ * the injector. There they are one clear line instead of a module-not-found trace.
+ */
+async function clusterCommand (name: string, load: () => Promise<Command>): Promise<Command> {
+  try {
+    return await load()
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err
+    return async () => {
+      process.stderr.write(`onnx-sidecar ${name}: not in this installation (the container image holds only serve, webhook, inject and check); run it from the npm package: npm install -g onnx-sidecar-<version>.tgz (docs/install.md)\n`)
+      return 2
+    }
+  }
 }
 
 /** The commands that run until signalled and stop cleanly (exit 0) on an early signal too. */

@@ -18,7 +18,7 @@ import { Agent, request } from 'undici'
 import { f32, grpcClient } from '../fixtures/grpc-client.js'
 import { parseAllDocuments } from 'yaml'
 import { NAMESPACE, render } from '../fixtures/helm/helm.js'
-import { ROOT, RUN_FLAGS, baseImageOf, freePort, havePodman, imageSize, podman } from '../fixtures/image/podman.js'
+import { ROOT, RUN_FLAGS, baseImageOf, freePort, havePodman, imageSize, podman, podmanResult } from '../fixtures/image/podman.js'
 
 const ENABLED = process.env.ONNX_SIDECAR_IMAGE_TEST === '1'
 const IMAGE = 'localhost/onnx-sidecar:image-test'
@@ -136,6 +136,11 @@ if (!ENABLED) {
     t.ok(injected.spec.initContainers?.some(c => c.name === 'onnx-sidecar'), 'inject -f - adds the sidecar')
     const help = await podman(['run', '--rm', ...RUN_FLAGS, '--read-only', '--network', 'none', IMAGE, 'webhook', '--help'])
     t.match(help, /--tls-cert/, 'webhook --help lists its flags')
+    // doctor and rollout are not in the image (Dockerfile: no @kubernetes/client-node, no dist/cluster).
+    const doctor = podmanResult(['run', '--rm', ...RUN_FLAGS, '--read-only', '--network', 'none', IMAGE, 'doctor', '-n', 'shop'])
+    t.equal(doctor.code, 2, 'doctor in the image exits 2')
+    t.match(doctor.stderr, /onnx-sidecar doctor: not in this installation .*npm install -g/, 'with one line that says where it is')
+    t.notMatch(doctor.stderr, /ERR_MODULE_NOT_FOUND|at async/, 'not a module-not-found trace')
   })
 
   t.test('runs as the injector with the chart\'s Deployment args, Secret and ConfigMap', async t => {
