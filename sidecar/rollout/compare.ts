@@ -5,8 +5,10 @@
  * elements (numeric outputs; BYTES outputs count as equal or not). An output has a top-1
  * when it is a float tensor whose last dimension holds two or more classes (argmax per
  * row), or, for a model with a labels file, an integer tensor with one class index per
- * row. The deciding output is `compareOutput`, else the first output with a top-1, else
- * the first numeric output; it is compared row by row by its kind (rollout/metric-kinds.ts:
+ * row. The deciding output is `compareOutput`, else the first binary probability output
+ * (`[N,2]` floats in [0, 1]: a classifier's label output next to it says less, as its top-1
+ * is p > 0.5 and a halved click probability keeps it), else the first output with a top-1,
+ * else the first numeric output; it is compared row by row by its kind (rollout/metric-kinds.ts:
  * `metric`, else the kind its shape implies), which gives the request's `evidence`
  * (rows, agreeing rows). The request `agree`s when every row does. Without a numeric
  * deciding output (strings): one row, agreeing when the outputs are equal.
@@ -113,6 +115,7 @@ export function compareOutputs (live: Record<string, WireTensor>, candidate: Rec
     outputs.push(diff)
   }
   const deciderName = opts.compareOutput ??
+    outputs.find(o => isBinaryProbability(numeric.get(o.name), opts.hasLabels))?.name ??
     outputs.find(o => o.top1 !== undefined)?.name ??
     outputs.find(o => numeric.has(o.name))?.name
   const decider = deciderName === undefined ? undefined : numeric.get(deciderName)
@@ -126,6 +129,10 @@ export function compareOutputs (live: Record<string, WireTensor>, candidate: Rec
   const considered = deciderName !== undefined ? outputs.filter(o => o.name === deciderName) : outputs
   const agree = considered.length > 0 && considered.every(o => o.maxAbsDiff <= opts.tolerance)
   return { agree, decidedBy: undefined, outputs, evidence: { metric: kind ?? 'scores', rows: 1, agree: agree ? 1 : 0 } }
+}
+
+function isBinaryProbability (e: { t: WireTensor, x: ArrayLike<number>, y: ArrayLike<number> } | undefined, hasLabels: boolean): boolean {
+  return e !== undefined && defaultKind(e.t, e.x, hasLabels) === 'probabilities' && defaultKind(e.t, e.y, hasLabels) === 'probabilities'
 }
 
 function sameStrings (a: TensorData, b: TensorData): boolean {

@@ -35,6 +35,24 @@ t.test('compare: top-1 agreement decides, abs diffs for every output', async t =
   t.equal(chosen.decidedBy, 'probabilities')
 })
 
+t.test('compare: a binary classifier decides by its probability output, not its label (a halved click probability keeps every label)', async t => {
+  // The shop's ads model: label [N] (with labels.txt) first, then probabilities [N,2].
+  const live = { label: i64([0, 0, 1]), probabilities: f32([3, 2], [0.83, 0.17, 0.9, 0.1, 0.3, 0.7]) }
+  const halved = { label: i64([0, 0, 1]), probabilities: f32([3, 2], [0.915, 0.085, 0.95, 0.05, 0.65, 0.35]) }
+  const c = compareOutputs(live, halved, opts)
+  t.equal(c.decidedBy, 'probabilities', 'the probability output decides although label comes first')
+  t.equal(c.outputs.find(o => o.name === 'label')?.top1?.agree, 3, 'by label every row would agree')
+  t.equal(c.evidence.metric, 'probabilities')
+  t.same([c.evidence.rows, c.evidence.agree], [3, 2], 'the third row moved by 0.35 > max_shift 0.1')
+  t.ok(Math.abs((c.evidence.sumCandidate?.[1] as number) / (c.evidence.sumLive?.[1] as number) - 0.5) < 1e-6, 'calibration evidence: mean p(click) halved')
+  // Logits ([N,2] outside [0, 1]) are not probabilities: the label decides as before.
+  const logits = compareOutputs({ label: i64([0, 1]), scores: f32([2, 2], [2, -1, -3, 4]) }, { label: i64([0, 1]), scores: f32([2, 2], [1, -1, -2, 4]) }, opts)
+  t.equal(logits.decidedBy, 'label')
+  t.equal(logits.evidence.metric, 'classes')
+  // compare_output still wins.
+  t.equal(compareOutputs(live, halved, { ...opts, compareOutput: 'label' }).decidedBy, 'label')
+})
+
 t.test('compare: no top-1 output, scores: |c - l| <= tolerance + rtol |l| per row (rtol 0.1 by default)', async t => {
   const live = { y: f32([2, 1], [1, 2]) }
   t.equal(compareOutputs(live, { y: f32([2, 1], [1.00001, 2]) }, opts).agree, true)
