@@ -16,6 +16,8 @@
  * burst added (issue 24). `capYoungGeneration(max)` stops the growth at `max` instead: after
  * each collection it sets the growth factor to 1 while the new space is at `max` or above,
  * and back to V8's 2 once it is below (the sidecar's idle release shrinks it after a burst).
+ * Collections are reported to it asynchronously, so when several come before it hears of
+ * them the new space may still double once past `max` (the test allows that step).
  *
  * Someone who sets a semi-space flag (in the node command line or NODE_OPTIONS) keeps it:
  * nothing is changed then.
