@@ -92,8 +92,7 @@ async function injecting (): Promise<boolean> {
 
 /** A pod created while the webhook configuration is deleted; the configuration is back (same content, new creationTimestamp) when this returns. */
 async function podWithoutWebhook (name: string): Promise<void> {
-  const saved = await getJson('mutatingwebhookconfiguration', name)
-  for (const k of ['resourceVersion', 'uid', 'creationTimestamp', 'generation', 'managedFields']) delete saved.metadata[k]
+  const saved = await savedConfiguration(name)
   await kubectl('delete', 'mutatingwebhookconfiguration', name)
   let failure: Error | undefined
   try {
