@@ -2,10 +2,11 @@
  * `npm run bench:hop`: the round trip to an inference worker on its own (issue 24).
  *
  * Part 1, in this process: sequential `WorkerPool.run` calls on one worker (postMessage
- * there and back), for an empty job (an Identity model, 4 floats) and the iris model, and
- * in-process `session.run` (the floor). Median and p99 of the whole call, and of the call
- * less the compute time ONNX Runtime reports (the hop); idle, then with one busy process
- * per CPU.
+ * there, the worker parked on its doorbell, runtime/doorbell.ts; postMessage back), for an
+ * empty job (an Identity model, 4 floats) and the iris model, and in-process `session.run`
+ * (the floor), back to back and 1 ms apart (a thread that slept: on a VM its vCPU halted
+ * and comes back cold). Median and p99 of the whole call, and of the call less the compute
+ * time ONNX Runtime reports (the hop); idle, then with one busy process per CPU.
  *
  * Part 2, over HTTP: iris at concurrency 1 against two sidecars, every batch on the worker
  * (`--inline-compute-us 0`) and the default (a lone request runs inline), one after the
@@ -33,7 +34,7 @@ const WARM_CALLS = 300
 const logger = createLogger({ level: 'warn', name: 'bench-hop' })
 
 interface Model { name: string, file: string, feeds: () => Record<string, WireTensor>, fetches: string[] }
-type Runner = { name: string, run: (m: Model) => Promise<{ computeNs: number }>, close: () => Promise<void>, load: (m: Model) => Promise<void> }
+type Runner = { name: string, gapMs?: number, run: (m: Model) => Promise<{ computeNs: number }>, close: () => Promise<void>, load: (m: Model) => Promise<void> }
 
 function identityModel (dir: string): Model {
   const file = path.join(dir, 'identity.onnx')
@@ -67,10 +68,11 @@ function poolRunner (name: string): Runner {
   }
 }
 
-function inProcessRunner (): Runner {
+function inProcessRunner (gapMs = 0): Runner {
   const sessions = new Map<string, ort.InferenceSession>()
   return {
-    name: 'in-process session.run',
+    name: gapMs > 0 ? `in-process session.run, ${gapMs} ms apart` : 'in-process session.run',
+    gapMs,
     load: async m => { sessions.set(m.name, await ort.InferenceSession.create(m.file, sessionOptions(1))) },
     run: async m => await runSession(sessions.get(m.name) as ort.InferenceSession, m.feeds(), m.fetches),
     close: async () => { for (const s of sessions.values()) await s.release() }
@@ -87,6 +89,7 @@ async function cell (r: Runner, m: Model): Promise<string> {
     const ns = Number(process.hrtime.bigint() - t0)
     total.push(ns / 1000)
     hop.push((ns - computeNs) / 1000)
+    if (r.gapMs !== undefined && r.gapMs > 0) await new Promise(resolve => setTimeout(resolve, r.gapMs))
   }
   const t = stats(total)
   const h = stats(hop)
@@ -99,7 +102,7 @@ function burners (): ChildProcess[] {
 }
 
 async function part1 (models: Model[]): Promise<void> {
-  const runners = [poolRunner('worker (postMessage)'), inProcessRunner()]
+  const runners = [poolRunner('worker (doorbell)'), inProcessRunner(), inProcessRunner(1)]
   for (const r of runners) for (const m of models) await r.load(m)
   for (const condition of ['idle', 'loaded'] as const) {
     const busy = condition === 'loaded' ? burners() : []

@@ -4,22 +4,34 @@
  * checks and metrics while a model computes. Output buffers are transferred, not copied.
  *   exit {op, code} -> the thread ends (after the run in progress, if any)
  *   trim {op}       -> a young-generation collection, so V8 shrinks the new space a burst grew (no answer)
+ * Once it holds no job, the worker parks on its doorbell (doorbell.ts) for the next one.
  */
-import { parentPort } from 'node:worker_threads'
+import { parentPort, workerData } from 'node:worker_threads'
 import { collectYoung } from './gc.js'
+import { Doorbell } from './doorbell.js'
 import { SessionHost } from './session-host.js'
 import type { WorkerRequest, WorkerResponse } from './protocol.js'
 
+if (parentPort === null) throw new Error('inference-worker must run in a worker thread')
 const port = parentPort
-if (port === null) throw new Error('inference-worker must run in a worker thread')
-const host = new SessionHost()
+const host = new SessionHost({ runNow: true })
+const bellBuffer = (workerData as { bell?: unknown } | null)?.bell
+const bell = bellBuffer instanceof SharedArrayBuffer ? new Doorbell(bellBuffer) : undefined
+let inFlight = 0
+const idle = (): boolean => inFlight === 0
 
-port.on('message', (msg: WorkerRequest) => {
+function onMessage (msg: WorkerRequest): void {
   if (msg.op === 'exit') process.exit(msg.code)
   if (msg.op === 'trim') return collectYoung()
+  inFlight++
   host.handle(msg).then(({ res, transfer }) => {
     port.postMessage(res, transfer)
   }, (err: unknown) => {
     port.postMessage({ id: msg.id, ok: false, error: (err as Error).message ?? String(err) } satisfies WorkerResponse)
+  }).finally(() => {
+    inFlight--
+    if (inFlight === 0) bell?.park(port, m => { onMessage(m as WorkerRequest) }, idle)
   })
-})
+}
+
+port.on('message', onMessage)

@@ -24,6 +24,12 @@ function meta (list: readonly ort.InferenceSession.ValueMetadata[]): ValueMeta[]
 
 export class SessionHost {
   #sessions = new Map<string, ort.InferenceSession>()
+  readonly #runNow: boolean
+
+  /** `runNow`: compute inside `handle` (ort-session.ts), as an inference worker does. */
+  constructor (opts: { runNow?: boolean } = {}) {
+    this.#runNow = opts.runNow === true
+  }
 
   async handle (msg: Exclude<WorkerRequest, { op: 'exit' | 'trim' }>): Promise<{ res: WorkerResponse, transfer: ArrayBuffer[] }> {
     switch (msg.op) {
@@ -49,7 +55,7 @@ export class SessionHost {
       case 'run': {
         const session = this.#sessions.get(msg.key)
         if (session === undefined) return { res: { id: msg.id, ok: false, error: `model ${msg.key} is not loaded in this worker` }, transfer: [] }
-        const { outputs, computeNs } = await runSession(session, msg.feeds, msg.fetches)
+        const { outputs, computeNs } = await runSession(session, msg.feeds, msg.fetches, this.#runNow)
         return { res: { id: msg.id, ok: true, kind: 'run', outputs, computeNs }, transfer: transferables(outputs) }
       }
     }

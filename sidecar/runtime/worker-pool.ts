@@ -16,6 +16,7 @@ import { EventEmitter, once } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import { workerScript } from '../../common/worker-script.js'
 import { MainThreadSlot } from './main-thread-slot.js'
+import { Doorbell } from './doorbell.js'
 import { collectYoung } from './gc.js'
 import { IdleRelease, noteBatch } from './idle-release.js'
 import assert from 'node:assert/strict'
@@ -58,6 +59,8 @@ interface Slot {
   loads: Map<string, Promise<SessionMeta>>
   /** Model keys whose session is loaded in this worker. */
   loaded: Set<string>
+  /** Rung after every message, so a parked worker wakes at once (doorbell.ts). */
+  bell: Doorbell
 }
 
 export type { RunResult }
@@ -77,8 +80,11 @@ export interface WorkerPoolOptions {
   /** intra-op threads per session. */
   threads: number
   logger: Logger
-  /** Starts the worker for a slot; tests substitute faulty ones. Default: runtime/inference-worker. */
-  createWorker?: (index: number) => Worker
+  /**
+   * Starts the worker for a slot, given the buffer of its doorbell; tests substitute
+   * faulty ones. Default: runtime/inference-worker.
+   */
+  createWorker?: (index: number, bell: SharedArrayBuffer) => Worker
   /**
    * Run the sessions on the main thread (runtime/main-thread-slot.ts) instead of worker
    * threads: one slot, one batch at a time (`--inference-thread main`).
@@ -111,7 +117,7 @@ export class WorkerPool extends EventEmitter {
   /** Pending replacements (back-off timers). */
   #restarts = new Set<NodeJS.Timeout>()
   #log: Logger
-  #createWorker: (index: number) => Worker
+  #createWorker: (index: number, bell: SharedArrayBuffer) => Worker
   #idle: IdleRelease | undefined
 
   constructor (opts: WorkerPoolOptions) {
@@ -125,7 +131,7 @@ export class WorkerPool extends EventEmitter {
     this.#log = opts.logger
     this.#createWorker = opts.createWorker ?? (this.inProcess
       ? () => new MainThreadSlot().asWorker()
-      : index => new Worker(workerUrl, { name: `inference-${index}` }))
+      : (index, bell) => new Worker(workerUrl, { name: `inference-${index}`, workerData: { bell } }))
     // Nothing is loaded yet, so the first workers are ready at once (messages queue until they boot).
     for (let i = 0; i < this.size; i++) this.#slots.push(this.#spawn(i, 'ready'))
     if (opts.idleReleaseMs !== undefined && opts.idleReleaseMs > 0) this.#idle = new IdleRelease(opts.idleReleaseMs, () => { this.releaseIdleMemory() })
@@ -135,7 +141,7 @@ export class WorkerPool extends EventEmitter {
   releaseIdleMemory (): void {
     collectYoung()
     if (this.inProcess) return
-    for (const s of this.#live()) s.worker.postMessage({ op: 'trim' } satisfies WorkerRequest)
+    for (const s of this.#live()) this.#post(s, { op: 'trim' })
   }
 
   /** Each slot's state, by index (metrics, tests). */
@@ -144,9 +150,10 @@ export class WorkerPool extends EventEmitter {
   }
 
   #spawn (index: number, state: SlotState): Slot {
-    const worker = this.#createWorker(index)
+    const bell = new Doorbell()
+    const worker = this.#createWorker(index, bell.buffer)
     const bornAt = Date.now()
-    const slot: Slot = { index, worker, state, inFlight: 0, pending: new Map(), loads: new Map(), loaded: new Set() }
+    const slot: Slot = { index, worker, state, inFlight: 0, pending: new Map(), loads: new Map(), loaded: new Set(), bell }
     worker.on('message', (res: WorkerResponse) => {
       const p = slot.pending.get(res.id)
       if (p === undefined) return
@@ -232,8 +239,13 @@ export class WorkerPool extends EventEmitter {
     const id = this.#nextId++
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { resolve, reject })
-      slot.worker.postMessage({ ...msg, id }, transfer)
+      this.#post(slot, { ...msg, id } as WorkerRequest, transfer)
     })
+  }
+
+  #post (slot: Slot, msg: WorkerRequest, transfer: ArrayBuffer[] = []): void {
+    slot.worker.postMessage(msg, transfer)
+    slot.bell.ring()
   }
 
   #live (): Slot[] {
@@ -358,7 +370,7 @@ export class WorkerPool extends EventEmitter {
   kill (index: number): void {
     const slot = this.#slots[index]
     assert(slot !== undefined)
-    slot.worker.postMessage({ op: 'exit', code: 1 } satisfies WorkerRequest)
+    this.#post(slot, { op: 'exit', code: 1 })
   }
 
   /**
@@ -377,7 +389,7 @@ export class WorkerPool extends EventEmitter {
     await Promise.all(this.#slots.map(async slot => {
       if (slot.state === 'dead') return
       const exited = once(slot.worker, 'exit')
-      slot.worker.postMessage({ op: 'exit', code: 0 } satisfies WorkerRequest)
+      this.#post(slot, { op: 'exit', code: 0 })
       const timer = setTimeout(() => { void slot.worker.terminate() }, EXIT_GRACE_MS)
       timer.unref()
       await exited
