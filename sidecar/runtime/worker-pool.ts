@@ -17,7 +17,7 @@ import { Worker } from 'node:worker_threads'
 import { workerScript } from '../../common/worker-script.js'
 import { MainThreadSlot } from './main-thread-slot.js'
 import { Doorbell } from './doorbell.js'
-import { collectYoung } from './gc.js'
+import { BurstCollector } from './gc.js'
 import { IdleRelease, noteBatch } from './idle-release.js'
 import assert from 'node:assert/strict'
 import type { Logger } from '../../common/logger.js'
@@ -119,6 +119,7 @@ export class WorkerPool extends EventEmitter {
   #log: Logger
   #createWorker: (index: number, bell: SharedArrayBuffer) => Worker
   #idle: IdleRelease | undefined
+  #collector = new BurstCollector()
 
   constructor (opts: WorkerPoolOptions) {
     super()
@@ -137,9 +138,12 @@ export class WorkerPool extends EventEmitter {
     if (opts.idleReleaseMs !== undefined && opts.idleReleaseMs > 0) this.#idle = new IdleRelease(opts.idleReleaseMs, () => { this.releaseIdleMemory() })
   }
 
-  /** Collects the young generation here and in every running worker (what the idle release does after a burst). */
+  /**
+   * Collects the young generation here (and the old space when a burst grew it: gc.ts,
+   * BurstCollector) and in every running worker (what the idle release does after a burst).
+   */
   releaseIdleMemory (): void {
-    collectYoung()
+    this.#collector.collect()
     if (this.inProcess) return
     for (const s of this.#live()) this.#post(s, { op: 'trim' })
   }
