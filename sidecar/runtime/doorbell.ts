@@ -5,10 +5,10 @@
  * A worker that has just answered and holds no other job parks on the counter with
  * `Atomics.wait` for up to `PARK_MS` instead of going back to its event loop; a message
  * then wakes it through a futex and it takes the message off its port at once with
- * `receiveMessageOnPort`. Waking a thread that sleeps in its event loop goes through
- * libuv's async handle and Node's MessagePort dispatch: a round trip to the worker cost
- * a median of 134 µs on an idle 2-vCPU VM that way (bench:hop, 2026-12-07), against
- * 10-25 µs for a futex wake-up and a synchronous read of the port.
+ * `receiveMessageOnPort`, without libuv's async handle, Node's MessagePort dispatch and
+ * a turn of its event loop. Measured on an idle 2-vCPU VM (bench/results/2026-12-07-quiet.md):
+ * an empty job's round trip went from a median of ~155 µs to ~125 µs; most of what is left
+ * is the VM waking halted vCPUs, which no thread-to-thread mechanism avoids without spinning.
  *
  * Nothing spins: a parked worker sleeps in the kernel, so on one CPU it takes no time from
  * the main thread. (Watching the counter for up to 200 µs before sleeping was measured and

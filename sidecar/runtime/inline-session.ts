@@ -1,7 +1,7 @@
 /**
  * A main-thread ONNX Runtime session for models so small that handing a batch to a
  * worker thread costs more than computing it: a worker round trip is two thread
- * wake-ups (p50 ~280 µs on the 2-vCPU VMs we measure on), while a batch of the small
+ * wake-ups (p50 120-170 µs on an idle 2-vCPU VM, runtime/doorbell.ts), while a batch of the small
  * example models computes in 5-100 µs. Such a model runs inline, blocking the event
  * loop for at most the configured bound (`--inline-compute-us`, measured during warm-up
  * on a full batch with dynamic non-batch dimensions set to 1); health probes are
