@@ -10,6 +10,7 @@ import { createSidecar, listenOnSocket } from './sidecar.js'
 import { serveOptions } from '../common/serve-options.js'
 import { startTracing } from './core/tracing.js'
 import { capYoungGeneration, releaseYoungGeneration } from '../common/young-generation.js'
+import { limitOldGenerationGrowth } from '../common/old-generation.js'
 import { firstSignal, receivedSignal } from '../common/early-signals.js'
 
 /** Workers and threads by the contract's rule; what does not fit is a warning, not a refusal. */
@@ -123,6 +124,7 @@ export async function serveCommand (argv: string[]): Promise<number> {
   starting.catch(() => {}) // a load failing after the signal won must not crash the shutdown
   starting.then(releaseYoungGeneration, releaseYoungGeneration) // loaded: the new space may grow under load again
   capYoungGeneration(opts.youngGenerationMax) // up to this (common/young-generation.ts)
+  limitOldGenerationGrowth(opts.oldGenerationGrowth) // and the old space's swings (common/old-generation.ts)
   const first = await Promise.race([starting.then(() => undefined), signalled])
   const signal = first ?? await signalled
   logger.info({ signal, inFlight: sidecar.rest.inFlight(), graceMs: opts.shutdownGrace, ...(first !== undefined ? { loading: true } : {}) }, first !== undefined ? 'shutting down while the models load' : 'shutting down: finishing in-flight requests')
