@@ -5,16 +5,16 @@
  * garbage is given back.
  */
 import t from 'tap'
-import { BurstCollector, OLD_SPACE_GROWTH, collectYoung, oldSpaceUsed } from '../../../sidecar/runtime/gc.js'
+import { BurstCollector, OLD_SPACE_GROWTH, collectAll, collectCompacting, collectYoung, oldSpaceCommitted } from '../../../sidecar/runtime/gc.js'
 
 t.test('a full collection only when the old space grew past the threshold since the last release', async t => {
-  let used = 50e6
+  let committed = 50e6
   const calls: string[] = []
-  const c = new BurstCollector({ used: () => used, full: () => { calls.push('full'); used = 52e6 }, young: () => { calls.push('young') } })
-  used += OLD_SPACE_GROWTH // exactly the threshold: not past it
+  const c = new BurstCollector({ committed: () => committed, full: () => { calls.push('full'); committed = 52e6 }, young: () => { calls.push('young') } })
+  committed += OLD_SPACE_GROWTH // exactly the threshold: not past it
   t.equal(c.collect(), false)
   t.same(calls.splice(0), ['young'])
-  used += OLD_SPACE_GROWTH + 1
+  committed += OLD_SPACE_GROWTH + 1
   t.equal(c.collect(), true)
   t.same(calls.splice(0), ['full', 'young'], 'the old space first, then the young generation')
   t.equal(c.collect(), false, 'the floor is what the full collection left: nothing grew since')
@@ -22,25 +22,59 @@ t.test('a full collection only when the old space grew past the threshold since 
 })
 
 t.test('live growth moves the floor: it is not collected again', async t => {
-  let used = 10e6
+  let committed = 10e6
   let fulls = 0
-  const c = new BurstCollector({ used: () => used, full: () => { fulls++ }, young: () => {} })
-  used = 40e6 // grew, and the full collection frees nothing: it is live
+  const c = new BurstCollector({ committed: () => committed, full: () => { fulls++ }, young: () => {} })
+  committed = 40e6 // grew, and the full collection frees nothing: it is live
   t.equal(c.collect(), true)
   t.equal(c.collect(), false)
   t.equal(fulls, 1)
 })
 
-t.test('with the real heap, promoted garbage is collected', async t => {
+t.test('with the real heap, promoted garbage is collected and its pages given back', async t => {
   const c = new BurstCollector()
-  // Objects that survive two scavenges land in the old space, then become garbage.
+  // Objects that survive two scavenges land in the old space, then become garbage; one in
+  // 20 stays live, spread over every page, as a burst leaves a few long-lived objects.
+  const kept: Array<{ n: number, s: string }> = []
   let held: Array<{ n: number, s: string }> | undefined = []
-  for (let i = 0; i < 400_000; i++) held.push({ n: i, s: `row ${i}` })
+  for (let i = 0; i < 400_000; i++) {
+    const o = { n: i, s: `row ${i}` }
+    held.push(o)
+    if (i % 20 === 0) kept.push(o)
+  }
   collectYoung() // two scavenges promote them, as a burst's in-flight requests are
   collectYoung()
-  const grown = oldSpaceUsed()
+  const grown = oldSpaceCommitted()
   held = undefined
   t.equal(held, undefined)
   t.equal(c.collect(), true, 'the growth was over the threshold')
-  t.ok(oldSpaceUsed() < grown - OLD_SPACE_GROWTH, `old space ${(oldSpaceUsed() / 2 ** 20).toFixed(1)} MiB after, ${(grown / 2 ** 20).toFixed(1)} MiB before`)
+  const after = oldSpaceCommitted()
+  t.ok(after < grown - 2 * OLD_SPACE_GROWTH, `old space ${(after / 2 ** 20).toFixed(1)} MiB committed after, ${(grown / 2 ** 20).toFixed(1)} MiB before`)
+  t.equal(kept.length, 20_000, 'what stayed live is still there')
+})
+
+t.test('a compacting collection returns pages a plain one keeps', async t => {
+  const kept: object[] = []
+  const fill = (): void => {
+    let held: object[] | undefined = []
+    for (let i = 0; i < 400_000; i++) {
+      const o = { n: i, s: `row ${i}` }
+      held.push(o)
+      if (i % 20 === 0) kept.push(o)
+    }
+    collectYoung()
+    collectYoung()
+    held = undefined
+  }
+  fill()
+  collectAll()
+  const plain = oldSpaceCommitted()
+  kept.length = 0
+  collectCompacting()
+  const base = oldSpaceCommitted()
+  fill()
+  collectCompacting()
+  const compacted = oldSpaceCommitted()
+  t.ok(compacted - base < plain - base, `compacting: ${((compacted - base) / 2 ** 20).toFixed(1)} MiB over the base, plain: ${((plain - base) / 2 ** 20).toFixed(1)}`)
+  t.equal(kept.length, 20_000)
 })
