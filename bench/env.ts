@@ -3,6 +3,7 @@
  */
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { imageAllocatorEnv } from './image-env.js'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 export const RESULTS = path.join(ROOT, 'bench', 'results')
@@ -40,10 +41,16 @@ export const BURST_S = num('BENCH_BURST_S', 10)
 const set = (name: string, all: string): Set<string> => new Set((env[name] ?? all).split(',').map(s => s.trim()).filter(s => s !== ''))
 export const MEMORY_MODELS = set('BENCH_MEMORY_MODELS', 'small,cnn,big')
 export const MEMORY_SERVERS = set('BENCH_MEMORY_SERVERS', 'sidecar,naive,fastapi')
-/** Extra sidecar flags and environment (`K=V K=V`; default the image's MALLOC_ARENA_MAX=2) for the memory section (A/B a give-back). */
+/**
+ * Extra sidecar flags and environment (`K=V K=V`) for the memory section (A/B a give-back).
+ * The environment defaults to the image's allocator settings (image-env.ts); MEMORY_ENV_NOTE
+ * says when this machine cannot reproduce them.
+ */
 export const MEMORY_ARGS = (env.BENCH_MEMORY_ARGS ?? '').split(' ').filter(a => a !== '')
-export const MEMORY_ENV: Record<string, string> = Object.fromEntries((env.BENCH_MEMORY_ENV ?? 'MALLOC_ARENA_MAX=2').split(' ').filter(a => a !== '').map(kv => {
+const imageAllocator = env.BENCH_MEMORY_ENV === undefined ? imageAllocatorEnv(path.join(ROOT, 'Dockerfile')) : undefined
+export const MEMORY_ENV: Record<string, string> = imageAllocator?.env ?? Object.fromEntries((env.BENCH_MEMORY_ENV ?? '').split(' ').filter(a => a !== '').map(kv => {
   const i = kv.indexOf('=')
   if (i <= 0) throw new Error(`BENCH_MEMORY_ENV: ${kv} is not NAME=VALUE`)
   return [kv.slice(0, i), kv.slice(i + 1)]
 }))
+export const MEMORY_ENV_NOTE = imageAllocator?.missing

@@ -195,7 +195,8 @@ export function report (results: Results, bodies: BenchContext['bodies']): { fig
   for (const [id, m] of Object.entries(mem?.cells ?? {})) {
     const after = Object.entries(m.after).map(([s, v]) => `${s} s ${fmt(v.anonMib)}`).join(', ')
     const heap = m.mainHeap === undefined ? '' : `; main-thread V8 new/old space ${Object.entries(m.mainHeap).map(([k, v]) => `${k} ${fmt(v.newMib)}/${fmt(v.oldMib)}`).join(', ')} MiB`
-    add({ id: `mem_${id}`, label: `anonymous memory, ${serverLabel[m.server] ?? m.server}, ${m.model}, peak in a ${fmt(mem?.burstS ?? NaN)} s 64-conn burst`, value: m.peak.anonMib, unit: 'MiB', baseline: 'idle', ratio: ratio(m.peak.anonMib, m.idle.anonMib), note: `idle ${fmt(m.idle.anonMib)} (RSS ${fmt(m.idle.rssMib)}, file ${fmt(m.idle.fileMib)}); peak RSS ${fmt(m.peak.rssMib)}; after the burst ${after} MiB; ${fmt(m.rps)} req/s, ${fmt(m.cpuUsPerReq)} µs CPU/req, errors ${m.errors}${heap}` })
+    const allocator = m.server !== 'sidecar' || mem === undefined ? '' : `; allocator ${mem.sidecarEnv.LD_PRELOAD ?? 'glibc'}${mem.allocatorNote === undefined ? '' : ` (${mem.allocatorNote})`}`
+    add({ id: `mem_${id}`, label: `anonymous memory, ${serverLabel[m.server] ?? m.server}, ${m.model}, peak in a ${fmt(mem?.burstS ?? NaN)} s 64-conn burst`, value: m.peak.anonMib, unit: 'MiB', baseline: 'idle', ratio: ratio(m.peak.anonMib, m.idle.anonMib), note: `idle ${fmt(m.idle.anonMib)} (RSS ${fmt(m.idle.rssMib)}, file ${fmt(m.idle.fileMib)}); peak RSS ${fmt(m.peak.rssMib)}; after the burst ${after} MiB; ${fmt(m.rps)} req/s, ${fmt(m.cpuUsPerReq)} µs CPU/req, errors ${m.errors}${heap}${allocator}` })
   }
 
   // ---- targets (issues 3 and 13) ----

@@ -51,6 +51,8 @@ export interface MemorySection {
   pinned: boolean
   burstS: number
   sidecarEnv: Record<string, string>
+  /** Why the sidecar ran without the image's allocator, when it did. */
+  allocatorNote?: string
   sidecarArgs: string[]
   fastapiSkipped?: string
   cells: Record<string, MemoryCell>

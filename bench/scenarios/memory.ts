@@ -3,12 +3,12 @@
  * serving that model alone, pinned to CPU 0 (the load generator on CPU 1): anonymous memory
  * (RssAnon, what an extra pod costs a node) and RSS idle (15 s after ready), their peak during a 64-connection
  * burst of BENCH_BURST_S seconds (sampled every 200 ms), and 5, 15 and 30 s after it. Servers:
- * the sidecar (default flags), the naive Node server and the FastAPI + onnxruntime server
+ * the sidecar (default flags, the image's allocator: image-env.ts), the naive Node server and the FastAPI + onnxruntime server
  * (bench/fastapi-baseline.ts; skipped, with the reason, when its virtualenv cannot be built).
  * For the sidecar it also records the main thread's V8 heap (new and old space) from /metrics.
  */
 import { inferTarget } from '../bodies.js'
-import { BURST_S, MEMORY_ARGS, MEMORY_ENV, MEMORY_MODELS, MEMORY_SERVERS } from '../env.js'
+import { BURST_S, MEMORY_ARGS, MEMORY_ENV, MEMORY_ENV_NOTE, MEMORY_MODELS, MEMORY_SERVERS } from '../env.js'
 import { fastapiPython, startFastapi } from '../fastapi-baseline.js'
 import { gauge, log, memoryOf, scrape, sleep, startBaseline, startSidecar, type Server } from '../harness.js'
 import { peakOf, type MemorySample } from '../memory-stats.js'
@@ -33,7 +33,8 @@ export async function runMemory (ctx: BenchContext, results: Results): Promise<v
   const cpu = pinnedOk ? '0' : undefined
   const py = MEMORY_SERVERS.has('fastapi') ? fastapiPython() : { skipped: 'not in BENCH_MEMORY_SERVERS' }
   if ('skipped' in py) log(`memory: FastAPI baseline skipped: ${py.skipped}`)
-  const out: NonNullable<Results['memory']> = { pinned: pinnedOk, burstS: BURST_S, sidecarEnv: MEMORY_ENV, sidecarArgs: MEMORY_ARGS, cells: {}, ...('skipped' in py ? { fastapiSkipped: py.skipped } : {}) }
+  if (MEMORY_ENV_NOTE !== undefined) log(`memory: ${MEMORY_ENV_NOTE}`)
+  const out: NonNullable<Results['memory']> = { pinned: pinnedOk, burstS: BURST_S, sidecarEnv: MEMORY_ENV, ...(MEMORY_ENV_NOTE !== undefined ? { allocatorNote: MEMORY_ENV_NOTE } : {}), sidecarArgs: MEMORY_ARGS, cells: {}, ...('skipped' in py ? { fastapiSkipped: py.skipped } : {}) }
   results.memory = out
   const bodyOf = { small: bodies.small, cnn: bodies.cnnJson, big: bodies.big }
   for (const key of ['small', 'cnn', 'big'] as const) {

@@ -62,10 +62,13 @@ if (!ENABLED) {
     t.equal(cfg.Labels['org.opencontainers.image.version'], JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version, 'version label matches package.json')
 
     const listing = await podman(['run', '--rm', ...RUN_FLAGS, '--read-only', '--entrypoint', '/bin/sh', IMAGE, '-c',
-      'ls /app/node_modules/onnxruntime-node/bin/napi-v6/*; ls /app/node_modules | grep -c . ; test -d /app/node_modules/typescript && echo HAS-DEV || echo NO-DEV'])
+      'ls /app/node_modules/onnxruntime-node/bin/napi-v6/*; ls /app/node_modules | grep -c . ; test -d /app/node_modules/typescript && echo HAS-DEV || echo NO-DEV; ' +
+      'node -e \'process.stdout.write(require("fs").readFileSync("/proc/self/maps", "utf8").includes("libjemalloc.so.2") ? "ALLOCATOR-JEMALLOC" : "ALLOCATOR-GLIBC")\' 2>&1'])
     t.match(listing, /^x64$/m, 'onnxruntime-node keeps its linux-x64 binaries')
     t.notMatch(listing, /darwin|win32|arm64/, 'and no other platform\'s')
     t.match(listing, /NO-DEV/, 'no dev dependencies')
+    t.match(listing, /ALLOCATOR-JEMALLOC/, 'node runs with jemalloc preloaded (issue 24)')
+    t.notMatch(listing, /cannot be preloaded/, 'and the loader finds it')
   })
 
   t.test('runs as the sidecar: read-only, non-root, models read-only, answers an inference', async t => {
