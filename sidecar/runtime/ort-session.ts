@@ -27,9 +27,10 @@ export function sessionOptions (threads: number): ort.InferenceSession.SessionOp
  *
  * `now`: compute inside this call rather than on the next turn of the event loop.
  * onnxruntime-node's `run()` defers its synchronous native call with `setImmediate`; an
- * inference worker that has taken a job off its doorbell (doorbell.ts) would pay a whole
- * event-loop iteration for that, so for the length of the call `setImmediate` runs its
- * callback at once. The result still arrives through the promise (a microtask). Should a
+ * inference worker that has taken a job off its doorbell (doorbell.ts), or an inline
+ * session whose batch the batcher cut in its own `setImmediate` (inline-session.ts), would
+ * pay a whole event-loop iteration for that, so for the length of the call `setImmediate`
+ * runs its callback at once. The result still arrives through the promise (a microtask). Should a
  * later onnxruntime-node stop deferring, this changes nothing.
  */
 export async function runSession (session: ort.InferenceSession, feeds: Record<string, WireTensor>, fetches: string[], now = false): Promise<RunResult> {
