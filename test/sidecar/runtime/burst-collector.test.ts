@@ -31,22 +31,29 @@ t.test('live growth moves the floor: it is not collected again', async t => {
   t.equal(fulls, 1)
 })
 
-t.test('with the real heap, promoted garbage is collected and its pages given back', async t => {
-  const c = new BurstCollector()
-  // Objects that survive two scavenges land in the old space, then become garbage; one in
-  // 20 stays live, spread over every page, as a burst leaves a few long-lived objects.
-  const kept: Array<{ n: number, s: string }> = []
-  let held: Array<{ n: number, s: string }> | undefined = []
+/**
+ * A burst's garbage in the old space: 400,000 objects survive two scavenges and are
+ * promoted, as a burst's in-flight requests are, then all but one in 20 become garbage. The
+ * survivors go to `kept`, spread over every page, as a burst leaves a few long-lived
+ * objects. Answers how many became garbage.
+ */
+function promoteGarbage (kept: object[]): number {
+  const held: object[] = []
   for (let i = 0; i < 400_000; i++) {
     const o = { n: i, s: `row ${i}` }
     held.push(o)
     if (i % 20 === 0) kept.push(o)
   }
-  collectYoung() // two scavenges promote them, as a burst's in-flight requests are
   collectYoung()
+  collectYoung()
+  return held.length - 20_000
+}
+
+t.test('with the real heap, promoted garbage is collected and its pages given back', async t => {
+  const c = new BurstCollector()
+  const kept: object[] = []
+  t.equal(promoteGarbage(kept), 380_000)
   const grown = oldSpaceCommitted()
-  held = undefined
-  t.equal(held, undefined)
   t.equal(c.collect(), true, 'the growth was over the threshold')
   const after = oldSpaceCommitted()
   t.ok(after < grown - 2 * OLD_SPACE_GROWTH, `old space ${(after / 2 ** 20).toFixed(1)} MiB committed after, ${(grown / 2 ** 20).toFixed(1)} MiB before`)
@@ -55,24 +62,13 @@ t.test('with the real heap, promoted garbage is collected and its pages given ba
 
 t.test('a compacting collection returns pages a plain one keeps', async t => {
   const kept: object[] = []
-  const fill = (): void => {
-    let held: object[] | undefined = []
-    for (let i = 0; i < 400_000; i++) {
-      const o = { n: i, s: `row ${i}` }
-      held.push(o)
-      if (i % 20 === 0) kept.push(o)
-    }
-    collectYoung()
-    collectYoung()
-    held = undefined
-  }
-  fill()
+  promoteGarbage(kept)
   collectAll()
   const plain = oldSpaceCommitted()
   kept.length = 0
   collectCompacting()
   const base = oldSpaceCommitted()
-  fill()
+  promoteGarbage(kept)
   collectCompacting()
   const compacted = oldSpaceCommitted()
   t.ok(compacted - base < plain - base, `compacting: ${((compacted - base) / 2 ** 20).toFixed(1)} MiB over the base, plain: ${((plain - base) / 2 ** 20).toFixed(1)}`)
