@@ -119,7 +119,6 @@ export class InferenceObserver {
       },
       onEnd: hook => { hooks.push(hook) }
     }
-    const fields = (): object => ({ reqId: call.requestId, protocol: call.protocol, model, version: mv?.version })
     try {
       return await fn(obs)
     } catch (err) {
@@ -130,7 +129,7 @@ export class InferenceObserver {
         this.#log.error({ reqId: call.requestId, protocol: call.protocol, model, err }, 'unexpected error')
         throw errors.INTERNAL()
       }
-      this.#log[serverFault ? 'error' : 'info']({ ...fields(), status, code: (err as SidecarError).code, reason: (err as Error).message }, 'inference request failed')
+      this.#log[serverFault ? 'error' : 'info']({ reqId: call.requestId, protocol: call.protocol, model, version: mv?.version, status, code: (err as SidecarError).code, reason: (err as Error).message }, 'inference request failed')
       throw err
     } finally {
       span.setAttribute(call.protocol === 'grpc' ? 'rpc.grpc.status_code' : 'http.response.status_code', call.protocol === 'grpc' ? grpcCodeOfStatus(status) : status)
@@ -140,7 +139,8 @@ export class InferenceObserver {
       vm.request(status)
       const seconds = Number(process.hrtime.bigint() - started) / NS_PER_S
       if (mv !== undefined) vm.requestDuration.observe(seconds)
-      if (status < 400) this.#log.debug({ ...fields(), status, durationMs: seconds * 1000 }, 'inference')
+      // The line's object only when it is written: at the default level, nothing per request.
+      if (status < 400 && this.#log.isLevelEnabled('debug')) this.#log.debug({ reqId: call.requestId, protocol: call.protocol, model, version: mv?.version, status, durationMs: seconds * 1000 }, 'inference')
     }
   }
 }

@@ -37,7 +37,7 @@ t.test('a successful call: its value, counted as 200 under the answering version
   const value = await observer.observe(call(), async obs => { obs.answeredBy(v.mv); return 'encoded' })
   t.equal(value, 'encoded')
   t.equal(await requests({ model: 'm', version: '3', code: '200' }), 1)
-  t.match(logs.find(l => l.msg === 'inference'), { reqId: 'r1', model: 'm', version: 3, status: 200 })
+  t.match(logs.find(l => l.msg === 'inference'), { reqId: 'r1', protocol: 'rest', model: 'm', version: 3, status: 200, durationMs: Number })
 })
 
 t.test('a failing call: the error passes through, counted under its status, logged with its code', async t => {
@@ -45,7 +45,7 @@ t.test('a failing call: the error passes through, counted under its status, logg
   const v = fakeModelVersion({ version: 1 })
   await t.rejects(observer.observe(call(), async obs => { obs.answeredBy(v.mv); throw errors.BAD_REQUEST('nope') }), { code: 'OS_ERR_BAD_REQUEST' })
   t.equal(await requests({ model: 'm', version: '1', code: '400' }), 1)
-  t.match(logs.find(l => l.msg === 'inference request failed'), { level: 'info', status: 400, code: 'OS_ERR_BAD_REQUEST', reason: 'nope' })
+  t.match(logs.find(l => l.msg === 'inference request failed'), { level: 'info', reqId: 'r1', protocol: 'rest', model: 'm', version: 1, status: 400, code: 'OS_ERR_BAD_REQUEST', reason: 'nope' })
 })
 
 t.test('a bug becomes an internal error, logged as unexpected', async t => {
