@@ -243,7 +243,11 @@ export class WorkerPool extends EventEmitter {
     const id = this.#nextId++
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { resolve, reject })
-      this.#post(slot, { ...msg, id } as WorkerRequest, transfer)
+      // The id is set on the caller's fresh object, not copied by spread: a spread object per
+      // run made V8 promote garbage (see common/http.ts).
+      const request = msg as Request & { id: number }
+      request.id = id
+      this.#post(slot, request as WorkerRequest, transfer)
     })
   }
 
