@@ -14,8 +14,9 @@
  * Under load the same growth takes the new space to V8's limit, 32 MiB, which a
  * 64-connection burst reached within a second and which was half of the anonymous memory the
  * burst added (issue 24). `capYoungGeneration(max)` stops the growth at `max` instead: after
- * each collection it sets the growth factor to 1 while the new space is at `max` or above,
- * and back to V8's 2 once it is below (the sidecar's idle release shrinks it after a burst).
+ * each collection it sets the growth factor that would take the new space to `max` in one
+ * step (`growthFactor`), 1 at `max` or above (the sidecar's idle release shrinks it after a
+ * burst; the next load grows it back to `max` at its first growth, not by doublings).
  * Collections are reported to it asynchronously, so when several come before it hears of
  * them the new space may still double once past `max` (the test allows that step).
  *
@@ -50,9 +51,20 @@ export function releaseYoungGeneration (): void {
   held = false
 }
 
-/** Whether the new space, `newSpaceBytes` committed, may grow no further under a cap of `maxBytes`. */
-export function growthStops (newSpaceBytes: number, maxBytes: number): boolean {
-  return newSpaceBytes >= maxBytes
+/**
+ * The growth factor that takes the new space, `newSpaceBytes` committed now, as far as the
+ * cap `maxBytes` in one step, and no further: 1 (no growth) at the cap or above.
+ *
+ * V8 grows the new space only after as many bytes survived scavenges as it holds. A
+ * sidecar's requests leave almost nothing behind, so at V8's factor 2 a new space shrunk by
+ * the idle release (or held small while starting) took many seconds of steady load to
+ * double its way back, and scavenged every ~25 ms meanwhile: at ~3,700 requests per second
+ * on one CPU that is 1 % of the requests, and it set their p99 (iris at one connection:
+ * 601-613 µs after 15 s idle; 380-384 with this factor; bench/results/2026-12-07-c1.md).
+ */
+export function growthFactor (newSpaceBytes: number, maxBytes: number): number {
+  if (newSpaceBytes <= 0) return DEFAULT_GROWTH_FACTOR
+  return Math.max(1, Math.floor(maxBytes / newSpaceBytes))
 }
 
 const newSpaceBytes = (): number => getHeapSpaceStatistics().find(s => s.space_name === 'new_space')?.space_size ?? 0
@@ -62,13 +74,13 @@ let cap: PerformanceObserver | undefined
 /** Stops the new space growing past `maxBytes` (checked after each collection); 0 leaves V8's limit. */
 export function capYoungGeneration (maxBytes: number): void {
   if (cap !== undefined || maxBytes <= 0 || setsSemiSpace(process.execArgv, processEnv().NODE_OPTIONS)) return
-  let stopped = false
+  let factor = DEFAULT_GROWTH_FACTOR
   cap = new PerformanceObserver(() => {
     if (held) return // starting: the hold's factor 1 stands
-    const stop = growthStops(newSpaceBytes(), maxBytes)
-    if (stop === stopped) return
-    setFlagsFromString(`--semi-space-growth-factor=${stop ? 1 : DEFAULT_GROWTH_FACTOR}`)
-    stopped = stop
+    const next = growthFactor(newSpaceBytes(), maxBytes)
+    if (next === factor) return
+    setFlagsFromString(`--semi-space-growth-factor=${next}`)
+    factor = next
   })
   cap.observe({ entryTypes: ['gc'] })
 }

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import path from 'node:path'
-import { growthStops, setsSemiSpace } from '../../common/young-generation.js'
+import { growthFactor, setsSemiSpace } from '../../common/young-generation.js'
 import { ROOT } from '../fixtures/sidecar.js'
 
 const MODULE = path.join(ROOT, 'dist', 'common', 'young-generation.js')
@@ -33,9 +33,14 @@ t.test('held, the new space stays at its initial size under surviving allocation
   t.ok(out.released > out.held, `released: ${out.released / MIB} MiB of new space`)
 })
 
-t.test('growthStops: at the cap or above', async t => {
-  t.equal(growthStops(16 * MIB, 16 * MIB), true)
-  t.equal(growthStops(8 * MIB, 16 * MIB), false)
+t.test('growthFactor: to the cap in one step, never past it; 1 at the cap or above', async t => {
+  t.equal(growthFactor(16 * MIB, 16 * MIB), 1)
+  t.equal(growthFactor(20 * MIB, 16 * MIB), 1)
+  t.equal(growthFactor(8 * MIB, 16 * MIB), 2)
+  t.equal(growthFactor(2 * MIB, 16 * MIB), 8, 'from V8\'s minimum straight to the cap')
+  t.equal(growthFactor(3 * MIB, 16 * MIB), 5, 'the largest step that stays at or under the cap')
+  t.ok(growthFactor(3 * MIB, 16 * MIB) * 3 * MIB <= 16 * MIB)
+  t.equal(growthFactor(0, 16 * MIB), 2, 'no reading: V8\'s own factor')
 })
 
 t.test('capped, the new space stops growing at the cap under load that yields; 0 leaves V8\'s limit', async t => {
@@ -59,4 +64,23 @@ t.test('capped, the new space stops growing at the cap under load that yields; 0
   t.ok(capped <= 2 * 4 * MIB, `capped at 4 MiB (one doubling past it at most): ${capped / MIB} MiB of new space`)
   t.ok(free > 4 * MIB, `uncapped: ${free / MIB} MiB of new space`)
   t.ok(capped < free, `the cap holds it below V8's own limit: ${capped / MIB} < ${free / MIB} MiB`)
+})
+
+t.test('light survival, as a sidecar\'s requests leave: the new space reaches the cap at its first growth, where V8\'s doubling stays below it', async t => {
+  const script = (cap: number): string => `
+    import v8 from 'node:v8'
+    import { capYoungGeneration } from ${JSON.stringify(MODULE)}
+    const newSpace = () => v8.getHeapSpaceStatistics().find(s => s.space_name === 'new_space').space_size
+    if (${cap} > 0) capYoungGeneration(${cap})
+    let keep = []
+    for (let chunk = 0; chunk < 300; chunk++) {
+      for (let i = 0; i < 2000; i++) { const o = { i, s: 'x' + i, a: [i, i + 1] }; if (i % 50 === 0) keep.push(o); if (keep.length > 300) keep.shift() }
+      await new Promise(resolve => setImmediate(resolve))
+    }
+    console.log(JSON.stringify({ newSpace: newSpace() }))`
+  const run = (cap: number): number => (JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script(cap)], { encoding: 'utf8' })) as { newSpace: number }).newSpace
+  const capped = run(16 * MIB)
+  const v8Own = run(0)
+  t.equal(capped, 16 * MIB, `capped at 16 MiB: ${capped / MIB} MiB of new space`)
+  t.ok(v8Own < capped, `V8's doubling after the same load: ${v8Own / MIB} MiB`)
 })
