@@ -43,22 +43,32 @@ t.test('growthFactor: to the cap in one step, never past it; 1 at the cap or abo
   t.equal(growthFactor(0, 16 * MIB), 2, 'no reading: V8\'s own factor')
 })
 
-t.test('capped, the new space stops growing at the cap under load that yields; 0 leaves V8\'s limit', async t => {
-  // Collections are reported to the cap asynchronously, as under a server's load: the churn yields between chunks.
-  const script = (cap: number): string => `
+/**
+ * The main thread's new space before and after a load, in a child process (V8 flags are
+ * process-wide) that first caps it at `cap` (0: no cap). The load is `chunks` rounds of the
+ * script text `chunk`, each followed by a turn of the event loop, so the cap hears of
+ * collections asynchronously, as under a server's load; `setup` runs once before them.
+ */
+function newSpaceUnderLoad (cap: number, load: { setup?: string, chunk: string, chunks: number }): { before: number, after: number } {
+  const script = `
     import v8 from 'node:v8'
     import { capYoungGeneration } from ${JSON.stringify(MODULE)}
     const newSpace = () => v8.getHeapSpaceStatistics().find(s => s.space_name === 'new_space').space_size
     capYoungGeneration(${cap})
-    let keep = []
-    for (let chunk = 0; chunk < 400; chunk++) {
-      for (let i = 0; i < 10000; i++) { keep.push({ i, s: 'x' + i }); if (keep.length > 50000) keep = [] }
+    const before = newSpace()
+    ${load.setup ?? ''}
+    for (let chunk = 0; chunk < ${load.chunks}; chunk++) {
+      ${load.chunk}
       await new Promise(resolve => setImmediate(resolve))
     }
-    console.log(JSON.stringify({ newSpace: newSpace() }))`
-  const run = (cap: number): number => (JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script(cap)], { encoding: 'utf8' })) as { newSpace: number }).newSpace
-  const capped = run(4 * MIB)
-  const free = run(0)
+    console.log(JSON.stringify({ before, after: newSpace() }))`
+  return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as { before: number, after: number }
+}
+
+t.test('capped, the new space stops growing at the cap under load that yields; 0 leaves V8\'s limit', async t => {
+  const load = { setup: 'let keep = []', chunk: "for (let i = 0; i < 10000; i++) { keep.push({ i, s: 'x' + i }); if (keep.length > 50000) keep = [] }", chunks: 400 }
+  const capped = newSpaceUnderLoad(4 * MIB, load).after
+  const free = newSpaceUnderLoad(0, load).after
   // The cap hears of a collection after it (PerformanceObserver entries arrive
   // asynchronously), so collections in between may still double the new space once.
   t.ok(capped <= 2 * 4 * MIB, `capped at 4 MiB (one doubling past it at most): ${capped / MIB} MiB of new space`)
@@ -67,20 +77,9 @@ t.test('capped, the new space stops growing at the cap under load that yields; 0
 })
 
 t.test('light survival, as a sidecar\'s requests leave: the new space reaches the cap at its first growth, where V8\'s doubling stays below it', async t => {
-  const script = (cap: number): string => `
-    import v8 from 'node:v8'
-    import { capYoungGeneration } from ${JSON.stringify(MODULE)}
-    const newSpace = () => v8.getHeapSpaceStatistics().find(s => s.space_name === 'new_space').space_size
-    if (${cap} > 0) capYoungGeneration(${cap})
-    let keep = []
-    for (let chunk = 0; chunk < 300; chunk++) {
-      for (let i = 0; i < 2000; i++) { const o = { i, s: 'x' + i, a: [i, i + 1] }; if (i % 50 === 0) keep.push(o); if (keep.length > 300) keep.shift() }
-      await new Promise(resolve => setImmediate(resolve))
-    }
-    console.log(JSON.stringify({ newSpace: newSpace() }))`
-  const run = (cap: number): number => (JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script(cap)], { encoding: 'utf8' })) as { newSpace: number }).newSpace
-  const capped = run(16 * MIB)
-  const v8Own = run(0)
+  const load = { setup: 'let keep = []', chunk: "for (let i = 0; i < 2000; i++) { const o = { i, s: 'x' + i, a: [i, i + 1] }; if (i % 50 === 0) keep.push(o); if (keep.length > 300) keep.shift() }", chunks: 300 }
+  const capped = newSpaceUnderLoad(16 * MIB, load).after
+  const v8Own = newSpaceUnderLoad(0, load).after
   t.equal(capped, 16 * MIB, `capped at 16 MiB: ${capped / MIB} MiB of new space`)
   t.ok(v8Own < capped, `V8's doubling after the same load: ${v8Own / MIB} MiB`)
 })
@@ -94,26 +93,16 @@ t.test('ScavengePace: a run of close scavenges asks for one nudge, then waits; s
   t.same(answers([800 + 10_000, 800 + 10_010, 800 + 10_020, 800 + 10_030, 800 + 10_040, 800 + 10_050]), [false, false, false, false, false, true], '10 s on, a new run of five: nudge again')
 })
 
-t.test('capped, scavenges with nothing surviving still grow the new space to the cap (the nudge); V8 alone stays below it', async t => {
-  const script = (cap: number): string => `
-    import v8 from 'node:v8'
-    import { capYoungGeneration } from ${JSON.stringify(MODULE)}
-    const newSpace = () => v8.getHeapSpaceStatistics().find(s => s.space_name === 'new_space').space_size
-    if (${cap} > 0) capYoungGeneration(${cap})
-    const before = newSpace()
-    for (let chunk = 0; chunk < 600; chunk++) {
-      for (let i = 0; i < 2000; i++) { const o = { i, s: 'x' + i, a: [i, i + 1, i + 2] } }
-      await new Promise(resolve => setImmediate(resolve))
-    }
-    console.log(JSON.stringify({ before, after: newSpace() }))`
-  // From files, not -e, and without the test runner's NODE_OPTIONS: both leave survivors of their own.
-  const dir = t.testdir({ 'capped.mjs': script(16 * MIB), 'v8.mjs': script(0) })
-  const run = (file: string): { before: number, after: number } => JSON.parse(execFileSync(process.execPath, [path.join(dir, file)], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } })) as { before: number, after: number }
-  const capped = run('capped.mjs')
-  const v8Own = run('v8.mjs')
+t.test('capped, scavenges with nothing surviving still grow the new space to the cap; V8 alone stays below it', async t => {
+  // What this cannot tell apart: in this load V8 grows the new space once on its own (a few
+  // objects of the first, unoptimised rounds survive), and with the cap's growth factor
+  // that one growth already reaches the cap, with or without the nudge (checked by turning
+  // the nudge off). The nudge itself is seen with --trace-gc on a sidecar after an idle
+  // release (bench/results/2026-12-07-c1.md).
+  const load = { chunk: "for (let i = 0; i < 2000; i++) { const o = { i, s: 'x' + i, a: [i, i + 1, i + 2] } }", chunks: 600 }
+  const capped = newSpaceUnderLoad(16 * MIB, load)
+  const v8Own = newSpaceUnderLoad(0, load)
   t.ok(capped.before < 16 * MIB, `capped: ${capped.before / MIB} MiB before the load`)
   t.equal(capped.after, 16 * MIB, `capped: ${capped.after / MIB} MiB after it`)
-  // Run by hand, V8 alone stays where it was (2 MiB); under the test runner a few objects of
-  // the first, unoptimised chunks survive and it may double once. Either way, below the cap.
   t.ok(v8Own.after < capped.after, `V8 alone: ${v8Own.before / MIB} MiB before, ${v8Own.after / MIB} after`)
 })
