@@ -11,6 +11,7 @@ import { serveOptions } from '../common/serve-options.js'
 import { startTracing } from './core/tracing.js'
 import { capYoungGeneration, releaseYoungGeneration } from '../common/young-generation.js'
 import { limitOldGenerationGrowth } from '../common/old-generation.js'
+import { retainOptimisedCode } from '../common/code-retention.js'
 import { firstSignal, receivedSignal } from '../common/early-signals.js'
 
 /** Workers and threads by the contract's rule; what does not fit is a warning, not a refusal. */
@@ -125,6 +126,7 @@ export async function serveCommand (argv: string[]): Promise<number> {
   starting.then(releaseYoungGeneration, releaseYoungGeneration) // loaded: the new space may grow under load again
   capYoungGeneration(opts.youngGenerationMax) // up to this (common/young-generation.ts)
   limitOldGenerationGrowth(opts.oldGenerationGrowth) // and the old space's swings (common/old-generation.ts)
+  retainOptimisedCode() // the compiled request path outlives an idle release (common/code-retention.ts)
   const first = await Promise.race([starting.then(() => undefined), signalled])
   const signal = first ?? await signalled
   logger.info({ signal, inFlight: sidecar.rest.inFlight(), graceMs: opts.shutdownGrace, ...(first !== undefined ? { loading: true } : {}) }, first !== undefined ? 'shutting down while the models load' : 'shutting down: finishing in-flight requests')
