@@ -96,7 +96,8 @@ export async function serveCommand (argv: string[]): Promise<number> {
     version,
     inlineComputeUs: opts.inlineComputeUs,
     idleReleaseMs: opts.idleRelease,
-    grpcServer: opts.grpcServer
+    grpcServer: opts.grpcServer,
+    warmup: { requests: opts.warmupRequests, timeoutMs: opts.warmupTimeout }
   })
   let metricsPort: number
   let inferencePort: number

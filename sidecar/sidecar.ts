@@ -25,6 +25,10 @@ import { createRolloutMetrics } from './rollout/metrics.js'
 import { Rollouts } from './rollout/rollouts.js'
 import { WorkerPool } from './runtime/worker-pool.js'
 import { SharedMemoryRegions } from './shm/regions.js'
+import { warmUp, WarmupState } from './http/warmup.js'
+import { WARMUP_SEED, warmupTargets, type SampleTensor } from './inference/warmup-plan.js'
+import { sampleRequests } from './models/sample-rows.js'
+import type { ModelSignature } from './models/signature.js'
 import type http from 'node:http'
 
 export interface SidecarOptions {
@@ -60,6 +64,12 @@ export interface SidecarOptions {
   grpcServer?: 'grpc-js' | 'http2'
   /** Where system shared memory keys are looked up (default /dev/shm; tests use their own directory). */
   shmDir?: string
+  /**
+   * The warm-up before ready (http/warmup.ts): `requests` sent to the REST listener once
+   * the models are loaded, within `timeoutMs`. Undefined or 0 requests: none (serve passes
+   * `--warmup-requests`; the REST listener must be listening when `start` is called).
+   */
+  warmup?: { requests: number, timeoutMs: number }
 }
 
 export interface Sidecar {
@@ -100,11 +110,15 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
   })
   const rollouts = new Rollouts({ versions: manager, pool, metrics: createRolloutMetrics(metrics.registry), events: new RolloutObserver({ logger: opts.logger, tracer: opts.tracer }) })
   const isShuttingDown = (): boolean => shutting
+  const warmup = new WarmupState((opts.warmup?.requests ?? 0) > 0)
+  const isWarming = (): boolean => warmup.warming
   const requestMemory = new RequestMemory(opts.requestMemory ?? requestLimits(DEFAULT_MEMORY_BUDGET).requestBytes)
   trackRequestMemory(metrics, requestMemory.budget)
   const sharedMemory = new SharedMemoryRegions({ dir: opts.shmDir })
   const runner = new InferenceDispatcher({ manager, rollouts })
-  const observer = new InferenceObserver({ metrics, logger: opts.logger, tracer: opts.tracer, known: model => manager.has(model) })
+  // The warm-up's calls are counted in a registry of their own that nobody scrapes.
+  const quietMetrics = warmup.warming ? createSidecarMetrics({ defaultMetrics: false }) : undefined
+  const observer = new InferenceObserver({ metrics, logger: opts.logger, tracer: opts.tracer, known: model => manager.has(model), quietMetrics })
   const rest = buildRestApp({
     manager,
     rollouts,
@@ -116,7 +130,8 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     memory: requestMemory,
     isShuttingDown,
     version: opts.version ?? '0.0.0',
-    sharedMemory
+    sharedMemory,
+    warmup
   })
   const grpc = new (opts.grpcServer === 'grpc-js' ? GrpcServer : H2GrpcServer)({
     manager,
@@ -124,12 +139,32 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     observer,
     tracer: opts.tracer,
     isShuttingDown,
+    isWarming,
     version: opts.version ?? '0.0.0',
     maxMessageBytes: opts.bodyLimit,
     memory: requestMemory,
     sharedMemory
   })
-  const metricsServer = new MetricsServer({ registry: metrics.registry, manager, isShuttingDown })
+  const metricsServer = new MetricsServer({ registry: metrics.registry, manager, isShuttingDown, isWarming })
+
+  /** Sends the warm-up, then lets readiness through; a warm-up that fails is logged, never fatal. */
+  const warm = async (): Promise<void> => {
+    const address = rest.server.address()
+    const requests = opts.warmup?.requests ?? 0
+    if (!warmup.warming || requests === 0 || address === null || typeof address === 'string') return
+    // Per model, the version a request without one reaches (a rollout's live one, else the policy's pick).
+    const answering: ModelSignature[] = []
+    for (const name of new Set(manager.index().filter(e => e.state === 'READY').map(e => e.name))) {
+      if (manager.state(name).state === 'READY') answering.push(runner.resolve({ model: name, version: undefined }, { answeredBy: () => {} }))
+    }
+    const sample = (sig: ModelSignature): SampleTensor[] => (sampleRequests(sig, 1, WARMUP_SEED)[0] as { inputs: SampleTensor[] }).inputs
+    const { targets, skipped } = warmupTargets(answering, opts.bodyLimit, sample)
+    const log = opts.logger.child({ component: 'warmup' })
+    for (const s of skipped) log.info({ model: s.model, version: s.version, reason: s.reason }, 'warm-up leaves this version out')
+    if (targets.length === 0) return
+    const report = await warmUp({ address, state: warmup, targets, requests, timeoutMs: opts.warmup?.timeoutMs ?? 0, stopping: isShuttingDown })
+    log[report.failed > 0 ? 'warn' : 'info'](report, report.failed > 0 ? 'warm-up requests failed' : 'warmed up')
+  }
 
   return {
     manager,
@@ -140,7 +175,12 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     metricsServer,
     sharedMemory,
     start: async () => {
-      await manager.start()
+      try {
+        await manager.start()
+        await warm()
+      } finally {
+        warmup.end()
+      }
       metricsServer.refresh()
     },
     close: async (graceMs = SERVE_DEFAULTS.shutdownGrace) => {

@@ -34,6 +34,8 @@ export interface GrpcServiceDeps {
   /** Undefined when tracing is off: then no trace context is read from the metadata. */
   tracer: Tracer | undefined
   isShuttingDown: () => boolean
+  /** True while the warm-up before ready runs (http/warmup.ts): not ready. */
+  isWarming?: () => boolean
   version: string
   /** Registered system shared memory regions (Triton's extension); undefined: its methods answer 400. */
   sharedMemory?: SharedMemoryRegions
@@ -86,7 +88,7 @@ function deadlineNs (deadline: Date | number): bigint {
 
 export function grpcService (deps: GrpcServiceDeps): UntypedServiceImplementation {
   const { manager } = deps
-  const ready = (): boolean => !deps.isShuttingDown() && manager.ready()
+  const ready = (): boolean => !deps.isShuttingDown() && deps.isWarming?.() !== true && manager.ready()
   let nextId = 1
   const sharedMemory = (): SharedMemoryRegions => {
     if (deps.sharedMemory === undefined) throw errors.BAD_REQUEST('system shared memory is not served here')

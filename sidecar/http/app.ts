@@ -23,6 +23,7 @@ import { pathOf, Router, type Route } from './router.js'
 import { requestIdOf } from '../inference/request-id.js'
 import type { SharedMemoryRegions } from '../shm/regions.js'
 import { sharedMemoryRoutes } from './shared-memory-routes.js'
+import type { WarmupState } from './warmup.js'
 
 /** What the rollout endpoint reads: a model's rollout state as JSON (the wiring passes `Rollouts`). */
 export interface RolloutStates {
@@ -46,6 +47,8 @@ export interface RestAppDeps {
   version: string
   /** Registered system shared memory regions (Triton's extension); undefined: a request naming one is a 400. */
   sharedMemory?: SharedMemoryRegions
+  /** The warm-up before ready (warmup.ts): not ready while it runs; its requests are quiet. Undefined: none. */
+  warmup?: WarmupState
 }
 
 export interface RestApp {
@@ -95,7 +98,7 @@ export function buildRestApp (deps: RestAppDeps): RestApp {
     }
   }
 
-  const ready = (): boolean => !deps.isShuttingDown() && manager.ready()
+  const ready = (): boolean => !deps.isShuttingDown() && deps.warmup?.warming !== true && manager.ready()
 
   const router = new Router<Exchange>([
     { method: 'GET', path: '/v2', handle: ({ res }) => sendJson(res, 200, serverMetadata(deps.version)) },
@@ -158,7 +161,8 @@ export function buildRestApp (deps: RestAppDeps): RestApp {
       parent: deps.tracer === undefined ? ROOT_CONTEXT : extractContext(req.headers),
       abandoned: () => res.destroyed || req.socket.destroyed,
       // A repeated header: its first value (node:http would join them with ', '), as gRPC metadata.
-      header: name => req.headersDistinct[name]?.[0]
+      header: name => req.headersDistinct[name]?.[0],
+      quiet: deps.warmup?.isOwn(req.url)
     }
     const encoded = await deps.observer.observe(call, async obs => {
       lease = deps.memory.open(0)

@@ -36,15 +36,23 @@ export function heartbeatPeriodMs (livenessTimeoutMs: number): number {
   return Math.min(MAX_HEARTBEAT_MS, Math.max(REFRESH_MS, livenessTimeoutMs > 0 ? livenessTimeoutMs / 10 : MAX_HEARTBEAT_MS))
 }
 
+export interface MetricsServerDeps {
+  registry: Registry
+  manager: Pick<ModelManager, 'ready'>
+  isShuttingDown: () => boolean
+  /** True while the warm-up before ready runs (warmup.ts): not ready. */
+  isWarming?: () => boolean
+}
+
 export class MetricsServer {
-  #deps: { registry: Registry, manager: ModelManager, isShuttingDown: () => boolean }
+  #deps: MetricsServerDeps
   #shared = new SharedArrayBuffer(16)
   #flags = new Int32Array(this.#shared, 0, 1)
   #heartbeat = new BigInt64Array(this.#shared, 8, 1)
   #worker: Worker | undefined
   #timer: NodeJS.Timeout | undefined
 
-  constructor (deps: { registry: Registry, manager: ModelManager, isShuttingDown: () => boolean }) {
+  constructor (deps: MetricsServerDeps) {
     this.#deps = deps
   }
 
@@ -53,7 +61,7 @@ export class MetricsServer {
    * the same timer, so liveness costs no extra wake-up).
    */
   refresh (): void {
-    Atomics.store(this.#flags, 0, !this.#deps.isShuttingDown() && this.#deps.manager.ready() ? 1 : 0)
+    Atomics.store(this.#flags, 0, !this.#deps.isShuttingDown() && this.#deps.isWarming?.() !== true && this.#deps.manager.ready() ? 1 : 0)
     Atomics.store(this.#heartbeat, 0, process.hrtime.bigint())
   }
 

@@ -76,6 +76,7 @@ export class InferenceDispatcher {
    */
   async execute (mv: ModelVersion, request: InferRequest, call: InferCall, obs: Observation): Promise<Answer> {
     const pinned = call.version !== undefined && call.version !== ''
+    // A quiet call (the warm-up) goes through `route` as a client's does; the router leaves it out of a rollout.
     const routed = pinned ? undefined : this.#deps.rollouts?.route(mv, request, call, obs.span)
     if (routed !== undefined) {
       obs.onEnd((status: number, outputs: Record<string, WireTensor> | undefined, ctx: Context) => routed.finish(status, outputs, ctx))
@@ -92,7 +93,8 @@ export class InferenceDispatcher {
       fetches: mv.outputs.map(o => o.name),
       enqueuedNs,
       deadlineNs: earlierDeadline(requested, call.deadlineNs ?? 0n),
-      abandoned: call.abandoned
+      abandoned: call.abandoned,
+      quiet: call.quiet
     })
     obs.batched(result, enqueuedNs)
     return { mv, outputs: result.outputs }

@@ -28,6 +28,8 @@ export interface ObservedCall {
   requestId: string
   /** Trace context of the caller (ROOT_CONTEXT when tracing is off or nothing came in). */
   parent: Context
+  /** The sidecar's own warm-up (http/warmup.ts): not traced, logged or counted in the served metrics, unless it fails with an internal error. */
+  quiet?: boolean
 }
 
 /** Runs once a call has ended (span ended, before metrics): its status, the outputs of a 200, its trace context. */
@@ -54,6 +56,12 @@ export interface ObserverDeps {
   tracer: Tracer | undefined
   /** Whether a model name is known (unknown ones are counted under `_unknown`, never as a label value). */
   known: (model: string) => boolean
+  /**
+   * Where quiet calls (the warm-up's) are counted: metrics in a registry nobody scrapes, so
+   * that they run the code a client's call runs and V8 compiles it during the warm-up.
+   * Undefined: not counted at all.
+   */
+  quietMetrics?: SidecarMetrics
 }
 
 const NOOP_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT)
@@ -63,10 +71,17 @@ const NS_PER_S = 1e9
 export class InferenceObserver {
   #deps: ObserverDeps
   #log: Logger
+  /**
+   * The metrics a call is counted in: [a client's, a quiet call's]. Picked by index, so a
+   * quiet call and a client's run the same property reads: a branch the warm-up never took
+   * would be a deoptimisation on the first client's request (measured with --trace-deopt).
+   */
+  #counted: Array<SidecarMetrics | undefined>
 
   constructor (deps: ObserverDeps) {
     this.#deps = deps
     this.#log = deps.logger.child({ component: 'inference' })
+    this.#counted = [deps.metrics, deps.quietMetrics]
   }
 
   /**
@@ -75,14 +90,16 @@ export class InferenceObserver {
    * Either way the call is counted, traced and logged when this settles.
    */
   async observe<T> (call: ObservedCall, fn: (obs: Observation) => Promise<T>): Promise<T> {
-    const { metrics, tracer } = this.#deps
+    const { tracer } = this.#deps
     const started = process.hrtime.bigint()
     // The model as the client named it (an unknown one may be long): bounded in spans and log lines.
     const model = typeof call.model === 'string' ? shown(call.model, MAX_NAME_BYTES) : call.model
-    const span = tracer === undefined
+    const quiet = call.quiet === true
+    const metrics = this.#counted[quiet ? 1 : 0]
+    const span = tracer === undefined || quiet
       ? NOOP_SPAN
       : tracer.startSpan('inference', { kind: SpanKind.SERVER, attributes: call.protocol === 'grpc' ? { 'onnx_sidecar.model': model, 'rpc.system': 'grpc' } : { 'onnx_sidecar.model': model } }, call.parent)
-    const ctx = tracer === undefined ? call.parent : trace.setSpan(call.parent, span)
+    const ctx = tracer === undefined || quiet ? call.parent : trace.setSpan(call.parent, span)
     const traced = tracer !== undefined && span.isRecording() ? tracer : undefined
     let mv: ModelVersion | undefined
     let outputs: Record<string, WireTensor> | undefined
@@ -111,7 +128,7 @@ export class InferenceObserver {
           traced.startSpan('queue', { startTime: t0 }, ctx).end(queueEnd)
           traced.startSpan('inference.compute', { startTime: queueEnd, attributes: { 'onnx_sidecar.batch_rows': result.batchRows } }, ctx).end(queueEnd + result.computeNs / NS_PER_MS)
         }
-        if (mv !== undefined) {
+        if (mv !== undefined && metrics !== undefined) {
           const vm = versionMetrics(metrics, mv.name, String(mv.version))
           vm.queueDuration.observe(result.queueNs / NS_PER_S)
           vm.computeDuration.observe(result.computeNs / NS_PER_S)
@@ -129,18 +146,20 @@ export class InferenceObserver {
         this.#log.error({ reqId: call.requestId, protocol: call.protocol, model, err }, 'unexpected error')
         throw errors.INTERNAL()
       }
-      this.#log[serverFault ? 'error' : 'info']({ reqId: call.requestId, protocol: call.protocol, model, version: mv?.version, status, code: (err as SidecarError).code, reason: (err as Error).message }, 'inference request failed')
+      if (serverFault || !quiet) this.#log[serverFault ? 'error' : 'info']({ reqId: call.requestId, protocol: call.protocol, model, version: mv?.version, status, code: (err as SidecarError).code, reason: (err as Error).message }, 'inference request failed')
       throw err
     } finally {
       span.setAttribute(call.protocol === 'grpc' ? 'rpc.grpc.status_code' : 'http.response.status_code', call.protocol === 'grpc' ? grpcCodeOfStatus(status) : status)
       span.end()
       for (const hook of hooks) hook(status, status === 200 ? outputs : undefined, ctx)
-      const vm = versionMetrics(metrics, mv?.name ?? (this.#deps.known(call.model) ? call.model : '_unknown'), mv === undefined ? '' : String(mv.version))
-      vm.request(status)
-      const seconds = Number(process.hrtime.bigint() - started) / NS_PER_S
-      if (mv !== undefined) vm.requestDuration.observe(seconds)
-      // The line's object only when it is written: at the default level, nothing per request.
-      if (status < 400 && this.#log.isLevelEnabled('debug')) this.#log.debug({ reqId: call.requestId, protocol: call.protocol, model, version: mv?.version, status, durationMs: seconds * 1000 }, 'inference')
+      if (metrics !== undefined) {
+        const vm = versionMetrics(metrics, mv?.name ?? (this.#deps.known(call.model) ? call.model : '_unknown'), mv === undefined ? '' : String(mv.version))
+        vm.request(status)
+        const seconds = Number(process.hrtime.bigint() - started) / NS_PER_S
+        if (mv !== undefined) vm.requestDuration.observe(seconds)
+        // The line's object only when it is written: at the default level, nothing per request.
+        if (status < 400 && this.#log.isLevelEnabled('debug') && !quiet) this.#log.debug({ reqId: call.requestId, protocol: call.protocol, model, version: mv?.version, status, durationMs: seconds * 1000 }, 'inference')
+      }
     }
   }
 }

@@ -20,6 +20,8 @@ import { inCanary } from './sticky.js'
 /** What a transport knows about a call that routing may use. */
 export interface RouteCall {
   requestId: string
+  /** The sidecar's own warm-up: never routed (no canary pick, no shadow, no evidence). */
+  quiet?: boolean
   /** A request header (REST) or metadata value (gRPC), lower-case name. */
   header?: (name: string) => string | undefined
 }
@@ -70,7 +72,7 @@ export class RolloutRouter {
   /** Routes a decoded request that `live()` resolved; undefined when no rollout work applies. */
   route (live: ModelVersion, request: InferRequest, call: RouteCall, span: Span): Routed | undefined {
     const r = this.#deps.table.get(live.name)
-    if (r === undefined || r.controller.phase !== 'observing' || live.version !== r.controller.config.live) return undefined
+    if (r === undefined || r.controller.phase !== 'observing' || live.version !== r.controller.config.live || call.quiet === true) return undefined
     const cfg = r.controller.config
     const candidate = serving(this.#deps.versions, live.name, cfg.candidate)
     if (candidate === undefined || this.problem(r, live, candidate) !== '') return undefined
