@@ -26,8 +26,7 @@ import { Rollouts } from './rollout/rollouts.js'
 import { WorkerPool } from './runtime/worker-pool.js'
 import { SharedMemoryRegions } from './shm/regions.js'
 import { warmUp, WarmupState } from './http/warmup.js'
-import { WARMUP_SEED, warmupTargets, type SampleTensor } from './inference/warmup-plan.js'
-import { sampleRequests } from './models/sample-rows.js'
+import { warmupTargets } from './inference/warmup-plan.js'
 import type { ModelSignature } from './models/signature.js'
 import type http from 'node:http'
 
@@ -157,8 +156,7 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
     for (const name of new Set(manager.index().filter(e => e.state === 'READY').map(e => e.name))) {
       if (manager.state(name).state === 'READY') answering.push(runner.resolve({ model: name, version: undefined }, { answeredBy: () => {} }))
     }
-    const sample = (sig: ModelSignature): SampleTensor[] => (sampleRequests(sig, 1, WARMUP_SEED)[0] as { inputs: SampleTensor[] }).inputs
-    const { targets, skipped } = warmupTargets(answering, opts.bodyLimit, sample)
+    const { targets, skipped } = warmupTargets(answering, opts.bodyLimit)
     const log = opts.logger.child({ component: 'warmup' })
     for (const s of skipped) log.info({ model: s.model, version: s.version, reason: s.reason }, 'warm-up leaves this version out')
     if (targets.length === 0) return

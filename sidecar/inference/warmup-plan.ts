@@ -1,7 +1,7 @@
 /**
  * What the warm-up before ready sends (`--warmup-requests`; http/warmup.ts sends it): one
- * generated request per model, without a version, as clients send them (the dispatcher
- * keeps the warm-up out of rollouts), and how the bulk of the requests is spread over
+ * generated request per model (models/sample-rows.ts), without a version, as clients send
+ * them (the rollout router leaves these quiet calls out), and how the bulk of the requests is spread over
  * connections.
  *
  * Why there is a warm-up at all, measured on one CPU (docs/performance.md): a fresh
@@ -11,13 +11,12 @@
  * meeting a new socket's objects), until a handful of connections have been served.
  */
 import type { ModelSignature } from '../models/signature.js'
+import { sampleRequests } from '../models/sample-rows.js'
 
 /** Connections the bulk is spread over, one after another: the first few new connections are what is slow. */
 export const WARMUP_CONNECTIONS = 8
-/** A generated input tensor (check/sample.ts makes them; the wiring passes it in, check/ being above this layer). */
-export interface SampleTensor { name: string, datatype: string, shape: number[], data: unknown[] }
-/** One row of inputs for a signature; throws for an input no value can be made up for (BYTES). */
-export type SampleInputs = (sig: ModelSignature) => SampleTensor[]
+/** A generated input tensor, as models/sample-rows.ts writes it. */
+interface SampleTensor { name: string, datatype: string, shape: number[], data: unknown[] }
 
 /**
  * A request slower than this (20 ms) is mostly the model's own compute: the few ms V8's
@@ -27,7 +26,7 @@ export type SampleInputs = (sig: ModelSignature) => SampleTensor[]
 export const WARMUP_SLOW_MS = 20
 export const WARMUP_SLOW_REQUESTS = 3
 /** The generated rows' seed: the same requests on every start. */
-export const WARMUP_SEED = 1
+const WARMUP_SEED = 1
 
 /** One model's warm-up request (to the version that answers requests without one), as JSON bodies whose tensors list their fields in two orders. */
 export interface WarmupTarget {
@@ -54,16 +53,16 @@ export interface WarmupSkip {
 /**
  * One request per model (bodies in two field orders) for the version that answers its
  * requests without a version (`answering`): a row generated from its signature within the
- * ranges config.yaml declares (check/sample.ts). Models with a BYTES input (nothing to make
+ * ranges config.yaml declares (models/sample-rows.ts). Models with a BYTES input (nothing to make
  * up) or whose request would exceed `bodyLimit` are skipped, with the reason.
  */
-export function warmupTargets (answering: ModelSignature[], bodyLimit: number, sample: SampleInputs): { targets: WarmupTarget[], skipped: WarmupSkip[] } {
+export function warmupTargets (answering: ModelSignature[], bodyLimit: number): { targets: WarmupTarget[], skipped: WarmupSkip[] } {
   const targets: WarmupTarget[] = []
   const skipped: WarmupSkip[] = []
   for (const sig of answering) {
     let inputs: SampleTensor[]
     try {
-      inputs = sample(sig)
+      inputs = (sampleRequests(sig, 1, WARMUP_SEED)[0] as { inputs: SampleTensor[] }).inputs
     } catch (err) {
       skipped.push({ model: sig.name, version: sig.version, reason: (err as Error).message })
       continue

@@ -1,10 +1,6 @@
 import t from 'tap'
-import { cheapest, perConnection, warmupTargets as plan, WARMUP_SEED, type SampleTensor } from '../../../sidecar/inference/warmup-plan.js'
-import { sampleRequests } from '../../../sidecar/models/sample-rows.js'
+import { cheapest, perConnection, warmupTargets } from '../../../sidecar/inference/warmup-plan.js'
 import type { ModelSignature, TensorSpec } from '../../../sidecar/models/signature.js'
-
-const sample = (sig: ModelSignature): SampleTensor[] => (sampleRequests(sig, 1, WARMUP_SEED)[0] as { inputs: SampleTensor[] }).inputs
-const warmupTargets = (sigs: ModelSignature[], bodyLimit: number): ReturnType<typeof plan> => plan(sigs, bodyLimit, sample)
 
 function signature (name: string, version: number, inputs: TensorSpec[], maxBatchSize = 8): ModelSignature {
   return {
