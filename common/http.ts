@@ -60,6 +60,11 @@ export function sendError (res: ServerResponse, err: CodedError, headers?: Heade
   answer(res, err.statusCode, JSON.stringify(errorBody(err)), JSON_HEADERS, all)
 }
 
+/** `host:port`, with an IPv6 address in brackets (`[::]:9464`). */
+export function hostPort (host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+}
+
 /** Every interface, IPv6 and IPv4, on a dual-stack host. */
 export const ANY_HOST = '::'
 const IPV4_ANY_HOST = '0.0.0.0'

@@ -3,7 +3,7 @@ import { availableCpus, defaultParallelism } from '../common/cpu.js'
 import { memoryBudget, requestLimits } from '../common/memory-limit.js'
 import { FitError, THREADS, clampedWorkers, fleetCandidate, planParallelism, type FleetCandidate, type MemoryBudget } from '../common/contract.js'
 import { ConfigError, helpText, otelRequested, processEnv, readConfig } from '../common/config.js'
-import { listen } from '../common/http.js'
+import { hostPort, listen } from '../common/http.js'
 import { createLogger } from '../common/logger.js'
 import { VERSION } from '../common/version.js'
 import { createSidecar, listenOnSocket } from './sidecar.js'
@@ -26,11 +26,6 @@ function planWorkers (cpus: number, memory: MemoryBudget, opts: { workers: numbe
     const threads = opts.threads > 0 ? opts.threads : Math.min(THREADS.max, defaultParallelism(cpus, workers).threads)
     return { workers, threads, warning: err.subject === 'workers' ? `--workers ${workers} ${err.message}` : `memory budget ${memory.budget} bytes ${err.message}` }
   }
-}
-
-/** `host:port`, with an IPv6 address in brackets (`[::]:9464`). */
-function hostPort (host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
 
 export async function serveCommand (argv: string[]): Promise<number> {

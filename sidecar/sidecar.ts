@@ -149,18 +149,18 @@ export function createSidecar (opts: SidecarOptions): Sidecar {
   /** Sends the warm-up, then lets readiness through; a warm-up that fails is logged, never fatal. */
   const warm = async (): Promise<void> => {
     const address = rest.server.address()
-    const requests = opts.warmup?.requests ?? 0
-    if (!warmup.warming || requests === 0 || address === null || typeof address === 'string') return
+    if (!warmup.warming || address === null || typeof address === 'string') return
     // Per model, the version a request without one reaches (a rollout's live one, else the policy's pick).
     const answering: ModelSignature[] = []
-    for (const name of new Set(manager.index().filter(e => e.state === 'READY').map(e => e.name))) {
+    for (const name of new Set(manager.index().map(e => e.name))) {
       if (manager.state(name).state === 'READY') answering.push(runner.resolve({ model: name, version: undefined }, { answeredBy: () => {} }))
     }
     const { targets, skipped } = warmupTargets(answering, opts.bodyLimit)
     const log = opts.logger.child({ component: 'warmup' })
-    for (const s of skipped) log.info({ model: s.model, version: s.version, reason: s.reason }, 'warm-up leaves this version out')
+    for (const s of skipped) log.info({ model: s.model, version: s.version, reason: s.reason }, 'warm-up leaves this model out')
     if (targets.length === 0) return
-    const report = await warmUp({ address, state: warmup, targets, requests, timeoutMs: opts.warmup?.timeoutMs ?? 0, stopping: isShuttingDown })
+    const { requests, timeoutMs } = opts.warmup ?? { requests: 0, timeoutMs: 0 } // set whenever warming
+    const report = await warmUp({ address, state: warmup, targets, requests, timeoutMs, stopping: isShuttingDown })
     log[report.failed > 0 ? 'warn' : 'info'](report, report.failed > 0 ? 'warm-up requests failed' : 'warmed up')
   }
 

@@ -6,6 +6,7 @@
  */
 import { fileURLToPath } from 'node:url'
 import type * as GrpcJs from '@grpc/grpc-js'
+import { hostPort } from '../../common/http.js'
 import type { RequestMemory } from '../codec/request-memory.js'
 import { leasingDeserializer } from './message-lease.js'
 import { grpcService, type GrpcServiceDeps } from './service.js'
@@ -61,7 +62,7 @@ export class GrpcServer {
 
   /** Listens on host:port (0 picks a free port); resolves with the port. */
   async listen (port: number, host: string): Promise<number> {
-    return await this.#bind(host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`)
+    return await this.#bind(hostPort(host, port))
   }
 
   /** Listens on a Unix domain socket at `file`, which must not exist (`listenOnSocket` in sidecar.ts sets its mode). */

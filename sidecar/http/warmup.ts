@@ -17,6 +17,7 @@
 import http from 'node:http'
 import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
+import { hostPort } from '../../common/http.js'
 import { cheapest, perConnection, WARMUP_CONNECTIONS, WARMUP_SLOW_MS, WARMUP_SLOW_REQUESTS, type WarmupTarget } from '../inference/warmup-plan.js'
 
 export const WARMUP_QUERY = 'onnx-sidecar-warmup'
@@ -140,7 +141,7 @@ export async function warmUp (opts: WarmupOptions): Promise<WarmupReport> {
 
 /** One POST on `agent`'s connection: resolves with the status once the answer was read, rejects on a socket error or after `timeoutMs`. */
 function post (agent: http.Agent, host: string, port: number, path: string, body: Buffer, timeoutMs: number): Promise<number> {
-  const authority = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+  const authority = hostPort(host, port)
   return new Promise((resolve, reject) => {
     const req = http.request({
       host,

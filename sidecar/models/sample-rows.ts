@@ -16,6 +16,9 @@ export class SampleError extends Error {
   }
 }
 
+/** A generated input tensor, as a REST request body carries it. */
+export interface SampleTensor { name: string, datatype: string, shape: number[], data: Array<number | boolean> }
+
 /** The range of a feature config.yaml says nothing about. */
 export const DEFAULT_RANGE = Object.freeze([0, 1] as const)
 /** Rows per generated request (the batch's limit if smaller). */
@@ -37,7 +40,7 @@ export function sampleRequests (sig: ModelSignature, rows: number, seed: number)
   const bodies: Array<Record<string, unknown>> = []
   for (let done = 0; done < rows; done += perRequest) {
     const n = Math.min(perRequest, rows - done)
-    const inputs = sig.inputs.map(input => {
+    const inputs = sig.inputs.map((input): SampleTensor => {
       if (input.datatype === 'BYTES') throw new SampleError(`input '${input.name}' is BYTES: no sample can be generated for it`)
       const shape = input.shape.map((d, i) => (d !== -1 ? d : i === 0 && sig.maxBatchSize > 0 ? n : 1))
       const features = shape[shape.length - 1] ?? 1

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { createServer, type ServerResponse } from 'node:http'
 import { Agent, request } from 'undici'
-import { close, listen, send, sendError, sendJson } from '../../common/http.js'
+import { close, hostPort, listen, send, sendError, sendJson } from '../../common/http.js'
 import { CodedError } from '../../common/errors.js'
 import { createLogger } from '../../common/logger.js'
 import { logSink } from '../fixtures/injector/helpers.js'
@@ -84,4 +84,11 @@ t.test('without IPv6 on the host, the default listener falls back to 0.0.0.0', a
   t.same([server.address()], [{ address: '0.0.0.0', family: 'IPv4', port }])
   t.match(sink.lines(), [{ msg: 'no IPv6 on this host; listening on 0.0.0.0' }])
   await t.rejects(listen(createServer(), 0, '203.0.113.1', createLogger({ level: 'silent', name: 'test', stream: sink.stream })), { code: 'EADDRNOTAVAIL' }, 'another host is not retried')
+})
+
+t.test('hostPort: an IPv6 address in brackets, anything else as it is', async t => {
+  t.equal(hostPort('::', 9464), '[::]:9464')
+  t.equal(hostPort('::1', 8500), '[::1]:8500')
+  t.equal(hostPort('127.0.0.1', 8501), '127.0.0.1:8501')
+  t.equal(hostPort('localhost', 0), 'localhost:0')
 })
