@@ -5,6 +5,7 @@
  * names and versions from the repository, and status codes: all bounded.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { BoundCounter, BoundHistogram, type CounterSeries } from './bound-metrics.js'
 
 const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] // seconds
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
@@ -18,11 +19,12 @@ const LOAD_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] // seco
 
 export interface SidecarMetrics {
   registry: Registry
-  requests: Counter<'model' | 'version' | 'code'>
-  requestDuration: Histogram<'model' | 'version'>
-  queueDuration: Histogram<'model' | 'version'>
-  computeDuration: Histogram<'model' | 'version'>
-  batchSize: Histogram<'model' | 'version'>
+  // The request path's metrics (bound-metrics.ts): the rest are prom-client's own.
+  requests: BoundCounter<'model' | 'version' | 'code'>
+  requestDuration: BoundHistogram<'model' | 'version'>
+  queueDuration: BoundHistogram<'model' | 'version'>
+  computeDuration: BoundHistogram<'model' | 'version'>
+  batchSize: BoundHistogram<'model' | 'version'>
   modelReady: Gauge<'model' | 'version'>
   modelLoadDuration: Histogram<'model' | 'version'>
   modelLoadFailures: Counter<'model'>
@@ -36,23 +38,27 @@ export interface VersionMetrics {
   request: (code: number) => void
 }
 
-const perVersion = new WeakMap<SidecarMetrics, Map<string, VersionMetrics>>()
+const perVersion = new WeakMap<SidecarMetrics, Map<string, Map<string, VersionMetrics>>>()
 
 /**
- * The label-bound children for one model version, cached: resolving label objects on
- * every request costs more than the observation itself.
+ * The label-bound series for one model version, cached by model, then version (no key
+ * string built per call): twice per request.
  */
 export function versionMetrics (m: SidecarMetrics, model: string, version: string): VersionMetrics {
-  let cache = perVersion.get(m)
-  if (cache === undefined) {
-    cache = new Map()
-    perVersion.set(m, cache)
+  let byModel = perVersion.get(m)
+  if (byModel === undefined) {
+    byModel = new Map()
+    perVersion.set(m, byModel)
   }
-  const key = `${model}\u0000${version}`
-  let vm = cache.get(key)
+  let byVersion = byModel.get(model)
+  if (byVersion === undefined) {
+    byVersion = new Map()
+    byModel.set(model, byVersion)
+  }
+  let vm = byVersion.get(version)
   if (vm === undefined) {
     const labels = { model, version }
-    const codes = new Map<number, { inc: () => void }>()
+    const codes = new Map<number, CounterSeries>()
     vm = {
       requestDuration: m.requestDuration.labels(labels),
       queueDuration: m.queueDuration.labels(labels),
@@ -66,7 +72,7 @@ export function versionMetrics (m: SidecarMetrics, model: string, version: strin
         c.inc()
       }
     }
-    cache.set(key, vm)
+    byVersion.set(version, vm)
   }
   return vm
 }
@@ -81,11 +87,11 @@ export function createSidecarMetrics (opts: { defaultMetrics?: boolean, logDropp
   const registers = [registry]
   return {
     registry,
-    requests: new Counter({ name: 'onnx_sidecar_inference_requests_total', help: 'Inference requests by model, version and HTTP status code.', labelNames: ['model', 'version', 'code'], registers }),
-    requestDuration: new Histogram({ name: 'onnx_sidecar_inference_request_duration_seconds', help: 'Time from request received to response sent.', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers }),
-    queueDuration: new Histogram({ name: 'onnx_sidecar_inference_queue_duration_seconds', help: 'Time a request waited in the batching queue.', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers }),
-    computeDuration: new Histogram({ name: 'onnx_sidecar_inference_compute_duration_seconds', help: 'ONNX Runtime session.run time of the batch that carried the request.', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers }),
-    batchSize: new Histogram({ name: 'onnx_sidecar_inference_batch_size', help: 'Rows per executed batch.', labelNames: ['model', 'version'], buckets: BATCH_BUCKETS, registers }),
+    requests: new BoundCounter({ name: 'onnx_sidecar_inference_requests_total', help: 'Inference requests by model, version and HTTP status code.', labelNames: ['model', 'version', 'code'], registers }),
+    requestDuration: new BoundHistogram({ name: 'onnx_sidecar_inference_request_duration_seconds', help: 'Time from request received to response sent.', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers }),
+    queueDuration: new BoundHistogram({ name: 'onnx_sidecar_inference_queue_duration_seconds', help: 'Time a request waited in the batching queue.', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers }),
+    computeDuration: new BoundHistogram({ name: 'onnx_sidecar_inference_compute_duration_seconds', help: 'ONNX Runtime session.run time of the batch that carried the request.', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers }),
+    batchSize: new BoundHistogram({ name: 'onnx_sidecar_inference_batch_size', help: 'Rows per executed batch.', labelNames: ['model', 'version'], buckets: BATCH_BUCKETS, registers }),
     modelReady: new Gauge({ name: 'onnx_sidecar_model_ready', help: '1 when the model version is loaded and serving.', labelNames: ['model', 'version'], registers }),
     modelLoadDuration: new Histogram({ name: 'onnx_sidecar_model_load_duration_seconds', help: 'Time to load and warm up a model version.', labelNames: ['model', 'version'], buckets: LOAD_BUCKETS, registers }),
     modelLoadFailures: new Counter({ name: 'onnx_sidecar_model_load_failures_total', help: 'Model versions or configs that failed to load (the previous version keeps serving).', labelNames: ['model'], registers }),

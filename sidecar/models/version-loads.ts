@@ -53,6 +53,7 @@ export class VersionLoads {
     const labels = { model: e.name, version: String(version) }
     const started = process.hrtime.bigint()
     e.loading.add(version)
+    const batchSize = this.#opts.metrics.batchSize.labels(labels)
     try {
       const mv = await loadModelVersion({
         pool: this.#opts.pool,
@@ -65,7 +66,7 @@ export class VersionLoads {
         configFile,
         labels: scanned.labels,
         generation: ++this.#generation,
-        onBatch: rows => this.#opts.metrics.batchSize.observe(labels, rows),
+        onBatch: rows => { batchSize.observe(rows) },
         inlineComputeUs: this.#opts.inlineComputeUs ?? 0
       })
       this.#opts.metrics.modelLoadDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9)
