@@ -57,7 +57,8 @@ export type RunsOn = 'inline' | 'worker'
 
 interface Queued {
   job: Job
-  signature: string
+  /** What a batch-mate must match (`signatureOf`): made only when a batch is cut from more than one request. */
+  signature: string | undefined
   /** Input elements, all inputs together. */
   elements: number
   resolve: (r: JobResult) => void
@@ -113,7 +114,7 @@ export class Batcher {
       return Promise.reject(errors.OVERLOADED(this.#opts.model, this.#opts.maxQueueSize))
     }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ job, signature: signatureOf(job), elements: elementsOf(job), resolve, reject })
+      this.#queue.push({ job, signature: undefined, elements: elementsOf(job), resolve, reject })
       this.#schedule()
     })
   }
@@ -243,7 +244,7 @@ export class Batcher {
     let elements = first.elements
     for (let i = 0; i < this.#queue.length && rows < this.#opts.maxBatchSize;) {
       const q = this.#queue[i] as Queued
-      if (q.signature === first.signature && rows + q.job.rows <= this.#opts.maxBatchSize && elements + q.elements <= maxElements) {
+      if (signatureOfQueued(q) === signatureOfQueued(first) && rows + q.job.rows <= this.#opts.maxBatchSize && elements + q.elements <= maxElements) {
         batch.push(q)
         rows += q.job.rows
         elements += q.elements
@@ -326,6 +327,12 @@ export class Batcher {
     this.#drainWaiters = []
     for (const w of waiters) w()
   }
+}
+
+/** A queued request's signature, made on first use (a lone request never needs one). */
+function signatureOfQueued (q: Queued): string {
+  q.signature ??= signatureOf(q.job)
+  return q.signature
 }
 
 function signatureOf (job: Job): string {
