@@ -165,7 +165,7 @@ export function report (results: Results, bodies: BenchContext['bodies']): { fig
   }
 
   const fp = footprint
-  const c1Label: Record<string, string> = { small: 'small MLP', big: '5M MLP', iris: 'iris (max_queue_delay_microseconds 200)' }
+  const c1Label: Record<string, string> = { small: 'small MLP', big: '5M MLP', iris: 'iris (max_queue_delay_microseconds 200), both servers after the idle spell' }
   if (fp !== undefined) {
     for (const [label, what] of [['three', 'the three bench models'], ['iris', 'iris alone']] as const) {
       const r = fp.rss[label]
