@@ -3,11 +3,11 @@
  *
  * prom-client's labelled `observe` and `inc` check the labels, hash them into a string and
  * look the series up by it on every call, even through a `labels()` child. A request
- * counted its status and three durations that way, and a batch its size: taking those
- * five out of the request path cut the sidecar's CPU per request by 8-10 µs on one CPU
- * (iris at one connection, about 5 % of a request; bench/results/2026-12-07-bound-metrics.md).
- * Here `labels()` returns the series object itself, made once per label set, and observing
- * is a bucket search and three additions.
+ * counted its status and three durations that way, and a batch its size. On one CPU (iris
+ * at one connection, ~180 µs of main-thread CPU a request) leaving those metrics out
+ * altogether saved 8-10 µs a request; bound as here, they cost a bucket search and three
+ * additions each (bench/results/2026-12-07-request-path.md). `labels()` returns the series
+ * object itself, made once per label set.
  *
  * The metrics stay prom-client's to everyone else: they register in a prom-client
  * `Registry` and answer `get()` (and `getForPromString()`, what the registry writes the text
