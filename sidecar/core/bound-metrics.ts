@@ -99,9 +99,15 @@ abstract class BoundMetric<L extends string, S> {
     return s.series
   }
 
+  /**
+   * Zeroes every series in place (they leave `/metrics` until counted again, as
+   * prom-client's do after a reset): a series bound before still counts afterwards.
+   */
   reset (): void {
-    this.series.clear()
+    for (const { series } of this.series.values()) this.clear(series)
   }
+
+  protected abstract clear (series: S): void
 
   abstract getForPromString (): Promise<MetricData>
 
@@ -133,6 +139,11 @@ export class BoundCounter<L extends string> extends BoundMetric<L, CounterSeries
 
   protected create (): CounterSeries {
     return new CounterSeries()
+  }
+
+  protected clear (s: CounterSeries): void {
+    s.value = 0
+    s.used = false
   }
 
   async getForPromString (): Promise<MetricData> {
@@ -178,6 +189,13 @@ export class BoundHistogram<L extends string> extends BoundMetric<L, HistogramSe
 
   protected create (): HistogramSeries {
     return new HistogramSeries(this.buckets)
+  }
+
+  protected clear (s: HistogramSeries): void {
+    s.counts.fill(0)
+    s.sum = 0
+    s.count = 0
+    s.used = false
   }
 
   /** prom-client's layout: per series its cumulative buckets (`le` in `labels`, the series' labels shared), `+Inf`, `_sum`, `_count`. */

@@ -49,6 +49,13 @@ t.test('a bound counter scrapes exactly as prom-client\'s Counter', async t => {
   t.equal(await ours.metrics(), await theirs.metrics())
   t.same(await ours.getMetricsAsJSON(), await theirs.getMetricsAsJSON())
   t.match(await ours.metrics(), /^x_total\{model="iris",code="200"\} 4$/m)
+  const bound = c2.labels({ model: 'iris', code: '200' })
+  c1.reset()
+  c2.reset()
+  t.equal(await ours.metrics(), await theirs.metrics(), 'after a reset')
+  bound.inc()
+  c1.inc({ model: 'iris', code: '200' })
+  t.equal(await ours.metrics(), await theirs.metrics(), 'a series bound before the reset')
 })
 
 t.test('one series object per label set', async t => {
