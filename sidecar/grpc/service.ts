@@ -21,7 +21,7 @@ import type { InferenceObserver } from '../inference/observation.js'
 import type { ModelManager } from '../models/model-manager.js'
 import { requestIdOf } from '../inference/request-id.js'
 import { extractContext } from '../core/tracing.js'
-import { modelMetadata, serverMetadata } from '../inference/metadata.js'
+import { modelMetadata, serverMetadata, sidecarReady } from '../inference/metadata.js'
 import { leaseOf } from './message-lease.js'
 import { decodeGrpcInferRequest, type GrpcInferRequest } from './decode.js'
 import { encodeGrpcResponse } from './encode.js'
@@ -88,7 +88,7 @@ function deadlineNs (deadline: Date | number): bigint {
 
 export function grpcService (deps: GrpcServiceDeps): UntypedServiceImplementation {
   const { manager } = deps
-  const ready = (): boolean => !deps.isShuttingDown() && deps.isWarming?.() !== true && manager.ready()
+  const ready = (): boolean => sidecarReady(deps)
   let nextId = 1
   const sharedMemory = (): SharedMemoryRegions => {
     if (deps.sharedMemory === undefined) throw errors.BAD_REQUEST('system shared memory is not served here')

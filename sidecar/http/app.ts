@@ -18,7 +18,7 @@ import type { RequestLease, RequestMemory } from '../codec/request-memory.js'
 import { AbandonedError } from '../core/errors.js'
 import { extractContext } from '../core/tracing.js'
 import { parseInferBody, readRequestBody } from './body.js'
-import { serverMetadata, modelMetadata, modelReady, health } from '../inference/metadata.js'
+import { serverMetadata, modelMetadata, modelReady, health, sidecarReady } from '../inference/metadata.js'
 import { pathOf, Router, type Route } from './router.js'
 import { requestIdOf } from '../inference/request-id.js'
 import type { SharedMemoryRegions } from '../shm/regions.js'
@@ -98,7 +98,8 @@ export function buildRestApp (deps: RestAppDeps): RestApp {
     }
   }
 
-  const ready = (): boolean => !deps.isShuttingDown() && deps.warmup?.warming !== true && manager.ready()
+  const facts = { isShuttingDown: deps.isShuttingDown, isWarming: () => deps.warmup?.warming === true, manager }
+  const ready = (): boolean => sidecarReady(facts)
 
   const router = new Router<Exchange>([
     { method: 'GET', path: '/v2', handle: ({ res }) => sendJson(res, 200, serverMetadata(deps.version)) },

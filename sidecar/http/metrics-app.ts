@@ -14,7 +14,7 @@ import { Worker } from 'node:worker_threads'
 import { workerScript } from '../../common/worker-script.js'
 import { SERVE_DEFAULTS } from '../../common/serve-options.js'
 import type { Registry } from 'prom-client'
-import type { ModelManager } from '../models/model-manager.js'
+import { sidecarReady, type ReadinessFacts } from '../inference/metadata.js'
 
 const workerUrl = workerScript(import.meta.url, 'metrics-worker')
 
@@ -36,12 +36,9 @@ export function heartbeatPeriodMs (livenessTimeoutMs: number): number {
   return Math.min(MAX_HEARTBEAT_MS, Math.max(REFRESH_MS, livenessTimeoutMs > 0 ? livenessTimeoutMs / 10 : MAX_HEARTBEAT_MS))
 }
 
-export interface MetricsServerDeps {
+/** Readiness (published to the listener thread) is the same as on REST and gRPC: `sidecarReady`. */
+export interface MetricsServerDeps extends ReadinessFacts {
   registry: Registry
-  manager: Pick<ModelManager, 'ready'>
-  isShuttingDown: () => boolean
-  /** True while the warm-up before ready runs (warmup.ts): not ready. */
-  isWarming?: () => boolean
 }
 
 export class MetricsServer {
@@ -61,7 +58,7 @@ export class MetricsServer {
    * the same timer, so liveness costs no extra wake-up).
    */
   refresh (): void {
-    Atomics.store(this.#flags, 0, !this.#deps.isShuttingDown() && this.#deps.isWarming?.() !== true && this.#deps.manager.ready() ? 1 : 0)
+    Atomics.store(this.#flags, 0, sidecarReady(this.#deps) ? 1 : 0)
     Atomics.store(this.#heartbeat, 0, process.hrtime.bigint())
   }
 

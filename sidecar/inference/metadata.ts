@@ -31,6 +31,19 @@ export function modelReady (manager: Pick<ModelManager, 'state'>, model: string,
   return status.state === 'READY'
 }
 
+/** What the sidecar's readiness is made of; the same on REST, gRPC and the metrics port. */
+export interface ReadinessFacts {
+  isShuttingDown: () => boolean
+  /** True while the warm-up before ready runs (http/warmup.ts). Undefined: there is none. */
+  isWarming?: () => boolean
+  manager: Pick<ModelManager, 'ready'>
+}
+
+/** Ready: not shutting down, not warming up, and every model ready. */
+export function sidecarReady (f: ReadinessFacts): boolean {
+  return !f.isShuttingDown() && f.isWarming?.() !== true && f.manager.ready()
+}
+
 /**
  * `/v2/health/live` and `/v2/health/ready`, for both the inference port and the metrics
  * listener thread; undefined for any other name. `ready` is only consulted for `ready`.
