@@ -46,6 +46,7 @@ export async function runFootprint (ctx: BenchContext, results: Results): Promis
     return `${rec.cpus ?? '?'} CPU: inference on the ${rec.inferenceThread === 'main' ? 'main thread' : `workers (${rec.workers ?? '?'})`}, ${rec.threads ?? '?'} thread(s)`
   }
   // Started for the iris round, idle beside the sidecar (see the header).
+  const [irisKey, irisName, irisFile] = c1Models[2] as (typeof c1Models)[number]
   let naiveIris: Server | undefined
   try {
     for (const [label, repoDir, args, cells1] of [
@@ -53,10 +54,9 @@ export async function runFootprint (ctx: BenchContext, results: Results): Promis
       ['iris', irisRepo, ['--model', 'iris'], c1Models.slice(2)]
     ] as Array<[string, string, string[], typeof c1Models]>) {
       if (label === 'iris') {
-        const [, name, modelFile, body] = c1Models[2] as (typeof c1Models)[number]
-        naiveIris = await startBaseline('naive', modelFile, cpu)
+        naiveIris = await startBaseline('naive', irisFile, cpu)
         log('footprint: naive server, iris, 1 s of load, then idle beside the sidecar')
-        await gen.run({ target: inferTarget(naiveIris.origin, name, body), connections: 1, warmupS: 0, durationS: 1 })
+        await gen.run({ target: inferTarget(naiveIris.origin, irisName, irisBody), connections: 1, warmupS: 0, durationS: 1 })
       }
       const sc = await startSidecar(repoDir, [...args, ...FOOTPRINT_ARGS], { cpu, defaultParallelism: true })
       try {
@@ -72,10 +72,9 @@ export async function runFootprint (ctx: BenchContext, results: Results): Promis
           await sleep(IDLE_S * 1000)
           const wall = (Date.now() - t0) / 1000
           footprint.idle = { seconds: wall, cpuPct: (await cpuSeconds(pid) - c0) / wall * 100 }
-          const [key, name, , body] = c1Models[2] as (typeof c1Models)[number]
           const naive = naiveIris as Server
-          log(`footprint: naive server, ${name}, 1 connection, after the same idle`)
-          footprint.c1[`naive_${key}`] = await gen.run({ serverPid: naive.child.pid, target: inferTarget(naive.origin, name, body), connections: 1 })
+          log(`footprint: naive server, ${irisName}, 1 connection, after the same idle`)
+          footprint.c1[`naive_${irisKey}`] = await gen.run({ serverPid: naive.child.pid, target: inferTarget(naive.origin, irisName, irisBody), connections: 1 })
         }
         for (const [key, name, , body] of cells1) {
           log(`footprint: sidecar (default flags), ${name}, 1 connection`)
